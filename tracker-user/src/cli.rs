@@ -1,0 +1,252 @@
+//! The command line: which config file to load and the few settings worth
+//! overriding without editing it.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::builder::PossibleValue;
+
+use crate::config::{Config, ConfigError, LogLevel};
+
+/// A UDP BitTorrent tracker (BEP 15).
+///
+/// Settings come from the defaults, then the file given with -c, then the
+/// options below. Run with -p to see every setting, its default and what it
+/// does.
+#[derive(clap::Parser, Debug, Clone, PartialEq, Eq)]
+#[command(name = "tracker-user", version)]
+pub struct Cli {
+    /// Load settings from this TOML file (unknown keys are errors).
+    #[arg(short, long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// Print the default config, commented, to stdout and exit.
+    #[arg(short, long)]
+    pub print_config: bool,
+
+    /// Serve UDP on this address instead of the configured udp.listen.
+    /// Repeat to listen on several, e.g. --udp 0.0.0.0:6969 --udp [::]:6969.
+    #[arg(long = "udp", value_name = "ADDR")]
+    pub udp: Vec<SocketAddr>,
+
+    /// Least severe level to log, overriding log_level.
+    #[arg(long, value_name = "LEVEL")]
+    pub log_level: Option<LogLevel>,
+}
+
+impl Cli {
+    /// Whether any option changes the loaded config.
+    pub fn overrides_anything(&self) -> bool {
+        !self.udp.is_empty() || self.log_level.is_some()
+    }
+
+    /// Applies the command-line overrides to a loaded config.
+    pub fn apply(&self, config: &mut Config) {
+        // Replace rather than extend: whoever types --udp means exactly
+        // these addresses, not these plus the file's.
+        if !self.udp.is_empty() {
+            config.udp.listen.clone_from(&self.udp);
+        }
+        if let Some(level) = self.log_level {
+            config.log_level = level;
+        }
+    }
+}
+
+/// The config to run with: the defaults or the `-c` file, then the
+/// command-line overrides, validated again since an override can break a
+/// limit (e.g. `--udp` with `udp.workers = 0`).
+pub fn load_config(cli: &Cli) -> Result<Config, ConfigError> {
+    let mut config = match &cli.config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    if cli.overrides_anything() {
+        cli.apply(&mut config);
+        let origin = match &cli.config {
+            Some(path) => format!("command line (with {})", path.display()),
+            None => "command line".to_owned(),
+        };
+        config.validate_as(&origin)?;
+    }
+    Ok(config)
+}
+
+// By hand rather than derived so config.rs stays free of clap and the help
+// lists levels from quietest to noisiest, `off` last.
+impl clap::ValueEnum for LogLevel {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[
+            LogLevel::Error,
+            LogLevel::Warn,
+            LogLevel::Info,
+            LogLevel::Debug,
+            LogLevel::Trace,
+            LogLevel::Off,
+        ]
+    }
+
+    fn to_possible_value(&self) -> Option<PossibleValue> {
+        Some(PossibleValue::new(self.as_str()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ConfigErrorKind;
+    use clap::{CommandFactory, Parser};
+    use std::io::Write;
+
+    fn parse(args: &[&str]) -> Cli {
+        let argv = std::iter::once("tracker-user").chain(args.iter().copied());
+        Cli::try_parse_from(argv).unwrap_or_else(|e| panic!("{args:?}: {e}"))
+    }
+
+    fn parse_err(args: &[&str]) -> clap::Error {
+        let argv = std::iter::once("tracker-user").chain(args.iter().copied());
+        Cli::try_parse_from(argv).expect_err("should be refused")
+    }
+
+    fn config_file(text: &str) -> tempfile::NamedTempFile {
+        let mut file = tempfile::NamedTempFile::new().expect("temp file");
+        file.write_all(text.as_bytes()).expect("write temp file");
+        file
+    }
+
+    #[test]
+    fn command_is_well_formed() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn no_arguments() {
+        let cli = parse(&[]);
+        assert_eq!(cli.config, None);
+        assert!(!cli.print_config);
+        assert!(cli.udp.is_empty());
+        assert_eq!(cli.log_level, None);
+        assert!(!cli.overrides_anything());
+        assert_eq!(load_config(&cli).unwrap(), Config::default());
+    }
+
+    #[test]
+    fn short_and_long_options() {
+        let cli = parse(&["-c", "/etc/t.toml", "-p"]);
+        assert_eq!(cli.config, Some(PathBuf::from("/etc/t.toml")));
+        assert!(cli.print_config);
+        let cli = parse(&["--config=/x.toml", "--print-config"]);
+        assert_eq!(cli.config, Some(PathBuf::from("/x.toml")));
+        assert!(cli.print_config);
+    }
+
+    #[test]
+    fn udp_is_repeatable_and_replaces_listen() {
+        let cli = parse(&["--udp", "127.0.0.1:7000", "--udp=[::1]:7001"]);
+        let want: Vec<SocketAddr> = vec![
+            "127.0.0.1:7000".parse().unwrap(),
+            "[::1]:7001".parse().unwrap(),
+        ];
+        assert_eq!(cli.udp, want);
+        let mut config = Config::default();
+        cli.apply(&mut config);
+        assert_eq!(config.udp.listen, want);
+    }
+
+    #[test]
+    fn bad_udp_address_is_refused() {
+        let err = parse_err(&["--udp", "localhost"]);
+        assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
+        assert!(err.to_string().contains("localhost"), "{err}");
+    }
+
+    #[test]
+    fn log_levels() {
+        for (arg, level) in [
+            ("error", LogLevel::Error),
+            ("warn", LogLevel::Warn),
+            ("info", LogLevel::Info),
+            ("debug", LogLevel::Debug),
+            ("trace", LogLevel::Trace),
+            ("off", LogLevel::Off),
+        ] {
+            let cli = parse(&["--log-level", arg]);
+            assert_eq!(cli.log_level, Some(level));
+            let mut config = Config::default();
+            cli.apply(&mut config);
+            assert_eq!(config.log_level, level);
+        }
+        let err = parse_err(&["--log-level", "loud"]);
+        assert_eq!(err.kind(), clap::error::ErrorKind::InvalidValue);
+        let msg = err.to_string();
+        assert!(
+            msg.contains("error, warn, info, debug, trace, off"),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn unknown_option_is_refused() {
+        parse_err(&["--workers", "3"]);
+    }
+
+    #[test]
+    fn help_mentions_every_option() {
+        let help = Cli::command().render_long_help().to_string();
+        for needle in [
+            "--config <FILE>",
+            "--print-config",
+            "--udp <ADDR>",
+            "--log-level <LEVEL>",
+        ] {
+            assert!(help.contains(needle), "{needle} missing from\n{help}");
+        }
+    }
+
+    #[test]
+    fn load_config_reads_the_file_then_applies_overrides() {
+        let file =
+            config_file("log_level = \"warn\"\n[udp]\nlisten = [\"127.0.0.1:1\"]\nworkers = 2\n");
+        let path = file.path().to_str().expect("utf-8 temp path");
+
+        let config = load_config(&parse(&["-c", path])).unwrap();
+        assert_eq!(config.log_level, LogLevel::Warn);
+        assert_eq!(config.udp.listen, vec!["127.0.0.1:1".parse().unwrap()]);
+        assert_eq!(config.udp.workers, 2);
+
+        let cli = parse(&["-c", path, "--log-level", "debug", "--udp", "[::1]:2"]);
+        let config = load_config(&cli).unwrap();
+        assert_eq!(config.log_level, LogLevel::Debug);
+        assert_eq!(config.udp.listen, vec!["[::1]:2".parse().unwrap()]);
+        assert_eq!(config.udp.workers, 2);
+    }
+
+    #[test]
+    fn load_config_passes_file_errors_through() {
+        let file = config_file("[udp]\nworkerz = 2\n");
+        let path = file.path().to_str().expect("utf-8 temp path");
+        let err = load_config(&parse(&["-c", path])).unwrap_err();
+        assert!(
+            err.to_string()
+                .starts_with(&format!("{path}:2:1: key `udp.workerz`")),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn load_config_validates_after_overrides() {
+        // Valid on its own: no addresses, so no socket workers needed.
+        let file = config_file("[udp]\nlisten = []\nworkers = 0\n");
+        let path = file.path().to_str().expect("utf-8 temp path");
+        assert!(load_config(&parse(&["-c", path])).is_ok());
+
+        let err = load_config(&parse(&["-c", path, "--udp", "127.0.0.1:1"])).unwrap_err();
+        assert_eq!(err.kind(), ConfigErrorKind::Limit);
+        assert_eq!(err.key(), Some("udp.workers"));
+        let msg = err.to_string();
+        assert!(
+            msg.starts_with(&format!("command line (with {path}): key `udp.workers`")),
+            "{msg}"
+        );
+    }
+}

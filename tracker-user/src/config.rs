@@ -1,0 +1,1098 @@
+//! The tracker's configuration: what `-p` prints and `-c FILE` loads.
+//!
+//! Every limit the tracker enforces is a field here with a safe default.
+//! Each struct is `deny_unknown_fields` so a typo in an operator's file is an
+//! error rather than a silently ignored setting.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Least severe log level written to stderr.
+    pub log_level: LogLevel,
+    pub swarm: SwarmConfig,
+    pub protocol: ProtocolConfig,
+    pub udp: UdpConfig,
+    pub access_list: AccessListConfig,
+}
+
+/// The in-memory swarm store and the request workers that own its shards.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SwarmConfig {
+    /// Request workers; each owns the torrents whose info hash maps to it.
+    pub workers: usize,
+    /// Batches that may wait in one request worker's inbox; beyond it,
+    /// socket workers drop requests instead of queueing without bound.
+    pub channel_capacity: usize,
+    /// Seconds between sweeps that drop expired peers and empty torrents.
+    pub cleaning_interval: u64,
+    /// Seconds after its last announce that a peer is forgotten.
+    pub max_peer_age: u64,
+}
+
+/// Rules shared by every tracker protocol.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProtocolConfig {
+    /// Seconds a client is told to wait between announces.
+    pub announce_interval: u32,
+    /// Peers returned when the client asks for the default (numwant -1 or absent).
+    pub default_numwant: usize,
+    /// Most peers returned by one announce, whatever the client asks for.
+    pub max_numwant: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UdpConfig {
+    /// Addresses to serve BEP 15 on. Every socket worker binds each of them
+    /// with SO_REUSEPORT. An empty list turns UDP off.
+    pub listen: Vec<SocketAddr>,
+    /// Socket workers (threads that receive, parse and answer datagrams).
+    pub workers: usize,
+    /// Most info hashes answered in one scrape (BEP 15 fits 74 in a packet).
+    pub max_scrape_torrents: usize,
+    /// Seconds a connection id stays valid (BEP 15 says two minutes).
+    pub connection_id_lifetime: u32,
+    /// SO_RCVBUF in bytes for each socket; 0 keeps the kernel default.
+    pub recv_buffer_size: usize,
+    /// Responses one socket worker holds when the kernel will not take
+    /// more; beyond it, responses are dropped.
+    pub outgoing_queue_len: usize,
+    /// Scrapes one socket worker may have waiting on request workers.
+    pub max_pending_scrapes: usize,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AccessListConfig {
+    /// off: every torrent is served; black: torrents in the file are refused;
+    /// white: only torrents in the file are served.
+    pub mode: AccessListMode,
+    /// File of hex info hashes, one per line, `#` starts a comment. Reloaded on SIGUSR1.
+    pub path: PathBuf,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AccessListMode {
+    #[default]
+    Off,
+    Black,
+    White,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    Off,
+    Error,
+    Warn,
+    #[default]
+    Info,
+    Debug,
+    Trace,
+}
+
+fn available_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+impl Default for SwarmConfig {
+    fn default() -> Self {
+        Self {
+            // Half the cores own the swarm, the rest move packets.
+            workers: (available_cores() / 2).max(1),
+            channel_capacity: 1024,
+            cleaning_interval: 120,
+            max_peer_age: 1200,
+        }
+    }
+}
+
+impl Default for ProtocolConfig {
+    fn default() -> Self {
+        Self {
+            announce_interval: 900,
+            default_numwant: 50,
+            max_numwant: 50,
+        }
+    }
+}
+
+impl Default for UdpConfig {
+    fn default() -> Self {
+        Self {
+            listen: vec![
+                "0.0.0.0:6969".parse().unwrap(),
+                "[::]:6969".parse().unwrap(),
+            ],
+            workers: (available_cores() - (available_cores() / 2).max(1)).max(1),
+            max_scrape_torrents: 70,
+            connection_id_lifetime: 120,
+            recv_buffer_size: 0,
+            outgoing_queue_len: 4096,
+            max_pending_scrapes: 4096,
+        }
+    }
+}
+
+impl Default for AccessListConfig {
+    fn default() -> Self {
+        Self {
+            mode: AccessListMode::Off,
+            path: PathBuf::new(),
+        }
+    }
+}
+
+/// Most info hashes one scrape may be answered for. BEP 15 puts the limit
+/// at "about 74": a request of 16 + 20 * 74 = 1496 bytes is about what an
+/// Ethernet frame carries, and the answer (8 + 12 * 74 = 896 bytes) fits any
+/// common MTU, so a larger setting would only serve requests no client sends.
+pub const MAX_SCRAPE_TORRENTS_LIMIT: usize = 74;
+
+/// Most request workers: each is a thread with its own shard, and far more
+/// than the machine has cores only adds contention and memory.
+pub const MAX_SWARM_WORKERS: usize = 1024;
+
+/// Why a configuration was refused, with where to look: the file (or the
+/// command line), the line and column when known, and the key path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    origin: String,
+    line: Option<usize>,
+    column: Option<usize>,
+    key: Option<String>,
+    message: String,
+    kind: ConfigErrorKind,
+}
+
+/// What sort of mistake a [`ConfigError`] reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConfigErrorKind {
+    /// The file could not be read.
+    Io,
+    /// The file is not TOML; no key can be named.
+    Syntax,
+    /// Valid TOML that does not fit the config: unknown key, wrong type, bad value.
+    Invalid,
+    /// Every value parsed but a limit checked by [`Config::validate`] failed.
+    Limit,
+}
+
+impl ConfigError {
+    /// The file the error is in, or `command line` when an override was refused.
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// 1-based line in the file, when known.
+    pub fn line(&self) -> Option<usize> {
+        self.line
+    }
+
+    /// 1-based column (in characters) in the file, when known.
+    pub fn column(&self) -> Option<usize> {
+        self.column
+    }
+
+    /// Dotted key path such as `udp.workers` or `udp.listen[1]`, when known.
+    pub fn key(&self) -> Option<&str> {
+        self.key.as_deref()
+    }
+
+    /// The complaint without the location.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    pub fn kind(&self) -> ConfigErrorKind {
+        self.kind
+    }
+
+    fn io(path: &Path, e: &std::io::Error) -> Self {
+        Self {
+            origin: path.display().to_string(),
+            line: None,
+            column: None,
+            key: None,
+            message: e.to_string(),
+            kind: ConfigErrorKind::Io,
+        }
+    }
+
+    fn limit(origin: String, line: Option<usize>, violation: Violation) -> Self {
+        Self {
+            origin,
+            line,
+            column: None,
+            key: Some(violation.keys[0].to_owned()),
+            message: violation.message,
+            kind: ConfigErrorKind::Limit,
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.origin)?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+            if let Some(column) = self.column {
+                write!(f, ":{column}")?;
+            }
+        }
+        f.write_str(": ")?;
+        match (&self.key, self.kind) {
+            (_, ConfigErrorKind::Io) => write!(f, "cannot read config file: {}", self.message),
+            (Some(key), _) => write!(f, "key `{key}`: {}", self.message),
+            (None, ConfigErrorKind::Syntax) => {
+                write!(f, "TOML syntax error (no key): {}", self.message)
+            }
+            (None, _) => write!(f, "(no key): {}", self.message),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// A failed limit: the keys involved, the one to blame first, and why.
+struct Violation {
+    /// Never empty. Later keys are where to look for a line when the first
+    /// was left at its default and so is not in the file.
+    keys: &'static [&'static str],
+    message: String,
+}
+
+impl Violation {
+    fn new(keys: &'static [&'static str], message: String) -> Self {
+        Self { keys, message }
+    }
+}
+
+impl Config {
+    /// Reads, parses and validates a config file. Keys left out keep their
+    /// defaults; unknown keys are errors.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::io(path, &e))?;
+        let origin = path.display().to_string();
+        let config = Self::parse(&text, &origin)?;
+        if let Err(violation) = config.check() {
+            let line = violation
+                .keys
+                .iter()
+                .find_map(|key| find_key_line(&text, key));
+            return Err(ConfigError::limit(origin, line, violation));
+        }
+        Ok(config)
+    }
+
+    /// Parses TOML text; `origin` names it in errors. Does not validate.
+    pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let deserializer = toml::de::Deserializer::new(text);
+        serde_path_to_error::deserialize(deserializer).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.inner();
+            // Path "." is serde_path_to_error's root: nothing was being
+            // deserialized yet, so the parser itself failed.
+            let key = (path != ".").then_some(path);
+            let (line, column) = match inner.span() {
+                Some(span) => {
+                    let (line, column) = line_column(text, span.start);
+                    (Some(line), Some(column))
+                }
+                None => (None, None),
+            };
+            ConfigError {
+                origin: origin.to_owned(),
+                line,
+                column,
+                kind: if key.is_some() {
+                    ConfigErrorKind::Invalid
+                } else {
+                    ConfigErrorKind::Syntax
+                },
+                key,
+                // toml's parser explains over several lines; one line keeps
+                // the error greppable in logs.
+                message: inner.message().trim().replace('\n', "; "),
+            }
+        })
+    }
+
+    /// Checks the limits that types alone cannot express. The message names
+    /// the key, e.g. ``key `swarm.workers`: must be at least 1, got 0``.
+    pub fn validate(&self) -> Result<(), String> {
+        self.check()
+            .map_err(|v| format!("key `{}`: {}", v.keys[0], v.message))
+    }
+
+    /// [`Config::validate`] for a config that came from the command line
+    /// rather than (only) a file, so errors name `command line` as origin.
+    pub(crate) fn validate_as(&self, origin: &str) -> Result<(), ConfigError> {
+        self.check()
+            .map_err(|v| ConfigError::limit(origin.to_owned(), None, v))
+    }
+
+    fn check(&self) -> Result<(), Violation> {
+        fn at_least_1<T: PartialOrd + From<u8> + fmt::Display>(
+            keys: &'static [&'static str],
+            value: T,
+        ) -> Result<(), Violation> {
+            if value < T::from(1) {
+                return Err(Violation::new(
+                    keys,
+                    format!("must be at least 1, got {value}"),
+                ));
+            }
+            Ok(())
+        }
+
+        let s = &self.swarm;
+        if !(1..=MAX_SWARM_WORKERS).contains(&s.workers) {
+            return Err(Violation::new(
+                &["swarm.workers"],
+                format!(
+                    "must be between 1 and {MAX_SWARM_WORKERS}, got {}",
+                    s.workers
+                ),
+            ));
+        }
+        at_least_1(&["swarm.channel_capacity"], s.channel_capacity)?;
+        at_least_1(&["swarm.cleaning_interval"], s.cleaning_interval)?;
+        at_least_1(&["swarm.max_peer_age"], s.max_peer_age)?;
+
+        let p = &self.protocol;
+        at_least_1(&["protocol.max_numwant"], p.max_numwant)?;
+        if p.default_numwant > p.max_numwant {
+            return Err(Violation::new(
+                &["protocol.default_numwant", "protocol.max_numwant"],
+                format!(
+                    "{} exceeds protocol.max_numwant ({})",
+                    p.default_numwant, p.max_numwant
+                ),
+            ));
+        }
+
+        let u = &self.udp;
+        if !u.listen.is_empty() {
+            // With no address there are no sockets to work, so 0 is harmless.
+            at_least_1(&["udp.workers", "udp.listen"], u.workers)?;
+        }
+        if !(1..=MAX_SCRAPE_TORRENTS_LIMIT).contains(&u.max_scrape_torrents) {
+            return Err(Violation::new(
+                &["udp.max_scrape_torrents"],
+                format!(
+                    "must be between 1 and {MAX_SCRAPE_TORRENTS_LIMIT} (about 74 fit one \
+                     datagram), got {}",
+                    u.max_scrape_torrents
+                ),
+            ));
+        }
+        at_least_1(&["udp.connection_id_lifetime"], u.connection_id_lifetime)?;
+        at_least_1(&["udp.outgoing_queue_len"], u.outgoing_queue_len)?;
+        at_least_1(&["udp.max_pending_scrapes"], u.max_pending_scrapes)?;
+
+        let a = &self.access_list;
+        if a.mode != AccessListMode::Off && a.path.as_os_str().is_empty() {
+            return Err(Violation::new(
+                &["access_list.path", "access_list.mode"],
+                format!(
+                    "must name a file when access_list.mode is {}",
+                    a.mode.as_str()
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The whole config as TOML with a `#` comment above every key and
+    /// section, values taken from `self`: `-p` prints this machine's defaults
+    /// as a starting point for an operator's file.
+    pub fn to_commented_toml(&self) -> String {
+        let mut out = String::from(HEADER);
+        match toml::Value::try_from(self) {
+            Ok(toml::Value::Table(root)) => write_table(&mut out, "", &root),
+            // Only a path that is not UTF-8 can get here, and such a config
+            // never came from a TOML file; say so instead of panicking.
+            Ok(other) => out.push_str(&format!("# cannot print config: not a table: {other}\n")),
+            Err(e) => out.push_str(&format!("# cannot print config: {e}\n")),
+        }
+        out
+    }
+}
+
+impl AccessListMode {
+    /// The name used in config files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccessListMode::Off => "off",
+            AccessListMode::Black => "black",
+            AccessListMode::White => "white",
+        }
+    }
+}
+
+impl fmt::Display for AccessListMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl LogLevel {
+    /// The name used in config files and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Off => "off",
+            LogLevel::Error => "error",
+            LogLevel::Warn => "warn",
+            LogLevel::Info => "info",
+            LogLevel::Debug => "debug",
+            LogLevel::Trace => "trace",
+        }
+    }
+}
+
+impl fmt::Display for LogLevel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let mut offset = offset.min(text.len());
+    // A span from the parser always lands on a char boundary, but a wrong
+    // column beats a panic while reporting an error.
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = before[line_start..].chars().count() + 1;
+    (line, column)
+}
+
+/// Best-effort line of `section.key` in TOML text, for errors found after
+/// parsing, when spans are gone. Understands `[section]` then `key = …`,
+/// and top-level dotted `section.key = …`; `None` when the key is absent,
+/// which means the value is the default.
+fn find_key_line(text: &str, path: &str) -> Option<usize> {
+    let (section, key) = match path.rsplit_once('.') {
+        Some((section, key)) => (section, key),
+        None => ("", path),
+    };
+    let assigns = |line: &str, name: &str| {
+        line.strip_prefix(name)
+            .is_some_and(|rest| rest.trim_start().starts_with('='))
+    };
+    let mut current = "";
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if let Some(header) = line.strip_prefix('[') {
+            let header = header.split(']').next().unwrap_or("").trim();
+            current = header;
+            continue;
+        }
+        if current == section && assigns(line, key) {
+            return Some(i + 1);
+        }
+        if current.is_empty() && !section.is_empty() && assigns(line, path) {
+            return Some(i + 1);
+        }
+    }
+    None
+}
+
+const HEADER: &str = "\
+# tracker-user configuration.
+#
+# Load it with `tracker-user -c FILE`. Keys left out keep the defaults shown
+# here; an unknown key is an error, so a typo cannot silently fall back to a
+# default. Print a fresh copy with `tracker-user -p`.
+";
+
+/// The comment printed above each key and section by
+/// [`Config::to_commented_toml`], in the order they are printed. Keep it in
+/// step with the fields: a test fails when one lacks a comment.
+const COMMENTS: &[(&str, &str)] = &[
+    (
+        "log_level",
+        "Least severe log level written to stderr:\noff, error, warn, info, debug or trace.",
+    ),
+    (
+        "swarm",
+        "The in-memory swarm store and the request workers that own its shards.",
+    ),
+    (
+        "swarm.workers",
+        "Request workers; each owns the torrents whose info hash maps to it.\n1 to 1024.",
+    ),
+    (
+        "swarm.channel_capacity",
+        "Batches that may wait in one request worker's inbox; beyond it,\nsocket workers \
+         drop requests instead of queueing without bound.",
+    ),
+    (
+        "swarm.cleaning_interval",
+        "Seconds between sweeps that drop expired peers and empty torrents.",
+    ),
+    (
+        "swarm.max_peer_age",
+        "Seconds after its last announce that a peer is forgotten.",
+    ),
+    ("protocol", "Rules shared by every tracker protocol."),
+    (
+        "protocol.announce_interval",
+        "Seconds a client is told to wait between announces.",
+    ),
+    (
+        "protocol.default_numwant",
+        "Peers returned when the client asks for the default (numwant -1 or absent).\n\
+         At most max_numwant.",
+    ),
+    (
+        "protocol.max_numwant",
+        "Most peers returned by one announce, whatever the client asks for.",
+    ),
+    ("udp", "The UDP tracker protocol (BEP 15)."),
+    (
+        "udp.listen",
+        "Addresses to serve BEP 15 on. Every socket worker binds each of them\nwith \
+         SO_REUSEPORT. An empty list turns UDP off.",
+    ),
+    (
+        "udp.workers",
+        "Socket workers (threads that receive, parse and answer datagrams).",
+    ),
+    (
+        "udp.max_scrape_torrents",
+        "Most info hashes answered in one scrape, 1 to 74\n(BEP 15: about 74 fit one \
+         datagram).",
+    ),
+    (
+        "udp.connection_id_lifetime",
+        "Seconds a connection id stays valid (BEP 15 says two minutes).",
+    ),
+    (
+        "udp.recv_buffer_size",
+        "SO_RCVBUF in bytes for each socket; 0 keeps the kernel default.",
+    ),
+    (
+        "udp.outgoing_queue_len",
+        "Responses one socket worker holds when the kernel will not take\nmore; beyond it, \
+         responses are dropped.",
+    ),
+    (
+        "udp.max_pending_scrapes",
+        "Scrapes one socket worker may have waiting on request workers.",
+    ),
+    (
+        "access_list",
+        "Which torrents are served, by info hash. The file is reloaded on SIGUSR1;\na bad \
+         file keeps the old list.",
+    ),
+    (
+        "access_list.mode",
+        "off: every torrent is served; black: torrents in the file are refused;\nwhite: \
+         only torrents in the file are served.",
+    ),
+    (
+        "access_list.path",
+        "File of hex info hashes, one per line, `#` starts a comment.\nRequired unless \
+         mode is off.",
+    ),
+];
+
+fn comment_for(path: &str) -> Option<&'static str> {
+    COMMENTS.iter().find(|(p, _)| *p == path).map(|(_, c)| *c)
+}
+
+fn push_comment(out: &mut String, path: &str) {
+    // A key missing from COMMENTS still prints; a test catches the omission.
+    for line in comment_for(path).unwrap_or("").lines() {
+        out.push_str("# ");
+        out.push_str(line);
+        out.push('\n');
+    }
+}
+
+/// Keys of `table` in COMMENTS order, then any the table has but COMMENTS
+/// lacks (sorted, since the map is a BTreeMap).
+fn ordered_keys<'a>(table: &'a toml::Table, prefix: &str) -> Vec<&'a str> {
+    let mut keys: Vec<&str> = Vec::with_capacity(table.len());
+    for (path, _) in COMMENTS {
+        let child = match prefix {
+            "" => Some(*path),
+            _ => path
+                .strip_prefix(prefix)
+                .and_then(|rest| rest.strip_prefix('.')),
+        };
+        if let Some(child) = child.filter(|c| !c.contains('.')) {
+            if let Some((key, _)) = table.get_key_value(child) {
+                keys.push(key.as_str());
+            }
+        }
+    }
+    for key in table.keys() {
+        if !keys.contains(&key.as_str()) {
+            keys.push(key);
+        }
+    }
+    keys
+}
+
+fn join(prefix: &str, key: &str) -> String {
+    if prefix.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{prefix}.{key}")
+    }
+}
+
+/// Writes the plain keys of `table` first, then each sub-table as its own
+/// `[section]`: TOML assigns keys after a header to that header's table.
+fn write_table(out: &mut String, prefix: &str, table: &toml::Table) {
+    let keys = ordered_keys(table, prefix);
+    for key in &keys {
+        let value = &table[*key];
+        if value.is_table() {
+            continue;
+        }
+        let path = join(prefix, key);
+        out.push('\n');
+        push_comment(out, &path);
+        out.push_str(&format!("{} = {value}\n", toml_key(key)));
+    }
+    for key in &keys {
+        if let toml::Value::Table(sub) = &table[*key] {
+            let path = join(prefix, key);
+            out.push('\n');
+            push_comment(out, &path);
+            let header = path.split('.').map(toml_key).collect::<Vec<_>>().join(".");
+            out.push_str(&format!("[{header}]\n"));
+            write_table(out, &path, sub);
+        }
+    }
+}
+
+/// A key as TOML needs it written: bare when it can be, quoted otherwise.
+fn toml_key(key: &str) -> String {
+    let bare = !key.is_empty()
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
+    if bare {
+        key.to_owned()
+    } else {
+        toml::Value::String(key.to_owned()).to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    /// Writes `text` to a temp file and loads it; the file lives as long as
+    /// the returned handle so messages can be compared with its path.
+    fn load_text(text: &str) -> (tempfile::NamedTempFile, Result<Config, ConfigError>) {
+        let mut file = tempfile::NamedTempFile::new().expect("temp file");
+        file.write_all(text.as_bytes()).expect("write temp file");
+        let result = Config::load(file.path());
+        (file, result)
+    }
+
+    /// Loads `text`, expects an error and checks file, line and key in the message.
+    fn expect_error(text: &str, line: usize, key: Option<&str>) -> ConfigError {
+        let (file, result) = load_text(text);
+        let err = result.expect_err("config should be refused");
+        let msg = err.to_string();
+        let path = file.path().display().to_string();
+        assert!(msg.starts_with(&format!("{path}:{line}")), "{msg}");
+        assert_eq!(err.line(), Some(line), "{msg}");
+        match key {
+            Some(key) => {
+                assert!(msg.contains(&format!("key `{key}`: ")), "{msg}");
+                assert_eq!(err.key(), Some(key));
+            }
+            None => assert!(msg.contains("(no key)"), "{msg}"),
+        }
+        err
+    }
+
+    #[test]
+    fn loads_an_empty_file_as_defaults() {
+        let (_file, result) = load_text("");
+        assert_eq!(result.expect("empty config loads"), Config::default());
+    }
+
+    #[test]
+    fn loads_a_partial_file_keeping_other_defaults() {
+        let (_file, result) =
+            load_text("log_level = \"debug\"\n[udp]\nlisten = [\"127.0.0.1:7000\"]\nworkers = 3\n");
+        let config = result.expect("valid config loads");
+        assert_eq!(config.log_level, LogLevel::Debug);
+        assert_eq!(config.udp.listen, vec!["127.0.0.1:7000".parse().unwrap()]);
+        assert_eq!(config.udp.workers, 3);
+        assert_eq!(config.swarm, SwarmConfig::default());
+    }
+
+    #[test]
+    fn unreadable_file_names_the_file() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("missing.toml");
+        let err = Config::load(&path).expect_err("missing file");
+        let msg = err.to_string();
+        assert_eq!(err.kind(), ConfigErrorKind::Io);
+        assert!(msg.starts_with(&format!("{}: ", path.display())), "{msg}");
+        assert!(msg.contains("cannot read"), "{msg}");
+    }
+
+    #[test]
+    fn unknown_top_level_key() {
+        let err = expect_error("log_level = \"info\"\n\nbogus = 1\n", 3, Some("bogus"));
+        assert!(err.to_string().contains(":3:1: "), "{err}");
+        assert!(err.message().contains("unknown field `bogus`"), "{err}");
+    }
+
+    #[test]
+    fn unknown_section() {
+        let err = expect_error("[swarm]\nworkers = 2\n[nosuch]\na = 1\n", 3, Some("nosuch"));
+        assert!(err.message().contains("unknown field `nosuch`"), "{err}");
+    }
+
+    #[test]
+    fn unknown_key_in_section() {
+        let text = "# comment\n[swarm]\nworkers = 2\n\n[udp]\nworkers = 2\nworkerz = 3\n";
+        let err = expect_error(text, 7, Some("udp.workerz"));
+        assert!(
+            err.to_string()
+                .contains(":7:1: key `udp.workerz`: unknown field `workerz`, expected one of"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn wrong_type() {
+        let err = expect_error("\n\n[swarm]\nworkers = \"x\"\n", 4, Some("swarm.workers"));
+        assert!(err.to_string().contains(":4:11: "), "{err}");
+        assert!(
+            err.message()
+                .contains("invalid type: string \"x\", expected usize"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn negative_number() {
+        let err = expect_error("[udp]\nworkers = -3\n", 2, Some("udp.workers"));
+        assert!(err.message().contains("-3"), "{err}");
+    }
+
+    #[test]
+    fn section_of_wrong_type() {
+        expect_error("\nudp = 3\n", 2, Some("udp"));
+    }
+
+    #[test]
+    fn bad_enum_value() {
+        let err = expect_error("# x\nlog_level = \"loud\"\n", 2, Some("log_level"));
+        assert!(err.message().contains("unknown variant `loud`"), "{err}");
+        let err = expect_error(
+            "[access_list]\nmode = \"grey\"\n",
+            2,
+            Some("access_list.mode"),
+        );
+        assert!(err.message().contains("`white`"), "{err}");
+    }
+
+    #[test]
+    fn bad_socket_address() {
+        let text = "[udp]\nlisten = [\n  \"0.0.0.0:6969\",\n  \"nope:1\",\n]\n";
+        let err = expect_error(text, 4, Some("udp.listen[1]"));
+        assert!(err.to_string().contains(":4:3: "), "{err}");
+        assert!(err.message().contains("socket address"), "{err}");
+    }
+
+    #[test]
+    fn syntax_errors_have_a_line_but_no_key() {
+        let err = expect_error("[udp]\nworkers = = 3\n", 2, None);
+        assert_eq!(err.kind(), ConfigErrorKind::Syntax);
+        assert!(
+            err.to_string().contains("TOML syntax error (no key)"),
+            "{err}"
+        );
+        assert!(!err.message().contains('\n'));
+        expect_error("log_level = \"info\"\n[udp\n", 2, None);
+        expect_error("[udp]\nworkers = 2\n[udp]\n", 3, None);
+    }
+
+    #[test]
+    fn columns_count_characters_not_bytes() {
+        assert_eq!(line_column("ä = 1\nb", 0), (1, 1));
+        assert_eq!(line_column("ä = 1\nb", 3), (1, 3));
+        assert_eq!(line_column("ä = 1\nb", 7), (2, 1));
+        assert_eq!(line_column("a\n", 99), (2, 1));
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        assert_eq!(Config::default().validate(), Ok(()));
+    }
+
+    #[test]
+    fn validate_names_the_key() {
+        type Mutation = fn(&mut Config);
+        let cases: Vec<(Mutation, &str)> = vec![
+            (|c| c.swarm.workers = 0, "swarm.workers"),
+            (|c| c.swarm.workers = 1025, "swarm.workers"),
+            (|c| c.swarm.channel_capacity = 0, "swarm.channel_capacity"),
+            (|c| c.swarm.cleaning_interval = 0, "swarm.cleaning_interval"),
+            (|c| c.swarm.max_peer_age = 0, "swarm.max_peer_age"),
+            (|c| c.protocol.max_numwant = 0, "protocol.max_numwant"),
+            (
+                |c| {
+                    c.protocol.max_numwant = 10;
+                    c.protocol.default_numwant = 11;
+                },
+                "protocol.default_numwant",
+            ),
+            (|c| c.udp.workers = 0, "udp.workers"),
+            (|c| c.udp.max_scrape_torrents = 0, "udp.max_scrape_torrents"),
+            (
+                |c| c.udp.max_scrape_torrents = 75,
+                "udp.max_scrape_torrents",
+            ),
+            (
+                |c| c.udp.connection_id_lifetime = 0,
+                "udp.connection_id_lifetime",
+            ),
+            (|c| c.udp.outgoing_queue_len = 0, "udp.outgoing_queue_len"),
+            (|c| c.udp.max_pending_scrapes = 0, "udp.max_pending_scrapes"),
+            (
+                |c| c.access_list.mode = AccessListMode::White,
+                "access_list.path",
+            ),
+            (
+                |c| c.access_list.mode = AccessListMode::Black,
+                "access_list.path",
+            ),
+        ];
+        for (mutate, key) in cases {
+            let mut config = Config::default();
+            mutate(&mut config);
+            let msg = config.validate().expect_err(key);
+            assert!(msg.starts_with(&format!("key `{key}`: ")), "{msg}");
+        }
+    }
+
+    #[test]
+    fn validate_accepts_the_edges() {
+        let mut config = Config::default();
+        config.swarm.workers = 1024;
+        config.udp.max_scrape_torrents = 74;
+        config.protocol.default_numwant = 7;
+        config.protocol.max_numwant = 7;
+        assert_eq!(config.validate(), Ok(()));
+        config.swarm.workers = 1;
+        config.udp.max_scrape_torrents = 1;
+        assert_eq!(config.validate(), Ok(()));
+        // No addresses means no socket workers are needed.
+        config.udp.listen.clear();
+        config.udp.workers = 0;
+        assert_eq!(config.validate(), Ok(()));
+        config.access_list.mode = AccessListMode::White;
+        config.access_list.path = "/etc/acl.txt".into();
+        assert_eq!(config.validate(), Ok(()));
+    }
+
+    #[test]
+    fn load_reports_limit_failures_with_file_line_and_key() {
+        let (file, result) = load_text("[swarm]\nworkers = 2\n\n[udp]\nmax_scrape_torrents = 80\n");
+        let err = result.expect_err("80 is over the limit");
+        assert_eq!(err.kind(), ConfigErrorKind::Limit);
+        let msg = err.to_string();
+        let prefix = format!(
+            "{}:5: key `udp.max_scrape_torrents`: ",
+            file.path().display()
+        );
+        assert!(msg.starts_with(&prefix), "{msg}");
+        assert!(msg.contains("80"), "{msg}");
+    }
+
+    #[test]
+    fn load_limit_failure_on_a_default_points_at_the_related_key() {
+        // default_numwant keeps its default (50) and is not in the file; the
+        // line to fix is max_numwant's.
+        let (file, result) = load_text("[protocol]\nannounce_interval = 60\nmax_numwant = 10\n");
+        let msg = result.expect_err("default over max").to_string();
+        let prefix = format!(
+            "{}:3: key `protocol.default_numwant`: ",
+            file.path().display()
+        );
+        assert!(msg.starts_with(&prefix), "{msg}");
+    }
+
+    #[test]
+    fn load_limit_failure_without_a_line() {
+        let (_file, result) = load_text("[access_list]\n");
+        assert!(result.is_ok());
+        let (file, result) = load_text("access_list.mode = \"white\"\n");
+        let msg = result.expect_err("white needs a path").to_string();
+        let prefix = format!("{}:1: key `access_list.path`: ", file.path().display());
+        assert!(msg.starts_with(&prefix), "{msg}");
+        let (file, result) = load_text("[swarm]\nworkers = 0\n");
+        let err = result.expect_err("0 workers");
+        assert!(err
+            .to_string()
+            .starts_with(&format!("{}:2: ", file.path().display())));
+    }
+
+    #[test]
+    fn find_key_line_understands_sections_and_dotted_keys() {
+        let text = "log_level = \"info\"\n[swarm]\nworkers=3\n[udp]\n  workers = 4\nudp.x = 1\n";
+        assert_eq!(find_key_line(text, "log_level"), Some(1));
+        assert_eq!(find_key_line(text, "swarm.workers"), Some(3));
+        assert_eq!(find_key_line(text, "udp.workers"), Some(5));
+        assert_eq!(find_key_line(text, "protocol.max_numwant"), None);
+        assert_eq!(
+            find_key_line("swarm.workers = 0\n", "swarm.workers"),
+            Some(1)
+        );
+        // `workers_x` must not be taken for `workers`.
+        assert_eq!(find_key_line("[udp]\nworkers_x = 1\n", "udp.workers"), None);
+    }
+
+    fn round_trip(config: &Config) {
+        let text = config.to_commented_toml();
+        let (_file, result) = load_text(&text);
+        let loaded = result.unwrap_or_else(|e| panic!("printed config does not load: {e}\n{text}"));
+        assert_eq!(&loaded, config, "{text}");
+    }
+
+    #[test]
+    fn commented_default_round_trips() {
+        round_trip(&Config::default());
+    }
+
+    #[test]
+    fn commented_non_default_round_trips() {
+        let config = Config {
+            log_level: LogLevel::Trace,
+            swarm: SwarmConfig {
+                workers: 7,
+                channel_capacity: 3,
+                cleaning_interval: 5,
+                max_peer_age: 99,
+            },
+            protocol: ProtocolConfig {
+                announce_interval: 1800,
+                default_numwant: 20,
+                max_numwant: 200,
+            },
+            udp: UdpConfig {
+                listen: vec!["127.0.0.1:1".parse().unwrap(), "[::1]:2".parse().unwrap()],
+                workers: 9,
+                max_scrape_torrents: 74,
+                connection_id_lifetime: 60,
+                recv_buffer_size: 1 << 24,
+                outgoing_queue_len: 10,
+                max_pending_scrapes: 11,
+            },
+            access_list: AccessListConfig {
+                mode: AccessListMode::White,
+                path: "/etc/tracker/it's \"quoted\" ü.txt".into(),
+            },
+        };
+        round_trip(&config);
+        let mut no_udp = Config::default();
+        no_udp.udp.listen.clear();
+        round_trip(&no_udp);
+    }
+
+    /// Every dotted key path (sections and leaves) of a TOML table.
+    fn key_paths(table: &toml::Table, prefix: &str, out: &mut Vec<String>) {
+        for (key, value) in table {
+            let path = join(prefix, key);
+            out.push(path.clone());
+            if let toml::Value::Table(sub) = value {
+                key_paths(sub, &path, out);
+            }
+        }
+    }
+
+    #[test]
+    fn every_key_has_a_comment_and_every_comment_a_key() {
+        let toml::Value::Table(root) = toml::Value::try_from(Config::default()).unwrap() else {
+            panic!("config is not a table");
+        };
+        let mut paths = Vec::new();
+        key_paths(&root, "", &mut paths);
+        for path in &paths {
+            let comment = comment_for(path).unwrap_or_else(|| panic!("no comment for `{path}`"));
+            assert!(!comment.trim().is_empty(), "empty comment for `{path}`");
+        }
+        for (path, _) in COMMENTS {
+            assert!(
+                paths.iter().any(|p| p == path),
+                "comment for unknown key `{path}`"
+            );
+        }
+        assert_eq!(paths.len(), COMMENTS.len(), "duplicate entries in COMMENTS");
+    }
+
+    #[test]
+    fn commented_toml_layout() {
+        let mut config = Config::default();
+        config.swarm.workers = 4;
+        config.udp.workers = 4;
+        let text = config.to_commented_toml();
+        assert!(text.starts_with("# tracker-user configuration."), "{text}");
+        assert!(text.contains("`tracker-user -c FILE`"), "{text}");
+        let lines: Vec<&str> = text.lines().collect();
+        let preceded_by_comment = |needle: &str| {
+            let at = lines
+                .iter()
+                .position(|l| *l == needle)
+                .unwrap_or_else(|| panic!("no line {needle:?} in\n{text}"));
+            assert!(
+                at > 0 && lines[at - 1].starts_with("# "),
+                "{needle:?} lacks a comment:\n{text}"
+            );
+            at
+        };
+        let log_level = preceded_by_comment("log_level = \"info\"");
+        let swarm = preceded_by_comment("[swarm]");
+        let protocol = preceded_by_comment("[protocol]");
+        let max_numwant = preceded_by_comment("max_numwant = 50");
+        preceded_by_comment("default_numwant = 50");
+        let udp = preceded_by_comment("[udp]");
+        preceded_by_comment("listen = [\"0.0.0.0:6969\", \"[::]:6969\"]");
+        preceded_by_comment("workers = 4");
+        let access_list = preceded_by_comment("[access_list]");
+        preceded_by_comment("mode = \"off\"");
+        preceded_by_comment("path = \"\"");
+        // Top-level scalars before any section, sections in struct order.
+        assert!(log_level < swarm && swarm < protocol && protocol < max_numwant);
+        assert!(max_numwant < udp && udp < access_list);
+        assert_eq!(
+            lines[max_numwant - 1],
+            "# Most peers returned by one announce, whatever the client asks for."
+        );
+        // Every non-blank, non-comment line is a key or a header, each under a comment.
+        for (i, line) in lines.iter().enumerate() {
+            if !line.is_empty() && !line.starts_with('#') {
+                assert!(lines[i - 1].starts_with("# "), "{line:?} lacks a comment");
+            }
+        }
+    }
+}

@@ -1,0 +1,28 @@
+//! The in-memory swarm store and the request workers that own it.
+//!
+//! Torrents are split across request workers by info hash; each worker
+//! owns its [`SwarmShard`] outright, so the hot path takes no lock. Front
+//! ends (UDP socket workers now, HTTP/WS later) send [`Batch`]es of jobs
+//! over bounded channels and get the same batch back with results filled in.
+
+mod peer_map;
+mod shard;
+mod worker;
+
+pub use peer_map::{PeerEntry, PeerMap};
+pub use shard::{Announce, CleanReport, PeerAddress, SwarmCounts, SwarmShard, Torrent};
+pub use worker::{run_request_worker, Batch, Job, ReplyTo, RequestWorkerConfig, ReturnPath, Work};
+
+use tracker_proto::InfoHash;
+
+/// Which request worker owns a torrent. Info hashes are SHA-1 outputs, so
+/// their leading bytes are already uniform.
+pub fn worker_for(info_hash: &InfoHash, workers: usize) -> usize {
+    let lead = u32::from_le_bytes([
+        info_hash.0[0],
+        info_hash.0[1],
+        info_hash.0[2],
+        info_hash.0[3],
+    ]);
+    lead as usize % workers
+}

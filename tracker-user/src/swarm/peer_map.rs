@@ -1,0 +1,282 @@
+//! The peers of one torrent in one address family.
+//!
+//! Most torrents have a handful of peers, so a map starts as a plain vector
+//! searched linearly and grows a hash index only past `INDEX_THRESHOLD`
+//! peers: that keeps the common small swarm at about the size of its peers.
+//! The vector also makes random sampling cheap (pick positions, not keys).
+
+use std::hash::Hash;
+
+use hashbrown::HashMap;
+
+/// Below this many peers a linear scan beats hashing and costs no memory.
+const INDEX_THRESHOLD: usize = 16;
+
+type Index<K> = HashMap<K, u32, foldhash::fast::FixedState>;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeerEntry<K> {
+    pub key: K,
+    /// Coarse seconds since the tracker started, refreshed on every announce.
+    pub last_seen: u32,
+    pub seeder: bool,
+}
+
+#[derive(Debug)]
+pub struct PeerMap<K> {
+    entries: Vec<PeerEntry<K>>,
+    index: Option<Box<Index<K>>>,
+    seeders: u32,
+}
+
+impl<K> Default for PeerMap<K> {
+    fn default() -> Self {
+        Self {
+            entries: Vec::new(),
+            index: None,
+            seeders: 0,
+        }
+    }
+}
+
+impl<K: Copy + Eq + Hash> PeerMap<K> {
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    pub fn seeders(&self) -> u32 {
+        self.seeders
+    }
+
+    pub fn leechers(&self) -> u32 {
+        self.entries.len() as u32 - self.seeders
+    }
+
+    pub fn entries(&self) -> &[PeerEntry<K>] {
+        &self.entries
+    }
+
+    fn position(&self, key: &K) -> Option<usize> {
+        match &self.index {
+            Some(index) => index.get(key).map(|&i| i as usize),
+            None => self.entries.iter().position(|e| e.key == *key),
+        }
+    }
+
+    /// Inserts the peer or refreshes it, returning where it now sits.
+    pub fn upsert(&mut self, key: K, seeder: bool, now: u32) -> usize {
+        if let Some(position) = self.position(&key) {
+            let entry = &mut self.entries[position];
+            if entry.seeder != seeder {
+                if seeder {
+                    self.seeders += 1;
+                } else {
+                    self.seeders -= 1;
+                }
+            }
+            entry.seeder = seeder;
+            entry.last_seen = now;
+            return position;
+        }
+        let position = self.entries.len();
+        self.entries.push(PeerEntry {
+            key,
+            last_seen: now,
+            seeder,
+        });
+        if seeder {
+            self.seeders += 1;
+        }
+        match &mut self.index {
+            Some(index) => {
+                index.insert(key, position as u32);
+            }
+            None if self.entries.len() > INDEX_THRESHOLD => self.build_index(),
+            None => {}
+        }
+        position
+    }
+
+    fn build_index(&mut self) {
+        let mut index = Index::with_capacity_and_hasher(self.entries.len() * 2, Default::default());
+        for (i, e) in self.entries.iter().enumerate() {
+            index.insert(e.key, i as u32);
+        }
+        self.index = Some(Box::new(index));
+    }
+
+    pub fn remove(&mut self, key: &K) -> bool {
+        match self.position(key) {
+            Some(position) => {
+                self.remove_at(position);
+                true
+            }
+            None => false,
+        }
+    }
+
+    fn remove_at(&mut self, position: usize) {
+        let removed = self.entries.swap_remove(position);
+        if removed.seeder {
+            self.seeders -= 1;
+        }
+        if let Some(index) = &mut self.index {
+            index.remove(&removed.key);
+            if let Some(moved) = self.entries.get(position) {
+                index.insert(moved.key, position as u32);
+            }
+            // Give the memory back once a swarm has shrunk well below the
+            // threshold, with hysteresis so it does not flap.
+            if self.entries.len() < INDEX_THRESHOLD / 2 {
+                self.index = None;
+            }
+        }
+    }
+
+    /// Appends up to `wanted` peers other than the one at `skip` to `out`.
+    ///
+    /// When the swarm holds no more than `wanted` others, all are returned;
+    /// otherwise a run of consecutive entries from a random start, which is
+    /// random enough because removals shuffle the vector, and touches far
+    /// less memory than `wanted` independent random picks.
+    pub fn sample_into(
+        &self,
+        skip: Option<usize>,
+        wanted: usize,
+        rng: &mut fastrand::Rng,
+        out: &mut Vec<K>,
+    ) -> usize {
+        let len = self.entries.len();
+        let others = len - usize::from(skip.is_some_and(|s| s < len));
+        let take = wanted.min(others);
+        if take == 0 {
+            return 0;
+        }
+        let start = if take == others { 0 } else { rng.usize(0..len) };
+        let mut written = 0;
+        let mut i = start;
+        while written < take {
+            if Some(i) != skip {
+                out.push(self.entries[i].key);
+                written += 1;
+            }
+            i += 1;
+            if i == len {
+                i = 0;
+            }
+        }
+        written
+    }
+
+    /// Drops peers last seen before `cutoff`; returns how many went.
+    pub fn remove_older_than(&mut self, cutoff: u32) -> usize {
+        let before = self.entries.len();
+        let mut i = 0;
+        while i < self.entries.len() {
+            if self.entries[i].last_seen < cutoff {
+                self.remove_at(i);
+            } else {
+                i += 1;
+            }
+        }
+        if self.entries.capacity() > 2 * self.entries.len().max(4) {
+            self.entries.shrink_to_fit();
+        }
+        before - self.entries.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map_with(n: u16) -> PeerMap<u16> {
+        let mut m = PeerMap::default();
+        for k in 0..n {
+            m.upsert(k, k % 3 == 0, 10);
+        }
+        m
+    }
+
+    #[test]
+    fn counts_follow_transitions() {
+        let mut m = PeerMap::default();
+        assert_eq!(m.upsert(1u16, false, 0), 0);
+        assert_eq!(m.upsert(2, true, 0), 1);
+        assert_eq!((m.seeders(), m.leechers()), (1, 1));
+        assert_eq!(m.upsert(1, true, 1), 0, "a re-announce keeps its place");
+        assert_eq!(m.len(), 2);
+        assert_eq!((m.seeders(), m.leechers()), (2, 0));
+        m.upsert(2, false, 1);
+        assert_eq!((m.seeders(), m.leechers()), (1, 1));
+        assert!(m.remove(&1));
+        assert!(!m.remove(&1));
+        assert_eq!((m.seeders(), m.leechers()), (0, 1));
+    }
+
+    #[test]
+    fn index_stays_consistent_across_growth_and_shrink() {
+        let mut m = map_with(100);
+        assert!(m.index.is_some());
+        for k in (0..100).step_by(2) {
+            assert!(m.remove(&k));
+        }
+        for k in 0..100u16 {
+            assert_eq!(m.position(&k).is_some(), k % 2 == 1, "key {k}");
+        }
+        for k in (1..100).step_by(2).take(46) {
+            assert!(m.remove(&k));
+        }
+        assert!(m.index.is_none());
+        assert_eq!(m.len(), 4);
+        for e in m.entries().to_vec() {
+            assert_eq!(m.entries()[m.position(&e.key).unwrap()].key, e.key);
+        }
+        let expected_seeders = m.entries().iter().filter(|e| e.seeder).count() as u32;
+        assert_eq!(m.seeders(), expected_seeders);
+    }
+
+    #[test]
+    fn sample_returns_exactly_wanted_distinct_others() {
+        let mut rng = fastrand::Rng::with_seed(7);
+        for n in [0u16, 1, 2, 5, 17, 60] {
+            let m = map_with(n);
+            for skip in [None, Some(0usize)] {
+                for wanted in [0usize, 1, 3, 50, 200] {
+                    let mut out = Vec::new();
+                    let got = m.sample_into(skip, wanted, &mut rng, &mut out);
+                    let others = n as usize - usize::from(skip.is_some() && n > 0);
+                    assert_eq!(got, wanted.min(others));
+                    assert_eq!(out.len(), got);
+                    let mut dedup = out.clone();
+                    dedup.sort();
+                    dedup.dedup();
+                    assert_eq!(dedup.len(), out.len());
+                    if let (Some(skip), Some(first)) = (skip, m.entries().first()) {
+                        assert_eq!(skip, 0);
+                        assert!(!out.contains(&first.key));
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn expiry_removes_only_old_peers() {
+        let mut m = PeerMap::default();
+        for k in 0..40u16 {
+            m.upsert(k, k < 10, u32::from(k));
+        }
+        assert_eq!(m.remove_older_than(20), 20);
+        assert!(m.entries().iter().all(|e| e.last_seen >= 20));
+        assert_eq!(m.seeders(), 0);
+        assert_eq!(m.len(), 20);
+        for k in 20..40u16 {
+            assert!(m.position(&k).is_some());
+        }
+    }
+}

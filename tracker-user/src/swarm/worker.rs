@@ -1,0 +1,195 @@
+//! The request worker thread: applies batches of jobs to its shard and
+//! hands each batch back to the front end that sent it.
+
+use std::ops::Range;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+use tracker_proto::udp::{PeerV4, PeerV6};
+use tracker_proto::InfoHash;
+
+use super::shard::{Announce, SwarmCounts, SwarmShard};
+use crate::clock::Clock;
+
+/// Where the answer to a job goes; opaque to the request worker.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReplyTo {
+    pub addr: std::net::SocketAddr,
+    /// Front-end specific: the socket (UDP) or connection (HTTP/WS).
+    pub handle: u32,
+    /// Front-end specific: the BEP 15 transaction id, a request sequence…
+    pub tag: u32,
+}
+
+#[derive(Clone, Debug)]
+pub enum Work {
+    AnnounceV4 {
+        announce: Announce<PeerV4>,
+        /// Filled by the request worker: indices into `Batch::peers_v4`.
+        peers: Range<u32>,
+        counts: SwarmCounts,
+    },
+    AnnounceV6 {
+        announce: Announce<PeerV6>,
+        peers: Range<u32>,
+        counts: SwarmCounts,
+    },
+    Scrape {
+        info_hash: InfoHash,
+        /// Front-end specific: which pending scrape and which of its hashes.
+        slot: u32,
+        index: u16,
+        counts: SwarmCounts,
+    },
+}
+
+#[derive(Clone, Debug)]
+pub struct Job {
+    pub reply: ReplyTo,
+    pub work: Work,
+}
+
+impl Job {
+    pub fn info_hash(&self) -> &InfoHash {
+        match &self.work {
+            Work::AnnounceV4 { announce, .. } => &announce.info_hash,
+            Work::AnnounceV6 { announce, .. } => &announce.info_hash,
+            Work::Scrape { info_hash, .. } => info_hash,
+        }
+    }
+}
+
+/// A round trip's worth of jobs. The vectors are reused batch after batch,
+/// so in steady state neither side allocates.
+#[derive(Debug, Default)]
+pub struct Batch {
+    /// Index of the return channel this batch goes back on.
+    pub origin: usize,
+    pub jobs: Vec<Job>,
+    pub peers_v4: Vec<PeerV4>,
+    pub peers_v6: Vec<PeerV6>,
+}
+
+impl Batch {
+    pub fn with_origin(origin: usize) -> Self {
+        Self {
+            origin,
+            ..Self::default()
+        }
+    }
+
+    pub fn clear(&mut self) {
+        self.jobs.clear();
+        self.peers_v4.clear();
+        self.peers_v6.clear();
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.jobs.is_empty()
+    }
+
+    /// Applies every job to `shard`, filling in results.
+    pub fn process(&mut self, shard: &mut SwarmShard, now: u32) {
+        let Batch {
+            jobs,
+            peers_v4,
+            peers_v6,
+            ..
+        } = self;
+        for job in jobs.iter_mut() {
+            match &mut job.work {
+                Work::AnnounceV4 {
+                    announce,
+                    peers,
+                    counts,
+                } => {
+                    let start = peers_v4.len() as u32;
+                    *counts = shard.announce(announce, now, peers_v4);
+                    *peers = start..peers_v4.len() as u32;
+                }
+                Work::AnnounceV6 {
+                    announce,
+                    peers,
+                    counts,
+                } => {
+                    let start = peers_v6.len() as u32;
+                    *counts = shard.announce(announce, now, peers_v6);
+                    *peers = start..peers_v6.len() as u32;
+                }
+                Work::Scrape {
+                    info_hash, counts, ..
+                } => *counts = shard.scrape(info_hash),
+            }
+        }
+    }
+}
+
+/// A way back to a front end: its channel and how to wake it.
+#[derive(Clone)]
+pub struct ReturnPath {
+    pub sender: Sender<Batch>,
+    pub waker: Arc<mio::Waker>,
+}
+
+pub struct RequestWorkerConfig {
+    pub index: usize,
+    pub cleaning_interval: Duration,
+    pub max_peer_age: u32,
+}
+
+/// Runs until `shutdown` is set or every sender of `inbox` is gone.
+pub fn run_request_worker(
+    config: RequestWorkerConfig,
+    inbox: Receiver<Batch>,
+    returns: Vec<ReturnPath>,
+    clock: Clock,
+    shutdown: Arc<AtomicBool>,
+) {
+    let mut shard = SwarmShard::default();
+    let mut next_clean = Instant::now() + config.cleaning_interval;
+    // Checked between batches so a busy worker still notices shutdown.
+    let tick = Duration::from_millis(200);
+    loop {
+        if shutdown.load(Ordering::Relaxed) {
+            break;
+        }
+        let wait = next_clean
+            .saturating_duration_since(Instant::now())
+            .min(tick);
+        match inbox.recv_timeout(wait) {
+            Ok(mut batch) => {
+                batch.process(&mut shard, clock.now_secs());
+                let Some(back) = returns.get(batch.origin) else {
+                    log::error!("batch from unknown origin {}", batch.origin);
+                    continue;
+                };
+                // The return channel holds every batch its front end can
+                // have in flight, so this send does not block for long; an
+                // error means that front end has exited.
+                if back.sender.send(batch).is_ok() {
+                    if let Err(e) = back.waker.wake() {
+                        log::warn!("cannot wake socket worker: {e}");
+                    }
+                }
+            }
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+        if Instant::now() >= next_clean {
+            let cutoff = clock.now_secs().saturating_sub(config.max_peer_age);
+            let report = shard.clean(cutoff);
+            log::debug!(
+                "request worker {}: cleaned {} peers, {} torrents; {} torrents, {} peers left",
+                config.index,
+                report.peers_removed,
+                report.torrents_removed,
+                report.torrents_left,
+                report.peers_left
+            );
+            next_clean = Instant::now() + config.cleaning_interval;
+        }
+    }
+    log::debug!("request worker {} stopped", config.index);
+}
