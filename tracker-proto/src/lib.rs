@@ -10,5 +10,6 @@ pub mod common;
 pub mod connection_id;
 pub mod siphash;
 pub mod udp;
+pub mod xdp;
 
 pub use common::{AnnounceEvent, InfoHash, PeerId};

@@ -1,5 +1,6 @@
 //! The BEP 15 front end on plain UDP sockets.
 
+mod handler;
 mod mmsg;
 mod worker;
 
@@ -13,6 +14,7 @@ use tracker_proto::udp::{
     SCRAPE_STATS_LEN,
 };
 
+pub use handler::{Counters, RequestHandler, Responder};
 pub use worker::{UdpWorker, WAKER};
 
 use crate::config::Config;

@@ -1,0 +1,414 @@
+//! The BEP 15 request path shared by every datagram front end (plain UDP
+//! sockets and AF_XDP queues): parse, check the connection id and access
+//! list, answer connects and errors at once, batch announces and scrapes to
+//! the request workers, and write their answers back.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use crossbeam_channel::{Sender, TrySendError};
+use slab::Slab;
+use tracker_proto::connection_id::{ip_to_16, make_connection_id, verify_connection_id};
+use tracker_proto::udp::{
+    write_connect_response, write_error_response, AnnounceResponse, PeerV4, PeerV6, Peers, Request,
+    Response, ScrapeResponse, ScrapeStats, TransactionId,
+};
+
+use super::{UdpSettings, MAX_SCRAPE_TORRENTS};
+use crate::access_list::SharedAccessList;
+use crate::swarm::{worker_for, Announce, Batch, Job, ReplyTo, SwarmCounts, Work};
+
+/// Jobs per batch before it is sent without waiting for the receive round
+/// to end: keeps request-worker latency and batch memory bounded.
+const MAX_BATCH_JOBS: usize = 512;
+
+const INVALID_CONNECTION_ID: &[u8] = b"connection id invalid or expired";
+const NOT_ALLOWED: &[u8] = b"info hash not allowed";
+
+/// Where responses go. `handle` is whatever the front end passed to
+/// [`RequestHandler::handle`] for the request being answered.
+pub trait Responder {
+    /// Writes one response with `write` (which returns its length, or None
+    /// to abandon it). Returns false when it had to be dropped.
+    fn respond(
+        &mut self,
+        handle: u32,
+        addr: SocketAddr,
+        write: impl FnOnce(&mut [u8]) -> Option<usize>,
+    ) -> bool;
+}
+
+/// A scrape whose hashes are out at request workers.
+struct PendingScrape {
+    /// Guards against a late answer landing in a reused slot.
+    generation: u32,
+    handle: u32,
+    addr: SocketAddr,
+    transaction_id: TransactionId,
+    len: usize,
+    remaining: usize,
+    stats: [ScrapeStats; MAX_SCRAPE_TORRENTS],
+}
+
+#[derive(Default, Debug, Clone, Copy)]
+pub struct Counters {
+    pub requests: u64,
+    /// Requests shed because a request worker or the pending-scrape table
+    /// was full.
+    pub dropped_busy: u64,
+    /// Responses the front end could not queue.
+    pub dropped_queue_full: u64,
+}
+
+/// The BEP 15 request logic of one front-end thread, whatever carries its
+/// datagrams: parses, answers what needs no swarm, batches the rest to the
+/// request workers and writes their answers through `R`.
+pub struct RequestHandler<R> {
+    origin: usize,
+    settings: Arc<UdpSettings>,
+    access_list: Arc<SharedAccessList>,
+    to_swarm: Vec<Sender<Batch>>,
+    filling: Vec<Option<Batch>>,
+    pool: Vec<Batch>,
+    responder: R,
+    pending: Slab<PendingScrape>,
+    next_generation: u32,
+    counters: Counters,
+}
+
+impl<R: Responder> RequestHandler<R> {
+    pub fn new(
+        origin: usize,
+        settings: Arc<UdpSettings>,
+        access_list: Arc<SharedAccessList>,
+        to_swarm: Vec<Sender<Batch>>,
+        responder: R,
+    ) -> Self {
+        Self {
+            origin,
+            filling: (0..to_swarm.len()).map(|_| None).collect(),
+            to_swarm,
+            pool: Vec::new(),
+            responder,
+            pending: Slab::new(),
+            next_generation: 0,
+            counters: Counters::default(),
+            settings,
+            access_list,
+        }
+    }
+
+    pub fn responder_mut(&mut self) -> &mut R {
+        &mut self.responder
+    }
+
+    pub fn counters(&self) -> Counters {
+        self.counters
+    }
+
+    pub fn handle(&mut self, handle: u32, addr: SocketAddr, data: &[u8], tick: u32) {
+        self.counters.requests += 1;
+        let ip = ip_to_16(addr.ip());
+        let request = match Request::parse(data) {
+            Ok(request) => request,
+            Err(e) => {
+                // Under 16 bytes there is no transaction id to answer to.
+                if let Some(transaction_id) = e.transaction_id {
+                    self.error(handle, addr, transaction_id, e.kind.message().as_bytes());
+                }
+                return;
+            }
+        };
+        let settings = &self.settings;
+        match request {
+            Request::Connect(connect) => {
+                let id = make_connection_id(&settings.secret, tick, &ip, addr.port());
+                self.respond(handle, addr, |buf| {
+                    write_connect_response(buf, connect.transaction_id, id).ok()
+                });
+            }
+            Request::Announce(a) => {
+                if !verify_connection_id(
+                    &settings.secret,
+                    a.connection_id,
+                    tick,
+                    settings.connection_id_lifetime,
+                    &ip,
+                    addr.port(),
+                ) {
+                    return self.error(handle, addr, a.transaction_id, INVALID_CONNECTION_ID);
+                }
+                if !self.access_list.allows(&a.info_hash) {
+                    return self.error(handle, addr, a.transaction_id, NOT_ALLOWED);
+                }
+                let numwant = settings.numwant(a.num_want);
+                let seeder = a.left == 0;
+                let work = match addr {
+                    SocketAddr::V4(v4) => Work::AnnounceV4 {
+                        announce: Announce {
+                            info_hash: a.info_hash,
+                            peer: PeerV4::new(*v4.ip(), a.port),
+                            event: a.event,
+                            seeder,
+                            numwant,
+                        },
+                        peers: 0..0,
+                        counts: SwarmCounts::default(),
+                    },
+                    SocketAddr::V6(v6) => Work::AnnounceV6 {
+                        announce: Announce {
+                            info_hash: a.info_hash,
+                            peer: PeerV6::new(*v6.ip(), a.port),
+                            event: a.event,
+                            seeder,
+                            numwant,
+                        },
+                        peers: 0..0,
+                        counts: SwarmCounts::default(),
+                    },
+                };
+                let reply = ReplyTo {
+                    addr,
+                    handle,
+                    tag: a.transaction_id.0,
+                };
+                self.enqueue(Job { reply, work });
+            }
+            Request::Scrape(s) => {
+                if !verify_connection_id(
+                    &settings.secret,
+                    s.connection_id,
+                    tick,
+                    settings.connection_id_lifetime,
+                    &ip,
+                    addr.port(),
+                ) {
+                    return self.error(handle, addr, s.transaction_id, INVALID_CONNECTION_ID);
+                }
+                self.scrape(handle, addr, s.transaction_id, s.info_hashes);
+            }
+        }
+    }
+
+    fn scrape(
+        &mut self,
+        handle: u32,
+        addr: SocketAddr,
+        transaction_id: TransactionId,
+        hashes: tracker_proto::udp::InfoHashes<'_>,
+    ) {
+        // Hashes past the cap are ignored rather than refused: the client
+        // still gets the first ones, in order, and can ask again for the rest.
+        let len = hashes.len().min(self.settings.max_scrape_torrents);
+        if self.pending.len() >= self.settings.max_pending_scrapes {
+            self.counters.dropped_busy += 1;
+            return;
+        }
+        let generation = self.next_generation;
+        self.next_generation = self.next_generation.wrapping_add(1);
+        let slot = self.pending.insert(PendingScrape {
+            generation,
+            handle,
+            addr,
+            transaction_id,
+            len,
+            remaining: 0,
+            stats: [ScrapeStats::new(0, 0, 0); MAX_SCRAPE_TORRENTS],
+        });
+        let mut remaining = 0;
+        for index in 0..len {
+            let Some(info_hash) = hashes.get(index) else {
+                break;
+            };
+            // A refused torrent scrapes as empty: saying "refused" per hash
+            // has no place in BEP 15's reply.
+            if !self.access_list.allows(&info_hash) {
+                continue;
+            }
+            remaining += 1;
+            self.enqueue(Job {
+                reply: ReplyTo {
+                    addr,
+                    handle,
+                    tag: generation,
+                },
+                work: Work::Scrape {
+                    info_hash,
+                    slot: slot as u32,
+                    index: index as u16,
+                    counts: SwarmCounts::default(),
+                },
+            });
+        }
+        if remaining == 0 {
+            self.finish_scrape(slot);
+        } else {
+            self.pending[slot].remaining = remaining;
+        }
+    }
+
+    fn finish_scrape(&mut self, slot: usize) {
+        let p = self.pending.remove(slot);
+        let response = Response::Scrape(ScrapeResponse {
+            transaction_id: p.transaction_id,
+            stats: &p.stats[..p.len],
+        });
+        self.respond(p.handle, p.addr, |buf| response.emit(buf).ok());
+    }
+
+    fn enqueue(&mut self, job: Job) {
+        let worker = worker_for(job.info_hash(), self.to_swarm.len());
+        let batch = self.filling[worker].get_or_insert_with(|| {
+            self.pool
+                .pop()
+                .unwrap_or_else(|| Batch::with_origin(self.origin))
+        });
+        batch.jobs.push(job);
+        if batch.jobs.len() >= MAX_BATCH_JOBS {
+            self.send_batch(worker);
+        }
+    }
+
+    /// Hands every filled batch to its request worker.
+    pub fn dispatch(&mut self) {
+        for worker in 0..self.filling.len() {
+            self.send_batch(worker);
+        }
+    }
+
+    fn send_batch(&mut self, worker: usize) {
+        let Some(batch) = self.filling[worker].take() else {
+            return;
+        };
+        if batch.is_empty() {
+            self.pool.push(batch);
+            return;
+        }
+        match self.to_swarm[worker].try_send(batch) {
+            Ok(()) => {}
+            // The request worker is behind: shed this load now rather than
+            // queue it without bound; clients retry per BEP 15.
+            Err(TrySendError::Full(mut batch)) | Err(TrySendError::Disconnected(mut batch)) => {
+                self.counters.dropped_busy += batch.jobs.len() as u64;
+                for job in &batch.jobs {
+                    if let Work::Scrape { slot, .. } = job.work {
+                        self.abandon_scrape(slot as usize, job.reply.tag);
+                    }
+                }
+                batch.clear();
+                self.pool.push(batch);
+            }
+        }
+    }
+
+    fn abandon_scrape(&mut self, slot: usize, generation: u32) {
+        if self
+            .pending
+            .get(slot)
+            .is_some_and(|p| p.generation == generation)
+        {
+            self.pending.remove(slot);
+        }
+    }
+
+    /// Writes the answers of a batch back from the request workers.
+    pub fn answer(&mut self, mut batch: Batch) {
+        let interval = self.settings.announce_interval;
+        for job in &batch.jobs {
+            let handle = job.reply.handle;
+            let transaction_id = TransactionId(job.reply.tag);
+            match &job.work {
+                Work::AnnounceV4 { peers, counts, .. } => {
+                    let range = peers.start as usize..peers.end as usize;
+                    let peers = Peers::V4(batch.peers_v4.get(range).unwrap_or(&[]));
+                    self.announce_response(
+                        handle,
+                        job.reply.addr,
+                        transaction_id,
+                        interval,
+                        counts,
+                        peers,
+                    );
+                }
+                Work::AnnounceV6 { peers, counts, .. } => {
+                    let range = peers.start as usize..peers.end as usize;
+                    let peers = Peers::V6(batch.peers_v6.get(range).unwrap_or(&[]));
+                    self.announce_response(
+                        handle,
+                        job.reply.addr,
+                        transaction_id,
+                        interval,
+                        counts,
+                        peers,
+                    );
+                }
+                Work::Scrape {
+                    slot,
+                    index,
+                    counts,
+                    ..
+                } => {
+                    let slot = *slot as usize;
+                    let Some(p) = self.pending.get_mut(slot) else {
+                        continue;
+                    };
+                    if p.generation != job.reply.tag {
+                        continue;
+                    }
+                    if let Some(stats) = p.stats.get_mut(*index as usize) {
+                        *stats =
+                            ScrapeStats::new(counts.seeders, counts.completed, counts.leechers);
+                    }
+                    p.remaining -= 1;
+                    if p.remaining == 0 {
+                        self.finish_scrape(slot);
+                    }
+                }
+            }
+        }
+        batch.clear();
+        self.pool.push(batch);
+    }
+
+    fn announce_response(
+        &mut self,
+        handle: u32,
+        addr: SocketAddr,
+        transaction_id: TransactionId,
+        interval: u32,
+        counts: &SwarmCounts,
+        peers: Peers<'_>,
+    ) {
+        let response = Response::Announce(AnnounceResponse {
+            transaction_id,
+            interval,
+            leechers: counts.leechers,
+            seeders: counts.seeders,
+            peers,
+        });
+        self.respond(handle, addr, |buf| response.emit(buf).ok());
+    }
+
+    fn error(
+        &mut self,
+        handle: u32,
+        addr: SocketAddr,
+        transaction_id: TransactionId,
+        message: &[u8],
+    ) {
+        self.respond(handle, addr, |buf| {
+            write_error_response(buf, transaction_id, message).ok()
+        });
+    }
+
+    fn respond(
+        &mut self,
+        handle: u32,
+        addr: SocketAddr,
+        write: impl FnOnce(&mut [u8]) -> Option<usize>,
+    ) {
+        if !self.responder.respond(handle, addr, write) {
+            self.counters.dropped_queue_full += 1;
+        }
+    }
+}
