@@ -32,12 +32,17 @@ pub struct Cli {
     /// Least severe level to log, overriding log_level.
     #[arg(long, value_name = "LEVEL")]
     pub log_level: Option<LogLevel>,
+
+    /// Attach the XDP fast path to this interface, overriding xdp.iface
+    /// (needs the program built in: `cargo xtask build-ebpf`).
+    #[arg(long, value_name = "IFACE")]
+    pub iface: Option<String>,
 }
 
 impl Cli {
     /// Whether any option changes the loaded config.
     pub fn overrides_anything(&self) -> bool {
-        !self.udp.is_empty() || self.log_level.is_some()
+        !self.udp.is_empty() || self.log_level.is_some() || self.iface.is_some()
     }
 
     /// Applies the command-line overrides to a loaded config.
@@ -49,6 +54,9 @@ impl Cli {
         }
         if let Some(level) = self.log_level {
             config.log_level = level;
+        }
+        if let Some(iface) = &self.iface {
+            config.xdp.iface.clone_from(iface);
         }
     }
 }

@@ -19,6 +19,7 @@ pub struct Config {
     pub protocol: ProtocolConfig,
     pub udp: UdpConfig,
     pub access_list: AccessListConfig,
+    pub xdp: XdpConfig,
 }
 
 /// The in-memory swarm store and the request workers that own its shards.
@@ -77,6 +78,53 @@ pub struct AccessListConfig {
     pub mode: AccessListMode,
     /// File of hex info hashes, one per line, `#` starts a comment. Reloaded on SIGUSR1.
     pub path: PathBuf,
+}
+
+/// The XDP fast path: an XDP program steers tracker datagrams into AF_XDP
+/// sockets, one per RX queue, and answers connects in the kernel.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct XdpConfig {
+    /// Interface to attach to; empty serves on plain sockets only.
+    pub iface: String,
+    /// How to attach: auto (driver, else generic), driver or generic.
+    pub attach_mode: XdpAttachMode,
+    /// Exit when XDP cannot be set up instead of serving on plain sockets.
+    pub required: bool,
+    /// Replace an XDP program another tool attached to the interface.
+    pub replace_existing: bool,
+    /// Answer BEP 15 connects in the kernel with XDP_TX.
+    pub connect_in_kernel: bool,
+    /// bpffs directory where the program and its maps are pinned for bpftool.
+    pub pin_path: std::path::PathBuf,
+    /// UMEM frames per AF_XDP socket (half receive, half transmit).
+    pub frame_count: u32,
+    /// Ask for zero-copy AF_XDP; copy mode is used where the driver lacks it.
+    pub zero_copy: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum XdpAttachMode {
+    #[default]
+    Auto,
+    Driver,
+    Generic,
+}
+
+impl Default for XdpConfig {
+    fn default() -> Self {
+        Self {
+            iface: String::new(),
+            attach_mode: XdpAttachMode::Auto,
+            required: false,
+            replace_existing: false,
+            connect_in_kernel: true,
+            pin_path: "/sys/fs/bpf/tracker".into(),
+            frame_count: 4096,
+            zero_copy: true,
+        }
+    }
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
@@ -410,6 +458,23 @@ impl Config {
                 ),
             ));
         }
+
+        let x = &self.xdp;
+        if !(64..=1 << 20).contains(&x.frame_count) || !x.frame_count.is_power_of_two() {
+            return Err(Violation::new(
+                &["xdp.frame_count"],
+                format!(
+                    "must be a power of two from 64 to 1048576, got {}",
+                    x.frame_count
+                ),
+            ));
+        }
+        if !x.iface.is_empty() && x.pin_path.as_os_str().is_empty() {
+            return Err(Violation::new(
+                &["xdp.pin_path", "xdp.iface"],
+                "must name a bpffs directory when xdp.iface is set".to_owned(),
+            ));
+        }
         Ok(())
     }
 
@@ -609,6 +674,47 @@ const COMMENTS: &[(&str, &str)] = &[
         "access_list.path",
         "File of hex info hashes, one per line, `#` starts a comment.\nRequired unless \
          mode is off.",
+    ),
+    (
+        "xdp",
+        "The XDP fast path (Linux): an XDP program steers tracker datagrams into\nAF_XDP \
+         sockets, one per RX queue, and answers connects in the kernel.\nNeeds the program \
+         built in (`cargo xtask build-ebpf`) and CAP_BPF + CAP_NET_ADMIN.\nThe plain sockets \
+         keep serving whatever the program passes to the kernel.",
+    ),
+    (
+        "xdp.iface",
+        "Interface to attach to (also `--iface`); empty serves on plain sockets only.",
+    ),
+    (
+        "xdp.attach_mode",
+        "auto: driver (native) mode, falling back to generic; or driver, or generic.",
+    ),
+    (
+        "xdp.required",
+        "true: exit when XDP cannot be set up; false: warn and serve on plain sockets.",
+    ),
+    (
+        "xdp.replace_existing",
+        "Replace an XDP program another tool attached to the interface;\nfalse refuses \
+         to start instead.",
+    ),
+    (
+        "xdp.connect_in_kernel",
+        "Answer BEP 15 connects in the kernel with XDP_TX, with the same\nconnection ids \
+         userland issues.",
+    ),
+    (
+        "xdp.pin_path",
+        "bpffs directory where the program and its maps are pinned, for bpftool.",
+    ),
+    (
+        "xdp.frame_count",
+        "UMEM frames per AF_XDP socket (2048 bytes each; half receive, half transmit).",
+    ),
+    (
+        "xdp.zero_copy",
+        "Ask for zero-copy AF_XDP; copy mode is used where the driver lacks it.",
     ),
 ];
 
@@ -1011,6 +1117,16 @@ mod tests {
             access_list: AccessListConfig {
                 mode: AccessListMode::White,
                 path: "/etc/tracker/it's \"quoted\" ü.txt".into(),
+            },
+            xdp: XdpConfig {
+                iface: "eth1".into(),
+                attach_mode: XdpAttachMode::Generic,
+                required: true,
+                replace_existing: true,
+                connect_in_kernel: false,
+                pin_path: "/sys/fs/bpf/t2".into(),
+                frame_count: 8192,
+                zero_copy: false,
             },
         };
         round_trip(&config);

@@ -9,3 +9,4 @@ pub mod logging;
 pub mod server;
 pub mod swarm;
 pub mod udp;
+pub mod xdp;

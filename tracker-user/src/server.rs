@@ -13,10 +13,11 @@ use signal_hook::iterator::Signals;
 use tracker_proto::connection_id::ConnectionIdSecret;
 
 use crate::access_list::{self, SharedAccessList};
-use crate::clock::Clock;
-use crate::config::Config;
+use crate::clock::{unix_tick, Clock};
+use crate::config::{Config, XdpConfig};
 use crate::swarm::{run_request_worker, RequestWorkerConfig, ReturnPath};
 use crate::udp::{self, UdpSettings, UdpWorker};
+use crate::xdp::{xsk, XdpAttachment, XdpWorker};
 
 /// A secret chosen at start: ids from a previous run are refused, which
 /// costs clients one reconnect and spares us persisting a key.
@@ -53,9 +54,20 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     };
     let (udp_sockets, bound) =
         udp::bind_sockets(&config.udp.listen, udp_workers, config.udp.recv_buffer_size)?;
-    for addr in &bound {
-        log::info!("UDP listening on {addr}");
-    }
+    let (mut xdp, xsk_queues) = if config.xdp.iface.is_empty() {
+        (None, Vec::new())
+    } else {
+        match start_xdp(&config.xdp, &bound, &settings) {
+            Ok((attachment, queues)) => (Some(attachment), queues),
+            Err(e) if config.xdp.required => {
+                return Err(e.context("XDP is required (xdp.required = true)"));
+            }
+            Err(e) => {
+                log::warn!("XDP unavailable, serving on plain sockets only: {e:#}");
+                (None, Vec::new())
+            }
+        }
+    };
 
     let swarm_workers = config.swarm.workers;
     let inboxes: Vec<_> = (0..swarm_workers)
@@ -66,10 +78,13 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     // them means a request worker never waits on a slow front end.
     let return_capacity = (config.swarm.channel_capacity + 1) * swarm_workers;
 
+    // Every front end (socket worker or AF_XDP queue worker) gets a return
+    // channel; its index is the origin its batches carry.
+    let front_ends = udp_workers + xsk_queues.len();
     let mut polls = Vec::new();
     let mut returns = Vec::new();
     let mut return_receivers = Vec::new();
-    for _ in 0..udp_workers {
+    for _ in 0..front_ends {
         let poll = mio::Poll::new().context("creating poll")?;
         let waker =
             Arc::new(mio::Waker::new(poll.registry(), udp::WAKER).context("creating waker")?);
@@ -100,12 +115,12 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let to_swarm: Vec<_> = inboxes.iter().map(|(sender, _)| sender.clone()).collect();
     drop(inboxes);
 
-    for (origin, ((sockets, poll), returns)) in udp_sockets
-        .into_iter()
-        .zip(polls)
-        .zip(return_receivers)
-        .enumerate()
-    {
+    let mut polls = polls.into_iter();
+    let mut return_receivers = return_receivers.into_iter();
+    for (origin, sockets) in udp_sockets.into_iter().enumerate() {
+        let (Some(poll), Some(returns)) = (polls.next(), return_receivers.next()) else {
+            unreachable!("one poll and return channel per front end");
+        };
         let worker = UdpWorker {
             origin,
             sockets: sockets
@@ -126,19 +141,67 @@ pub fn run(config: Config) -> anyhow::Result<()> {
                 .context("spawning UDP worker")?,
         );
     }
+    for (queue_id, queue) in xsk_queues.into_iter().enumerate() {
+        let (Some(poll), Some(returns)) = (polls.next(), return_receivers.next()) else {
+            unreachable!("one poll and return channel per front end");
+        };
+        let worker = XdpWorker {
+            origin: udp_workers + queue_id,
+            queue_id: queue_id as u32,
+            queue,
+            poll,
+            to_swarm: to_swarm.clone(),
+            returns,
+            settings: settings.clone(),
+            access_list: access_list.clone(),
+            shutdown: shutdown.clone(),
+        };
+        threads.push(
+            std::thread::Builder::new()
+                .name(format!("xdp-{queue_id}"))
+                .spawn(move || worker.run())
+                .context("spawning AF_XDP worker")?,
+        );
+    }
     drop(to_swarm);
+    // Said last, so that a line saying the tracker listens means every
+    // path, XDP included, is ready.
+    for addr in &bound {
+        log::info!("UDP listening on {addr}");
+    }
 
-    for signal in signals.forever() {
-        match signal {
-            SIGUSR1 => match access_list.reload(&config.access_list) {
-                Ok(count) => log::info!("access list reloaded: {count} info hashes"),
-                Err(e) => log::error!("access list reload failed, keeping the old list: {e}"),
-            },
-            _ => {
-                log::info!("signal {signal}: shutting down");
-                break;
+    let mut connect_map = xdp.as_mut().and_then(XdpAttachment::take_connect_map);
+    let mut last_tick = 0;
+    'serve: loop {
+        for signal in signals.pending() {
+            match signal {
+                SIGUSR1 => match access_list.reload(&config.access_list) {
+                    Ok(count) => log::info!("access list reloaded: {count} info hashes"),
+                    Err(e) => log::error!("access list reload failed, keeping the old list: {e}"),
+                },
+                _ => {
+                    log::info!("signal {signal}: shutting down");
+                    break 'serve;
+                }
             }
         }
+        if let Some(xdp) = &mut xdp {
+            // The program stamps in-kernel connection ids with the tick we
+            // publish, so it must follow the clock userland verifies with.
+            let tick = unix_tick();
+            if tick != last_tick {
+                if let Some(map) = &mut connect_map {
+                    let mut state = map.get(&0, 0).unwrap_or_default();
+                    state.tick = tick;
+                    if let Err(e) = map.set(0, state, 0) {
+                        log::warn!("cannot publish the connection-id tick to XDP: {e}");
+                    }
+                }
+                last_tick = tick;
+            }
+            xdp.flush_log();
+        }
+        std::thread::sleep(Duration::from_millis(100));
     }
     shutdown.store(true, Ordering::Relaxed);
     for waker in &wakers {
@@ -147,6 +210,56 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     for thread in threads {
         let _ = thread.join();
     }
+    // Detaches the program and removes its pins, now that no worker uses
+    // the AF_XDP sockets.
+    drop(connect_map);
+    drop(xdp);
     log::info!("stopped");
     Ok(())
+}
+
+/// Attaches the XDP program and opens one AF_XDP socket per RX queue.
+fn start_xdp(
+    config: &XdpConfig,
+    bound: &[std::net::SocketAddr],
+    settings: &UdpSettings,
+) -> anyhow::Result<(XdpAttachment, Vec<xsk::XskQueue>)> {
+    let mut attachment = XdpAttachment::attach(config, bound, settings.secret, unix_tick())?;
+    let xsk_config = xsk::XskConfig {
+        frame_count: config.frame_count,
+        frame_size: 2048,
+        zero_copy: config.zero_copy,
+        need_wakeup: true,
+    };
+    let mut queues = Vec::new();
+    for queue_id in 0..attachment.queues {
+        let queue = match xsk::XskQueue::open(&config.iface, queue_id, &xsk_config) {
+            Ok(queue) => queue,
+            // iproute2 reports how many queues the device could have; the
+            // kernel refuses a bind to one it does not have in use (veth
+            // reports one per CPU but uses one unless told otherwise).
+            Err(e) if queue_id > 0 && e.kind() == std::io::ErrorKind::InvalidInput => {
+                log::info!(
+                    "{} has {queue_id} RX queues in use (of {} possible)",
+                    config.iface,
+                    attachment.queues
+                );
+                break;
+            }
+            Err(e) => {
+                return Err(anyhow::Error::new(e).context(format!(
+                    "opening an AF_XDP socket on {} queue {queue_id}",
+                    config.iface
+                )))
+            }
+        };
+        attachment.register_socket(queue_id, queue.fd())?;
+        log::info!(
+            "AF_XDP socket on {} queue {queue_id} ({})",
+            config.iface,
+            queue.mode()
+        );
+        queues.push(queue);
+    }
+    Ok((attachment, queues))
 }

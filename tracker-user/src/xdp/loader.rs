@@ -1,0 +1,316 @@
+//! Loads the XDP program, fills its maps, attaches it with a BPF link and
+//! pins it for bpftool. Dropping the [`XdpAttachment`] detaches it; since
+//! the attachment is a link, the kernel also detaches it if the process
+//! dies, so no stale program is left steering packets to nobody.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context};
+use aya::maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, XskMap};
+use aya::programs::{Xdp, XdpMode};
+use aya::Ebpf;
+use tracker_proto::connection_id::ConnectionIdSecret;
+use tracker_proto::xdp::{
+    counter, ConnectState, ListenKey, MAP_CONNECT, MAP_COUNTERS, MAP_LISTEN, MAP_XSKS, PROGRAM_NAME,
+};
+
+use crate::config::{XdpAttachMode, XdpConfig};
+
+#[cfg(tracker_ebpf_object)]
+static OBJECT: Option<&[u8]> = Some(aya::include_bytes_aligned!(env!(
+    "TRACKER_EBPF_OBJECT_PATH"
+)));
+#[cfg(not(tracker_ebpf_object))]
+static OBJECT: Option<&[u8]> = None;
+
+/// The compiled XDP program, when this binary was built after
+/// `cargo xtask build-ebpf`.
+pub fn object() -> Option<&'static [u8]> {
+    OBJECT
+}
+
+pub const NOT_BUILT: &str = "this tracker-user was built without the XDP program: run \
+     `cargo xtask build-ebpf`, then rebuild tracker-user";
+
+pub struct XdpAttachment {
+    pub ifname: String,
+    pub mode: XdpMode,
+    pub queues: u32,
+    // Field order is drop order: the maps and logger let go of their fds
+    // before `ebpf` drops the link and detaches the program.
+    xsks: XskMap<MapData>,
+    connect: Option<Array<MapData, ConnectState>>,
+    logger: Option<aya_log::EbpfLogger<&'static dyn log::Log>>,
+    pins: Vec<PathBuf>,
+    ebpf: Ebpf,
+}
+
+impl XdpAttachment {
+    /// Loads and attaches the program to `config.iface`, steering datagrams
+    /// addressed to `listen`.
+    pub fn attach(
+        config: &XdpConfig,
+        listen: &[SocketAddr],
+        secret: ConnectionIdSecret,
+        tick: u32,
+    ) -> anyhow::Result<Self> {
+        let object = object().ok_or_else(|| anyhow!(NOT_BUILT))?;
+        let ifname = config.iface.clone();
+        let queues = rx_queue_count(&ifname)?;
+        let mut ebpf = Ebpf::load(object).context("loading the XDP object")?;
+        // Absent when the program was built without log statements.
+        let logger = aya_log::EbpfLogger::init(&mut ebpf).ok();
+
+        let mut listen_map: BpfHashMap<_, ListenKey, u32> =
+            BpfHashMap::try_from(ebpf.map_mut(MAP_LISTEN).context("no LISTEN map")?)?;
+        for addr in listen {
+            listen_map
+                .insert(listen_key(addr), 1, 0)
+                .with_context(|| format!("steering {addr}"))?;
+        }
+        let mut connect: Array<_, ConnectState> =
+            Array::try_from(ebpf.map_mut(MAP_CONNECT).context("no CONNECT map")?)?;
+        connect.set(
+            0,
+            ConnectState {
+                k0: secret.k0,
+                k1: secret.k1,
+                tick,
+                enabled: u32::from(config.connect_in_kernel),
+            },
+            0,
+        )?;
+
+        let program: &mut Xdp = ebpf
+            .program_mut(PROGRAM_NAME)
+            .context("no tracker_xdp program in the object")?
+            .try_into()?;
+        program
+            .load()
+            .context("the kernel refused the XDP program")?;
+        let mode = attach(program, config)?;
+
+        let pins = pin(&mut ebpf, &config.pin_path)?;
+        let xsks = XskMap::try_from(ebpf.take_map(MAP_XSKS).context("no XSKS map")?)?;
+        let connect = Array::try_from(ebpf.take_map(MAP_CONNECT).context("no CONNECT map")?)?;
+        log::info!(
+            "XDP program attached to {ifname} ({mode:?} mode, {queues} RX queues), pinned under {}",
+            config.pin_path.display()
+        );
+        Ok(Self {
+            ifname,
+            mode,
+            queues,
+            xsks,
+            connect: Some(connect),
+            logger,
+            pins,
+            ebpf,
+        })
+    }
+
+    /// Routes queue `queue`'s tracker datagrams to the AF_XDP socket `fd`.
+    pub fn register_socket(&mut self, queue: u32, fd: std::os::fd::RawFd) -> anyhow::Result<()> {
+        self.xsks
+            .set(queue, fd, 0)
+            .with_context(|| format!("registering the AF_XDP socket of queue {queue}"))
+    }
+
+    /// The map the tick keeper rewrites every second.
+    pub fn take_connect_map(&mut self) -> Option<Array<MapData, ConnectState>> {
+        self.connect.take()
+    }
+
+    /// Forwards what the program logged through aya-log to our logger.
+    pub fn flush_log(&mut self) {
+        if let Some(logger) = &mut self.logger {
+            logger.flush();
+        }
+    }
+
+    /// Sums the per-CPU counters, in [`counter::NAMES`] order.
+    pub fn counters(&self) -> anyhow::Result<[u64; counter::COUNT as usize]> {
+        let map: PerCpuArray<_, u64> =
+            PerCpuArray::try_from(self.ebpf.map(MAP_COUNTERS).context("no COUNTERS map")?)?;
+        let mut sums = [0u64; counter::COUNT as usize];
+        for (i, sum) in sums.iter_mut().enumerate() {
+            *sum = map.get(&(i as u32), 0)?.iter().sum();
+        }
+        Ok(sums)
+    }
+}
+
+impl Drop for XdpAttachment {
+    fn drop(&mut self) {
+        // The pins would keep the program and maps alive after we detach;
+        // an operator inspecting a stopped tracker should find nothing.
+        for pin in &self.pins {
+            let _ = std::fs::remove_file(pin);
+        }
+        log::info!("XDP program detached from {}", self.ifname);
+    }
+}
+
+fn listen_key(addr: &SocketAddr) -> ListenKey {
+    match addr {
+        SocketAddr::V4(a) => ListenKey::v4(a.ip().octets(), a.port()),
+        SocketAddr::V6(a) => ListenKey::v6(a.ip().octets(), a.port()),
+    }
+}
+
+/// RX queues of the interface: one AF_XDP socket is needed for each,
+/// since the program redirects a frame to its own queue's socket. Asked of
+/// iproute2, which answers for our network namespace whatever /sys shows.
+fn rx_queue_count(ifname: &str) -> anyhow::Result<u32> {
+    let output = std::process::Command::new("ip")
+        .args(["-j", "-d", "link", "show", "dev", ifname])
+        .output()
+        .context("running `ip` (iproute2) to count RX queues")?;
+    if !output.status.success() {
+        bail!(
+            "no interface named {ifname}: {}",
+            String::from_utf8_lossy(&output.stderr).trim()
+        );
+    }
+    let links: serde_json::Value =
+        serde_json::from_slice(&output.stdout).context("reading `ip -j link` output")?;
+    let count = links[0]["num_rx_queues"].as_u64().unwrap_or(1);
+    Ok(count.clamp(1, u64::from(tracker_proto::xdp::MAX_QUEUES)) as u32)
+}
+
+/// Mounts bpffs at `/sys/fs/bpf` when nothing is there, as bpftool does,
+/// so pinning works on hosts (or mount namespaces) that lack the mount.
+fn ensure_bpffs(dir: &Path) -> anyhow::Result<()> {
+    const BPF_FS_MAGIC: i64 = 0xcafe_4a11;
+    let root = Path::new("/sys/fs/bpf");
+    if !dir.starts_with(root) {
+        return Ok(());
+    }
+    let c_root = std::ffi::CString::new("/sys/fs/bpf").expect("no NUL");
+    // SAFETY: statfs writes only into the struct we pass.
+    let mut stat: libc::statfs = unsafe { std::mem::zeroed() };
+    if unsafe { libc::statfs(c_root.as_ptr(), &mut stat) } == 0
+        && stat.f_type as i64 == BPF_FS_MAGIC
+    {
+        return Ok(());
+    }
+    let fstype = std::ffi::CString::new("bpf").expect("no NUL");
+    // SAFETY: plain mount(2) call with valid C strings.
+    let rc = unsafe {
+        libc::mount(
+            fstype.as_ptr(),
+            c_root.as_ptr(),
+            fstype.as_ptr(),
+            0,
+            std::ptr::null(),
+        )
+    };
+    if rc != 0 {
+        bail!(
+            "/sys/fs/bpf is not a bpffs and mounting one failed: {}",
+            std::io::Error::last_os_error()
+        );
+    }
+    log::info!("mounted bpffs at /sys/fs/bpf");
+    Ok(())
+}
+
+fn attach(program: &mut Xdp, config: &XdpConfig) -> anyhow::Result<XdpMode> {
+    let ifname = &config.iface;
+    if let Some(existing) = attached_program(ifname) {
+        if !config.replace_existing {
+            bail!(
+                "{ifname} already has an XDP program ({existing}); set xdp.replace_existing = \
+                 true to replace it, or detach it first"
+            );
+        }
+        log::warn!("replacing the XDP program on {ifname} ({existing})");
+        detach_foreign(ifname)?;
+    }
+    let modes: &[XdpMode] = match config.attach_mode {
+        XdpAttachMode::Auto => &[XdpMode::Driver, XdpMode::Skb],
+        XdpAttachMode::Driver => &[XdpMode::Driver],
+        XdpAttachMode::Generic => &[XdpMode::Skb],
+    };
+    let mut last_error = None;
+    for &mode in modes {
+        match program.attach(ifname, mode) {
+            Ok(_link) => return Ok(mode),
+            Err(e) => {
+                log::debug!("attaching to {ifname} in {mode:?} mode failed: {e}");
+                last_error = Some(e);
+            }
+        }
+    }
+    Err(anyhow!(
+        "cannot attach XDP to {ifname}: {}",
+        last_error.map_or_else(|| "no mode to try".into(), |e| e.to_string())
+    ))
+}
+
+/// The id of an XDP program already on the interface, as iproute2 reports
+/// it (`ip -d link` prints `prog/xdp id N` for every attach type).
+fn attached_program(ifname: &str) -> Option<String> {
+    let output = std::process::Command::new("ip")
+        .args(["-d", "link", "show", "dev", ifname])
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    let start = text.find("prog/xdp")?;
+    Some(
+        text[start..]
+            .split_whitespace()
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" "),
+    )
+}
+
+/// Removes a netlink-attached program; a program held by another
+/// process's BPF link cannot be removed this way and attach then fails
+/// with the kernel's EBUSY.
+fn detach_foreign(ifname: &str) -> anyhow::Result<()> {
+    for kind in ["xdp", "xdpgeneric", "xdpdrv"] {
+        let _ = std::process::Command::new("ip")
+            .args(["link", "set", "dev", ifname, kind, "off"])
+            .status();
+    }
+    Ok(())
+}
+
+/// Pins the program and every map under `dir`, replacing stale pins from
+/// an earlier run that did not stop cleanly.
+fn pin(ebpf: &mut Ebpf, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    ensure_bpffs(dir)?;
+    std::fs::create_dir_all(dir).with_context(|| {
+        format!(
+            "creating {} (is bpffs mounted at /sys/fs/bpf?)",
+            dir.display()
+        )
+    })?;
+    let mut pins = Vec::new();
+    // Our maps only: the compiler's .rodata/.bss sections are maps too, but
+    // frozen ones cannot be pinned and there is nothing in them to inspect.
+    for name in [MAP_COUNTERS, MAP_LISTEN, MAP_CONNECT, MAP_XSKS] {
+        let path = dir.join(name);
+        let _ = std::fs::remove_file(&path);
+        let map = ebpf
+            .map(name)
+            .with_context(|| format!("no {name} map in the object"))?;
+        map.pin(&path)
+            .with_context(|| format!("pinning map {name} at {}", path.display()))?;
+        pins.push(path);
+    }
+    let path = dir.join(PROGRAM_NAME);
+    let _ = std::fs::remove_file(&path);
+    let program: &mut Xdp = ebpf
+        .program_mut(PROGRAM_NAME)
+        .context("no tracker_xdp program")?
+        .try_into()?;
+    program
+        .pin(&path)
+        .with_context(|| format!("pinning the program at {}", path.display()))?;
+    pins.push(path);
+    Ok(pins)
+}

@@ -1,0 +1,187 @@
+//! An AF_XDP queue worker: the fast-path twin of the UDP socket worker.
+//! It drains one RX queue's AF_XDP socket, runs each datagram through the
+//! same [`RequestHandler`] as the plain sockets, and transmits each answer
+//! as a full frame built from the request's own addresses.
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use crossbeam_channel::{Receiver, Sender};
+use mio::unix::SourceFd;
+use mio::{Events, Interest, Poll, Token};
+
+use super::frame::{parse_udp_frame, write_reply_frame, ReplyPath};
+use super::xsk::XskQueue;
+use crate::access_list::SharedAccessList;
+use crate::clock::unix_tick;
+use crate::swarm::Batch;
+use crate::udp::{RequestHandler, Responder, UdpSettings};
+
+const QUEUE: Token = Token(0);
+/// Frames taken from the RX ring per round.
+const RX_BATCH: usize = 64;
+const IDLE_POLL: Duration = Duration::from_millis(100);
+/// Requests whose reply path is remembered while their answer is out at a
+/// request worker. A path older than this many requests is overwritten and
+/// its answer dropped; the client retries as BEP 15 says.
+const REPLY_PATHS: usize = 1 << 15;
+
+pub struct XdpWorker {
+    pub origin: usize,
+    pub queue_id: u32,
+    pub queue: XskQueue,
+    pub poll: Poll,
+    pub to_swarm: Vec<Sender<Batch>>,
+    pub returns: Receiver<Batch>,
+    pub settings: Arc<UdpSettings>,
+    pub access_list: Arc<SharedAccessList>,
+    pub shutdown: Arc<AtomicBool>,
+}
+
+/// A ring of reply paths indexed by a sequence number, so a late answer
+/// finds its path, or finds it gone, without any bookkeeping to free it.
+struct ReplyPaths {
+    entries: Box<[Option<(u32, ReplyPath)>]>,
+    next: u32,
+}
+
+impl ReplyPaths {
+    fn new() -> Self {
+        Self {
+            entries: vec![None; REPLY_PATHS].into_boxed_slice(),
+            next: 0,
+        }
+    }
+
+    fn insert(&mut self, path: ReplyPath) -> u32 {
+        let seq = self.next;
+        self.next = self.next.wrapping_add(1);
+        self.entries[seq as usize % REPLY_PATHS] = Some((seq, path));
+        seq
+    }
+
+    fn get(&self, seq: u32) -> Option<&ReplyPath> {
+        match &self.entries[seq as usize % REPLY_PATHS] {
+            Some((stored, path)) if *stored == seq => Some(path),
+            _ => None,
+        }
+    }
+}
+
+struct XdpResponder {
+    queue: XskQueue,
+    paths: ReplyPaths,
+}
+
+impl Responder for XdpResponder {
+    fn respond(
+        &mut self,
+        handle: u32,
+        _addr: SocketAddr,
+        write: impl FnOnce(&mut [u8]) -> Option<usize>,
+    ) -> bool {
+        let Some(path) = self.paths.get(handle).copied() else {
+            return false;
+        };
+        self.queue
+            .transmit(|frame| write_reply_frame(&path, frame, write))
+    }
+}
+
+/// Received frames, copied out of the UMEM so the queue is free to
+/// transmit answers while they are handled. Reused round after round.
+#[derive(Default)]
+struct Staging {
+    bytes: Vec<u8>,
+    frames: Vec<(usize, usize)>,
+}
+
+impl Staging {
+    fn push(&mut self, frame: &[u8]) {
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(frame);
+        self.frames.push((start, frame.len()));
+    }
+
+    fn clear(&mut self) {
+        self.bytes.clear();
+        self.frames.clear();
+    }
+}
+
+impl XdpWorker {
+    pub fn run(self) {
+        let XdpWorker {
+            origin,
+            queue_id,
+            queue,
+            mut poll,
+            to_swarm,
+            returns,
+            settings,
+            access_list,
+            shutdown,
+        } = self;
+        let fd: RawFd = queue.fd();
+        if let Err(e) = poll
+            .registry()
+            .register(&mut SourceFd(&fd), QUEUE, Interest::READABLE)
+        {
+            log::error!("xdp worker {queue_id}: cannot poll the AF_XDP socket: {e}");
+            return;
+        }
+        let responder = XdpResponder {
+            queue,
+            paths: ReplyPaths::new(),
+        };
+        let mut handler = RequestHandler::new(origin, settings, access_list, to_swarm, responder);
+        let mut staging = Staging::default();
+        let mut events = Events::with_capacity(8);
+        let mut unparseable = 0u64;
+        let mut busy = true;
+        while !shutdown.load(Ordering::Relaxed) {
+            let timeout = if busy { Duration::ZERO } else { IDLE_POLL };
+            if let Err(e) = poll.poll(&mut events, Some(timeout)) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    log::error!("xdp worker {queue_id}: poll failed: {e}");
+                    break;
+                }
+            }
+            staging.clear();
+            let received = handler
+                .responder_mut()
+                .queue
+                .receive(RX_BATCH, |frame| staging.push(frame));
+            busy = received == RX_BATCH;
+            if received > 0 {
+                let tick = unix_tick();
+                for &(start, len) in &staging.frames {
+                    let frame = &staging.bytes[start..start + len];
+                    match parse_udp_frame(frame) {
+                        Ok(parsed) => {
+                            let seq = handler.responder_mut().paths.insert(parsed.path);
+                            handler.handle(seq, parsed.path.client, parsed.payload, tick);
+                        }
+                        // The program only steers well-formed tracker
+                        // datagrams, so this is rare: count it, drop it.
+                        Err(_) => unparseable += 1,
+                    }
+                }
+            }
+            handler.dispatch();
+            while let Ok(batch) = returns.try_recv() {
+                handler.answer(batch);
+            }
+            handler.responder_mut().queue.flush();
+        }
+        log::debug!(
+            "xdp worker {queue_id} stopped: {:?}, {unparseable} unparseable frames, {:?}",
+            handler.counters(),
+            handler.responder_mut().queue.stats()
+        );
+    }
+}
