@@ -15,7 +15,7 @@ const TIMEOUT_MS = 15000
 
 const url = process.argv[2]
 if (!url || !url.startsWith('udp://')) {
-  console.error('usage: node udp_two_clients.mjs udp://HOST:PORT')
+  console.error('usage: node udp_two_clients.mjs udp://HOST:PORT [CLIENT_IP]')
   process.exit(2)
 }
 
@@ -63,8 +63,10 @@ function makeClient (name, peerId, port, peerList, updateList) {
 const a = makeClient('A', peerIdA, portA, seen.peersSeenByA, seen.updatesA)
 const b = makeClient('B', peerIdB, portB, seen.peersSeenByB, seen.updatesB)
 
-const addrA = `127.0.0.1:${portA}`
-const addrB = `127.0.0.1:${portB}`
+// The address the tracker sees the clients at (they share one host).
+const clientIp = process.argv[3] || '127.0.0.1'
+const addrA = `${clientIp}:${portA}`
+const addrB = `${clientIp}:${portB}`
 
 function waitFor (emitter, event, pred) {
   return new Promise(resolve => {

@@ -4,6 +4,9 @@
 //! encoding).
 #![allow(dead_code)]
 
+pub mod npm;
+pub mod xdp_pass;
+
 use std::cell::Cell;
 use std::collections::HashSet;
 use std::io::{BufRead, BufReader};
@@ -128,6 +131,8 @@ pub struct TrackerBuilder {
     config: Option<String>,
     udp: Vec<String>,
     args: Vec<String>,
+    netns: Option<String>,
+    bin: Option<String>,
 }
 
 impl TrackerBuilder {
@@ -148,6 +153,21 @@ impl TrackerBuilder {
         self
     }
 
+    /// Runs the tracker inside this network namespace. `nsenter --net`
+    /// enters only the network namespace (unlike `ip netns exec`, which
+    /// also remounts /sys and so hides bpffs) and execs, so the pid and
+    /// signals are still the tracker's.
+    pub fn netns(mut self, ns: &str) -> Self {
+        self.netns = Some(ns.to_owned());
+        self
+    }
+
+    /// Runs another tracker-user binary than the one cargo built for tests.
+    pub fn bin(mut self, path: &str) -> Self {
+        self.bin = Some(path.to_owned());
+        self
+    }
+
     pub fn start(self) -> Tracker {
         let dir = tempfile::tempdir().expect("create temp dir");
         let udp = if self.udp.is_empty() {
@@ -155,7 +175,15 @@ impl TrackerBuilder {
         } else {
             self.udp
         };
-        let mut cmd = Command::new(bin_path());
+        let bin = self.bin.clone().unwrap_or_else(|| bin_path().to_owned());
+        let mut cmd = match &self.netns {
+            Some(ns) => {
+                let mut cmd = Command::new("nsenter");
+                cmd.arg(format!("--net=/var/run/netns/{ns}")).arg(&bin);
+                cmd
+            }
+            None => Command::new(&bin),
+        };
         let mut config_path = None;
         if let Some(cfg) = &self.config {
             let p = dir.path().join("tracker.toml");
@@ -170,9 +198,7 @@ impl TrackerBuilder {
         cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        let mut child = cmd
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {}: {e}", bin_path()));
+        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {bin}: {e}"));
 
         let stderr_pipe = child.stderr.take().unwrap();
         let stderr = Arc::new(Mutex::new(Vec::new()));
@@ -704,6 +730,11 @@ impl Client {
     /// A socket bound to `local` (e.g. `127.0.0.2:0` for a second IP).
     pub fn bind(local: SocketAddr, tracker: SocketAddr) -> Self {
         let sock = UdpSocket::bind(local).unwrap_or_else(|e| panic!("bind {local}: {e}"));
+        Client::from_socket(sock, tracker)
+    }
+
+    /// A client on a socket made elsewhere, e.g. inside a network namespace.
+    pub fn from_socket(sock: UdpSocket, tracker: SocketAddr) -> Self {
         Client {
             sock,
             tracker,

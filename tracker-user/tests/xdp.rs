@@ -1,0 +1,619 @@
+//! The XDP fast path, end to end and for real: each test builds a server
+//! and a client network namespace joined by a veth pair, attaches the
+//! tracker to the server end with `--iface`, and talks to it from the
+//! client namespace. Counters are read the way an operator reads them, with
+//! `bpftool map dump pinned`.
+//!
+//! Needs root (CAP_BPF, CAP_NET_ADMIN), iproute2, bpftool, ping and a
+//! tracker-user built after `cargo xtask build-ebpf` (which `cargo xtask
+//! test` runs first). These tests fail rather than skip when any of that is
+//! missing: a skipped XDP test would let the fast path rot unnoticed.
+
+mod common;
+
+use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::os::fd::AsRawFd;
+use std::process::Command;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use common::*;
+
+const SERVER_V4: &str = "10.123.0.1";
+const CLIENT_V4: &str = "10.123.0.2";
+const SERVER_V6: &str = "fd12:3::1";
+const CLIENT_V6: &str = "fd12:3::2";
+const PORT: u16 = 6969;
+
+fn require_root() {
+    assert_eq!(
+        unsafe { libc::geteuid() },
+        0,
+        "the XDP tests need root (CAP_BPF and CAP_NET_ADMIN); CI runs them as root"
+    );
+}
+
+/// Runs a command, panicking with its output when it fails.
+fn run(program: &str, args: &[&str]) -> String {
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+    assert!(
+        out.status.success(),
+        "`{program} {}` failed ({}): {}",
+        args.join(" "),
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+static NEXT_NET: AtomicU32 = AtomicU32::new(0);
+
+/// A server and a client namespace joined by a veth pair; removed on drop.
+struct TestNet {
+    server_ns: String,
+    client_ns: String,
+    server_if: String,
+    pin_dir: String,
+    client_link: Option<std::os::fd::OwnedFd>,
+}
+
+impl TestNet {
+    fn new(queues: u32) -> TestNet {
+        require_root();
+        // Interface names are capped at 15 bytes; the pid keeps concurrent
+        // test binaries apart, the counter tests within one.
+        let id = format!(
+            "{}{}",
+            std::process::id() % 100_000,
+            NEXT_NET.fetch_add(1, Ordering::Relaxed)
+        );
+        let mut net = TestNet {
+            client_link: None,
+            server_ns: format!("trk-s{id}"),
+            client_ns: format!("trk-c{id}"),
+            server_if: format!("xs{id}"),
+            pin_dir: format!("/sys/fs/bpf/trk-test-{id}"),
+        };
+        let client_if = format!("xc{id}");
+        let q = queues.to_string();
+        run("ip", &["netns", "add", &net.server_ns]);
+        run("ip", &["netns", "add", &net.client_ns]);
+        #[rustfmt::skip]
+        run("ip", &[
+            "link", "add", &net.server_if, "numtxqueues", &q, "numrxqueues", &q, "type", "veth",
+            "peer", "name", &client_if, "numtxqueues", &q, "numrxqueues", &q,
+        ]);
+        run(
+            "ip",
+            &["link", "set", &net.server_if, "netns", &net.server_ns],
+        );
+        run("ip", &["link", "set", &client_if, "netns", &net.client_ns]);
+        for (ns, dev, v4, v6) in [
+            (&net.server_ns, &net.server_if, SERVER_V4, SERVER_V6),
+            (&net.client_ns, &client_if, CLIENT_V4, CLIENT_V6),
+        ] {
+            run(
+                "ip",
+                &["-n", ns, "addr", "add", &format!("{v4}/24"), "dev", dev],
+            );
+            #[rustfmt::skip]
+            run("ip", &["-n", ns, "addr", "add", &format!("{v6}/64"), "dev", dev, "nodad"]);
+            run("ip", &["-n", ns, "link", "set", dev, "up"]);
+            run("ip", &["-n", ns, "link", "set", "lo", "up"]);
+        }
+        // Frames the server sends back with XDP_TX reach the client's veth
+        // only if that end runs an XDP program of its own.
+        let dev = client_if.clone();
+        let link = TestNet::in_ns(&net.client_ns, move || xdp_pass::attach_pass_program(&dev));
+        net.client_link = Some(link.expect("attaching a pass program to the client veth"));
+        net
+    }
+
+    /// Runs `f` on a thread that has entered namespace `ns`; sockets it
+    /// creates stay in that namespace wherever they are used afterwards.
+    fn in_ns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+        let path = format!("/var/run/netns/{ns}");
+        std::thread::spawn(move || {
+            let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+            let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+            assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
+            f()
+        })
+        .join()
+        .expect("namespace thread panicked")
+    }
+
+    fn client_socket(&self, v6: bool) -> UdpSocket {
+        let bind = if v6 {
+            format!("[{CLIENT_V6}]:0")
+        } else {
+            format!("{CLIENT_V4}:0")
+        };
+        TestNet::in_ns(&self.client_ns, move || {
+            UdpSocket::bind(&bind).unwrap_or_else(|e| panic!("bind {bind}: {e}"))
+        })
+    }
+
+    fn client(&self, v6: bool) -> Client {
+        Client::from_socket(self.client_socket(v6), tracker_addr(v6))
+    }
+
+    /// The tracker attached to the server end, serving on both families.
+    fn tracker(&self, extra_config: &str) -> Tracker {
+        self.tracker_with(Tracker::builder(), extra_config)
+    }
+
+    fn tracker_with(&self, builder: TrackerBuilder, extra_config: &str) -> Tracker {
+        builder
+            .netns(&self.server_ns)
+            .udp(&format!("{SERVER_V4}:{PORT}"))
+            .udp(&format!("[{SERVER_V6}]:{PORT}"))
+            .arg("--iface")
+            .arg(&self.server_if)
+            .config(&format!(
+                "log_level = \"debug\"\n{extra_config}\n[xdp]\npin_path = \"{}\"\n",
+                self.pin_dir
+            ))
+            .start()
+    }
+
+    /// Sums of the program's per-CPU counters, read with bpftool.
+    fn counters(&self) -> Counters {
+        let path = format!("{}/COUNTERS", self.pin_dir);
+        let json = run("bpftool", &["-j", "map", "dump", "pinned", &path]);
+        Counters::from_bpftool_json(&json)
+    }
+
+    fn xdp_attached(&self) -> bool {
+        let out = run(
+            "ip",
+            &[
+                "-n",
+                &self.server_ns,
+                "-d",
+                "link",
+                "show",
+                "dev",
+                &self.server_if,
+            ],
+        );
+        out.contains("prog/xdp")
+    }
+}
+
+impl Drop for TestNet {
+    fn drop(&mut self) {
+        // Deleting a namespace deletes the veth end inside it, and with it
+        // the pair.
+        for ns in [&self.server_ns, &self.client_ns] {
+            let _ = Command::new("ip").args(["netns", "del", ns]).status();
+        }
+        let _ = std::fs::remove_dir_all(&self.pin_dir);
+    }
+}
+
+fn tracker_addr(v6: bool) -> SocketAddr {
+    let ip: IpAddr = if v6 { SERVER_V6 } else { SERVER_V4 }.parse().unwrap();
+    SocketAddr::new(ip, PORT)
+}
+
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Counters {
+    seen: u64,
+    redirected: u64,
+    answered: u64,
+    passed: u64,
+    malformed: u64,
+}
+
+impl Counters {
+    /// bpftool prints a per-CPU array as one entry per key with a value per
+    /// CPU; without BTF, keys and values are arrays of hex byte strings.
+    fn from_bpftool_json(json: &str) -> Counters {
+        let entries: serde_json::Value =
+            serde_json::from_str(json).unwrap_or_else(|e| panic!("bpftool JSON: {e}: {json}"));
+        let mut sums = [0u64; 5];
+        for entry in entries.as_array().expect("bpftool: an array of entries") {
+            let key = number(entry.get("key").expect("entry key")) as usize;
+            let values = entry
+                .get("values")
+                .and_then(|v| v.as_array())
+                .unwrap_or_else(|| panic!("per-CPU values in {entry}"));
+            let sum: u64 = values
+                .iter()
+                .map(|v| number(v.get("value").expect("CPU value")))
+                .sum();
+            if let Some(slot) = sums.get_mut(key) {
+                *slot = sum;
+            }
+        }
+        Counters {
+            seen: sums[0],
+            redirected: sums[1],
+            answered: sums[2],
+            passed: sums[3],
+            malformed: sums[4],
+        }
+    }
+}
+
+/// A number as bpftool prints it: plain, or little-endian hex bytes.
+fn number(value: &serde_json::Value) -> u64 {
+    match value {
+        serde_json::Value::Number(n) => n.as_u64().expect("unsigned"),
+        serde_json::Value::Array(bytes) => bytes.iter().rev().fold(0u64, |acc, b| {
+            let s = b.as_str().expect("hex byte string");
+            (acc << 8) | u64::from_str_radix(s.trim_start_matches("0x"), 16).expect("hex byte")
+        }),
+        other => panic!("unexpected bpftool value {other}"),
+    }
+}
+
+fn assert_xdp_in_use(t: &Tracker) {
+    let log = t.stderr_text();
+    assert!(
+        log.contains("XDP program attached") && log.contains("AF_XDP socket on"),
+        "the tracker did not set up XDP:\n{log}"
+    );
+}
+
+#[test]
+fn connects_are_answered_in_kernel_and_requests_served_through_af_xdp() {
+    let net = TestNet::new(1);
+    let t = net.tracker("");
+    assert_xdp_in_use(&t);
+    let before = net.counters();
+    for v6 in [false, true] {
+        let hash = random_hash();
+        let peers: Vec<Client> = (0..3).map(|_| net.client(v6)).collect();
+        for (i, peer) in peers.iter().enumerate() {
+            let resp = peer.announce(&Announce::new(hash, 7000 + i as u16).leecher());
+            assert_eq!(resp.leechers, i as u32 + 1, "v6={v6}");
+            let expected: std::collections::HashSet<SocketAddr> = peers[..i]
+                .iter()
+                .enumerate()
+                .map(|(j, p)| p.peer_addr(7000 + j as u16))
+                .collect();
+            // The client decodes 18-byte peers over IPv6, 6-byte over IPv4.
+            assert_eq!(resp.peer_set(), expected, "v6={v6} peer {i}");
+        }
+        let scrape = peers[0].scrape(&[hash, random_hash()]);
+        assert_eq!(scrape.0, vec![(0, 0, 3), (0, 0, 0)], "v6={v6}");
+    }
+    let after = net.counters();
+    // Six connects (three peers per family), each answered by the program.
+    assert_eq!(
+        after.answered - before.answered,
+        6,
+        "{before:?} → {after:?}"
+    );
+    // Six announces and two scrapes went through the AF_XDP sockets.
+    assert!(
+        after.redirected - before.redirected >= 8,
+        "{before:?} → {after:?}"
+    );
+}
+
+#[test]
+fn other_traffic_still_reaches_the_server_kernel() {
+    let net = TestNet::new(1);
+    let t = net.tracker("");
+    assert_xdp_in_use(&t);
+    let before = net.counters();
+    // ARP and ICMP: ping needs both to work.
+    run(
+        "ip",
+        &[
+            "netns",
+            "exec",
+            &net.client_ns,
+            "ping",
+            "-c",
+            "1",
+            "-W",
+            "3",
+            SERVER_V4,
+        ],
+    );
+    run(
+        "ip",
+        &[
+            "netns",
+            "exec",
+            &net.client_ns,
+            "ping",
+            "-6",
+            "-c",
+            "1",
+            "-W",
+            "3",
+            SERVER_V6,
+        ],
+    );
+    // TCP, even to the tracker's port number.
+    let listener = TestNet::in_ns(&net.server_ns, || {
+        TcpListener::bind(format!("{SERVER_V4}:{PORT}")).expect("bind TCP")
+    });
+    let connected = TestNet::in_ns(&net.client_ns, || {
+        TcpStream::connect_timeout(&tracker_addr(false), Duration::from_secs(3)).is_ok()
+    });
+    assert!(connected, "TCP to the server namespace failed");
+    drop(listener);
+    // UDP to another port.
+    let server = TestNet::in_ns(&net.server_ns, || {
+        UdpSocket::bind(format!("{SERVER_V4}:7001")).expect("bind UDP 7001")
+    });
+    server
+        .set_read_timeout(Some(Duration::from_secs(3)))
+        .unwrap();
+    let client = net.client_socket(false);
+    client
+        .send_to(b"hello", format!("{SERVER_V4}:7001"))
+        .unwrap();
+    let mut buf = [0u8; 16];
+    let (n, _) = server
+        .recv_from(&mut buf)
+        .expect("UDP to port 7001 did not arrive");
+    assert_eq!(&buf[..n], b"hello");
+    let after = net.counters();
+    assert!(after.passed > before.passed, "{before:?} → {after:?}");
+    assert_eq!(
+        after.redirected, before.redirected,
+        "nothing was for the tracker"
+    );
+}
+
+/// An Ethernet frame from the client's veth to the server's with an IPv4
+/// UDP datagram to the tracker whose UDP length claims more than is there.
+fn send_lying_udp_frame(net: &TestNet) {
+    let mac = |ns: &str, dev: &str| -> [u8; 6] {
+        let out = run("ip", &["-n", ns, "-j", "link", "show", "dev", dev]);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        let text = v[0]["address"].as_str().expect("MAC address").to_owned();
+        let mut mac = [0u8; 6];
+        for (i, part) in text.split(':').enumerate() {
+            mac[i] = u8::from_str_radix(part, 16).unwrap();
+        }
+        mac
+    };
+    let client_if = net.server_if.replacen("xs", "xc", 1);
+    let dst = mac(&net.server_ns, &net.server_if);
+    let src = mac(&net.client_ns, &client_if);
+    let payload = [0u8; 16];
+    let mut ip = vec![0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 17, 0, 0];
+    ip.extend(CLIENT_V4.parse::<std::net::Ipv4Addr>().unwrap().octets());
+    ip.extend(SERVER_V4.parse::<std::net::Ipv4Addr>().unwrap().octets());
+    let total = (20 + 8 + payload.len()) as u16;
+    ip[2..4].copy_from_slice(&total.to_be_bytes());
+    let mut sum = 0u32;
+    for pair in ip.chunks(2) {
+        sum += u32::from(u16::from_be_bytes([pair[0], pair[1]]));
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    ip[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+    let mut frame = Vec::new();
+    frame.extend(dst);
+    frame.extend(src);
+    frame.extend(0x0800u16.to_be_bytes());
+    frame.extend(&ip);
+    frame.extend(40000u16.to_be_bytes());
+    frame.extend(PORT.to_be_bytes());
+    frame.extend(400u16.to_be_bytes()); // UDP length: a lie
+    frame.extend(0u16.to_be_bytes());
+    frame.extend(payload);
+    TestNet::in_ns(&net.client_ns, move || {
+        let name = std::ffi::CString::new(client_if).unwrap();
+        let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) };
+        assert_ne!(ifindex, 0);
+        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0) };
+        assert!(
+            fd >= 0,
+            "AF_PACKET socket: {}",
+            std::io::Error::last_os_error()
+        );
+        let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        addr.sll_family = libc::AF_PACKET as u16;
+        addr.sll_ifindex = ifindex as i32;
+        addr.sll_halen = 6;
+        addr.sll_addr[..6].copy_from_slice(&dst);
+        let sent = unsafe {
+            libc::sendto(
+                fd,
+                frame.as_ptr().cast(),
+                frame.len(),
+                0,
+                (&addr as *const libc::sockaddr_ll).cast(),
+                std::mem::size_of::<libc::sockaddr_ll>() as u32,
+            )
+        };
+        unsafe { libc::close(fd) };
+        assert_eq!(
+            sent,
+            frame.len() as isize,
+            "{}",
+            std::io::Error::last_os_error()
+        );
+    });
+}
+
+#[test]
+fn malformed_and_garbage_tracker_packets_leave_the_workers_serving() {
+    let net = TestNet::new(1);
+    let mut t = net.tracker("");
+    assert_xdp_in_use(&t);
+    let before = net.counters();
+    send_lying_udp_frame(&net);
+    let after = net.counters();
+    assert_eq!(
+        after.malformed,
+        before.malformed + 1,
+        "{before:?} → {after:?}"
+    );
+
+    // Garbage of every size straight into the AF_XDP worker.
+    let sock = net.client_socket(false);
+    let mut rng = Rng::new();
+    for i in 0..3000 {
+        let len = rng.below(300);
+        let mut packet = rng.bytes(len);
+        if i % 3 == 0 && len >= 16 {
+            // Some look like an announce with a bad connection id.
+            packet[8..12].copy_from_slice(&1u32.to_be_bytes());
+        }
+        let _ = sock.send_to(&packet, tracker_addr(false));
+    }
+    t.assert_alive();
+    let client = net.client(false);
+    let resp = client.announce(&Announce::new(random_hash(), 7100).seeder());
+    assert_eq!((resp.seeders, resp.leechers), (1, 0));
+    let v6 = net.client(true);
+    assert_eq!(v6.scrape(&[random_hash()]).0, vec![(0, 0, 0)]);
+}
+
+#[test]
+fn stopping_detaches_and_unpins() {
+    let net = TestNet::new(1);
+    let t = net.tracker("");
+    assert_xdp_in_use(&t);
+    assert!(net.xdp_attached());
+    assert!(std::path::Path::new(&net.pin_dir)
+        .join("tracker_xdp")
+        .exists());
+    drop(t); // SIGTERM, then wait
+    assert!(
+        !net.xdp_attached(),
+        "program left on the interface after SIGTERM"
+    );
+    assert!(
+        !std::path::Path::new(&net.pin_dir).join("COUNTERS").exists(),
+        "pins left behind after SIGTERM"
+    );
+
+    // A tracker that dies without cleaning up still leaves the interface
+    // clean: the kernel drops the BPF link with the process.
+    let t = net.tracker("");
+    assert!(net.xdp_attached());
+    t.signal(libc::SIGKILL);
+    assert!(
+        poll_until(Duration::from_secs(5), || !net.xdp_attached()),
+        "program left on the interface after SIGKILL"
+    );
+}
+
+#[test]
+fn a_foreign_program_is_not_replaced_unless_asked() {
+    let net = TestNet::new(1);
+    let first = net.tracker("");
+    assert_xdp_in_use(&first);
+    // A second tracker that requires XDP must refuse the occupied interface.
+    let mut cmd = Command::new("nsenter");
+    cmd.arg(format!("--net=/var/run/netns/{}", net.server_ns))
+        .arg(bin_path())
+        .args([
+            "--udp",
+            &format!("{SERVER_V4}:0"),
+            "--iface",
+            &net.server_if,
+        ]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("t.toml");
+    std::fs::write(
+        &config,
+        format!("[xdp]\nrequired = true\npin_path = \"{}-2\"\n", net.pin_dir),
+    )
+    .unwrap();
+    cmd.arg("-c").arg(&config);
+    let out = cmd.output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "second tracker started: {stderr}");
+    assert!(
+        stderr.contains("already has an XDP program") || stderr.contains("busy"),
+        "unclear refusal: {stderr}"
+    );
+    // The first one still serves.
+    let client = net.client(false);
+    client.announce(&Announce::new(random_hash(), 7200).seeder());
+}
+
+#[test]
+fn two_rx_queues_get_a_socket_each() {
+    let net = TestNet::new(2);
+    let t = net.tracker("");
+    let log = t.stderr_text();
+    assert!(
+        log.contains("queue 0") && log.contains("queue 1"),
+        "expected an AF_XDP socket per queue:\n{log}"
+    );
+    let hash = random_hash();
+    let peers: Vec<Client> = (0..20).map(|_| net.client(false)).collect();
+    for (i, peer) in peers.iter().enumerate() {
+        let resp = peer.announce(&Announce::new(hash, 8000 + i as u16).leecher());
+        assert_eq!(resp.leechers, i as u32 + 1);
+    }
+    assert_eq!(net.counters().answered, 20);
+}
+
+#[test]
+fn npm_client_works_through_xdp() {
+    let net = TestNet::new(1);
+    let t = net.tracker("");
+    assert_xdp_in_use(&t);
+    let url = format!("udp://{SERVER_V4}:{PORT}");
+    npm::check_two_clients(&url, CLIENT_V4, Some(&net.client_ns), &t);
+    assert!(net.counters().answered >= 2);
+}
+
+/// `cargo xtask test` builds a tracker-user without the XDP object and
+/// names it here; CI must exercise that fallback, so its absence fails.
+fn binary_without_object() -> String {
+    std::env::var("TRACKER_USER_NO_EBPF_BIN").expect(
+        "TRACKER_USER_NO_EBPF_BIN is not set: run the tests with `cargo xtask test`, which \
+         builds a tracker-user without the XDP object for this test",
+    )
+}
+
+#[test]
+fn a_binary_without_the_program_falls_back_to_sockets() {
+    let net = TestNet::new(1);
+    let bin = binary_without_object();
+    let t = net.tracker_with(Tracker::builder().bin(&bin), "");
+    let log = t.stderr_text();
+    assert!(
+        log.contains("cargo xtask build-ebpf") && log.contains("plain sockets"),
+        "no fallback warning:\n{log}"
+    );
+    assert!(!net.xdp_attached());
+    let client = net.client(false);
+    let resp = client.announce(&Announce::new(random_hash(), 7300).seeder());
+    assert_eq!(resp.seeders, 1);
+
+    // Unless XDP is required: then it refuses to start, saying why.
+    let out = Command::new("nsenter")
+        .arg(format!("--net=/var/run/netns/{}", net.server_ns))
+        .args([&bin, "--udp", &format!("{SERVER_V4}:0")])
+        .args(["--iface", &net.server_if, "-c", "/dev/stdin"])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut child| {
+            use std::io::Write;
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(b"[xdp]\nrequired = true\n")?;
+            child.wait_with_output()
+        })
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success(),
+        "started without XDP although required"
+    );
+    assert!(stderr.contains("cargo xtask build-ebpf"), "{stderr}");
+}
