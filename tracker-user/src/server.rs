@@ -16,7 +16,7 @@ use crate::access_list::{self, SharedAccessList};
 use crate::clock::{unix_tick, Clock};
 use crate::config::{Config, XdpConfig};
 use crate::swarm::{run_request_worker, RequestWorkerConfig, ReturnPath};
-use crate::udp::{self, UdpSettings, UdpWorker};
+use crate::udp::{self, FrontEnd, UdpSettings, UdpWorker};
 use crate::xdp::{xsk, XdpAttachment, XdpWorker};
 
 /// A secret chosen at start: ids from a previous run are refused, which
@@ -105,63 +105,43 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         let returns = returns.clone();
         let inbox = inbox.clone();
         let shutdown = shutdown.clone();
-        threads.push(
-            std::thread::Builder::new()
-                .name(format!("swarm-{index}"))
-                .spawn(move || run_request_worker(config, inbox, returns, clock, shutdown))
-                .context("spawning request worker")?,
-        );
+        threads.push(spawn(format!("swarm-{index}"), move || {
+            run_request_worker(config, inbox, returns, clock, shutdown)
+        })?);
     }
     let to_swarm: Vec<_> = inboxes.iter().map(|(sender, _)| sender.clone()).collect();
     drop(inboxes);
 
-    let mut polls = polls.into_iter();
-    let mut return_receivers = return_receivers.into_iter();
-    for (origin, sockets) in udp_sockets.into_iter().enumerate() {
-        let (Some(poll), Some(returns)) = (polls.next(), return_receivers.next()) else {
-            unreachable!("one poll and return channel per front end");
-        };
-        let worker = UdpWorker {
+    let mut links = polls.into_iter().zip(return_receivers).enumerate();
+    let mut front_end = || {
+        let (origin, (poll, returns)) = links.next().expect("one link per front end");
+        FrontEnd {
             origin,
+            poll,
+            to_swarm: to_swarm.clone(),
+            returns,
+            settings: settings.clone(),
+            access_list: access_list.clone(),
+            shutdown: shutdown.clone(),
+        }
+    };
+    for (index, sockets) in udp_sockets.into_iter().enumerate() {
+        let worker = UdpWorker {
+            front: front_end(),
             sockets: sockets
                 .into_iter()
                 .map(mio::net::UdpSocket::from_std)
                 .collect(),
-            poll,
-            to_swarm: to_swarm.clone(),
-            returns,
-            settings: settings.clone(),
-            access_list: access_list.clone(),
-            shutdown: shutdown.clone(),
         };
-        threads.push(
-            std::thread::Builder::new()
-                .name(format!("udp-{origin}"))
-                .spawn(move || worker.run())
-                .context("spawning UDP worker")?,
-        );
+        threads.push(spawn(format!("udp-{index}"), move || worker.run())?);
     }
     for (queue_id, queue) in xsk_queues.into_iter().enumerate() {
-        let (Some(poll), Some(returns)) = (polls.next(), return_receivers.next()) else {
-            unreachable!("one poll and return channel per front end");
-        };
         let worker = XdpWorker {
-            origin: udp_workers + queue_id,
+            front: front_end(),
             queue_id: queue_id as u32,
             queue,
-            poll,
-            to_swarm: to_swarm.clone(),
-            returns,
-            settings: settings.clone(),
-            access_list: access_list.clone(),
-            shutdown: shutdown.clone(),
         };
-        threads.push(
-            std::thread::Builder::new()
-                .name(format!("xdp-{queue_id}"))
-                .spawn(move || worker.run())
-                .context("spawning AF_XDP worker")?,
-        );
+        threads.push(spawn(format!("xdp-{queue_id}"), move || worker.run())?);
     }
     drop(to_swarm);
     // Said last, so that a line saying the tracker listens means every
@@ -262,4 +242,11 @@ fn start_xdp(
         queues.push(queue);
     }
     Ok((attachment, queues))
+}
+
+fn spawn(name: String, f: impl FnOnce() + Send + 'static) -> anyhow::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name(name.clone())
+        .spawn(f)
+        .with_context(|| format!("spawning thread {name}"))
 }

@@ -17,7 +17,41 @@ use tracker_proto::udp::{
 pub use handler::{Counters, RequestHandler, Responder};
 pub use worker::{UdpWorker, WAKER};
 
+use crate::access_list::SharedAccessList;
 use crate::config::Config;
+use crate::swarm::Batch;
+
+/// What every datagram front end (socket worker or AF_XDP queue worker)
+/// needs besides its own I/O: its place among the front ends, its poll and
+/// channels, and the shared settings.
+pub struct FrontEnd {
+    /// Index of its return channel; request workers send batches back by it.
+    pub origin: usize,
+    /// Polled for its I/O and woken (token [`WAKER`]) when a batch returns.
+    pub poll: mio::Poll,
+    pub to_swarm: Vec<crossbeam_channel::Sender<Batch>>,
+    pub returns: crossbeam_channel::Receiver<Batch>,
+    pub settings: std::sync::Arc<UdpSettings>,
+    pub access_list: std::sync::Arc<SharedAccessList>,
+    pub shutdown: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl FrontEnd {
+    /// The request path for this front end, answering through `responder`.
+    pub fn handler<R: Responder>(&self, responder: R) -> RequestHandler<R> {
+        RequestHandler::new(
+            self.origin,
+            self.settings.clone(),
+            self.access_list.clone(),
+            self.to_swarm.clone(),
+            responder,
+        )
+    }
+
+    pub fn stopping(&self) -> bool {
+        self.shutdown.load(std::sync::atomic::Ordering::Relaxed)
+    }
+}
 
 /// Most stats a BEP 15 scrape response carries here (74 × 12 + 8 bytes
 /// stays under common path MTUs); `udp.max_scrape_torrents` may not exceed it.

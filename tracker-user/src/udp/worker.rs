@@ -5,19 +5,14 @@
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, Sender};
-use mio::{Events, Interest, Poll, Token};
+use mio::{Events, Interest, Token};
 
 use super::handler::{RequestHandler, Responder};
 use super::mmsg::{RecvBatch, SendQueue, BATCH};
-use super::UdpSettings;
-use crate::access_list::SharedAccessList;
+use super::FrontEnd;
 use crate::clock::unix_tick;
-use crate::swarm::Batch;
 
 /// The token of the waker request workers use to say a batch came back.
 pub const WAKER: Token = Token(usize::MAX);
@@ -28,14 +23,8 @@ const RECV_ROUNDS: usize = 8;
 const IDLE_POLL: Duration = Duration::from_millis(100);
 
 pub struct UdpWorker {
-    pub origin: usize,
+    pub front: FrontEnd,
     pub sockets: Vec<mio::net::UdpSocket>,
-    pub poll: Poll,
-    pub to_swarm: Vec<Sender<Batch>>,
-    pub returns: Receiver<Batch>,
-    pub settings: Arc<UdpSettings>,
-    pub access_list: Arc<SharedAccessList>,
-    pub shutdown: Arc<AtomicBool>,
 }
 
 /// One send queue per socket; a request's handle is its socket's index.
@@ -60,44 +49,40 @@ impl Responder for SocketResponder {
 impl UdpWorker {
     pub fn run(self) {
         let UdpWorker {
-            origin,
+            mut front,
             mut sockets,
-            mut poll,
-            to_swarm,
-            returns,
-            settings,
-            access_list,
-            shutdown,
         } = self;
+        let origin = front.origin;
         for (i, socket) in sockets.iter_mut().enumerate() {
-            if let Err(e) =
-                poll.registry()
-                    .register(socket, Token(i), Interest::READABLE | Interest::WRITABLE)
-            {
+            if let Err(e) = front.poll.registry().register(
+                socket,
+                Token(i),
+                Interest::READABLE | Interest::WRITABLE,
+            ) {
                 log::error!("udp worker {origin}: cannot register socket: {e}");
                 return;
             }
         }
-        let slot_len = settings.response_slot_len();
-        let responder = SocketResponder {
+        let slot_len = front.settings.response_slot_len();
+        let queue_len = front.settings.outgoing_queue_len;
+        let mut handler = front.handler(SocketResponder {
             queues: sockets
                 .iter()
-                .map(|_| SendQueue::new(settings.outgoing_queue_len, slot_len))
+                .map(|_| SendQueue::new(queue_len, slot_len))
                 .collect(),
-        };
-        let mut handler = RequestHandler::new(origin, settings, access_list, to_swarm, responder);
+        });
         let mut recv = RecvBatch::new();
         let mut readable = vec![true; sockets.len()];
         let mut send_blocked = vec![false; sockets.len()];
         let mut events = Events::with_capacity(64);
 
-        while !shutdown.load(Ordering::Relaxed) {
+        while !front.stopping() {
             let timeout = if readable.iter().any(|&r| r) {
                 Duration::ZERO
             } else {
                 IDLE_POLL
             };
-            if let Err(e) = poll.poll(&mut events, Some(timeout)) {
+            if let Err(e) = front.poll.poll(&mut events, Some(timeout)) {
                 if e.kind() != io::ErrorKind::Interrupted {
                     log::error!("udp worker {origin}: poll failed: {e}");
                     break;
@@ -121,7 +106,7 @@ impl UdpWorker {
                 }
             }
             handler.dispatch();
-            while let Ok(batch) = returns.try_recv() {
+            while let Ok(batch) = front.returns.try_recv() {
                 handler.answer(batch);
             }
             let queues = &mut handler.responder_mut().queues;

@@ -148,6 +148,10 @@ impl Drop for XdpAttachment {
         for pin in &self.pins {
             let _ = std::fs::remove_file(pin);
         }
+        // Only succeeds when empty: an operator's own files there stay.
+        if let Some(dir) = self.pins.first().and_then(|p| p.parent()) {
+            let _ = std::fs::remove_dir(dir);
+        }
         log::info!("XDP program detached from {}", self.ifname);
     }
 }

@@ -6,20 +6,15 @@
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, Sender};
 use mio::unix::SourceFd;
-use mio::{Events, Interest, Poll, Token};
+use mio::{Events, Interest, Token};
 
 use super::frame::{parse_udp_frame, write_reply_frame, ReplyPath};
 use super::xsk::XskQueue;
-use crate::access_list::SharedAccessList;
 use crate::clock::unix_tick;
-use crate::swarm::Batch;
-use crate::udp::{RequestHandler, Responder, UdpSettings};
+use crate::udp::{FrontEnd, Responder};
 
 const QUEUE: Token = Token(0);
 /// Frames taken from the RX ring per round.
@@ -31,15 +26,9 @@ const IDLE_POLL: Duration = Duration::from_millis(100);
 const REPLY_PATHS: usize = 1 << 15;
 
 pub struct XdpWorker {
-    pub origin: usize,
+    pub front: FrontEnd,
     pub queue_id: u32,
     pub queue: XskQueue,
-    pub poll: Poll,
-    pub to_swarm: Vec<Sender<Batch>>,
-    pub returns: Receiver<Batch>,
-    pub settings: Arc<UdpSettings>,
-    pub access_list: Arc<SharedAccessList>,
-    pub shutdown: Arc<AtomicBool>,
 }
 
 /// A ring of reply paths indexed by a sequence number, so a late answer
@@ -116,36 +105,31 @@ impl Staging {
 impl XdpWorker {
     pub fn run(self) {
         let XdpWorker {
-            origin,
+            mut front,
             queue_id,
             queue,
-            mut poll,
-            to_swarm,
-            returns,
-            settings,
-            access_list,
-            shutdown,
         } = self;
         let fd: RawFd = queue.fd();
-        if let Err(e) = poll
-            .registry()
-            .register(&mut SourceFd(&fd), QUEUE, Interest::READABLE)
+        if let Err(e) =
+            front
+                .poll
+                .registry()
+                .register(&mut SourceFd(&fd), QUEUE, Interest::READABLE)
         {
             log::error!("xdp worker {queue_id}: cannot poll the AF_XDP socket: {e}");
             return;
         }
-        let responder = XdpResponder {
+        let mut handler = front.handler(XdpResponder {
             queue,
             paths: ReplyPaths::new(),
-        };
-        let mut handler = RequestHandler::new(origin, settings, access_list, to_swarm, responder);
+        });
         let mut staging = Staging::default();
         let mut events = Events::with_capacity(8);
         let mut unparseable = 0u64;
         let mut busy = true;
-        while !shutdown.load(Ordering::Relaxed) {
+        while !front.stopping() {
             let timeout = if busy { Duration::ZERO } else { IDLE_POLL };
-            if let Err(e) = poll.poll(&mut events, Some(timeout)) {
+            if let Err(e) = front.poll.poll(&mut events, Some(timeout)) {
                 if e.kind() != io::ErrorKind::Interrupted {
                     log::error!("xdp worker {queue_id}: poll failed: {e}");
                     break;
@@ -173,7 +157,7 @@ impl XdpWorker {
                 }
             }
             handler.dispatch();
-            while let Ok(batch) = returns.try_recv() {
+            while let Ok(batch) = front.returns.try_recv() {
                 handler.answer(batch);
             }
             handler.responder_mut().queue.flush();
