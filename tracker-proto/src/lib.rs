@@ -8,8 +8,12 @@
 
 pub mod common;
 pub mod connection_id;
+#[cfg(feature = "std")]
+pub mod http;
 pub mod siphash;
 pub mod udp;
+#[cfg(feature = "std")]
+pub mod ws;
 pub mod xdp;
 
 pub use common::{AnnounceEvent, InfoHash, PeerId};
