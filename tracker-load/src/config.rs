@@ -1,0 +1,721 @@
+//! The load generator's configuration: what `-p` prints and `-c FILE` loads.
+//!
+//! Same conventions as tracker-user's config: every knob has a default,
+//! every struct is `deny_unknown_fields` so a typo is an error rather than a
+//! silently ignored setting, and errors name file:line:key.
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub profile: ProfileConfig,
+    pub udp: UdpConfig,
+}
+
+/// What the simulated swarm looks like, whatever the protocol. The defaults
+/// are aquatic_udp_load_test 0.9's, so figures from the two compare.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProfileConfig {
+    /// Distinct info hashes requests are spread over.
+    pub torrents: u32,
+    /// Simulated clients; each keeps one torrent, role and port for the run.
+    pub peers: u32,
+    /// Relative frequency of connect requests.
+    pub weight_connect: u32,
+    /// Relative frequency of announce requests.
+    pub weight_announce: u32,
+    /// Relative frequency of scrape requests.
+    pub weight_scrape: u32,
+    /// Peers asked for per announce; negative asks for the tracker's default.
+    pub numwant: i32,
+    /// Share of clients that are seeders (left = 0).
+    pub seeder_probability: f64,
+    /// Most info hashes per scrape; each client scrapes 1..=this many.
+    pub scrape_max_torrents: u32,
+    /// Natural log of the hottest torrent's weight over the floor.
+    pub popularity_head: f64,
+    /// How fast popularity falls with torrent rank; 0 is uniform.
+    pub popularity_decay: f64,
+    /// Seed of every random choice, so runs are repeatable.
+    pub seed: u64,
+}
+
+impl Default for ProfileConfig {
+    fn default() -> Self {
+        Self {
+            torrents: 1_000_000,
+            peers: 2_000_000,
+            weight_connect: 50,
+            weight_announce: 50,
+            weight_scrape: 1,
+            numwant: 30,
+            seeder_probability: 0.75,
+            scrape_max_torrents: 10,
+            popularity_head: 6.5,
+            popularity_decay: 500.0,
+            seed: 0x7472_6163_6b65_7221,
+        }
+    }
+}
+
+/// How the UDP (BEP 15) load is sent.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct UdpConfig {
+    /// The tracker to load.
+    pub tracker: SocketAddr,
+    /// Local addresses sockets bind to, round-robin.
+    pub bind: Vec<IpAddr>,
+    /// Sending threads.
+    pub workers: usize,
+    /// Sockets per worker.
+    pub sockets_per_worker: usize,
+    /// Datagrams per sendmmsg/recvmmsg call.
+    pub batch_size: usize,
+    /// Requests one socket keeps outstanding.
+    pub max_in_flight: usize,
+    /// Seconds after which an unanswered request stops counting against
+    /// `max_in_flight`.
+    pub window_timeout: f64,
+    /// Seconds after which an unanswered request is counted as lost.
+    pub request_timeout: f64,
+    /// Seconds measured, after the warmup.
+    pub duration: f64,
+    /// Seconds of load before measuring starts.
+    pub warmup: f64,
+    /// Seconds a connection id is used before a fresh one is asked for.
+    pub connection_id_max_age: f64,
+    /// SO_RCVBUF in bytes per socket; 0 keeps the kernel default.
+    pub recv_buffer_size: usize,
+    /// Hand equal-length requests to the kernel as one UDP GSO buffer.
+    pub gso: bool,
+}
+
+impl Default for UdpConfig {
+    fn default() -> Self {
+        Self {
+            tracker: SocketAddr::from(([127, 0, 0, 1], 6969)),
+            bind: vec![IpAddr::from([127, 0, 0, 1])],
+            workers: 1,
+            sockets_per_worker: 16,
+            batch_size: 64,
+            max_in_flight: 16,
+            window_timeout: 0.05,
+            request_timeout: 1.0,
+            duration: 12.0,
+            warmup: 2.0,
+            connection_id_max_age: 60.0,
+            recv_buffer_size: 1 << 20,
+            gso: true,
+        }
+    }
+}
+
+/// BEP 15 fits about 74 info hashes in one scrape datagram.
+pub const MAX_SCRAPE_TORRENTS: u32 = 74;
+/// Caps that keep a typo from asking for absurd memory or thread counts.
+pub const MAX_WORKERS: usize = 1024;
+pub const MAX_SOCKETS_PER_WORKER: usize = 4096;
+pub const MAX_BATCH_SIZE: usize = 1024;
+pub const MAX_IN_FLIGHT: usize = 1 << 16;
+/// BEP 15 ids live two minutes; older than that every request would fail.
+pub const MAX_CONNECTION_ID_AGE: f64 = 120.0;
+/// A run is meant to be bounded; a day is plenty for any soak test.
+const MAX_RUN_SECS: f64 = 86_400.0;
+
+/// Why a configuration was refused, with where to look: the file (or the
+/// command line), the line and column when known, and the key path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    origin: String,
+    line: Option<usize>,
+    column: Option<usize>,
+    key: Option<String>,
+    message: String,
+}
+
+#[cfg(test)]
+impl ConfigError {
+    pub fn line(&self) -> Option<usize> {
+        self.line
+    }
+
+    pub fn key(&self) -> Option<&str> {
+        self.key.as_deref()
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.origin)?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+            if let Some(column) = self.column {
+                write!(f, ":{column}")?;
+            }
+        }
+        match &self.key {
+            Some(key) => write!(f, ": key `{key}`: {}", self.message),
+            None => write!(f, ": {}", self.message),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Reads, parses and validates a config file. Keys left out keep their
+    /// defaults; unknown keys are errors.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let origin = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            origin: origin.clone(),
+            line: None,
+            column: None,
+            key: None,
+            message: format!("cannot read config file: {e}"),
+        })?;
+        let config = Self::parse(&text, &origin)?;
+        config.check().map_err(|(key, message)| ConfigError {
+            line: find_key_line(&text, key),
+            origin,
+            column: None,
+            key: Some(key.to_owned()),
+            message,
+        })?;
+        Ok(config)
+    }
+
+    /// Parses TOML text; `origin` names it in errors. Does not validate.
+    pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let deserializer = toml::de::Deserializer::new(text);
+        serde_path_to_error::deserialize(deserializer).map_err(|e| {
+            let path = e.path().to_string();
+            let inner = e.inner();
+            let (line, column) = match inner.span() {
+                Some(span) => {
+                    let (line, column) = line_column(text, span.start);
+                    (Some(line), Some(column))
+                }
+                None => (None, None),
+            };
+            ConfigError {
+                origin: origin.to_owned(),
+                line,
+                column,
+                // "." is the root: the parser failed before any key.
+                key: (path != ".").then_some(path),
+                // toml explains over several lines; one line stays greppable.
+                message: inner.message().trim().replace('\n', "; "),
+            }
+        })
+    }
+
+    /// Checks what types cannot; `origin` names where the values came from.
+    pub fn validate(&self, origin: &str) -> Result<(), ConfigError> {
+        self.check().map_err(|(key, message)| ConfigError {
+            origin: origin.to_owned(),
+            line: None,
+            column: None,
+            key: Some(key.to_owned()),
+            message,
+        })
+    }
+
+    fn check(&self) -> Result<(), (&'static str, String)> {
+        fn range<T: PartialOrd + fmt::Display>(
+            key: &'static str,
+            value: T,
+            min: T,
+            max: T,
+        ) -> Result<(), (&'static str, String)> {
+            // Written so NaN fails too.
+            if value >= min && value <= max {
+                Ok(())
+            } else {
+                Err((key, format!("must be between {min} and {max}, got {value}")))
+            }
+        }
+
+        let p = &self.profile;
+        range("profile.torrents", p.torrents, 1, u32::MAX)?;
+        range("profile.peers", p.peers, 1, u32::MAX)?;
+        let weights =
+            u64::from(p.weight_connect) + u64::from(p.weight_announce) + u64::from(p.weight_scrape);
+        if weights == 0 || weights > u64::from(u32::MAX) {
+            return Err((
+                "profile.weight_announce",
+                format!("the three weights must sum to between 1 and {}", u32::MAX),
+            ));
+        }
+        range("profile.seeder_probability", p.seeder_probability, 0.0, 1.0)?;
+        range(
+            "profile.scrape_max_torrents",
+            p.scrape_max_torrents,
+            1,
+            MAX_SCRAPE_TORRENTS,
+        )?;
+        range("profile.popularity_head", p.popularity_head, -50.0, 50.0)?;
+        range("profile.popularity_decay", p.popularity_decay, 0.0, 1e6)?;
+
+        let u = &self.udp;
+        if u.bind.is_empty() {
+            return Err(("udp.bind", "must list at least one address".to_owned()));
+        }
+        if let Some(ip) = u.bind.iter().find(|ip| ip.is_ipv4() != u.tracker.is_ipv4()) {
+            return Err((
+                "udp.bind",
+                format!(
+                    "{ip} is not the same address family as udp.tracker ({})",
+                    u.tracker
+                ),
+            ));
+        }
+        if u.tracker.port() == 0 || u.tracker.ip().is_unspecified() {
+            return Err((
+                "udp.tracker",
+                format!("must be a reachable address and port, got {}", u.tracker),
+            ));
+        }
+        range("udp.workers", u.workers, 1, MAX_WORKERS)?;
+        range(
+            "udp.sockets_per_worker",
+            u.sockets_per_worker,
+            1,
+            MAX_SOCKETS_PER_WORKER,
+        )?;
+        range("udp.batch_size", u.batch_size, 1, MAX_BATCH_SIZE)?;
+        range("udp.max_in_flight", u.max_in_flight, 1, MAX_IN_FLIGHT)?;
+        range("udp.request_timeout", u.request_timeout, 0.001, 60.0)?;
+        range(
+            "udp.window_timeout",
+            u.window_timeout,
+            0.0001,
+            u.request_timeout,
+        )?;
+        range("udp.duration", u.duration, 0.001, MAX_RUN_SECS)?;
+        range("udp.warmup", u.warmup, 0.0, MAX_RUN_SECS)?;
+        range(
+            "udp.connection_id_max_age",
+            u.connection_id_max_age,
+            0.001,
+            MAX_CONNECTION_ID_AGE,
+        )?;
+        range("udp.recv_buffer_size", u.recv_buffer_size, 0, 1 << 30)?;
+        Ok(())
+    }
+
+    /// The whole config as TOML with a `#` comment above every key and
+    /// section, values taken from `self`.
+    pub fn to_commented_toml(&self) -> String {
+        let mut out = String::from(HEADER);
+        match toml::Value::try_from(self) {
+            Ok(toml::Value::Table(root)) => write_table(&mut out, "", &root),
+            // Unreachable for this all-plain-data config, but a comment beats a panic.
+            Ok(other) => out.push_str(&format!("# cannot print config: not a table: {other}\n")),
+            Err(e) => out.push_str(&format!("# cannot print config: {e}\n")),
+        }
+        out
+    }
+}
+
+/// 1-based line and column (in characters) of a byte offset.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let mut offset = offset.min(text.len());
+    // Spans land on char boundaries, but a wrong column beats a panic.
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    (line, before[line_start..].chars().count() + 1)
+}
+
+/// Best-effort line of `section.key` for errors found after parsing, when
+/// spans are gone. `None` when the key is absent (it kept its default).
+fn find_key_line(text: &str, path: &str) -> Option<usize> {
+    let (section, key) = path.rsplit_once('.').unwrap_or(("", path));
+    let assigns = |line: &str, name: &str| {
+        line.strip_prefix(name)
+            .is_some_and(|rest| rest.trim_start().starts_with('='))
+    };
+    let mut current = "";
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if let Some(header) = line.strip_prefix('[') {
+            current = header.split(']').next().unwrap_or("").trim();
+            continue;
+        }
+        if (current == section && assigns(line, key))
+            || (current.is_empty() && !section.is_empty() && assigns(line, path))
+        {
+            return Some(i + 1);
+        }
+    }
+    None
+}
+
+const HEADER: &str = "\
+# tracker-load configuration.
+#
+# Load it with `tracker-load udp -c FILE`. Keys left out keep the defaults
+# shown here; an unknown key is an error. Print a fresh copy with
+# `tracker-load udp -p`. Command-line options override the file.
+";
+
+/// The comment printed above each key and section, in print order. A test
+/// fails when a field lacks one.
+const COMMENTS: &[(&str, &str)] = &[
+    (
+        "profile",
+        "The simulated swarm. Defaults are aquatic_udp_load_test 0.9's, so\nfigures from the \
+         two are comparable.",
+    ),
+    (
+        "profile.torrents",
+        "Distinct info hashes requests are spread over.",
+    ),
+    (
+        "profile.peers",
+        "Simulated clients. Each keeps one torrent, one role (seeder or leecher),\none \
+         announced port and one set of scraped torrents for the whole run,\nand is bound to \
+         one socket, as its connection id is.",
+    ),
+    (
+        "profile.weight_connect",
+        "Relative frequency of connect requests (besides the connects a socket\nsends when \
+         it has no valid connection id).",
+    ),
+    (
+        "profile.weight_announce",
+        "Relative frequency of announce requests.",
+    ),
+    (
+        "profile.weight_scrape",
+        "Relative frequency of scrape requests.",
+    ),
+    (
+        "profile.numwant",
+        "Peers asked for per announce; negative asks for the tracker's default.\nAnswers \
+         with more peers than this are counted invalid.",
+    ),
+    (
+        "profile.seeder_probability",
+        "Share of clients that are seeders: they announce left = 0 with event\n\"completed\"; \
+         leechers announce left = 50 with event \"started\"\n(aquatic's choice). 0.0 to 1.0.",
+    ),
+    (
+        "profile.scrape_max_torrents",
+        "Most info hashes per scrape; each client scrapes a uniform\n1..=this many. 1 to 74.",
+    ),
+    (
+        "profile.popularity_head",
+        "Torrent popularity follows aquatic 0.9: torrent i (0 = hottest) is\npicked with \
+         weight\n  torrents / peers + exp(popularity_head - popularity_decay * i / torrents)\n\
+         (a uniform floor plus an exponentially decaying hot head). With the\ndefaults about \
+         73 % of picks land on the hottest 1.3 % of torrents.\nThis key is the natural log \
+         of the hottest torrent's weight over the floor.",
+    ),
+    (
+        "profile.popularity_decay",
+        "How fast popularity falls with rank (see popularity_head); the hot head\nspans \
+         about popularity_head / popularity_decay of the torrents. 0 is uniform.",
+    ),
+    (
+        "profile.seed",
+        "Seed of every random choice, so runs are repeatable.",
+    ),
+    ("udp", "The UDP tracker protocol (BEP 15)."),
+    ("udp.tracker", "The tracker to load (also `--tracker`)."),
+    (
+        "udp.bind",
+        "Local addresses sockets bind to, round-robin: several source IPs\n(127.0.0.2, \
+         127.0.0.3, ...) spread clients over a tracker's\nSO_REUSEPORT sockets. Same address \
+         family as tracker.",
+    ),
+    (
+        "udp.workers",
+        "Sending threads (also `--workers`), each with its own sockets and clients.",
+    ),
+    (
+        "udp.sockets_per_worker",
+        "Sockets per worker; each has its own source port and connection id.",
+    ),
+    (
+        "udp.batch_size",
+        "Most datagrams per sendmmsg/recvmmsg call. 1 to 1024.",
+    ),
+    (
+        "udp.max_in_flight",
+        "Requests one socket keeps outstanding: it sends only while fewer are\nunanswered, \
+         so the load follows what the tracker answers instead of\nflooding. The default \
+         (16 x 16 sockets) keeps a one-core tracker busy\nwithout drops; more pushes it \
+         into\noverload (a little more throughput, and losses).",
+    ),
+    (
+        "udp.window_timeout",
+        "Seconds after which an unanswered request stops counting against\nmax_in_flight, so \
+         a few drops cannot stall a socket.\nAt most request_timeout.",
+    ),
+    (
+        "udp.request_timeout",
+        "Seconds after which an unanswered request is counted as lost.",
+    ),
+    (
+        "udp.duration",
+        "Seconds measured after the warmup (also `--duration`). The run ends by\nitself \
+         after warmup + duration, plus at most request_timeout to collect\nlate answers.",
+    ),
+    (
+        "udp.warmup",
+        "Seconds of load before measuring, not counted (connection ids, swarms\nand caches \
+         fill up).",
+    ),
+    (
+        "udp.connection_id_max_age",
+        "Seconds a connection id is used before a socket asks for a fresh one\n(BEP 15 ids \
+         live two minutes). An error response also forces a fresh one.",
+    ),
+    (
+        "udp.recv_buffer_size",
+        "SO_RCVBUF in bytes per socket; 0 keeps the kernel default\n(the kernel caps it at \
+         net.core.rmem_max).",
+    ),
+    (
+        "udp.gso",
+        "Hand equal-length requests (all connects, all announces of a batch) to\nthe kernel \
+         as one UDP GSO buffer, which it splits into ordinary datagrams:\nthe tracker sees \
+         the same packets, the generator walks the send path once\nper batch. Falls back \
+         to one by one where the kernel refuses (before 4.18).",
+    ),
+];
+
+fn comment_for(path: &str) -> Option<&'static str> {
+    COMMENTS.iter().find(|(p, _)| *p == path).map(|(_, c)| *c)
+}
+
+fn push_comment(out: &mut String, path: &str) {
+    for line in comment_for(path).unwrap_or("").lines() {
+        out.push_str("# ");
+        out.push_str(line);
+        out.push('\n');
+    }
+}
+
+/// Keys of `table` in COMMENTS order, then any COMMENTS lacks.
+fn ordered_keys<'a>(table: &'a toml::Table, prefix: &str) -> Vec<&'a str> {
+    let mut keys: Vec<&str> = Vec::with_capacity(table.len());
+    for (path, _) in COMMENTS {
+        let child = match prefix {
+            "" => Some(*path),
+            _ => path
+                .strip_prefix(prefix)
+                .and_then(|rest| rest.strip_prefix('.')),
+        };
+        if let Some(child) = child.filter(|c| !c.contains('.')) {
+            if let Some((key, _)) = table.get_key_value(child) {
+                keys.push(key.as_str());
+            }
+        }
+    }
+    for key in table.keys() {
+        if !keys.contains(&key.as_str()) {
+            keys.push(key);
+        }
+    }
+    keys
+}
+
+fn join(prefix: &str, key: &str) -> String {
+    if prefix.is_empty() {
+        key.to_owned()
+    } else {
+        format!("{prefix}.{key}")
+    }
+}
+
+/// Plain keys first, then each sub-table as its own `[section]`: TOML
+/// assigns keys after a header to that header's table.
+fn write_table(out: &mut String, prefix: &str, table: &toml::Table) {
+    let keys = ordered_keys(table, prefix);
+    for key in &keys {
+        let value = &table[*key];
+        if value.is_table() {
+            continue;
+        }
+        out.push('\n');
+        push_comment(out, &join(prefix, key));
+        out.push_str(&format!("{key} = {value}\n"));
+    }
+    for key in &keys {
+        if let toml::Value::Table(sub) = &table[*key] {
+            let path = join(prefix, key);
+            out.push('\n');
+            push_comment(out, &path);
+            out.push_str(&format!("[{path}]\n"));
+            write_table(out, &path, sub);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp_file(text: &str) -> std::path::PathBuf {
+        use std::sync::atomic::{AtomicU32, Ordering};
+        static N: AtomicU32 = AtomicU32::new(0);
+        let path = std::env::temp_dir().join(format!(
+            "tracker-load-config-{}-{}.toml",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::write(&path, text).expect("write temp config");
+        path
+    }
+
+    fn load_text(text: &str) -> (String, Result<Config, ConfigError>) {
+        let path = temp_file(text);
+        let result = Config::load(&path);
+        let _ = std::fs::remove_file(&path);
+        (path.display().to_string(), result)
+    }
+
+    #[test]
+    fn defaults_are_valid_and_match_aquatic() {
+        let c = Config::default();
+        assert_eq!(c.validate("x"), Ok(()));
+        assert_eq!(c.profile.torrents, 1_000_000);
+        assert_eq!(c.profile.peers, 2_000_000);
+        assert_eq!(
+            (
+                c.profile.weight_connect,
+                c.profile.weight_announce,
+                c.profile.weight_scrape
+            ),
+            (50, 50, 1)
+        );
+        assert_eq!(c.profile.numwant, 30);
+        assert_eq!(c.profile.scrape_max_torrents, 10);
+    }
+
+    #[test]
+    fn commented_default_round_trips() {
+        let text = Config::default().to_commented_toml();
+        let (_, result) = load_text(&text);
+        assert_eq!(result.expect("printed config loads"), Config::default());
+        // Every key line sits under a comment.
+        let lines: Vec<&str> = text.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            if !line.is_empty() && !line.starts_with('#') {
+                assert!(lines[i - 1].starts_with("# "), "{line:?} lacks a comment");
+            }
+        }
+        assert!(text.contains("\n[profile]\n") && text.contains("\n[udp]\n"));
+    }
+
+    #[test]
+    fn commented_non_default_round_trips() {
+        let mut c = Config::default();
+        c.profile.torrents = 7;
+        c.profile.numwant = -1;
+        c.profile.popularity_decay = 0.0;
+        c.udp.bind = vec!["127.0.0.2".parse().unwrap(), "127.0.0.3".parse().unwrap()];
+        c.udp.tracker = "127.0.0.1:7000".parse().unwrap();
+        c.udp.duration = 2.5;
+        let (_, result) = load_text(&c.to_commented_toml());
+        assert_eq!(result.expect("loads"), c);
+    }
+
+    #[test]
+    fn every_key_has_a_comment() {
+        let toml::Value::Table(root) = toml::Value::try_from(Config::default()).unwrap() else {
+            panic!("not a table");
+        };
+        let mut n = 0;
+        for (section, value) in &root {
+            assert!(comment_for(section).is_some(), "{section}");
+            n += 1;
+            if let toml::Value::Table(t) = value {
+                for key in t.keys() {
+                    assert!(
+                        comment_for(&join(section, key)).is_some(),
+                        "{section}.{key}"
+                    );
+                    n += 1;
+                }
+            }
+        }
+        assert_eq!(n, COMMENTS.len(), "COMMENTS has stale entries");
+    }
+
+    #[test]
+    fn unknown_key_names_file_line_and_key() {
+        let (path, result) = load_text("[profile]\ntorrents = 10\n\n[udp]\nworkerz = 2\n");
+        let err = result.expect_err("unknown key");
+        assert_eq!(err.line(), Some(5));
+        assert_eq!(err.key(), Some("udp.workerz"));
+        let msg = err.to_string();
+        assert!(
+            msg.starts_with(&format!(
+                "{path}:5:1: key `udp.workerz`: unknown field `workerz`"
+            )),
+            "{msg}"
+        );
+    }
+
+    #[test]
+    fn wrong_type_and_syntax_errors() {
+        let (_, result) = load_text("[udp]\n\nduration = \"long\"\n");
+        let err = result.expect_err("bad type");
+        assert_eq!((err.line(), err.key()), (Some(3), Some("udp.duration")));
+        let (_, result) = load_text("[udp\n");
+        let err = result.expect_err("syntax");
+        assert_eq!((err.line(), err.key()), (Some(1), None));
+    }
+
+    #[test]
+    fn integers_are_accepted_for_seconds() {
+        let (_, result) = load_text("[udp]\nduration = 3\nwarmup = 0\n");
+        let c = result.expect("integers load");
+        assert_eq!((c.udp.duration, c.udp.warmup), (3.0, 0.0));
+    }
+
+    #[test]
+    fn limits_name_file_line_and_key() {
+        let (path, result) = load_text("[profile]\npeers = 5\nscrape_max_torrents = 75\n");
+        let msg = result.expect_err("75").to_string();
+        assert!(
+            msg.starts_with(&format!("{path}:3: key `profile.scrape_max_torrents`: ")),
+            "{msg}"
+        );
+        for (text, key) in [
+            ("[udp]\nworkers = 0\n", "udp.workers"),
+            ("[udp]\nbind = []\n", "udp.bind"),
+            ("[udp]\nbind = [\"::1\"]\n", "udp.bind"),
+            ("[udp]\nwindow_timeout = 2.0\n", "udp.window_timeout"),
+            ("[udp]\nduration = 0\n", "udp.duration"),
+            ("[udp]\nduration = nan\n", "udp.duration"),
+            ("[udp]\ntracker = \"0.0.0.0:1\"\n", "udp.tracker"),
+            (
+                "[profile]\nweight_connect = 0\nweight_announce = 0\nweight_scrape = 0\n",
+                "profile.weight_announce",
+            ),
+            (
+                "[profile]\nseeder_probability = 1.5\n",
+                "profile.seeder_probability",
+            ),
+        ] {
+            let (_, result) = load_text(text);
+            let err = result.expect_err(text);
+            assert_eq!(err.key(), Some(key), "{text}: {err}");
+        }
+    }
+}
