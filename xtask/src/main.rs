@@ -5,6 +5,7 @@ use std::process::{Command, ExitCode};
 
 use anyhow::{bail, Context, Result};
 
+mod bench;
 mod ebpf;
 
 const USAGE: &str = "\
@@ -20,6 +21,10 @@ commands:
           build the XDP program (tracker-ebpf) with the nightly toolchain,
           installing rust-src and bpf-linker 0.10.4 when missing, and leave
           the object where the tracker-user build embeds it
+  bench udp [--runs N] [--seconds S] [--warmup W] [--quick] [--no-build] [--no-steer]
+          side-by-side benchmark against aquatic_udp: plain sockets on
+          loopback, and over a veth pair from a client namespace with and
+          without XDP; medians into docs/benchmarks.md
   help    this text
 ";
 
@@ -28,6 +33,7 @@ fn main() -> ExitCode {
     let result = match args.first().map(String::as_str) {
         Some("test") => test(&args[1..]),
         Some("build-ebpf") => ebpf::build(),
+        Some("bench") => bench::run(&args[1..]),
         Some("help") | Some("-h") | Some("--help") => {
             print!("{USAGE}");
             Ok(())
