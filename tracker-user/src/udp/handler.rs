@@ -313,34 +313,13 @@ impl<R: Responder> RequestHandler<R> {
 
     /// Writes the answers of a batch back from the request workers.
     pub fn answer(&mut self, mut batch: Batch) {
-        let interval = self.settings.announce_interval;
         for job in &batch.jobs {
-            let handle = job.reply.handle;
-            let transaction_id = TransactionId(job.reply.tag);
-            match &job.work {
+            let (peers, counts) = match &job.work {
                 Work::AnnounceV4 { peers, counts, .. } => {
-                    let range = peers.start as usize..peers.end as usize;
-                    let peers = Peers::V4(batch.peers_v4.get(range).unwrap_or(&[]));
-                    self.announce_response(
-                        handle,
-                        job.reply.addr,
-                        transaction_id,
-                        interval,
-                        counts,
-                        peers,
-                    );
+                    (Peers::V4(peer_slice(&batch.peers_v4, peers)), counts)
                 }
                 Work::AnnounceV6 { peers, counts, .. } => {
-                    let range = peers.start as usize..peers.end as usize;
-                    let peers = Peers::V6(batch.peers_v6.get(range).unwrap_or(&[]));
-                    self.announce_response(
-                        handle,
-                        job.reply.addr,
-                        transaction_id,
-                        interval,
-                        counts,
-                        peers,
-                    );
+                    (Peers::V6(peer_slice(&batch.peers_v6, peers)), counts)
                 }
                 Work::Scrape {
                     slot,
@@ -348,45 +327,41 @@ impl<R: Responder> RequestHandler<R> {
                     counts,
                     ..
                 } => {
-                    let slot = *slot as usize;
-                    let Some(p) = self.pending.get_mut(slot) else {
-                        continue;
-                    };
-                    if p.generation != job.reply.tag {
-                        continue;
-                    }
-                    if let Some(stats) = p.stats.get_mut(*index as usize) {
-                        *stats =
-                            ScrapeStats::new(counts.seeders, counts.completed, counts.leechers);
-                    }
-                    p.remaining -= 1;
-                    if p.remaining == 0 {
-                        self.finish_scrape(slot);
-                    }
+                    self.scrape_part(*slot as usize, job.reply.tag, *index as usize, counts);
+                    continue;
                 }
-            }
+            };
+            let response = Response::Announce(AnnounceResponse {
+                transaction_id: TransactionId(job.reply.tag),
+                interval: self.settings.announce_interval,
+                leechers: counts.leechers,
+                seeders: counts.seeders,
+                peers,
+            });
+            self.respond(job.reply.handle, job.reply.addr, |buf| {
+                response.emit(buf).ok()
+            });
         }
         batch.clear();
         self.pool.push(batch);
     }
 
-    fn announce_response(
-        &mut self,
-        handle: u32,
-        addr: SocketAddr,
-        transaction_id: TransactionId,
-        interval: u32,
-        counts: &SwarmCounts,
-        peers: Peers<'_>,
-    ) {
-        let response = Response::Announce(AnnounceResponse {
-            transaction_id,
-            interval,
-            leechers: counts.leechers,
-            seeders: counts.seeders,
-            peers,
-        });
-        self.respond(handle, addr, |buf| response.emit(buf).ok());
+    /// Files one hash's counts into its pending scrape, answering it when
+    /// the last part is in. `generation` guards against a reused slot.
+    fn scrape_part(&mut self, slot: usize, generation: u32, index: usize, counts: &SwarmCounts) {
+        let Some(p) = self.pending.get_mut(slot) else {
+            return;
+        };
+        if p.generation != generation {
+            return;
+        }
+        if let Some(stats) = p.stats.get_mut(index) {
+            *stats = ScrapeStats::new(counts.seeders, counts.completed, counts.leechers);
+        }
+        p.remaining -= 1;
+        if p.remaining == 0 {
+            self.finish_scrape(slot);
+        }
     }
 
     fn error(
@@ -411,4 +386,11 @@ impl<R: Responder> RequestHandler<R> {
             self.counters.dropped_queue_full += 1;
         }
     }
+}
+
+/// The peers a request worker wrote for one job, by their range in the
+/// batch's shared vector (empty if the range is somehow out of bounds).
+fn peer_slice<'a, P>(all: &'a [P], range: &std::ops::Range<u32>) -> &'a [P] {
+    all.get(range.start as usize..range.end as usize)
+        .unwrap_or(&[])
 }
