@@ -11,6 +11,7 @@ use crossbeam_channel::bounded;
 use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
 use signal_hook::iterator::Signals;
 use tracker_proto::connection_id::ConnectionIdSecret;
+use tracker_proto::xdp::ConnectState;
 
 use crate::access_list::{self, SharedAccessList};
 use crate::clock::{unix_tick, Clock};
@@ -171,8 +172,14 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             let tick = unix_tick();
             if tick != last_tick {
                 if let Some(map) = &mut connect_map {
-                    let mut state = map.get(&0, 0).unwrap_or_default();
-                    state.tick = tick;
+                    // Written whole from what we know, never read back: a
+                    // failed read must not publish a zeroed secret.
+                    let state = ConnectState {
+                        k0: settings.secret.k0,
+                        k1: settings.secret.k1,
+                        tick,
+                        enabled: u32::from(config.xdp.connect_in_kernel),
+                    };
                     if let Err(e) = map.set(0, state, 0) {
                         log::warn!("cannot publish the connection-id tick to XDP: {e}");
                     }
