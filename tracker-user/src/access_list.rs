@@ -179,6 +179,12 @@ fn parse(bytes: &[u8]) -> Result<HashSet, (usize, String)> {
 #[derive(Debug)]
 pub struct SharedAccessList(ArcSwap<AccessList>);
 
+impl tracker_swarm::TorrentFilter for SharedAccessList {
+    fn allows(&self, info_hash: &InfoHash) -> bool {
+        SharedAccessList::allows(self, info_hash)
+    }
+}
+
 impl SharedAccessList {
     pub fn new(list: AccessList) -> Self {
         Self(ArcSwap::from_pointee(list))

@@ -8,7 +8,7 @@ use clap::builder::PossibleValue;
 
 use crate::config::{Config, ConfigError, LogLevel};
 
-/// A UDP BitTorrent tracker (BEP 15).
+/// A BitTorrent tracker: UDP (BEP 15), HTTP and WebTorrent from one swarm store.
 ///
 /// Settings come from the defaults, then the file given with -c, then the
 /// options below. Run with -p to see every setting, its default and what it
@@ -29,6 +29,11 @@ pub struct Cli {
     #[arg(long = "udp", value_name = "ADDR")]
     pub udp: Vec<SocketAddr>,
 
+    /// Serve HTTP and WebSocket on this TCP address instead of the configured
+    /// http.listen. Repeat to listen on several.
+    #[arg(long = "http", value_name = "ADDR")]
+    pub http: Vec<SocketAddr>,
+
     /// Least severe level to log, overriding log_level.
     #[arg(long, value_name = "LEVEL")]
     pub log_level: Option<LogLevel>,
@@ -42,7 +47,10 @@ pub struct Cli {
 impl Cli {
     /// Whether any option changes the loaded config.
     pub fn overrides_anything(&self) -> bool {
-        !self.udp.is_empty() || self.log_level.is_some() || self.iface.is_some()
+        !self.udp.is_empty()
+            || !self.http.is_empty()
+            || self.log_level.is_some()
+            || self.iface.is_some()
     }
 
     /// Applies the command-line overrides to a loaded config.
@@ -51,6 +59,9 @@ impl Cli {
         // these addresses, not these plus the file's.
         if !self.udp.is_empty() {
             config.udp.listen.clone_from(&self.udp);
+        }
+        if !self.http.is_empty() {
+            config.http.listen.clone_from(&self.http);
         }
         if let Some(level) = self.log_level {
             config.log_level = level;
@@ -162,6 +173,22 @@ mod tests {
     }
 
     #[test]
+    fn http_is_repeatable_and_replaces_only_http_listen() {
+        let cli = parse(&["--http", "127.0.0.1:8000", "--http=[::1]:8001"]);
+        let want: Vec<SocketAddr> = vec![
+            "127.0.0.1:8000".parse().unwrap(),
+            "[::1]:8001".parse().unwrap(),
+        ];
+        assert!(cli.overrides_anything());
+        let mut config = Config::default();
+        config.ws.listen = vec!["127.0.0.1:9000".parse().unwrap()];
+        cli.apply(&mut config);
+        assert_eq!(config.http.listen, want);
+        assert_eq!(config.udp.listen, Config::default().udp.listen);
+        assert_eq!(config.ws.listen, vec!["127.0.0.1:9000".parse().unwrap()]);
+    }
+
+    #[test]
     fn bad_udp_address_is_refused() {
         let err = parse_err(&["--udp", "localhost"]);
         assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
@@ -205,6 +232,7 @@ mod tests {
             "--config <FILE>",
             "--print-config",
             "--udp <ADDR>",
+            "--http <ADDR>",
             "--log-level <LEVEL>",
         ] {
             assert!(help.contains(needle), "{needle} missing from\n{help}");

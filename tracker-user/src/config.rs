@@ -18,6 +18,9 @@ pub struct Config {
     pub swarm: SwarmConfig,
     pub protocol: ProtocolConfig,
     pub udp: UdpConfig,
+    pub http: HttpConfig,
+    pub ws: WsConfig,
+    pub tls: TlsConfig,
     pub access_list: AccessListConfig,
     pub xdp: XdpConfig,
 }
@@ -62,12 +65,80 @@ pub struct UdpConfig {
     /// Seconds a connection id stays valid (BEP 15 says two minutes).
     pub connection_id_lifetime: u32,
     /// SO_RCVBUF in bytes for each socket; 0 keeps the kernel default.
+    /// Capped by the kernel at net.core.rmem_max.
     pub recv_buffer_size: usize,
     /// Responses one socket worker holds when the kernel will not take
     /// more; beyond it, responses are dropped.
     pub outgoing_queue_len: usize,
     /// Scrapes one socket worker may have waiting on request workers.
     pub max_pending_scrapes: usize,
+}
+
+/// The HTTP tracker protocol (BEP 3, 7, 23, 24, 48); its listeners also
+/// take WebSocket upgrades.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// Plain TCP addresses serving HTTP and WebSocket upgrades (any path).
+    pub listen: Vec<SocketAddr>,
+    /// TLS addresses serving HTTPS and WSS; needs [tls].
+    pub tls_listen: Vec<SocketAddr>,
+    /// Socket workers for HTTP and WebSocket connections.
+    pub workers: usize,
+    /// Open connections (HTTP and WebSocket) per socket worker.
+    pub max_connections: usize,
+    /// Bytes of one request's line and headers.
+    pub max_request_size: usize,
+    /// Seconds a client has to send a whole request once it started.
+    pub request_timeout: u64,
+    /// Seconds an idle keep-alive connection stays open.
+    pub keep_alive_timeout: u64,
+    /// `min interval` in announce responses; 0 leaves it out.
+    pub min_announce_interval: u32,
+    /// Most info hashes in one scrape (HTTP and WebSocket).
+    pub max_scrape_torrents: usize,
+    /// Answer a scrape without info_hash with every torrent.
+    pub full_scrape: bool,
+    /// Most torrents in a full scrape answer.
+    pub max_full_scrape_torrents: usize,
+    /// Header with the client's address behind a reverse proxy; empty: the socket's.
+    pub real_ip_header: String,
+}
+
+/// WebTorrent over WebSocket.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WsConfig {
+    /// Plain TCP addresses serving WebSocket only.
+    pub listen: Vec<SocketAddr>,
+    /// TLS addresses serving WebSocket only; needs [tls].
+    pub tls_listen: Vec<SocketAddr>,
+    /// Seconds a WebTorrent client is told to wait between announces.
+    pub announce_interval: u32,
+    /// Bytes of one WebSocket message.
+    pub max_message_size: usize,
+    /// Offers of one announce relayed; the rest are ignored.
+    pub max_offers: usize,
+    /// Relayed offers one connection may still answer.
+    pub max_pending_offers: usize,
+    /// Seconds a relayed offer may be answered.
+    pub offer_timeout: u64,
+    /// Bytes queued for one connection before it is dropped as too slow.
+    pub max_outgoing_bytes: usize,
+    /// Torrents one connection may announce at once.
+    pub max_torrents_per_connection: usize,
+    /// Seconds a WebSocket connection may stay silent.
+    pub idle_timeout: u64,
+}
+
+/// Certificate and key for the TLS listeners (rustls).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM file with the certificate chain, leaf first.
+    pub certificate_path: PathBuf,
+    /// PEM file with the private key (PKCS#8, PKCS#1 or SEC1).
+    pub private_key_path: PathBuf,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -184,9 +255,110 @@ impl Default for UdpConfig {
             workers: (available_cores() - (available_cores() / 2).max(1)).max(1),
             max_scrape_torrents: 70,
             connection_id_lifetime: 120,
-            recv_buffer_size: 0,
+            // What aquatic_udp asks for: bursts of a busy tracker overrun
+            // the kernel's default (208 KiB) long before a worker is busy.
+            recv_buffer_size: 8 << 20,
             outgoing_queue_len: 4096,
             max_pending_scrapes: 4096,
+        }
+    }
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        let s = tracker_http_ws::Settings::default();
+        Self {
+            listen: vec![
+                "0.0.0.0:6969".parse().unwrap(),
+                "[::]:6969".parse().unwrap(),
+            ],
+            tls_listen: Vec::new(),
+            workers: (available_cores() - (available_cores() / 2).max(1)).max(1),
+            max_connections: s.max_connections,
+            max_request_size: s.max_request_size,
+            request_timeout: s.request_timeout.as_secs(),
+            keep_alive_timeout: s.keep_alive_timeout.as_secs(),
+            min_announce_interval: s.min_announce_interval,
+            max_scrape_torrents: s.max_scrape_torrents,
+            full_scrape: s.full_scrape,
+            max_full_scrape_torrents: s.max_full_scrape_torrents,
+            real_ip_header: String::new(),
+        }
+    }
+}
+
+impl Default for WsConfig {
+    fn default() -> Self {
+        let s = tracker_http_ws::Settings::default();
+        Self {
+            listen: Vec::new(),
+            tls_listen: Vec::new(),
+            announce_interval: s.ws_announce_interval,
+            max_message_size: s.ws_max_message_size,
+            max_offers: s.ws_max_offers,
+            max_pending_offers: s.ws_max_pending_offers,
+            offer_timeout: s.ws_offer_timeout.as_secs(),
+            max_outgoing_bytes: s.ws_max_outgoing_bytes,
+            max_torrents_per_connection: s.ws_max_torrents_per_connection,
+            idle_timeout: s.ws_idle_timeout.as_secs(),
+        }
+    }
+}
+
+impl Config {
+    /// Every TCP listener, in the order they are logged.
+    pub fn tcp_listeners(&self) -> Vec<tracker_http_ws::ListenerSpec> {
+        use tracker_http_ws::{ListenerKind, ListenerSpec};
+        let spec = |kind, tls| move |&addr: &SocketAddr| ListenerSpec { addr, kind, tls };
+        let mut out = Vec::new();
+        out.extend(self.http.listen.iter().map(spec(ListenerKind::Http, false)));
+        out.extend(
+            self.http
+                .tls_listen
+                .iter()
+                .map(spec(ListenerKind::Http, true)),
+        );
+        out.extend(self.ws.listen.iter().map(spec(ListenerKind::WsOnly, false)));
+        out.extend(
+            self.ws
+                .tls_listen
+                .iter()
+                .map(spec(ListenerKind::WsOnly, true)),
+        );
+        out
+    }
+
+    /// Whether any listener speaks TLS.
+    pub fn wants_tls(&self) -> bool {
+        !self.http.tls_listen.is_empty() || !self.ws.tls_listen.is_empty()
+    }
+
+    /// What the HTTP/WebSocket socket workers need, resolved once.
+    pub fn http_ws_settings(&self) -> tracker_http_ws::Settings {
+        use std::time::Duration;
+        let (h, w, p) = (&self.http, &self.ws, &self.protocol);
+        let header = h.real_ip_header.trim().to_ascii_lowercase();
+        tracker_http_ws::Settings {
+            announce_interval: p.announce_interval,
+            min_announce_interval: h.min_announce_interval,
+            default_numwant: p.default_numwant,
+            max_numwant: p.max_numwant,
+            max_connections: h.max_connections,
+            max_request_size: h.max_request_size,
+            request_timeout: Duration::from_secs(h.request_timeout),
+            keep_alive_timeout: Duration::from_secs(h.keep_alive_timeout),
+            max_scrape_torrents: h.max_scrape_torrents,
+            full_scrape: h.full_scrape,
+            max_full_scrape_torrents: h.max_full_scrape_torrents,
+            real_ip_header: (!header.is_empty()).then_some(header),
+            ws_announce_interval: w.announce_interval,
+            ws_max_message_size: w.max_message_size,
+            ws_max_offers: w.max_offers,
+            ws_max_pending_offers: w.max_pending_offers,
+            ws_offer_timeout: Duration::from_secs(w.offer_timeout),
+            ws_max_outgoing_bytes: w.max_outgoing_bytes,
+            ws_max_torrents_per_connection: w.max_torrents_per_connection,
+            ws_idle_timeout: Duration::from_secs(w.idle_timeout),
         }
     }
 }
@@ -205,6 +377,9 @@ impl Default for AccessListConfig {
 /// Ethernet frame carries, and the answer (8 + 12 * 74 = 896 bytes) fits any
 /// common MTU, so a larger setting would only serve requests no client sends.
 pub const MAX_SCRAPE_TORRENTS_LIMIT: usize = 74;
+
+/// Most HTTP/WebSocket socket workers.
+pub const MAX_HTTP_WORKERS: usize = 1024;
 
 /// Most request workers: each is a thread with its own shard, and far more
 /// than the machine has cores only adds contention and memory.
@@ -448,6 +623,103 @@ impl Config {
         at_least_1(&["udp.outgoing_queue_len"], u.outgoing_queue_len)?;
         at_least_1(&["udp.max_pending_scrapes"], u.max_pending_scrapes)?;
 
+        let h = &self.http;
+        if !self.tcp_listeners().is_empty() {
+            at_least_1(&["http.workers", "http.listen"], h.workers)?;
+        }
+        if !(1..=MAX_HTTP_WORKERS).contains(&h.workers) && h.workers != 0 {
+            return Err(Violation::new(
+                &["http.workers"],
+                format!("must be at most {MAX_HTTP_WORKERS}, got {}", h.workers),
+            ));
+        }
+        at_least_1(&["http.max_connections"], h.max_connections)?;
+        if !(256..=1 << 20).contains(&h.max_request_size) {
+            return Err(Violation::new(
+                &["http.max_request_size"],
+                format!(
+                    "must be between 256 and 1048576 bytes, got {}",
+                    h.max_request_size
+                ),
+            ));
+        }
+        at_least_1(&["http.request_timeout"], h.request_timeout)?;
+        at_least_1(&["http.keep_alive_timeout"], h.keep_alive_timeout)?;
+        at_least_1(&["http.max_scrape_torrents"], h.max_scrape_torrents)?;
+        at_least_1(
+            &["http.max_full_scrape_torrents"],
+            h.max_full_scrape_torrents,
+        )?;
+        if h.min_announce_interval > p.announce_interval {
+            return Err(Violation::new(
+                &["http.min_announce_interval", "protocol.announce_interval"],
+                format!(
+                    "{} exceeds protocol.announce_interval ({})",
+                    h.min_announce_interval, p.announce_interval
+                ),
+            ));
+        }
+        let header = h.real_ip_header.trim();
+        if !header.is_empty()
+            && !header
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(Violation::new(
+                &["http.real_ip_header"],
+                format!("`{header}` is not an HTTP header name"),
+            ));
+        }
+
+        let w = &self.ws;
+        at_least_1(&["ws.announce_interval"], w.announce_interval)?;
+        if !(1024..=16 << 20).contains(&w.max_message_size) {
+            return Err(Violation::new(
+                &["ws.max_message_size"],
+                format!(
+                    "must be between 1024 and 16777216 bytes, got {}",
+                    w.max_message_size
+                ),
+            ));
+        }
+        at_least_1(&["ws.max_pending_offers"], w.max_pending_offers)?;
+        at_least_1(&["ws.offer_timeout"], w.offer_timeout)?;
+        if w.max_outgoing_bytes < w.max_message_size {
+            return Err(Violation::new(
+                &["ws.max_outgoing_bytes", "ws.max_message_size"],
+                format!(
+                    "{} is less than ws.max_message_size ({}): one relayed message would \
+                     not fit",
+                    w.max_outgoing_bytes, w.max_message_size
+                ),
+            ));
+        }
+        at_least_1(
+            &["ws.max_torrents_per_connection"],
+            w.max_torrents_per_connection,
+        )?;
+        at_least_1(&["ws.idle_timeout"], w.idle_timeout)?;
+
+        let t = &self.tls;
+        if self.wants_tls() {
+            for (key, path) in [
+                ("tls.certificate_path", &t.certificate_path),
+                ("tls.private_key_path", &t.private_key_path),
+            ] {
+                if path.as_os_str().is_empty() {
+                    return Err(Violation::new(
+                        if key == "tls.certificate_path" {
+                            &["tls.certificate_path", "http.tls_listen"]
+                        } else {
+                            &["tls.private_key_path", "http.tls_listen"]
+                        },
+                        "must name a PEM file when http.tls_listen or ws.tls_listen is set"
+                            .to_owned(),
+                    ));
+                }
+            }
+        }
+
         let a = &self.access_list;
         if a.mode != AccessListMode::Off && a.path.as_os_str().is_empty() {
             return Err(Violation::new(
@@ -649,7 +921,8 @@ const COMMENTS: &[(&str, &str)] = &[
     ),
     (
         "udp.recv_buffer_size",
-        "SO_RCVBUF in bytes for each socket; 0 keeps the kernel default.",
+        "SO_RCVBUF in bytes for each socket; 0 keeps the kernel default (about\n208 KiB). \
+         The kernel caps it at net.core.rmem_max (a warning says so).",
     ),
     (
         "udp.outgoing_queue_len",
@@ -659,6 +932,134 @@ const COMMENTS: &[(&str, &str)] = &[
     (
         "udp.max_pending_scrapes",
         "Scrapes one socket worker may have waiting on request workers.",
+    ),
+    (
+        "http",
+        "The HTTP tracker protocol (BEP 3, 7, 23, 24, 48). Its listeners also take\n\
+         WebSocket upgrades (WebTorrent) on any path, told apart by the Upgrade header.",
+    ),
+    (
+        "http.listen",
+        "Plain TCP addresses serving HTTP and WebSocket (also `--http`).\nAn empty list \
+         (with the other TCP lists empty) turns HTTP and WebSocket off.",
+    ),
+    (
+        "http.tls_listen",
+        "TLS addresses serving HTTPS and WSS, with the certificate in [tls].",
+    ),
+    (
+        "http.workers",
+        "Socket workers (threads) for HTTP and WebSocket connections.",
+    ),
+    (
+        "http.max_connections",
+        "Open connections (HTTP and WebSocket) per socket worker; beyond it new\n\
+         connections are closed at once.",
+    ),
+    (
+        "http.max_request_size",
+        "Bytes of one request's line and headers, 256 to 1048576; a larger request\n\
+         gets a failure reason and the connection is closed.",
+    ),
+    (
+        "http.request_timeout",
+        "Seconds a client has to send a whole request once it started (slow\n\
+         clients are dropped).",
+    ),
+    (
+        "http.keep_alive_timeout",
+        "Seconds an idle keep-alive HTTP connection stays open.",
+    ),
+    (
+        "http.min_announce_interval",
+        "`min interval` in HTTP announce responses, in seconds; 0 leaves it out.\nAt \
+         most protocol.announce_interval.",
+    ),
+    (
+        "http.max_scrape_torrents",
+        "Most info hashes in one scrape (HTTP and WebSocket); more gets a failure.",
+    ),
+    (
+        "http.full_scrape",
+        "Answer a scrape without info_hash with every torrent (HTTP: UDP/HTTP\n\
+         swarms; WebSocket: WebTorrent swarms). Off: such a scrape gets a failure.",
+    ),
+    (
+        "http.max_full_scrape_torrents",
+        "Most torrents in a full scrape answer; the rest are left out.",
+    ),
+    (
+        "http.real_ip_header",
+        "Behind a reverse proxy: the header holding the client's address, e.g.\n\
+         X-Forwarded-For (its last address is used) or X-Real-IP. A request without\n\
+         it is refused. Empty: the address of the TCP connection.",
+    ),
+    (
+        "ws",
+        "WebTorrent over WebSocket: offers and answers relayed between browsers.\n\
+         WebTorrent swarms are kept apart from UDP/HTTP ones (they cannot reach each\n\
+         other) but share the request workers.",
+    ),
+    (
+        "ws.listen",
+        "Plain TCP addresses serving WebSocket only (the [http] listeners take\n\
+         WebSocket upgrades too).",
+    ),
+    (
+        "ws.tls_listen",
+        "TLS addresses serving WebSocket only, with the certificate in [tls].",
+    ),
+    (
+        "ws.announce_interval",
+        "Seconds a WebTorrent client is told to wait between announces.",
+    ),
+    (
+        "ws.max_message_size",
+        "Bytes of one WebSocket message, 1024 to 16777216; a larger one closes the\n\
+         connection.",
+    ),
+    (
+        "ws.max_offers",
+        "Offers of one announce relayed to other peers; the rest are ignored\n(browsers \
+         send up to 10).",
+    ),
+    (
+        "ws.max_pending_offers",
+        "Relayed offers one connection may still answer; the oldest are forgotten\n\
+         first. An answer to an offer not pending is dropped.",
+    ),
+    (
+        "ws.offer_timeout",
+        "Seconds a relayed offer may be answered.",
+    ),
+    (
+        "ws.max_outgoing_bytes",
+        "Bytes queued for one connection; a reader slower than this is\n\
+         disconnected. At least max_message_size.",
+    ),
+    (
+        "ws.max_torrents_per_connection",
+        "Torrents one connection may announce at once; more gets a failure.\nA browser \
+         shares one connection per tracker among all its torrents, answers\nincluded: \
+         keep this well above what one user seeds.",
+    ),
+    (
+        "ws.idle_timeout",
+        "Seconds a WebSocket connection may stay silent before it is closed.",
+    ),
+    (
+        "tls",
+        "Certificate for the TLS listeners (rustls). Both files are read at start\n\
+         (a bad file stops the tracker, naming it) and again on SIGUSR1 (a bad file\n\
+         keeps the old certificate; open connections are kept either way).",
+    ),
+    (
+        "tls.certificate_path",
+        "PEM file with the certificate chain, leaf first.",
+    ),
+    (
+        "tls.private_key_path",
+        "PEM file with the private key (PKCS#8, PKCS#1 or SEC1).",
     ),
     (
         "access_list",
@@ -992,6 +1393,38 @@ mod tests {
                 |c| c.access_list.mode = AccessListMode::Black,
                 "access_list.path",
             ),
+            (|c| c.http.workers = 0, "http.workers"),
+            (|c| c.http.max_connections = 0, "http.max_connections"),
+            (|c| c.http.max_request_size = 255, "http.max_request_size"),
+            (|c| c.http.request_timeout = 0, "http.request_timeout"),
+            (|c| c.http.keep_alive_timeout = 0, "http.keep_alive_timeout"),
+            (
+                |c| c.http.max_scrape_torrents = 0,
+                "http.max_scrape_torrents",
+            ),
+            (
+                |c| c.http.min_announce_interval = 901,
+                "http.min_announce_interval",
+            ),
+            (
+                |c| c.http.real_ip_header = "X Forwarded".into(),
+                "http.real_ip_header",
+            ),
+            (|c| c.ws.max_message_size = 100, "ws.max_message_size"),
+            (|c| c.ws.max_outgoing_bytes = 1024, "ws.max_outgoing_bytes"),
+            (|c| c.ws.max_pending_offers = 0, "ws.max_pending_offers"),
+            (|c| c.ws.idle_timeout = 0, "ws.idle_timeout"),
+            (
+                |c| c.http.tls_listen = vec!["127.0.0.1:443".parse().unwrap()],
+                "tls.certificate_path",
+            ),
+            (
+                |c| {
+                    c.ws.tls_listen = vec!["127.0.0.1:443".parse().unwrap()];
+                    c.tls.certificate_path = "cert.pem".into();
+                },
+                "tls.private_key_path",
+            ),
         ];
         for (mutate, key) in cases {
             let mut config = Config::default();
@@ -1113,6 +1546,36 @@ mod tests {
                 recv_buffer_size: 1 << 24,
                 outgoing_queue_len: 10,
                 max_pending_scrapes: 11,
+            },
+            http: HttpConfig {
+                listen: vec!["127.0.0.1:3".parse().unwrap()],
+                tls_listen: vec!["[::1]:443".parse().unwrap()],
+                workers: 3,
+                max_connections: 5,
+                max_request_size: 300,
+                request_timeout: 2,
+                keep_alive_timeout: 4,
+                min_announce_interval: 0,
+                max_scrape_torrents: 6,
+                full_scrape: true,
+                max_full_scrape_torrents: 7,
+                real_ip_header: "X-Real-IP".into(),
+            },
+            ws: WsConfig {
+                listen: vec!["127.0.0.1:4".parse().unwrap()],
+                tls_listen: vec![],
+                announce_interval: 30,
+                max_message_size: 2000,
+                max_offers: 0,
+                max_pending_offers: 8,
+                offer_timeout: 9,
+                max_outgoing_bytes: 4000,
+                max_torrents_per_connection: 10,
+                idle_timeout: 11,
+            },
+            tls: TlsConfig {
+                certificate_path: "/etc/tracker/cert.pem".into(),
+                private_key_path: "/etc/tracker/key.pem".into(),
             },
             access_list: AccessListConfig {
                 mode: AccessListMode::White,

@@ -3,10 +3,13 @@
 
 pub mod access_list;
 pub mod cli;
-pub mod clock;
 pub mod config;
 pub mod logging;
 pub mod server;
-pub mod swarm;
 pub mod udp;
 pub mod xdp;
+
+// The swarm store lives in its own crate so the HTTP/WebSocket server can
+// use it too; these keep the paths the tracker has always used.
+pub use tracker_swarm as swarm;
+pub use tracker_swarm::clock;

@@ -1,5 +1,6 @@
 //! Starts the workers, wires their channels, and runs the signal loop:
-//! SIGUSR1 reloads the access list, SIGINT/SIGTERM stop everything.
+//! SIGUSR1 reloads the access list and the TLS certificate, SIGINT/SIGTERM
+//! stop everything.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -55,6 +56,25 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     };
     let (udp_sockets, bound) =
         udp::bind_sockets(&config.udp.listen, udp_workers, config.udp.recv_buffer_size)?;
+    let tls = if config.wants_tls() {
+        let paths = tracker_http_ws::TlsPaths {
+            certificate: config.tls.certificate_path.clone(),
+            private_key: config.tls.private_key_path.clone(),
+        };
+        let tls =
+            tracker_http_ws::SharedTls::load(&paths).context("loading the TLS certificate")?;
+        Some(Arc::new(tls))
+    } else {
+        None
+    };
+    let tcp_specs = config.tcp_listeners();
+    let http_workers = if tcp_specs.is_empty() {
+        0
+    } else {
+        config.http.workers
+    };
+    let tcp = tracker_http_ws::bind_listeners(&tcp_specs, http_workers)?;
+    let http_settings = Arc::new(config.http_ws_settings());
     let (mut xdp, xsk_queues) = if config.xdp.iface.is_empty() {
         (None, Vec::new())
     } else {
@@ -79,16 +99,23 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     // them means a request worker never waits on a slow front end.
     let return_capacity = (config.swarm.channel_capacity + 1) * swarm_workers;
 
-    // Every front end (socket worker or AF_XDP queue worker) gets a return
-    // channel; its index is the origin its batches carry.
-    let front_ends = udp_workers + xsk_queues.len();
+    // Every front end (UDP socket worker, AF_XDP queue worker, HTTP/WS
+    // socket worker, in that order) gets a return channel; its index is the
+    // origin its batches carry.
+    let datagram_front_ends = udp_workers + xsk_queues.len();
     let mut polls = Vec::new();
     let mut returns = Vec::new();
     let mut return_receivers = Vec::new();
-    for _ in 0..front_ends {
+    for front_end in 0..datagram_front_ends + http_workers {
+        // mio allows one waker per poll, so each worker's one waker serves
+        // every channel into it.
+        let token = if front_end < datagram_front_ends {
+            udp::WAKER
+        } else {
+            tracker_http_ws::WAKER
+        };
         let poll = mio::Poll::new().context("creating poll")?;
-        let waker =
-            Arc::new(mio::Waker::new(poll.registry(), udp::WAKER).context("creating waker")?);
+        let waker = Arc::new(mio::Waker::new(poll.registry(), token).context("creating waker")?);
         let (sender, receiver) = bounded(return_capacity);
         returns.push(ReturnPath { sender, waker });
         return_receivers.push(receiver);
@@ -114,8 +141,9 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     drop(inboxes);
 
     let mut links = polls.into_iter().zip(return_receivers).enumerate();
+    let mut datagram_links = links.by_ref().take(datagram_front_ends);
     let mut front_end = || {
-        let (origin, (poll, returns)) = links.next().expect("one link per front end");
+        let (origin, (poll, returns)) = datagram_links.next().expect("one link per front end");
         FrontEnd {
             origin,
             poll,
@@ -144,9 +172,49 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         };
         threads.push(spawn(format!("xdp-{queue_id}"), move || worker.run())?);
     }
+    // Offers and answers go from the worker holding the sender's connection
+    // straight to the one holding the receiver's.
+    let mut relay_receivers = Vec::new();
+    let relays: Vec<_> = wakers[datagram_front_ends..]
+        .iter()
+        .map(|waker| {
+            let (sender, receiver) = bounded(tracker_http_ws::RELAY_CAPACITY);
+            relay_receivers.push(receiver);
+            tracker_http_ws::RelayPath {
+                sender,
+                waker: waker.clone(),
+            }
+        })
+        .collect();
+    let filter: Arc<dyn tracker_swarm::TorrentFilter> = access_list.clone();
+    for (index, ((origin, (poll, returns)), (listeners, relay_in))) in links
+        .zip(tcp.per_worker.into_iter().zip(relay_receivers))
+        .enumerate()
+    {
+        let worker = tracker_http_ws::SocketWorker {
+            index,
+            origin,
+            poll,
+            to_swarm: to_swarm.clone(),
+            returns,
+            relay_in,
+            relays: relays.clone(),
+            listeners,
+            settings: http_settings.clone(),
+            tls: tls.clone(),
+            filter: filter.clone(),
+            clock,
+            shutdown: shutdown.clone(),
+        };
+        threads.push(spawn(format!("http-{index}"), move || worker.run())?);
+    }
+    drop(relays);
     drop(to_swarm);
     // Said last, so that a line saying the tracker listens means every
-    // path, XDP included, is ready.
+    // worker, XDP included, is ready; UDP comes last of all.
+    for spec in &tcp.bound {
+        log::info!("{} listening on {}", spec.scheme(), spec.addr);
+    }
     for addr in &bound {
         log::info!("UDP listening on {addr}");
     }
@@ -156,10 +224,22 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     'serve: loop {
         for signal in signals.pending() {
             match signal {
-                SIGUSR1 => match access_list.reload(&config.access_list) {
-                    Ok(count) => log::info!("access list reloaded: {count} info hashes"),
-                    Err(e) => log::error!("access list reload failed, keeping the old list: {e}"),
-                },
+                SIGUSR1 => {
+                    match access_list.reload(&config.access_list) {
+                        Ok(count) => log::info!("access list reloaded: {count} info hashes"),
+                        Err(e) => {
+                            log::error!("access list reload failed, keeping the old list: {e}")
+                        }
+                    }
+                    if let Some(tls) = &tls {
+                        match tls.reload() {
+                            Ok(()) => log::info!("TLS certificate reloaded"),
+                            Err(e) => log::error!(
+                                "TLS certificate reload failed, keeping the old one: {e}"
+                            ),
+                        }
+                    }
+                }
                 _ => {
                     log::info!("signal {signal}: shutting down");
                     break 'serve;

@@ -257,7 +257,11 @@ impl<R: Responder> RequestHandler<R> {
     }
 
     fn enqueue(&mut self, job: Job) {
-        let worker = worker_for(job.info_hash(), self.to_swarm.len());
+        // Every job this front end makes names a torrent.
+        let Some(info_hash) = job.info_hash() else {
+            return;
+        };
+        let worker = worker_for(info_hash, self.to_swarm.len());
         let batch = self.filling[worker].get_or_insert_with(|| {
             self.pool
                 .pop()
@@ -330,6 +334,11 @@ impl<R: Responder> RequestHandler<R> {
                     self.scrape_part(*slot as usize, job.reply.tag, *index as usize, counts);
                     continue;
                 }
+                // HTTP/WebSocket work; never sent from here.
+                Work::FullScrape { .. }
+                | Work::WsAnnounce { .. }
+                | Work::WsScrape { .. }
+                | Work::WsLeave { .. } => continue,
             };
             let response = Response::Announce(AnnounceResponse {
                 transaction_id: TransactionId(job.reply.tag),

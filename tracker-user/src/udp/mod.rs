@@ -5,6 +5,7 @@ mod mmsg;
 mod worker;
 
 use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context;
 use socket2::{Domain, Protocol, Socket, Type};
@@ -142,6 +143,9 @@ pub fn bind_sockets(
     Ok((per_worker, bound))
 }
 
+/// Said once per process, not once per socket.
+static RCVBUF_CAP_LOGGED: AtomicBool = AtomicBool::new(false);
+
 fn bind_one(addr: SocketAddr, recv_buffer_size: usize) -> anyhow::Result<UdpSocket> {
     let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))
         .context("socket")?;
@@ -155,6 +159,16 @@ fn bind_one(addr: SocketAddr, recv_buffer_size: usize) -> anyhow::Result<UdpSock
         socket
             .set_recv_buffer_size(recv_buffer_size)
             .context("SO_RCVBUF")?;
+        // The kernel silently caps SO_RCVBUF at net.core.rmem_max (and
+        // reports double what it grants, for its own bookkeeping).
+        let granted = socket.recv_buffer_size().context("SO_RCVBUF")? / 2;
+        if granted < recv_buffer_size && !RCVBUF_CAP_LOGGED.swap(true, Ordering::Relaxed) {
+            log::warn!(
+                "udp.recv_buffer_size is {recv_buffer_size} bytes but the kernel grants \
+                 {granted} (net.core.rmem_max); raise it with \
+                 `sysctl -w net.core.rmem_max={recv_buffer_size}` to absorb bursts"
+            );
+        }
     }
     socket.set_nonblocking(true).context("O_NONBLOCK")?;
     socket

@@ -15,21 +15,24 @@ const INDEX_THRESHOLD: usize = 16;
 type Index<K> = HashMap<K, u32, foldhash::fast::FixedState>;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PeerEntry<K> {
+pub struct PeerEntry<K, V = ()> {
     pub key: K,
+    /// What else a protocol keeps per peer: nothing for UDP/HTTP (the key
+    /// is the address), the connection for WebTorrent.
+    pub value: V,
     /// Coarse seconds since the tracker started, refreshed on every announce.
     pub last_seen: u32,
     pub seeder: bool,
 }
 
 #[derive(Debug)]
-pub struct PeerMap<K> {
-    entries: Vec<PeerEntry<K>>,
+pub struct PeerMap<K, V = ()> {
+    entries: Vec<PeerEntry<K, V>>,
     index: Option<Box<Index<K>>>,
     seeders: u32,
 }
 
-impl<K> Default for PeerMap<K> {
+impl<K, V> Default for PeerMap<K, V> {
     fn default() -> Self {
         Self {
             entries: Vec::new(),
@@ -39,7 +42,7 @@ impl<K> Default for PeerMap<K> {
     }
 }
 
-impl<K: Copy + Eq + Hash> PeerMap<K> {
+impl<K: Copy + Eq + Hash, V: Copy> PeerMap<K, V> {
     pub fn len(&self) -> usize {
         self.entries.len()
     }
@@ -56,8 +59,12 @@ impl<K: Copy + Eq + Hash> PeerMap<K> {
         self.entries.len() as u32 - self.seeders
     }
 
-    pub fn entries(&self) -> &[PeerEntry<K>] {
+    pub fn entries(&self) -> &[PeerEntry<K, V>] {
         &self.entries
+    }
+
+    pub fn get(&self, key: &K) -> Option<&PeerEntry<K, V>> {
+        self.position(key).map(|i| &self.entries[i])
     }
 
     fn position(&self, key: &K) -> Option<usize> {
@@ -68,9 +75,18 @@ impl<K: Copy + Eq + Hash> PeerMap<K> {
     }
 
     /// Inserts the peer or refreshes it, returning where it now sits.
-    pub fn upsert(&mut self, key: K, seeder: bool, now: u32) -> usize {
+    pub fn upsert(&mut self, key: K, seeder: bool, now: u32) -> usize
+    where
+        V: Default,
+    {
+        self.upsert_with(key, V::default(), seeder, now)
+    }
+
+    /// [`upsert`](Self::upsert) that also sets the peer's value.
+    pub fn upsert_with(&mut self, key: K, value: V, seeder: bool, now: u32) -> usize {
         if let Some(position) = self.position(&key) {
             let entry = &mut self.entries[position];
+            entry.value = value;
             if entry.seeder != seeder {
                 if seeder {
                     self.seeders += 1;
@@ -85,6 +101,7 @@ impl<K: Copy + Eq + Hash> PeerMap<K> {
         let position = self.entries.len();
         self.entries.push(PeerEntry {
             key,
+            value,
             last_seen: now,
             seeder,
         });
@@ -110,12 +127,17 @@ impl<K: Copy + Eq + Hash> PeerMap<K> {
     }
 
     pub fn remove(&mut self, key: &K) -> bool {
+        self.remove_if(key, |_| true)
+    }
+
+    /// Removes the peer if `remove` says so of its entry.
+    pub fn remove_if(&mut self, key: &K, remove: impl FnOnce(&PeerEntry<K, V>) -> bool) -> bool {
         match self.position(key) {
-            Some(position) => {
+            Some(position) if remove(&self.entries[position]) => {
                 self.remove_at(position);
                 true
             }
-            None => false,
+            _ => false,
         }
     }
 
@@ -150,6 +172,17 @@ impl<K: Copy + Eq + Hash> PeerMap<K> {
         rng: &mut fastrand::Rng,
         out: &mut Vec<K>,
     ) -> usize {
+        self.sample_with(skip, wanted, rng, |entry| out.push(entry.key))
+    }
+
+    /// [`sample_into`](Self::sample_into), handing each chosen entry to `f`.
+    pub fn sample_with(
+        &self,
+        skip: Option<usize>,
+        wanted: usize,
+        rng: &mut fastrand::Rng,
+        mut f: impl FnMut(&PeerEntry<K, V>),
+    ) -> usize {
         let len = self.entries.len();
         let others = len - usize::from(skip.is_some_and(|s| s < len));
         let take = wanted.min(others);
@@ -161,7 +194,7 @@ impl<K: Copy + Eq + Hash> PeerMap<K> {
         let mut i = start;
         while written < take {
             if Some(i) != skip {
-                out.push(self.entries[i].key);
+                f(&self.entries[i]);
                 written += 1;
             }
             i += 1;
@@ -195,7 +228,7 @@ mod tests {
     use super::*;
 
     fn map_with(n: u16) -> PeerMap<u16> {
-        let mut m = PeerMap::default();
+        let mut m: PeerMap<u16> = PeerMap::default();
         for k in 0..n {
             m.upsert(k, k % 3 == 0, 10);
         }
@@ -204,7 +237,7 @@ mod tests {
 
     #[test]
     fn counts_follow_transitions() {
-        let mut m = PeerMap::default();
+        let mut m: PeerMap<u16> = PeerMap::default();
         assert_eq!(m.upsert(1u16, false, 0), 0);
         assert_eq!(m.upsert(2, true, 0), 1);
         assert_eq!((m.seeders(), m.leechers()), (1, 1));
@@ -267,7 +300,7 @@ mod tests {
 
     #[test]
     fn expiry_removes_only_old_peers() {
-        let mut m = PeerMap::default();
+        let mut m: PeerMap<u16> = PeerMap::default();
         for k in 0..40u16 {
             m.upsert(k, k < 10, u32::from(k));
         }

@@ -71,7 +71,10 @@ type TorrentMap = HashMap<InfoHash, Torrent, foldhash::fast::RandomState>;
 #[derive(Debug)]
 pub struct SwarmShard {
     torrents: TorrentMap,
-    rng: fastrand::Rng,
+    /// WebTorrent swarms: browsers reach each other only over WebRTC, so
+    /// they are kept apart from the UDP/HTTP swarms of the same info hash.
+    pub(crate) ws_torrents: crate::webtorrent::WsTorrentMap,
+    pub(crate) rng: fastrand::Rng,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -92,6 +95,7 @@ impl SwarmShard {
     pub fn new(rng: fastrand::Rng) -> Self {
         Self {
             torrents: TorrentMap::default(),
+            ws_torrents: Default::default(),
             rng,
         }
     }
@@ -148,15 +152,30 @@ impl SwarmShard {
             }
             keep
         });
-        report.torrents_left = self.torrents.len();
+        self.clean_ws(cutoff, &mut report);
+        report.torrents_left = self.torrents.len() + self.ws_torrents.len();
         if self.torrents.capacity() > 4 * self.torrents.len().max(1024) {
             self.torrents.shrink_to_fit();
         }
         report
     }
 
+    /// UDP/HTTP torrents held.
     pub fn torrent_count(&self) -> usize {
         self.torrents.len()
+    }
+
+    /// Up to `limit` UDP/HTTP torrents with their counts, appended to `out`
+    /// (for a full scrape); returns how many torrents were left out.
+    pub fn full_scrape(&self, limit: usize, out: &mut Vec<(InfoHash, SwarmCounts)>) -> usize {
+        let before = out.len();
+        out.extend(
+            self.torrents
+                .iter()
+                .take(limit)
+                .map(|(hash, torrent)| (*hash, torrent.counts())),
+        );
+        self.torrents.len() - (out.len() - before)
     }
 }
 

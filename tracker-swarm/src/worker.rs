@@ -10,8 +10,9 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use tracker_proto::udp::{PeerV4, PeerV6};
 use tracker_proto::InfoHash;
 
-use super::shard::{Announce, SwarmCounts, SwarmShard};
 use crate::clock::Clock;
+use crate::shard::{Announce, SwarmCounts, SwarmShard};
+use crate::webtorrent::{ConnRef, WsAnnounce, WsTarget};
 
 /// Where the answer to a job goes; opaque to the request worker.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,6 +44,36 @@ pub enum Work {
         index: u16,
         counts: SwarmCounts,
     },
+    /// Every torrent this worker holds, up to `limit`, into
+    /// `Batch::scrape_files`; the front end merges the workers' parts.
+    FullScrape {
+        /// The WebTorrent swarms instead of the UDP/HTTP ones.
+        webtorrent: bool,
+        limit: u32,
+        /// Filled in: indices into `Batch::scrape_files`, and how many
+        /// torrents did not fit under `limit`.
+        files: Range<u32>,
+        left_out: u32,
+    },
+    WsAnnounce {
+        announce: WsAnnounce,
+        /// Filled in: indices into `Batch::ws_targets`, one per offer to send.
+        targets: Range<u32>,
+        counts: SwarmCounts,
+        answer_target: Option<ConnRef>,
+    },
+    WsScrape {
+        info_hash: InfoHash,
+        slot: u32,
+        index: u16,
+        counts: SwarmCounts,
+    },
+    /// A WebSocket connection closed (or stopped announcing a torrent).
+    WsLeave {
+        info_hash: InfoHash,
+        peer_id: tracker_proto::PeerId,
+        conn: ConnRef,
+    },
 }
 
 #[derive(Clone, Debug)]
@@ -52,11 +83,17 @@ pub struct Job {
 }
 
 impl Job {
-    pub fn info_hash(&self) -> &InfoHash {
+    /// The torrent the job is about; `None` for a full scrape, which goes
+    /// to every request worker.
+    pub fn info_hash(&self) -> Option<&InfoHash> {
         match &self.work {
-            Work::AnnounceV4 { announce, .. } => &announce.info_hash,
-            Work::AnnounceV6 { announce, .. } => &announce.info_hash,
-            Work::Scrape { info_hash, .. } => info_hash,
+            Work::AnnounceV4 { announce, .. } => Some(&announce.info_hash),
+            Work::AnnounceV6 { announce, .. } => Some(&announce.info_hash),
+            Work::Scrape { info_hash, .. } => Some(info_hash),
+            Work::FullScrape { .. } => None,
+            Work::WsAnnounce { announce, .. } => Some(&announce.info_hash),
+            Work::WsScrape { info_hash, .. } => Some(info_hash),
+            Work::WsLeave { info_hash, .. } => Some(info_hash),
         }
     }
 }
@@ -70,6 +107,8 @@ pub struct Batch {
     pub jobs: Vec<Job>,
     pub peers_v4: Vec<PeerV4>,
     pub peers_v6: Vec<PeerV6>,
+    pub ws_targets: Vec<WsTarget>,
+    pub scrape_files: Vec<(InfoHash, SwarmCounts)>,
 }
 
 impl Batch {
@@ -84,6 +123,8 @@ impl Batch {
         self.jobs.clear();
         self.peers_v4.clear();
         self.peers_v6.clear();
+        self.ws_targets.clear();
+        self.scrape_files.clear();
     }
 
     pub fn is_empty(&self) -> bool {
@@ -96,6 +137,8 @@ impl Batch {
             jobs,
             peers_v4,
             peers_v6,
+            ws_targets,
+            scrape_files,
             ..
         } = self;
         for job in jobs.iter_mut() {
@@ -121,6 +164,42 @@ impl Batch {
                 Work::Scrape {
                     info_hash, counts, ..
                 } => *counts = shard.scrape(info_hash),
+                Work::FullScrape {
+                    webtorrent,
+                    limit,
+                    files,
+                    left_out,
+                } => {
+                    let start = scrape_files.len() as u32;
+                    let limit = *limit as usize;
+                    let missed = if *webtorrent {
+                        shard.ws_full_scrape(limit, scrape_files)
+                    } else {
+                        shard.full_scrape(limit, scrape_files)
+                    };
+                    *left_out = missed.min(u32::MAX as usize) as u32;
+                    *files = start..scrape_files.len() as u32;
+                }
+                Work::WsAnnounce {
+                    announce,
+                    targets,
+                    counts,
+                    answer_target,
+                } => {
+                    let start = ws_targets.len() as u32;
+                    let outcome = shard.ws_announce(announce, now, ws_targets);
+                    *counts = outcome.counts;
+                    *answer_target = outcome.answer_target;
+                    *targets = start..ws_targets.len() as u32;
+                }
+                Work::WsScrape {
+                    info_hash, counts, ..
+                } => *counts = shard.ws_scrape(info_hash),
+                Work::WsLeave {
+                    info_hash,
+                    peer_id,
+                    conn,
+                } => shard.ws_leave(info_hash, peer_id, *conn),
             }
         }
     }

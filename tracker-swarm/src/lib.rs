@@ -2,16 +2,26 @@
 //!
 //! Torrents are split across request workers by info hash; each worker
 //! owns its [`SwarmShard`] outright, so the hot path takes no lock. Front
-//! ends (UDP socket workers now, HTTP/WS later) send [`Batch`]es of jobs
-//! over bounded channels and get the same batch back with results filled in.
+//! ends (UDP socket and AF_XDP workers, HTTP/WebSocket socket workers)
+//! send [`Batch`]es of jobs over bounded channels and get the same batch
+//! back with results filled in.
 
+pub mod clock;
 mod peer_map;
 mod shard;
+mod webtorrent;
 mod worker;
 
 pub use peer_map::{PeerEntry, PeerMap};
 pub use shard::{Announce, CleanReport, PeerAddress, SwarmCounts, SwarmShard, Torrent};
+pub use webtorrent::{ConnRef, WsAnnounce, WsAnnounceOutcome, WsTarget, WsTorrent};
 pub use worker::{run_request_worker, Batch, Job, ReplyTo, RequestWorkerConfig, ReturnPath, Work};
+
+/// Whether a torrent may be announced or scraped: the access list, seen
+/// from the front ends (which live in crates that cannot see its config).
+pub trait TorrentFilter: Send + Sync {
+    fn allows(&self, info_hash: &InfoHash) -> bool;
+}
 
 use tracker_proto::InfoHash;
 

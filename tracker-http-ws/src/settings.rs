@@ -1,0 +1,125 @@
+//! What the HTTP/WebSocket server needs from the tracker's config, resolved
+//! once at start. The tracker's `[http]`, `[ws]` and `[tls]` sections map
+//! onto these fields one to one (see tracker-user's config.rs for the
+//! operator-facing comments).
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// What a listening socket serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ListenerKind {
+    /// HTTP announces and scrapes, and WebSocket upgrades on any path.
+    Http,
+    /// WebSocket upgrades only; a plain HTTP request gets a failure.
+    WsOnly,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ListenerSpec {
+    pub addr: SocketAddr,
+    pub kind: ListenerKind,
+    pub tls: bool,
+}
+
+impl ListenerSpec {
+    /// The scheme the listener speaks, as logged: `HTTP listening on ADDR`.
+    pub fn scheme(&self) -> &'static str {
+        match (self.kind, self.tls) {
+            (ListenerKind::Http, false) => "HTTP",
+            (ListenerKind::Http, true) => "HTTPS",
+            (ListenerKind::WsOnly, false) => "WS",
+            (ListenerKind::WsOnly, true) => "WSS",
+        }
+    }
+}
+
+/// PEM files for TLS listeners; read at start and again on SIGUSR1.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TlsPaths {
+    pub certificate: PathBuf,
+    pub private_key: PathBuf,
+}
+
+#[derive(Clone, Debug)]
+pub struct Settings {
+    // Shared with UDP ([protocol]).
+    /// Seconds between HTTP announces (`interval`).
+    pub announce_interval: u32,
+    /// `min interval` in HTTP announce responses; 0 leaves the key out.
+    pub min_announce_interval: u32,
+    /// Peers for a request that names no numwant.
+    pub default_numwant: usize,
+    /// Most peers (HTTP) or offer targets (WS) for one announce.
+    pub max_numwant: usize,
+
+    // [http]
+    /// Connections one socket worker keeps open (HTTP and WS together);
+    /// beyond it, new connections are accepted and closed at once.
+    pub max_connections: usize,
+    /// Bytes of one HTTP request head (request line and headers); a larger
+    /// request gets a failure reason and the connection is closed.
+    pub max_request_size: usize,
+    /// How long a client may take to send a whole request once it started.
+    pub request_timeout: Duration,
+    /// How long a keep-alive HTTP connection may sit idle.
+    pub keep_alive_timeout: Duration,
+    /// Most info hashes answered in one HTTP or WS scrape.
+    pub max_scrape_torrents: usize,
+    /// Serve a scrape without info_hash with every torrent (capped).
+    pub full_scrape: bool,
+    /// Most torrents in a full scrape answer.
+    pub max_full_scrape_torrents: usize,
+    /// Header holding the client's IP when behind a reverse proxy
+    /// (lower-case, e.g. `x-forwarded-for`; its last address is used).
+    /// `None` takes the IP from the socket.
+    pub real_ip_header: Option<String>,
+
+    // [ws]
+    /// `interval` in WebTorrent announce responses.
+    pub ws_announce_interval: u32,
+    /// Largest WebSocket message (and frame) accepted, in bytes.
+    pub ws_max_message_size: usize,
+    /// Offers of one announce relayed at most; the rest are ignored.
+    pub ws_max_offers: usize,
+    /// Offers relayed to one connection that it may still answer; the
+    /// oldest are forgotten first.
+    pub ws_max_pending_offers: usize,
+    /// How long a relayed offer may be answered.
+    pub ws_offer_timeout: Duration,
+    /// Bytes queued for one connection; a reader slower than this is
+    /// disconnected rather than allowed to grow memory.
+    pub ws_max_outgoing_bytes: usize,
+    /// Torrents one connection may be in at once.
+    pub ws_max_torrents_per_connection: usize,
+    /// How long a WebSocket connection may stay silent.
+    pub ws_idle_timeout: Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            announce_interval: 900,
+            min_announce_interval: 60,
+            default_numwant: 50,
+            max_numwant: 50,
+            max_connections: 16_384,
+            max_request_size: 8192,
+            request_timeout: Duration::from_secs(10),
+            keep_alive_timeout: Duration::from_secs(120),
+            max_scrape_torrents: 100,
+            full_scrape: false,
+            max_full_scrape_torrents: 100_000,
+            real_ip_header: None,
+            ws_announce_interval: 120,
+            ws_max_message_size: 64 * 1024,
+            ws_max_offers: 10,
+            ws_max_pending_offers: 64,
+            ws_offer_timeout: Duration::from_secs(60),
+            ws_max_outgoing_bytes: 256 * 1024,
+            ws_max_torrents_per_connection: 512,
+            ws_idle_timeout: Duration::from_secs(300),
+        }
+    }
+}

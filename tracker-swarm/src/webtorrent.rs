@@ -1,0 +1,318 @@
+//! WebTorrent swarms: peers are WebSocket connections, not addresses.
+//!
+//! The request worker only decides who talks to whom. It keeps, per
+//! torrent, each peer's id and the connection it announced on, picks the
+//! peers an announce's offers go to, and finds the connection an answer goes
+//! back to. The offers and answers themselves (SDP, often kilobytes) never
+//! come here: the socket worker that read them forwards them to the
+//! connections named in the results, so the swarm side copies 40 bytes per
+//! target instead of the payload.
+
+use hashbrown::HashMap;
+use tracker_proto::{AnnounceEvent, InfoHash, PeerId};
+
+use crate::peer_map::PeerMap;
+use crate::shard::{CleanReport, SwarmCounts, SwarmShard};
+
+/// A WebSocket connection, wherever it lives.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct ConnRef {
+    /// Which socket worker holds it (its front-end index).
+    pub front_end: u32,
+    /// The connection's slot in that worker.
+    pub token: u32,
+    /// Bumped each time the slot is reused, so a message for a connection
+    /// that has closed is not delivered to the one that took its slot.
+    pub generation: u32,
+}
+
+/// A peer an offer goes to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WsTarget {
+    pub peer_id: PeerId,
+    pub conn: ConnRef,
+}
+
+/// One WebTorrent announce, as the request worker needs it.
+#[derive(Clone, Copy, Debug)]
+pub struct WsAnnounce {
+    pub info_hash: InfoHash,
+    pub peer_id: PeerId,
+    pub conn: ConnRef,
+    pub event: AnnounceEvent,
+    /// `left == 0`.
+    pub seeder: bool,
+    /// How many other peers should get one of this announce's offers:
+    /// already the least of its offers, its numwant and the config's cap.
+    pub offers: usize,
+    /// The peer id this connection used before in this torrent, when it
+    /// changed: that entry goes, the connection stays open.
+    pub replaces: Option<PeerId>,
+    /// For an announce carrying an answer: the peer the answer is for.
+    pub answer_to: Option<PeerId>,
+}
+
+#[derive(Debug, Default)]
+pub struct WsTorrent {
+    peers: PeerMap<PeerId, ConnRef>,
+    completed: u32,
+}
+
+impl WsTorrent {
+    pub fn counts(&self) -> SwarmCounts {
+        SwarmCounts {
+            seeders: self.peers.seeders(),
+            leechers: self.peers.leechers(),
+            completed: self.completed,
+        }
+    }
+}
+
+pub(crate) type WsTorrentMap = HashMap<InfoHash, WsTorrent, foldhash::fast::RandomState>;
+
+/// What a WebTorrent announce produced.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WsAnnounceOutcome {
+    pub counts: SwarmCounts,
+    /// Where the answer goes: `None` when the peer it is for has gone.
+    pub answer_target: Option<ConnRef>,
+}
+
+impl SwarmShard {
+    /// Applies a WebTorrent announce at `now` and appends the peers its
+    /// offers go to (never the announcer) to `targets`.
+    pub fn ws_announce(
+        &mut self,
+        announce: &WsAnnounce,
+        now: u32,
+        targets: &mut Vec<WsTarget>,
+    ) -> WsAnnounceOutcome {
+        let Some(torrent) = (match announce.event {
+            // A stopped peer must not create a torrent just to leave it.
+            AnnounceEvent::Stopped => self.ws_torrents.get_mut(&announce.info_hash),
+            _ => Some(self.ws_torrents.entry(announce.info_hash).or_default()),
+        }) else {
+            return WsAnnounceOutcome::default();
+        };
+        if let Some(old) = announce.replaces {
+            if old != announce.peer_id {
+                torrent
+                    .peers
+                    .remove_if(&old, |entry| entry.value == announce.conn);
+            }
+        }
+        // Resolved before the announcer's own entry changes, and only to a
+        // peer that is still in the swarm: an answer to a peer that left is
+        // dropped rather than sent to whoever reuses its id.
+        let answer_target = announce
+            .answer_to
+            .and_then(|to| torrent.peers.get(&to))
+            .map(|entry| entry.value);
+        if announce.event == AnnounceEvent::Stopped {
+            torrent
+                .peers
+                .remove_if(&announce.peer_id, |entry| entry.value == announce.conn);
+            return WsAnnounceOutcome {
+                counts: torrent.counts(),
+                answer_target,
+            };
+        }
+        if announce.event == AnnounceEvent::Completed {
+            torrent.completed = torrent.completed.saturating_add(1);
+        }
+        let position =
+            torrent
+                .peers
+                .upsert_with(announce.peer_id, announce.conn, announce.seeder, now);
+        if announce.offers > 0 {
+            torrent
+                .peers
+                .sample_with(Some(position), announce.offers, &mut self.rng, |entry| {
+                    targets.push(WsTarget {
+                        peer_id: entry.key,
+                        conn: entry.value,
+                    })
+                });
+        }
+        WsAnnounceOutcome {
+            counts: torrent.counts(),
+            answer_target,
+        }
+    }
+
+    /// A connection closed: forget the peer it announced, unless the peer
+    /// has since announced from another connection.
+    pub fn ws_leave(&mut self, info_hash: &InfoHash, peer_id: &PeerId, conn: ConnRef) {
+        if let Some(torrent) = self.ws_torrents.get_mut(info_hash) {
+            torrent
+                .peers
+                .remove_if(peer_id, |entry| entry.value == conn);
+            if torrent.peers.is_empty() {
+                self.ws_torrents.remove(info_hash);
+            }
+        }
+    }
+
+    pub fn ws_scrape(&self, info_hash: &InfoHash) -> SwarmCounts {
+        self.ws_torrents
+            .get(info_hash)
+            .map(WsTorrent::counts)
+            .unwrap_or_default()
+    }
+
+    /// WebTorrent torrents held.
+    pub fn ws_torrent_count(&self) -> usize {
+        self.ws_torrents.len()
+    }
+
+    /// [`full_scrape`](SwarmShard::full_scrape) of the WebTorrent swarms.
+    pub fn ws_full_scrape(&self, limit: usize, out: &mut Vec<(InfoHash, SwarmCounts)>) -> usize {
+        let before = out.len();
+        out.extend(
+            self.ws_torrents
+                .iter()
+                .take(limit)
+                .map(|(hash, torrent)| (*hash, torrent.counts())),
+        );
+        self.ws_torrents.len() - (out.len() - before)
+    }
+
+    pub(crate) fn clean_ws(&mut self, cutoff: u32, report: &mut CleanReport) {
+        self.ws_torrents.retain(|_, torrent| {
+            report.peers_removed += torrent.peers.remove_older_than(cutoff);
+            let keep = !torrent.peers.is_empty();
+            if keep {
+                report.peers_left += torrent.peers.len();
+            } else {
+                report.torrents_removed += 1;
+            }
+            keep
+        });
+        if self.ws_torrents.capacity() > 4 * self.ws_torrents.len().max(1024) {
+            self.ws_torrents.shrink_to_fit();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conn(token: u32) -> ConnRef {
+        ConnRef {
+            front_end: 0,
+            token,
+            generation: 1,
+        }
+    }
+
+    fn ann(peer: u8, token: u32, offers: usize) -> WsAnnounce {
+        WsAnnounce {
+            info_hash: InfoHash([7; 20]),
+            peer_id: PeerId([peer; 20]),
+            conn: conn(token),
+            event: AnnounceEvent::None,
+            seeder: false,
+            offers,
+            replaces: None,
+            answer_to: None,
+        }
+    }
+
+    #[test]
+    fn offers_go_to_others_only_and_answers_find_their_peer() {
+        let mut shard = SwarmShard::default();
+        let mut targets = Vec::new();
+        for peer in 1..=5 {
+            shard.ws_announce(&ann(peer, u32::from(peer), 0), 0, &mut targets);
+        }
+        assert!(targets.is_empty());
+        let outcome = shard.ws_announce(&ann(6, 6, 3), 0, &mut targets);
+        assert_eq!(outcome.counts.leechers, 6);
+        assert_eq!(targets.len(), 3);
+        assert!(targets.iter().all(|t| t.peer_id != PeerId([6; 20])));
+        for t in &targets {
+            assert_eq!(t.conn.token, u32::from(t.peer_id.0[0]));
+        }
+        targets.clear();
+        let mut answer = ann(2, 2, 0);
+        answer.answer_to = Some(PeerId([6; 20]));
+        let outcome = shard.ws_announce(&answer, 0, &mut targets);
+        assert_eq!(outcome.answer_target, Some(conn(6)));
+        answer.answer_to = Some(PeerId([99; 20]));
+        let outcome = shard.ws_announce(&answer, 0, &mut targets);
+        assert_eq!(outcome.answer_target, None, "unknown peer: nowhere to go");
+    }
+
+    #[test]
+    fn more_offers_than_peers_reaches_every_other_peer_once() {
+        let mut shard = SwarmShard::default();
+        let mut targets = Vec::new();
+        shard.ws_announce(&ann(1, 1, 10), 0, &mut targets);
+        shard.ws_announce(&ann(2, 2, 10), 0, &mut targets);
+        assert_eq!(targets.len(), 1);
+        assert_eq!(targets[0].peer_id, PeerId([1; 20]));
+    }
+
+    #[test]
+    fn peer_id_change_replaces_only_this_connections_entry() {
+        let mut shard = SwarmShard::default();
+        let mut targets = Vec::new();
+        shard.ws_announce(&ann(1, 1, 0), 0, &mut targets);
+        let mut changed = ann(2, 1, 0);
+        changed.replaces = Some(PeerId([1; 20]));
+        let outcome = shard.ws_announce(&changed, 0, &mut targets);
+        assert_eq!(outcome.counts.leechers, 1, "the old id went");
+        // Another connection claiming to replace peer 2 removes nothing.
+        let mut foreign = ann(3, 9, 0);
+        foreign.replaces = Some(PeerId([2; 20]));
+        let outcome = shard.ws_announce(&foreign, 0, &mut targets);
+        assert_eq!(outcome.counts.leechers, 2);
+    }
+
+    #[test]
+    fn stopped_completed_and_leave() {
+        let mut shard = SwarmShard::default();
+        let mut targets = Vec::new();
+        let mut a = ann(1, 1, 0);
+        a.event = AnnounceEvent::Completed;
+        a.seeder = true;
+        let outcome = shard.ws_announce(&a, 0, &mut targets);
+        assert_eq!(
+            (
+                outcome.counts.seeders,
+                outcome.counts.leechers,
+                outcome.counts.completed
+            ),
+            (1, 0, 1)
+        );
+        shard.ws_announce(&ann(2, 2, 0), 0, &mut targets);
+        a.event = AnnounceEvent::Stopped;
+        let outcome = shard.ws_announce(&a, 0, &mut targets);
+        assert_eq!((outcome.counts.seeders, outcome.counts.leechers), (0, 1));
+        // A leave from a stale connection keeps the peer.
+        shard.ws_leave(&InfoHash([7; 20]), &PeerId([2; 20]), conn(3));
+        assert_eq!(shard.ws_scrape(&InfoHash([7; 20])).leechers, 1);
+        shard.ws_leave(&InfoHash([7; 20]), &PeerId([2; 20]), conn(2));
+        assert_eq!(shard.ws_torrent_count(), 0, "an emptied torrent goes");
+        let mut stop_unknown = ann(5, 5, 0);
+        stop_unknown.event = AnnounceEvent::Stopped;
+        shard.ws_announce(&stop_unknown, 0, &mut targets);
+        assert_eq!(shard.ws_torrent_count(), 0);
+    }
+
+    #[test]
+    fn ws_swarms_are_apart_from_udp_http_and_expire() {
+        let mut shard = SwarmShard::default();
+        let mut targets = Vec::new();
+        shard.ws_announce(&ann(1, 1, 0), 5, &mut targets);
+        assert_eq!(shard.scrape(&InfoHash([7; 20])), SwarmCounts::default());
+        assert_eq!(shard.ws_scrape(&InfoHash([7; 20])).leechers, 1);
+        let mut full = Vec::new();
+        assert_eq!(shard.ws_full_scrape(10, &mut full), 0);
+        assert_eq!(full.len(), 1);
+        let report = shard.clean(10);
+        assert_eq!((report.peers_removed, report.torrents_removed), (1, 1));
+        assert_eq!(shard.ws_torrent_count(), 0);
+    }
+}
