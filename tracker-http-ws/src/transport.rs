@@ -36,6 +36,11 @@ impl Transport {
         Self { sock, tls }
     }
 
+    /// A TLS connection whose handshake has not finished yet.
+    pub(crate) fn is_handshaking(&self) -> bool {
+        self.tls.as_ref().is_some_and(|tls| tls.is_handshaking())
+    }
+
     /// Reads plaintext into `buf`. `Ok(0)` is the end of the stream; an
     /// empty socket is `WouldBlock`. A TLS error is `InvalidData`; rustls
     /// may then have an alert to send, which a flush writes.

@@ -204,3 +204,27 @@ fn plain_text_on_a_tls_port_is_dropped() {
     let mut stream = tls_connect(tracker.addr(), client(&s.cert, false));
     assert_eq!(https_scrape(&mut stream, &mut Vec::new()).status, 200);
 }
+
+#[test]
+fn a_stalled_tls_handshake_is_dropped_after_the_request_timeout() {
+    let s = setup();
+    let mut o = Options {
+        specs: vec![spec(ListenerKind::Http, true)],
+        tls: Some(s.tls.clone()),
+        ..Options::default()
+    };
+    o.settings.request_timeout = Duration::from_secs(1);
+    o.settings.keep_alive_timeout = Duration::from_secs(60);
+    let tracker = Tracker::start(o);
+    // The first bytes of a ClientHello record, and then nothing more.
+    let mut stalled = connect(tracker.addr());
+    stalled.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01]).unwrap();
+    let started = std::time::Instant::now();
+    assert!(
+        closed_within(&mut stalled, Duration::from_secs(10)),
+        "a half-sent handshake must not hold a connection for the idle timeout"
+    );
+    assert!(started.elapsed() < Duration::from_secs(10));
+    let mut stream = tls_connect(tracker.addr(), client(&s.cert, false));
+    assert_eq!(https_scrape(&mut stream, &mut Vec::new()).status, 200);
+}

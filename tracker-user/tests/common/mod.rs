@@ -4,7 +4,11 @@
 //! encoding).
 #![allow(dead_code)]
 
+pub mod bencode;
+pub mod http;
 pub mod npm;
+pub mod tls;
+pub mod ws;
 pub mod xdp_pass;
 
 use std::cell::Cell;
@@ -120,6 +124,10 @@ pub struct Tracker {
     child: Option<Child>,
     /// Actual bound addresses, in the order of the `--udp` arguments.
     pub addrs: Vec<SocketAddr>,
+    /// TCP listeners as logged (`HTTP`, `HTTPS`, `WS`, `WSS` listening on
+    /// ADDR), in the order logged. The tracker logs them all before its
+    /// `UDP listening on` lines, so they are complete once `start` returns.
+    pub tcp: Vec<(String, SocketAddr)>,
     stderr: Arc<Mutex<Vec<String>>>,
     /// Holds the config file written for this tracker.
     dir: tempfile::TempDir,
@@ -130,6 +138,10 @@ pub struct Tracker {
 pub struct TrackerBuilder {
     config: Option<String>,
     udp: Vec<String>,
+    /// `--http` arguments; `None`: one on the first UDP address's IP, port
+    /// 0, so no test binds the default 0.0.0.0:6969; `Some(empty)`: no
+    /// `--http` at all (the config file's `[http] listen` counts).
+    http: Option<Vec<String>>,
     args: Vec<String>,
     netns: Option<String>,
     bin: Option<String>,
@@ -145,6 +157,19 @@ impl TrackerBuilder {
     /// Adds a `--udp ADDR` (use port 0).
     pub fn udp(mut self, addr: &str) -> Self {
         self.udp.push(addr.to_owned());
+        self
+    }
+
+    /// Adds a `--http ADDR` (use port 0); replaces the default one.
+    pub fn http(mut self, addr: &str) -> Self {
+        self.http.get_or_insert_with(Vec::new).push(addr.to_owned());
+        self
+    }
+
+    /// Passes no `--http`, so `[http] listen` of the config file (or its
+    /// default, 0.0.0.0:6969 and [::]:6969) applies.
+    pub fn http_from_config(mut self) -> Self {
+        self.http = Some(Vec::new());
         self
     }
 
@@ -194,6 +219,15 @@ impl TrackerBuilder {
         for u in &udp {
             cmd.arg("--udp").arg(u);
         }
+        let http = self.http.clone().unwrap_or_else(|| {
+            let first: SocketAddr = udp[0]
+                .parse()
+                .expect("--udp argument must be a socket address");
+            vec![SocketAddr::new(first.ip(), 0).to_string()]
+        });
+        for h in &http {
+            cmd.arg("--http").arg(h);
+        }
         cmd.args(&self.args);
         cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -225,6 +259,7 @@ impl TrackerBuilder {
         let mut tracker = Tracker {
             child: Some(child),
             addrs: Vec::new(),
+            tcp: Vec::new(),
             stderr,
             dir,
             config_path,
@@ -233,6 +268,9 @@ impl TrackerBuilder {
             let left = deadline.saturating_duration_since(Instant::now());
             match rx.recv_timeout(left) {
                 Ok(line) => {
+                    if let Some(listener) = parse_tcp_listening(&line) {
+                        tracker.tcp.push(listener);
+                    }
                     if let Some(addr) = parse_listening(&line) {
                         for (w, f) in wanted.iter().zip(found.iter_mut()) {
                             if f.is_none()
@@ -272,6 +310,25 @@ pub fn parse_listening(line: &str) -> Option<SocketAddr> {
     token.parse().ok()
 }
 
+/// `... HTTPS listening on 127.0.0.1:40123 ...` → ("HTTPS", the address),
+/// for the schemes HTTP, HTTPS, WS and WSS.
+pub fn parse_tcp_listening(line: &str) -> Option<(String, SocketAddr)> {
+    for scheme in ["HTTPS", "HTTP", "WSS", "WS"] {
+        let pat = format!("{scheme} listening on ");
+        let Some(idx) = line.find(&pat) else { continue };
+        // "HTTP listening" must not match inside "HTTPS listening" and so on:
+        // the scheme is a word of its own.
+        if idx > 0 && line.as_bytes()[idx - 1].is_ascii_alphanumeric() {
+            continue;
+        }
+        let rest = &line[idx + pat.len()..];
+        let token = rest.split_whitespace().next()?;
+        let token = token.trim_end_matches([',', '.', ';', ')', '"', '\'']);
+        return token.parse().ok().map(|a| (scheme.to_owned(), a));
+    }
+    None
+}
+
 impl Tracker {
     pub fn builder() -> TrackerBuilder {
         TrackerBuilder::default()
@@ -305,6 +362,45 @@ impl Tracker {
             .iter()
             .find(|a| a.is_ipv6())
             .expect("tracker has no IPv6 address")
+    }
+
+    /// Every TCP listener of `scheme` ("HTTP", "HTTPS", "WS", "WSS").
+    pub fn listeners(&self, scheme: &str) -> Vec<SocketAddr> {
+        self.tcp
+            .iter()
+            .filter(|(s, _)| s == scheme)
+            .map(|(_, a)| *a)
+            .collect()
+    }
+
+    fn first_listener(&self, scheme: &str) -> SocketAddr {
+        *self.listeners(scheme).first().unwrap_or_else(|| {
+            panic!(
+                "tracker logged no `{scheme} listening on` line (listeners: {:?}); stderr:\n{}",
+                self.tcp,
+                self.stderr_text()
+            )
+        })
+    }
+
+    /// The first plain HTTP (and WebSocket) listener.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.first_listener("HTTP")
+    }
+
+    /// The first TLS HTTP (and WebSocket) listener.
+    pub fn https_addr(&self) -> SocketAddr {
+        self.first_listener("HTTPS")
+    }
+
+    /// The first plain WebSocket-only listener.
+    pub fn ws_only_addr(&self) -> SocketAddr {
+        self.first_listener("WS")
+    }
+
+    /// The first TLS WebSocket-only listener.
+    pub fn wss_only_addr(&self) -> SocketAddr {
+        self.first_listener("WSS")
     }
 
     pub fn dir(&self) -> &Path {

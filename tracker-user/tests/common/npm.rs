@@ -1,6 +1,7 @@
 //! Drives the npm `bittorrent-tracker` client (tests/npm-clients) against a
 //! tracker: installs it on first use, runs two clients that must find each
-//! other, and checks what they saw.
+//! other (over UDP or HTTP: `two_clients.mjs`; over WebSocket with real
+//! WebRTC: two `ws_peer.mjs` processes), and checks what they saw.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -32,7 +33,9 @@ fn require_tool(tool: &str) {
     }
 }
 
-fn ensure_installed() -> PathBuf {
+/// node_modules of tests/npm-clients, installed (`npm install`, from
+/// package-lock.json) on first use.
+pub fn ensure_installed() -> PathBuf {
     let _guard = INSTALL.lock().unwrap_or_else(|e| e.into_inner());
     require_tool("node");
     require_tool("npm");
@@ -86,7 +89,8 @@ fn json_str_array(obj: &str, key: &str) -> Option<Vec<String>> {
     )
 }
 
-/// Runs `udp_two_clients.mjs` against `url` (inside `netns` when given)
+/// Runs `two_clients.mjs` against `url` (`udp://` or `http://…/announce`;
+/// inside `netns` when given)
 /// and asserts that the two clients, seen by the tracker at `client_ip`,
 /// found each other and scraped one seeder and one leecher.
 pub fn check_two_clients(url: &str, client_ip: &str, netns: Option<&str>, tracker: &Tracker) {
@@ -101,7 +105,7 @@ pub fn check_two_clients(url: &str, client_ip: &str, netns: Option<&str>, tracke
         None => Command::new("node"),
     };
     let mut child = command
-        .arg("udp_two_clients.mjs")
+        .arg("two_clients.mjs")
         .arg(url)
         .arg(client_ip)
         .current_dir(&dir)
@@ -126,7 +130,7 @@ pub fn check_two_clients(url: &str, client_ip: &str, netns: Option<&str>, tracke
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
     assert!(
         out.status.success(),
-        "udp_two_clients.mjs failed ({}):\nstdout:\n{stdout}\nstderr:\n{stderr}\ntracker stderr:\n{}",
+        "two_clients.mjs failed ({}):\nstdout:\n{stdout}\nstderr:\n{stderr}\ntracker stderr:\n{}",
         out.status,
         tracker.stderr_text()
     );
@@ -191,4 +195,191 @@ pub fn check_two_clients(url: &str, client_ip: &str, netns: Option<&str>, tracke
         Some(0),
         "scrape downloaded: {line}"
     );
+}
+
+// ---------------------------------------------------------------------------
+// WebTorrent: two ws_peer.mjs processes
+// ---------------------------------------------------------------------------
+
+/// A running `ws_peer.mjs`: its JSON event lines as they come.
+pub struct WsPeerProcess {
+    pub name: String,
+    child: std::process::Child,
+    lines: std::sync::mpsc::Receiver<String>,
+    /// Every event line read so far.
+    pub events: Vec<serde_json::Value>,
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
+}
+
+impl WsPeerProcess {
+    /// Starts `node ws_peer.mjs URL INFO_HASH NAME ROLE` (role: seed/leech).
+    pub fn start(url: &str, info_hash_hex: &str, name: &str, role: &str) -> Self {
+        Self::start_with_env(url, info_hash_hex, name, role, &[])
+    }
+
+    /// [`Self::start`] with more environment variables.
+    pub fn start_with_env(
+        url: &str,
+        info_hash_hex: &str,
+        name: &str,
+        role: &str,
+        env: &[(&str, String)],
+    ) -> Self {
+        let dir = ensure_installed();
+        let mut child = Command::new("node")
+            .args(["ws_peer.mjs", url, info_hash_hex, name, role])
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .current_dir(&dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn node ws_peer.mjs");
+        let (tx, rx) = std::sync::mpsc::channel();
+        let stdout = child.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        {
+            let stderr = stderr.clone();
+            let mut pipe = child.stderr.take().unwrap();
+            std::thread::spawn(move || {
+                let mut buf = [0u8; 4096];
+                while let Ok(n) = std::io::Read::read(&mut pipe, &mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    stderr
+                        .lock()
+                        .unwrap()
+                        .push_str(&String::from_utf8_lossy(&buf[..n]));
+                }
+            });
+        }
+        WsPeerProcess {
+            name: name.to_owned(),
+            child,
+            lines: rx,
+            events: Vec::new(),
+            stderr,
+        }
+    }
+
+    /// Reads events until one with `"event": event` (returned) or `timeout`.
+    pub fn wait_for(&mut self, event: &str, timeout: Duration) -> Option<serde_json::Value> {
+        if let Some(e) = self.events.iter().find(|e| e["event"] == event) {
+            return Some(e.clone());
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self.lines.recv_timeout(left).ok()?;
+            let v: serde_json::Value = match serde_json::from_str(&line) {
+                Ok(v) => v,
+                Err(_) => continue, // debug output
+            };
+            self.events.push(v.clone());
+            if v["event"] == event {
+                return Some(v);
+            }
+        }
+    }
+
+    /// Reads events until one named in `events` (returned) or `timeout`.
+    pub fn wait_for_any(
+        &mut self,
+        events: &[&str],
+        timeout: Duration,
+    ) -> Option<serde_json::Value> {
+        let deadline = Instant::now() + timeout;
+        let mut seen = 0;
+        loop {
+            if let Some(e) = self.events[seen..]
+                .iter()
+                .find(|e| events.iter().any(|n| e["event"] == *n))
+            {
+                return Some(e.clone());
+            }
+            seen = self.events.len();
+            let left = deadline.saturating_duration_since(Instant::now());
+            let line = self.lines.recv_timeout(left).ok()?;
+            if let Ok(v) = serde_json::from_str(&line) {
+                self.events.push(v);
+            }
+        }
+    }
+
+    /// [`Self::wait_for`], panicking with everything seen (by this peer
+    /// and by `other`) on timeout.
+    pub fn expect(
+        &mut self,
+        event: &str,
+        timeout: Duration,
+        other: Option<&mut WsPeerProcess>,
+        tracker: &Tracker,
+    ) -> serde_json::Value {
+        if let Some(v) = self.wait_for(event, timeout) {
+            return v;
+        }
+        let other = other.map(|o| {
+            o.wait_for("(drain)", Duration::from_millis(200));
+            format!(
+                "\nws_peer {} events: {:?}\nstderr:\n{}",
+                o.name,
+                o.events,
+                o.stderr.lock().unwrap()
+            )
+        });
+        panic!(
+            "ws_peer {} printed no `{event}` within {timeout:?}; events: {:?}\nstderr:\n{}{}\ntracker stderr:\n{}",
+            self.name,
+            self.events,
+            self.stderr.lock().unwrap(),
+            other.unwrap_or_default(),
+            tracker.stderr_text()
+        )
+    }
+
+    /// Every event named `event` seen so far.
+    pub fn all(&self, event: &str) -> Vec<&serde_json::Value> {
+        self.events.iter().filter(|e| e["event"] == event).collect()
+    }
+
+    /// Closes stdin (the script then leaves) and waits for the exit status.
+    pub fn finish(
+        mut self,
+        timeout: Duration,
+    ) -> (Option<std::process::ExitStatus>, Vec<serde_json::Value>) {
+        drop(self.child.stdin.take());
+        let deadline = Instant::now() + timeout;
+        let status = loop {
+            if let Some(st) = self.child.try_wait().unwrap() {
+                break Some(st);
+            }
+            if Instant::now() > deadline {
+                break None;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        while let Ok(line) = self.lines.try_recv() {
+            if let Ok(v) = serde_json::from_str(&line) {
+                self.events.push(v);
+            }
+        }
+        (status, std::mem::take(&mut self.events))
+    }
+}
+
+impl Drop for WsPeerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }

@@ -1,6 +1,7 @@
-// Two bittorrent-tracker (npm) clients meet through a UDP tracker.
+// Two bittorrent-tracker (npm) clients meet through a UDP or HTTP tracker.
 //
-// Usage: node udp_two_clients.mjs udp://127.0.0.1:PORT
+// Usage: node two_clients.mjs udp://127.0.0.1:PORT [CLIENT_IP]
+//        node two_clients.mjs http://127.0.0.1:PORT/announce [CLIENT_IP]
 //
 // Client A (a seeder, left = 0) announces `started`; then client B (a
 // leecher) announces `started` and must be told about A. A then sends an
@@ -14,8 +15,8 @@ import Client from 'bittorrent-tracker'
 const TIMEOUT_MS = 15000
 
 const url = process.argv[2]
-if (!url || !url.startsWith('udp://')) {
-  console.error('usage: node udp_two_clients.mjs udp://HOST:PORT [CLIENT_IP]')
+if (!url || !/^(udp|https?):\/\//.test(url)) {
+  console.error('usage: node two_clients.mjs udp://HOST:PORT|http://HOST:PORT/announce [CLIENT_IP]')
   process.exit(2)
 }
 
@@ -40,8 +41,8 @@ const seen = {
 const clients = []
 
 function fail (msg) {
-  console.error(`udp_two_clients: FAILED: ${msg}`)
-  console.error(`udp_two_clients: state so far: ${JSON.stringify(seen)}`)
+  console.error(`two_clients: FAILED: ${msg}`)
+  console.error(`two_clients: state so far: ${JSON.stringify(seen)}`)
   for (const c of clients) {
     try { c.destroy() } catch (e) {}
   }
