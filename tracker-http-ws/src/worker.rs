@@ -749,9 +749,7 @@ impl Worker {
                     Some(start) => start + s.request_timeout,
                     // A TLS handshake is the start of the first request:
                     // one left hanging is a slow client, not an idle one.
-                    None if conn.transport.is_handshaking() => {
-                        h.idle_since + s.request_timeout
-                    }
+                    None if conn.transport.is_handshaking() => h.idle_since + s.request_timeout,
                     None => h.idle_since + s.keep_alive_timeout,
                 },
                 Phase::Ws(ws) => ws.last_recv + s.ws_idle_timeout,

@@ -218,7 +218,9 @@ fn a_stalled_tls_handshake_is_dropped_after_the_request_timeout() {
     let tracker = Tracker::start(o);
     // The first bytes of a ClientHello record, and then nothing more.
     let mut stalled = connect(tracker.addr());
-    stalled.write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01]).unwrap();
+    stalled
+        .write_all(&[0x16, 0x03, 0x01, 0x02, 0x00, 0x01])
+        .unwrap();
     let started = std::time::Instant::now();
     assert!(
         closed_within(&mut stalled, Duration::from_secs(10)),
