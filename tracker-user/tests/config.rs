@@ -144,3 +144,79 @@ fn missing_config_file_is_an_error() {
         "stderr does not name the file:\n{err}"
     );
 }
+
+/// The README's first command: no options, no file. UDP, HTTP and
+/// WebSocket must all answer on port 6969.
+#[test]
+fn default_config_serves_udp_http_and_websocket_on_port_6969() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    use std::time::Duration;
+
+    /// Kills the tracker however the test ends.
+    struct Killed(std::process::Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    let mut child = Command::new(bin_path())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start tracker-user");
+    let stderr = child.stderr.take().unwrap();
+    let _tracker = Killed(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    // Drains stderr for the tracker's whole life so the pipe never fills.
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let mut lines = Vec::new();
+    while !lines
+        .iter()
+        .any(|l: &String| l.contains("UDP listening on"))
+    {
+        match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(line) => lines.push(line),
+            Err(_) => panic!(
+                "the default config did not come up; stderr:\n{}",
+                lines.join("\n")
+            ),
+        }
+    }
+    let lines = lines.join("\n");
+    for wanted in [
+        "HTTP listening on 0.0.0.0:6969",
+        "UDP listening on 0.0.0.0:6969",
+    ] {
+        assert!(lines.contains(wanted), "`{wanted}` missing:\n{lines}");
+    }
+
+    let addr: std::net::SocketAddr = "127.0.0.1:6969".parse().unwrap();
+    assert_ne!(Client::new(addr).connect(), 0, "UDP connect");
+    let hash = [0x5a; 20];
+    let scrape = format!(
+        "/scrape?info_hash={}",
+        common::http::escape(&hash, common::http::Escape::AllUpper)
+    );
+    let r = common::http::get(addr, &scrape);
+    assert_eq!(r.status, 200);
+    assert!(
+        r.failure().is_none(),
+        "HTTP scrape failed: {}",
+        r.body_text()
+    );
+    let mut ws = common::ws::connect(addr, "/");
+    ws.send_json(&serde_json::json!({
+        "action": "scrape",
+        "info_hash": common::ws::bin(&hash),
+    }));
+    let reply = ws.recv();
+    assert_eq!(reply["action"], "scrape", "{reply}");
+}
