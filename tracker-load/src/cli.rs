@@ -1,15 +1,17 @@
-//! The command line. Each protocol is a subcommand so HTTP and WebSocket
-//! load can join UDP with their own options.
+//! The command line. Each protocol is a subcommand with the same options;
+//! what differs lives in the config file's section of that protocol.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use crate::config::{Config, ConfigError};
+use crate::report::Protocol;
 
 /// Load generator for BitTorrent trackers.
 ///
 /// Settings come from the defaults, then the file given with -c, then the
-/// options. Run `tracker-load udp -p` to see every setting and what it does.
+/// options. Run `tracker-load udp -p` to see every setting (of every
+/// protocol) and what it does.
 #[derive(clap::Parser, Debug, Clone, PartialEq)]
 #[command(name = "tracker-load", version)]
 pub struct Cli {
@@ -20,11 +22,33 @@ pub struct Cli {
 #[derive(clap::Subcommand, Debug, Clone, PartialEq)]
 pub enum Command {
     /// Load a UDP tracker (BEP 15) with connects, announces and scrapes.
-    Udp(UdpArgs),
+    Udp(RunArgs),
+    /// Load an HTTP(S) tracker (BEP 3) with announces and scrapes over
+    /// keep-alive connections.
+    Http(RunArgs),
+    /// Load a WebTorrent tracker (WebSocket, ws:// or wss://) with
+    /// announces carrying offers, answers to relayed offers, and scrapes.
+    Ws(RunArgs),
+}
+
+impl Command {
+    pub fn protocol(&self) -> Protocol {
+        match self {
+            Command::Udp(_) => Protocol::Udp,
+            Command::Http(_) => Protocol::Http,
+            Command::Ws(_) => Protocol::Ws,
+        }
+    }
+
+    pub fn args(&self) -> &RunArgs {
+        match self {
+            Command::Udp(a) | Command::Http(a) | Command::Ws(a) => a,
+        }
+    }
 }
 
 #[derive(clap::Args, Debug, Clone, PartialEq)]
-pub struct UdpArgs {
+pub struct RunArgs {
     /// Load settings from this TOML file (unknown keys are errors).
     #[arg(short, long, value_name = "FILE")]
     pub config: Option<PathBuf>,
@@ -38,29 +62,62 @@ pub struct UdpArgs {
     #[arg(long)]
     pub json: bool,
 
-    /// Seconds to measure after the warmup, overriding udp.duration.
+    /// Seconds to measure after the warmup, overriding the protocol
+    /// section's `duration` (udp.duration, http.duration, ws.duration).
     #[arg(long, value_name = "SECS")]
     pub duration: Option<f64>,
 
-    /// Tracker address, overriding udp.tracker.
+    /// Tracker address (IP:PORT), overriding the protocol section's
+    /// `tracker`.
     #[arg(long, value_name = "ADDR")]
     pub tracker: Option<SocketAddr>,
 
-    /// Sending threads, overriding udp.workers.
+    /// Sending threads, overriding the protocol section's `workers`.
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,
+
+    /// udp only: announce every client of the profile once before the
+    /// warmup (sets udp.prefill).
+    #[arg(long)]
+    pub prefill: bool,
 }
 
-impl UdpArgs {
+impl RunArgs {
     fn overrides_anything(&self) -> bool {
-        self.duration.is_some() || self.tracker.is_some() || self.workers.is_some()
+        self.duration.is_some() || self.tracker.is_some() || self.workers.is_some() || self.prefill
     }
 
-    fn apply(&self, config: &mut Config) {
-        if let Some(duration) = self.duration {
-            config.udp.duration = duration;
+    fn apply(&self, protocol: Protocol, config: &mut Config) {
+        let (duration, tracker, workers) = match protocol {
+            Protocol::Udp => (
+                &mut config.udp.duration,
+                &mut config.udp.tracker,
+                &mut config.udp.workers,
+            ),
+            Protocol::Http => (
+                &mut config.http.duration,
+                &mut config.http.tracker,
+                &mut config.http.workers,
+            ),
+            Protocol::Ws => (
+                &mut config.ws.duration,
+                &mut config.ws.tracker,
+                &mut config.ws.workers,
+            ),
+        };
+        if let Some(d) = self.duration {
+            *duration = d;
         }
-        if let Some(tracker) = self.tracker {
+        if let Some(t) = self.tracker {
+            *tracker = t;
+        }
+        if let Some(w) = self.workers {
+            *workers = w;
+        }
+        if self.prefill {
+            config.udp.prefill = true;
+        }
+        if let (Protocol::Udp, Some(tracker)) = (protocol, self.tracker) {
             config.udp.tracker = tracker;
             // The default binds to 127.0.0.1; an IPv6 tracker needs ::1.
             if config
@@ -74,19 +131,22 @@ impl UdpArgs {
                 config.udp.bind = vec![std::net::Ipv6Addr::LOCALHOST.into()];
             }
         }
-        if let Some(workers) = self.workers {
-            config.udp.workers = workers;
-        }
     }
 
-    /// The config to run with: defaults or the `-c` file, then overrides,
-    /// validated again since an override can break a limit.
-    pub fn load_config(&self) -> Result<Config, ConfigError> {
+    /// The config to run `protocol` with: defaults or the `-c` file, then
+    /// overrides, validated again since an override can break a limit.
+    pub fn load_config(&self, protocol: Protocol) -> Result<Config, ConfigError> {
+        if self.prefill && protocol != Protocol::Udp {
+            return Err(ConfigError::command_line(
+                "udp.prefill",
+                format!("--prefill is for udp only, not {}", protocol.name()),
+            ));
+        }
         let mut config = match &self.config {
             Some(path) => Config::load(path)?,
             None => Config::default(),
         };
-        self.apply(&mut config);
+        self.apply(protocol, &mut config);
         let origin = match (&self.config, self.overrides_anything()) {
             (Some(path), true) => format!("command line (with {})", path.display()),
             (Some(path), false) => path.display().to_string(),
@@ -106,15 +166,18 @@ mod tests {
         Cli::try_parse_from(std::iter::once("tracker-load").chain(args.iter().copied()))
     }
 
-    fn udp(args: &[&str]) -> UdpArgs {
-        let mut full = vec!["udp"];
+    fn command(name: &str, args: &[&str]) -> Command {
+        let mut full = vec![name];
         full.extend_from_slice(args);
-        match parse(&full)
+        parse(&full)
             .unwrap_or_else(|e| panic!("{args:?}: {e}"))
             .command
-        {
-            Command::Udp(a) => a,
-        }
+    }
+
+    fn udp(args: &[&str]) -> RunArgs {
+        let c = command("udp", args);
+        assert_eq!(c.protocol(), Protocol::Udp);
+        c.args().clone()
     }
 
     #[test]
@@ -134,23 +197,43 @@ mod tests {
             "--json",
         ]);
         assert!(a.json && !a.print_config);
-        let c = a.load_config().unwrap();
+        let c = a.load_config(Protocol::Udp).unwrap();
         assert_eq!(c.udp.duration, 2.5);
         assert_eq!(c.udp.tracker, "127.0.0.1:7000".parse().unwrap());
         assert_eq!(c.udp.workers, 3);
-        assert_eq!(udp(&[]).load_config().unwrap(), Config::default());
+        assert_eq!(
+            udp(&[]).load_config(Protocol::Udp).unwrap(),
+            Config::default()
+        );
         assert!(udp(&["-p"]).print_config);
     }
 
     #[test]
+    fn prefill_is_a_udp_flag() {
+        assert!(!Config::default().udp.prefill);
+        let c = udp(&["--prefill"]).load_config(Protocol::Udp).unwrap();
+        assert!(c.udp.prefill);
+        let err = command("http", &["--prefill"])
+            .args()
+            .load_config(Protocol::Http)
+            .unwrap_err();
+        assert_eq!(err.key(), Some("udp.prefill"));
+        assert!(err.to_string().contains("udp only"), "{err}");
+    }
+
+    #[test]
     fn ipv6_tracker_switches_the_default_bind() {
-        let c = udp(&["--tracker", "[::1]:6969"]).load_config().unwrap();
+        let c = udp(&["--tracker", "[::1]:6969"])
+            .load_config(Protocol::Udp)
+            .unwrap();
         assert_eq!(c.udp.bind, vec!["::1".parse::<std::net::IpAddr>().unwrap()]);
     }
 
     #[test]
     fn bad_overrides_are_refused() {
-        let err = udp(&["--workers", "0"]).load_config().unwrap_err();
+        let err = udp(&["--workers", "0"])
+            .load_config(Protocol::Udp)
+            .unwrap_err();
         assert_eq!(err.key(), Some("udp.workers"));
         assert!(
             err.to_string()
@@ -172,11 +255,50 @@ mod tests {
         )
         .unwrap();
         let p = path.to_str().unwrap();
-        let c = udp(&["-c", p, "--duration", "1"]).load_config().unwrap();
+        let c = udp(&["-c", p, "--duration", "1"])
+            .load_config(Protocol::Udp)
+            .unwrap();
         let _ = std::fs::remove_file(&path);
         assert_eq!(
             (c.profile.torrents, c.udp.workers, c.udp.duration),
             (10, 2, 1.0)
         );
+    }
+
+    #[test]
+    fn flags_go_to_the_subcommands_section() {
+        for (name, protocol) in [("http", Protocol::Http), ("ws", Protocol::Ws)] {
+            let c = command(
+                name,
+                &[
+                    "--tracker",
+                    "127.0.0.1:3000",
+                    "--duration",
+                    "1.5",
+                    "--workers",
+                    "2",
+                ],
+            );
+            assert_eq!(c.protocol(), protocol);
+            let config = c.args().load_config(protocol).unwrap();
+            let (tracker, duration, workers) = match protocol {
+                Protocol::Http => (
+                    config.http.tracker,
+                    config.http.duration,
+                    config.http.workers,
+                ),
+                _ => (config.ws.tracker, config.ws.duration, config.ws.workers),
+            };
+            assert_eq!(tracker, "127.0.0.1:3000".parse().unwrap());
+            assert_eq!((duration, workers), (1.5, 2));
+            // The other sections keep their defaults.
+            assert_eq!(config.udp, crate::config::UdpConfig::default());
+        }
+        let err = command("http", &["--workers", "512"])
+            .args()
+            .load_config(Protocol::Http)
+            .unwrap_err();
+        // 512 workers cannot share the default 256 connections.
+        assert_eq!(err.key(), Some("http.connections"));
     }
 }

@@ -15,6 +15,8 @@ use serde::{Deserialize, Serialize};
 pub struct Config {
     pub profile: ProfileConfig,
     pub udp: UdpConfig,
+    pub http: HttpConfig,
+    pub ws: WsConfig,
 }
 
 /// What the simulated swarm looks like, whatever the protocol. The defaults
@@ -95,6 +97,8 @@ pub struct UdpConfig {
     pub recv_buffer_size: usize,
     /// Hand equal-length requests to the kernel as one UDP GSO buffer.
     pub gso: bool,
+    /// Announce every client once before the warmup.
+    pub prefill: bool,
 }
 
 impl Default for UdpConfig {
@@ -113,6 +117,88 @@ impl Default for UdpConfig {
             connection_id_max_age: 60.0,
             recv_buffer_size: 1 << 20,
             gso: true,
+            prefill: false,
+        }
+    }
+}
+
+/// How the HTTP (BEP 3) load is sent.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpConfig {
+    /// The tracker to load.
+    pub tracker: SocketAddr,
+    /// Sending threads.
+    pub workers: usize,
+    /// Keep-alive TCP connections, over all workers.
+    pub connections: usize,
+    /// Requests one connection keeps outstanding.
+    pub pipeline: usize,
+    /// Speak HTTPS (accepting any certificate).
+    pub tls: bool,
+    /// Seconds after which an unanswered request is counted as lost and
+    /// its connection closed.
+    pub request_timeout: f64,
+    /// Seconds measured, after the warmup.
+    pub duration: f64,
+    /// Seconds of load before measuring starts.
+    pub warmup: f64,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            tracker: SocketAddr::from(([127, 0, 0, 1], 6969)),
+            workers: 1,
+            connections: 256,
+            pipeline: 1,
+            tls: false,
+            request_timeout: 2.0,
+            duration: 12.0,
+            warmup: 2.0,
+        }
+    }
+}
+
+/// How the WebTorrent (WebSocket) load is sent.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct WsConfig {
+    /// The tracker to load.
+    pub tracker: SocketAddr,
+    /// Sending threads.
+    pub workers: usize,
+    /// WebSocket connections, over all workers; each is one client.
+    pub connections: usize,
+    /// Announces and scrapes one connection keeps outstanding.
+    pub max_in_flight: usize,
+    /// Offers in each announce; also its numwant.
+    pub offers_per_request: usize,
+    /// Share of relayed offers answered.
+    pub answer_probability: f64,
+    /// Speak wss:// (accepting any certificate).
+    pub tls: bool,
+    /// Seconds after which an unanswered request is counted as lost.
+    pub request_timeout: f64,
+    /// Seconds measured, after the warmup.
+    pub duration: f64,
+    /// Seconds of load before measuring starts.
+    pub warmup: f64,
+}
+
+impl Default for WsConfig {
+    fn default() -> Self {
+        Self {
+            tracker: SocketAddr::from(([127, 0, 0, 1], 6969)),
+            workers: 1,
+            connections: 32,
+            max_in_flight: 2,
+            offers_per_request: 10,
+            answer_probability: 1.0,
+            tls: false,
+            request_timeout: 2.0,
+            duration: 12.0,
+            warmup: 2.0,
         }
     }
 }
@@ -124,6 +210,13 @@ pub const MAX_WORKERS: usize = 1024;
 pub const MAX_SOCKETS_PER_WORKER: usize = 4096;
 pub const MAX_BATCH_SIZE: usize = 1024;
 pub const MAX_IN_FLIGHT: usize = 1 << 16;
+/// TCP connections per run; each costs a descriptor and some buffers.
+pub const MAX_CONNECTIONS: usize = 1 << 16;
+/// HTTP requests one connection may pipeline.
+pub const MAX_PIPELINE: usize = 1024;
+/// aquatic_ws relays at most 10 offers per announce; the reference client
+/// sends at most 10. A little headroom for trackers that take more.
+pub const MAX_OFFERS: usize = 100;
 /// BEP 15 ids live two minutes; older than that every request would fail.
 pub const MAX_CONNECTION_ID_AGE: f64 = 120.0;
 /// A run is meant to be bounded; a day is plenty for any soak test.
@@ -148,6 +241,19 @@ impl ConfigError {
 
     pub fn key(&self) -> Option<&str> {
         self.key.as_deref()
+    }
+}
+
+impl ConfigError {
+    /// A command line that makes no sense whatever the config says.
+    pub fn command_line(key: &str, message: String) -> Self {
+        Self {
+            origin: "command line".to_owned(),
+            line: None,
+            column: None,
+            key: Some(key.to_owned()),
+            message,
+        }
     }
 }
 
@@ -277,12 +383,7 @@ impl Config {
                 ),
             ));
         }
-        if u.tracker.port() == 0 || u.tracker.ip().is_unspecified() {
-            return Err((
-                "udp.tracker",
-                format!("must be a reachable address and port, got {}", u.tracker),
-            ));
-        }
+        check_target("udp.tracker", u.tracker)?;
         range("udp.workers", u.workers, 1, MAX_WORKERS)?;
         range(
             "udp.sockets_per_worker",
@@ -308,6 +409,31 @@ impl Config {
             MAX_CONNECTION_ID_AGE,
         )?;
         range("udp.recv_buffer_size", u.recv_buffer_size, 0, 1 << 30)?;
+
+        let h = &self.http;
+        check_target("http.tracker", h.tracker)?;
+        range("http.workers", h.workers, 1, MAX_WORKERS)?;
+        range(
+            "http.connections",
+            h.connections,
+            h.workers,
+            MAX_CONNECTIONS,
+        )?;
+        range("http.pipeline", h.pipeline, 1, MAX_PIPELINE)?;
+        range("http.request_timeout", h.request_timeout, 0.001, 60.0)?;
+        range("http.duration", h.duration, 0.001, MAX_RUN_SECS)?;
+        range("http.warmup", h.warmup, 0.0, MAX_RUN_SECS)?;
+
+        let w = &self.ws;
+        check_target("ws.tracker", w.tracker)?;
+        range("ws.workers", w.workers, 1, MAX_WORKERS)?;
+        range("ws.connections", w.connections, w.workers, MAX_CONNECTIONS)?;
+        range("ws.max_in_flight", w.max_in_flight, 1, MAX_IN_FLIGHT)?;
+        range("ws.offers_per_request", w.offers_per_request, 0, MAX_OFFERS)?;
+        range("ws.answer_probability", w.answer_probability, 0.0, 1.0)?;
+        range("ws.request_timeout", w.request_timeout, 0.001, 60.0)?;
+        range("ws.duration", w.duration, 0.001, MAX_RUN_SECS)?;
+        range("ws.warmup", w.warmup, 0.0, MAX_RUN_SECS)?;
         Ok(())
     }
 
@@ -323,6 +449,17 @@ impl Config {
         }
         out
     }
+}
+
+/// A tracker address must name a host and port one can reach.
+fn check_target(key: &'static str, tracker: SocketAddr) -> Result<(), (&'static str, String)> {
+    if tracker.port() == 0 || tracker.ip().is_unspecified() {
+        return Err((
+            key,
+            format!("must be a reachable address and port, got {tracker}"),
+        ));
+    }
+    Ok(())
 }
 
 /// 1-based line and column (in characters) of a byte offset.
@@ -365,9 +502,11 @@ fn find_key_line(text: &str, path: &str) -> Option<usize> {
 const HEADER: &str = "\
 # tracker-load configuration.
 #
-# Load it with `tracker-load udp -c FILE`. Keys left out keep the defaults
-# shown here; an unknown key is an error. Print a fresh copy with
-# `tracker-load udp -p`. Command-line options override the file.
+# Load it with `tracker-load udp -c FILE` (or `http`, `ws`): [profile]
+# applies to every protocol, each subcommand reads its own section and
+# ignores the others. Keys left out keep the defaults shown here; an
+# unknown key is an error. Print a fresh copy with `tracker-load udp -p`.
+# Command-line options override the file.
 ";
 
 /// The comment printed above each key and section, in print order. A test
@@ -375,8 +514,8 @@ const HEADER: &str = "\
 const COMMENTS: &[(&str, &str)] = &[
     (
         "profile",
-        "The simulated swarm. Defaults are aquatic_udp_load_test 0.9's, so\nfigures from the \
-         two are comparable.",
+        "The simulated swarm, for every protocol. Defaults are\naquatic_udp_load_test 0.9's, \
+         so figures from the two are comparable.",
     ),
     (
         "profile.torrents",
@@ -386,12 +525,16 @@ const COMMENTS: &[(&str, &str)] = &[
         "profile.peers",
         "Simulated clients. Each keeps one torrent, one role (seeder or leecher),\none \
          announced port and one set of scraped torrents for the whole run,\nand is bound to \
-         one socket, as its connection id is.",
+         one UDP socket (as its connection id is) or one HTTP\nconnection. Over WebSocket a \
+         connection is one WebTorrent client with\none peer id, announcing the torrents of \
+         the simulated clients bound\nto it in turn.",
     ),
     (
         "profile.weight_connect",
         "Relative frequency of connect requests (besides the connects a socket\nsends when \
-         it has no valid connection id).",
+         it has no valid connection id). UDP only: HTTP and\nWebSocket have no connect \
+         request, so they draw announces and scrapes\nby the two weights below alone \
+         (50 : 1 by default).",
     ),
     (
         "profile.weight_announce",
@@ -404,7 +547,8 @@ const COMMENTS: &[(&str, &str)] = &[
     (
         "profile.numwant",
         "Peers asked for per announce; negative asks for the tracker's default.\nAnswers \
-         with more peers than this are counted invalid.",
+         with more peers than this are counted invalid. WebSocket\nannounces ask for \
+         ws.offers_per_request instead.",
     ),
     (
         "profile.seeder_probability",
@@ -494,6 +638,117 @@ const COMMENTS: &[(&str, &str)] = &[
          as one UDP GSO buffer, which it splits into ordinary datagrams:\nthe tracker sees \
          the same packets, the generator walks the send path once\nper batch. Falls back \
          to one by one where the kernel refuses (before 4.18).",
+    ),
+    (
+        "udp.prefill",
+        "Before the warmup, announce every client of the profile once (also\n\
+         `--prefill`): each from the socket the load uses for it, with its own\n\
+         torrent, port and role, and numwant 0. Each socket keeps max_in_flight\n\
+         announces outstanding; one unanswered after window_timeout is sent\n\
+         again (8 sends at most). The tracker then holds the whole population\n\
+         (profile.peers) from the start instead of what a short run happens to\n\
+         draw. The report gains prefill_seconds, prefilled_peers (clients\n\
+         confirmed), prefill_failed, prefill_swarm_peers (distinct (source\n\
+         address, port, torrent) among them: what the tracker should hold) and\n\
+         prefill_swarm_torrents. Clients of a torrent share a port by chance:\n\
+         more bind addresses make fewer of them collide.",
+    ),
+    (
+        "http",
+        "The HTTP tracker protocol (BEP 3, compact peers). Each request is a\nkeep-alive GET \
+         /announce (uploaded=0, downloaded=0, left and event as\nfor UDP, numwant, compact=1) \
+         or GET /scrape with the client's hashes.\nAnswers must be bencoded and complete: \
+         interval, complete, incomplete\nand peers (6 bytes each) for an announce, a files \
+         entry for every\nhash asked for a scrape; a failure reason counts as an error.",
+    ),
+    ("http.tracker", "The tracker to load (also `--tracker`)."),
+    (
+        "http.workers",
+        "Sending threads (also `--workers`), each running its own connections.",
+    ),
+    (
+        "http.connections",
+        "Keep-alive TCP connections, over all workers (at least one each). A\nconnection \
+         the tracker closes is opened again. With one request in\nflight each, a tracker \
+         that answers slowly (aquatic_http takes some\n8 ms whatever its load) needs many \
+         to be kept busy.",
+    ),
+    (
+        "http.pipeline",
+        "Requests one connection keeps outstanding (HTTP/1.1 pipelining); 1\nwaits for each \
+         answer before the next request, as clients do.\naquatic_http 0.9 answers only the \
+         first of pipelined requests.",
+    ),
+    (
+        "http.tls",
+        "Speak HTTPS. For benchmarking only: any certificate is accepted, so\nthe tracker \
+         can use a self-signed one.",
+    ),
+    (
+        "http.request_timeout",
+        "Seconds after which an unanswered request is counted as lost; its\nconnection is \
+         closed (the answers behind it could never arrive) and\nopened again.",
+    ),
+    (
+        "http.duration",
+        "Seconds measured after the warmup (also `--duration`).",
+    ),
+    (
+        "http.warmup",
+        "Seconds of load before measuring, not counted (connections open,\nswarms fill up).",
+    ),
+    (
+        "ws",
+        "The WebTorrent tracker protocol (JSON over WebSocket), as\naquatic_ws_load_test \
+         drives it. Each connection is a client with its own\npeer id that announces torrents \
+         with offers (fake SDP) and answers\nthe offers relayed to it, as WebTorrent clients \
+         do; the tracker relays\nthe answers back. Received messages (announce replies, \
+         relayed\noffers and answers, scrape replies) are all counted as responses.",
+    ),
+    ("ws.tracker", "The tracker to load (also `--tracker`)."),
+    (
+        "ws.workers",
+        "Sending threads (also `--workers`), each running its own connections.",
+    ),
+    (
+        "ws.connections",
+        "WebSocket connections, over all workers (at least one each). Swarms\nhold at most \
+         this many peers, as peers are keyed by peer id. Each\nconnection announces the \
+         torrents of all its clients over the run,\nas aquatic_ws_load_test's do: far more \
+         than a browser. A tracker\nthat caps torrents per connection (tracker-user's\n\
+         ws.max_torrents_per_connection, 64) answers the rest with failures:\nraise the cap, \
+         or give [profile] fewer torrents than it.",
+    ),
+    (
+        "ws.max_in_flight",
+        "Announces and scrapes one connection keeps unanswered (answers to\noffers do not \
+         count: they go out as offers arrive).",
+    ),
+    (
+        "ws.offers_per_request",
+        "Offers in each announce, which is also its numwant\n(aquatic_ws_load_test sends 10, \
+         aquatic_ws relays at most 10).",
+    ),
+    (
+        "ws.answer_probability",
+        "Share of relayed offers answered, 0.0 to 1.0. WebTorrent clients\nanswer every offer.",
+    ),
+    (
+        "ws.tls",
+        "Speak wss://. For benchmarking only: any certificate is accepted, so\nthe tracker can \
+         use a self-signed one.",
+    ),
+    (
+        "ws.request_timeout",
+        "Seconds after which an unanswered announce or scrape is counted as\nlost.",
+    ),
+    (
+        "ws.duration",
+        "Seconds measured after the warmup (also `--duration`).",
+    ),
+    (
+        "ws.warmup",
+        "Seconds of load before measuring, not counted (connections open,\nswarms fill up).",
     ),
 ];
 

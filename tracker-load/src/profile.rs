@@ -8,8 +8,12 @@
 //! torrent from the same port all run long, as a real one would.
 
 use fastrand::Rng;
+use tracker_proto::AnnounceEvent;
 
 use crate::config::ProfileConfig;
+
+/// What a leecher says it has left, as aquatic's load tests do.
+pub const LEECHER_LEFT: u64 = 50;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RequestKind {
@@ -30,6 +34,53 @@ pub struct Client {
     pub scrape_len: u32,
     /// Seeds the client's scrape set; see [`Profile::scrape_torrents`].
     scrape_seed: u64,
+}
+
+impl Client {
+    /// What the client announces: seeders say "completed" with nothing
+    /// left, leechers "started" with [`LEECHER_LEFT`], as aquatic's load
+    /// tests do.
+    #[inline]
+    pub fn left_and_event(&self) -> (u64, AnnounceEvent) {
+        if self.seeder {
+            (0, AnnounceEvent::Completed)
+        } else {
+            (LEECHER_LEFT, AnnounceEvent::Started)
+        }
+    }
+}
+
+/// Walks the clients bound to one socket or connection, round-robin: those
+/// whose index is congruent to its global index modulo the total count.
+#[derive(Clone, Copy, Debug)]
+pub struct ClientCycle {
+    global: u32,
+    round: u32,
+}
+
+impl ClientCycle {
+    /// The cycle of socket or connection `global` (an index over all
+    /// workers).
+    pub fn new(global: u32) -> Self {
+        Self { global, round: 0 }
+    }
+
+    /// The next client index, given the profile's client count and the
+    /// total count of sockets or connections.
+    #[inline]
+    pub fn next(&mut self, peers: u32, total: u32) -> u32 {
+        if self.global >= peers {
+            // More sockets than clients: share.
+            return self.global % peers;
+        }
+        let index = u64::from(self.global) + u64::from(self.round) * u64::from(total);
+        if index >= u64::from(peers) {
+            self.round = 1;
+            return self.global;
+        }
+        self.round += 1;
+        index as u32
+    }
 }
 
 /// The profile, resolved for cheap sampling.
@@ -143,6 +194,26 @@ impl Profile {
         }
     }
 
+    /// Draws the kind of the next request for a protocol without connects
+    /// (HTTP, WebSocket): announce or scrape by their weights alone; an
+    /// announce if both are 0.
+    #[inline]
+    pub fn request_kind_without_connect(&self, rng: &mut Rng) -> RequestKind {
+        let announce = self.announce_below - self.connect_below;
+        let scrape = self.total_weight - self.announce_below;
+        if scrape == 0 || rng.u32(..announce + scrape) < announce {
+            RequestKind::Announce
+        } else {
+            RequestKind::Scrape
+        }
+    }
+
+    /// Whether any announce or scrape weight is set, for protocols without
+    /// connects.
+    pub fn has_requests_without_connect(&self) -> bool {
+        self.total_weight > self.connect_below
+    }
+
     /// Draws a torrent index by popularity; 0 is the hottest.
     #[inline]
     pub fn torrent(&self, rng: &mut Rng) -> u32 {
@@ -171,6 +242,19 @@ impl Profile {
     pub fn scrape_torrents(&self, client: &Client) -> impl Iterator<Item = u32> + '_ {
         let mut rng = Rng::with_seed(client.scrape_seed);
         (0..client.scrape_len).map(move |_| self.torrent(&mut rng))
+    }
+
+    /// The info hashes `client` scrapes, sorted and without repeats (the
+    /// set an answer must cover), into `out`.
+    pub fn scrape_set(&self, client: &Client, out: &mut Vec<[u8; 20]>) {
+        out.clear();
+        out.extend(self.scrape_torrents(client).map(|t| {
+            let mut hash = [0u8; 20];
+            self.info_hash(t, &mut hash);
+            hash
+        }));
+        out.sort_unstable();
+        out.dedup();
     }
 
     /// Writes torrent `index`'s info hash into `out`.
@@ -333,5 +417,55 @@ mod tests {
             profile.peer_id(i, &mut id);
             assert!(ids.insert(id));
         }
+    }
+
+    #[test]
+    fn kinds_without_connect_follow_announce_and_scrape_weights() {
+        let profile = Profile::new(&ProfileConfig::default());
+        assert!(profile.has_requests_without_connect());
+        let mut rng = Rng::with_seed(5);
+        let mut scrapes = 0u32;
+        for _ in 0..DRAWS {
+            match profile.request_kind_without_connect(&mut rng) {
+                RequestKind::Connect => panic!("no connects"),
+                RequestKind::Announce => {}
+                RequestKind::Scrape => scrapes += 1,
+            }
+        }
+        // 1 in 51; five standard deviations.
+        let want = f64::from(DRAWS) / 51.0;
+        assert!(
+            (f64::from(scrapes) - want).abs() < 5.0 * want.sqrt(),
+            "{scrapes}"
+        );
+        let only_connect = Profile::new(&ProfileConfig {
+            weight_connect: 1,
+            weight_announce: 0,
+            weight_scrape: 0,
+            ..ProfileConfig::default()
+        });
+        assert!(!only_connect.has_requests_without_connect());
+        assert_eq!(
+            only_connect.request_kind_without_connect(&mut rng),
+            RequestKind::Announce
+        );
+    }
+
+    #[test]
+    fn client_cycles_partition_the_clients() {
+        // 3 connections over 10 clients: each sees its residue class, in turn.
+        let mut seen = [0u32; 10];
+        for global in 0..3 {
+            let mut cycle = ClientCycle::new(global);
+            for _ in 0..8 {
+                let index = cycle.next(10, 3);
+                assert_eq!(index % 3, global);
+                seen[index as usize] += 1;
+            }
+        }
+        assert!(seen.iter().all(|&n| n >= 2), "{seen:?}");
+        // More connections than clients: they share.
+        let mut cycle = ClientCycle::new(12);
+        assert_eq!(cycle.next(10, 16), 2);
     }
 }

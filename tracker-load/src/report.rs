@@ -1,5 +1,6 @@
 //! Counting, the latency histogram, and the end-of-run report: the JSON
-//! object the bench harness parses and the human summary.
+//! object the bench harness parses and the human summary, for every
+//! protocol (the per-kind counts differ, the rest is shared).
 
 use std::fmt::Write as _;
 
@@ -95,20 +96,47 @@ impl Histogram {
     }
 }
 
+/// Which load was run: it decides which per-kind counts the report has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    Udp,
+    Http,
+    Ws,
+}
+
+impl Protocol {
+    /// How the protocol is called in messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Protocol::Udp => "UDP",
+            Protocol::Http => "HTTP",
+            Protocol::Ws => "WebSocket",
+        }
+    }
+}
+
 /// Why a response was counted invalid; only the total is in the JSON, the
 /// breakdown is in the human summary.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct InvalidCounts {
-    /// Transaction id matches no outstanding request (nor a recent one).
+    /// Matches no outstanding request: an unknown UDP transaction id, an
+    /// HTTP response nothing asked for, a WebSocket reply for an info hash
+    /// with no announce outstanding, or an answer to an offer never made.
     pub unknown_transaction: u64,
-    /// A response of another kind than the request it answers.
+    /// A response of another kind than the request it answers (or a
+    /// WebSocket message with no known action).
     pub wrong_action: u64,
-    /// Does not parse as BEP 15, or was cut off by the receive buffer.
+    /// Does not parse (BEP 15, HTTP framing, bencode or JSON), or was cut
+    /// off by the receive buffer.
     pub malformed: u64,
     /// An announce answer with more peers than numwant.
     pub too_many_peers: u64,
-    /// A scrape answer with another number of entries than hashes asked.
+    /// A scrape answer with another number of entries than hashes asked
+    /// (or, over HTTP and WebSocket, other hashes than asked).
     pub wrong_scrape_count: u64,
+    /// Well-formed but wrong: an offer relayed back to the peer that made
+    /// it, or an SDP other than the one sent.
+    pub wrong_content: u64,
 }
 
 impl InvalidCounts {
@@ -118,6 +146,7 @@ impl InvalidCounts {
             + self.malformed
             + self.too_many_peers
             + self.wrong_scrape_count
+            + self.wrong_content
     }
 
     fn merge(&mut self, o: &InvalidCounts) {
@@ -126,19 +155,30 @@ impl InvalidCounts {
         self.malformed += o.malformed;
         self.too_many_peers += o.too_many_peers;
         self.wrong_scrape_count += o.wrong_scrape_count;
+        self.wrong_content += o.wrong_content;
     }
 }
 
 /// What one worker counted over the measured window: requests sent in it,
-/// and the answers (or losses) of those requests.
+/// and the answers (or losses) of those requests. Counts a protocol has no
+/// use for stay 0.
 #[derive(Clone, Debug, Default)]
 pub struct Stats {
     pub connects_sent: u64,
     pub announces_sent: u64,
     pub scrapes_sent: u64,
+    /// WebSocket announces that answer a relayed offer.
+    pub answers_sent: u64,
     pub connect_responses: u64,
     pub announce_responses: u64,
     pub scrape_responses: u64,
+    /// WebSocket replies to our answers (aquatic_ws sends one, the
+    /// reference tracker does not).
+    pub answer_responses: u64,
+    /// WebSocket offers relayed to us from other peers.
+    pub offers_received: u64,
+    /// WebSocket answers relayed to us, to offers we made.
+    pub answers_received: u64,
     pub error_responses: u64,
     pub invalid: InvalidCounts,
     /// Unanswered after the request timeout (or at the end of the run).
@@ -159,18 +199,35 @@ pub struct Stats {
     pub first_io_error: Option<String>,
     /// Why UDP GSO was turned off, if the kernel refused it.
     pub gso_unavailable: Option<String>,
+    /// TCP connections (HTTP, WebSocket) set up, those that failed to
+    /// connect, and those closed before the run ended, by either side.
+    pub connections_opened: u64,
+    pub connect_failures: u64,
+    pub connections_lost: u64,
 }
 
 impl Stats {
+    /// Everything sent: requests, and WebSocket answers.
     pub fn requests_sent(&self) -> u64 {
+        self.connects_sent + self.announces_sent + self.scrapes_sent + self.answers_sent
+    }
+
+    /// Requests that call for exactly one answer, so loss is counted
+    /// against them: all but WebSocket answers, which some trackers reply
+    /// to and some do not.
+    pub fn requests_answerable(&self) -> u64 {
         self.connects_sent + self.announces_sent + self.scrapes_sent
     }
 
-    /// Every answer matched to a measured request, invalid ones included.
+    /// Every answer matched to a measured request (invalid ones included),
+    /// plus, over WebSocket, every message relayed to us in the window.
     pub fn responses_received(&self) -> u64 {
         self.connect_responses
             + self.announce_responses
             + self.scrape_responses
+            + self.answer_responses
+            + self.offers_received
+            + self.answers_received
             + self.error_responses
             + self.invalid.total()
     }
@@ -193,9 +250,13 @@ impl Stats {
         self.connects_sent += o.connects_sent;
         self.announces_sent += o.announces_sent;
         self.scrapes_sent += o.scrapes_sent;
+        self.answers_sent += o.answers_sent;
         self.connect_responses += o.connect_responses;
         self.announce_responses += o.announce_responses;
         self.scrape_responses += o.scrape_responses;
+        self.answer_responses += o.answer_responses;
+        self.offers_received += o.offers_received;
+        self.answers_received += o.answers_received;
         self.error_responses += o.error_responses;
         self.invalid.merge(&o.invalid);
         self.lost += o.lost;
@@ -215,6 +276,9 @@ impl Stats {
         if self.gso_unavailable.is_none() {
             self.gso_unavailable.clone_from(&o.gso_unavailable);
         }
+        self.connections_opened += o.connections_opened;
+        self.connect_failures += o.connect_failures;
+        self.connections_lost += o.connections_lost;
     }
 }
 
@@ -227,26 +291,122 @@ pub struct Latency {
 }
 
 /// The JSON contract with the bench harness: exactly these fields, counted
-/// over the measured window only. Do not rename or drop any.
+/// over the measured window only. Do not rename or drop any. The per-kind
+/// counts in the middle depend on the protocol ([`Kinds`]); the rest is
+/// the same for all.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Report {
+    #[serde(skip)]
+    pub protocol: Protocol,
     pub duration_secs: f64,
+    /// Everything sent (over WebSocket, answers to offers included).
     pub requests_sent: u64,
+    /// Every answer, plus every message relayed to us over WebSocket.
     pub responses_received: u64,
     pub requests_per_second: f64,
     pub responses_per_second: f64,
-    pub connects_sent: u64,
-    pub announces_sent: u64,
-    pub scrapes_sent: u64,
-    pub connect_responses: u64,
-    pub announce_responses: u64,
-    pub scrape_responses: u64,
+    #[serde(flatten)]
+    pub kinds: Kinds,
     pub error_responses: u64,
     pub invalid_responses: u64,
     pub lost: u64,
+    /// Lost over the requests that call for an answer.
     pub loss_rate: f64,
     pub peers_per_announce: f64,
     pub latency_us: Latency,
+    /// What `udp.prefill` did before the warmup, when it ran.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    pub prefill: Option<Prefill>,
+}
+
+/// The prefill's figures, flattened into the report when it ran.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Prefill {
+    pub prefill_seconds: f64,
+    /// Clients whose announce was answered.
+    pub prefilled_peers: u64,
+    /// Clients announced: the profile's peers.
+    pub prefill_clients: u64,
+    /// Clients never answered, after every send.
+    pub prefill_failed: u64,
+    /// Announces sent, repeats included.
+    pub prefill_announces_sent: u64,
+    /// Distinct (source address, port, torrent) among the confirmed
+    /// clients: the peers the tracker should hold.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prefill_swarm_peers: Option<u64>,
+    /// Distinct torrents among them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub prefill_swarm_torrents: Option<u64>,
+}
+
+/// The per-kind counts of each protocol, flattened into the report.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Kinds {
+    Udp {
+        connects_sent: u64,
+        announces_sent: u64,
+        scrapes_sent: u64,
+        connect_responses: u64,
+        announce_responses: u64,
+        scrape_responses: u64,
+    },
+    Http {
+        announces_sent: u64,
+        scrapes_sent: u64,
+        announce_responses: u64,
+        scrape_responses: u64,
+        connections_opened: u64,
+        connections_lost: u64,
+    },
+    Ws {
+        announces_sent: u64,
+        answers_sent: u64,
+        scrapes_sent: u64,
+        announce_responses: u64,
+        answer_responses: u64,
+        offers_received: u64,
+        answers_received: u64,
+        scrape_responses: u64,
+        connections_opened: u64,
+        connections_lost: u64,
+    },
+}
+
+impl Kinds {
+    fn new(protocol: Protocol, s: &Stats) -> Self {
+        match protocol {
+            Protocol::Udp => Kinds::Udp {
+                connects_sent: s.connects_sent,
+                announces_sent: s.announces_sent,
+                scrapes_sent: s.scrapes_sent,
+                connect_responses: s.connect_responses,
+                announce_responses: s.announce_responses,
+                scrape_responses: s.scrape_responses,
+            },
+            Protocol::Http => Kinds::Http {
+                announces_sent: s.announces_sent,
+                scrapes_sent: s.scrapes_sent,
+                announce_responses: s.announce_responses,
+                scrape_responses: s.scrape_responses,
+                connections_opened: s.connections_opened,
+                connections_lost: s.connections_lost,
+            },
+            Protocol::Ws => Kinds::Ws {
+                announces_sent: s.announces_sent,
+                answers_sent: s.answers_sent,
+                scrapes_sent: s.scrapes_sent,
+                announce_responses: s.announce_responses,
+                answer_responses: s.answer_responses,
+                offers_received: s.offers_received,
+                answers_received: s.answers_received,
+                scrape_responses: s.scrape_responses,
+                connections_opened: s.connections_opened,
+                connections_lost: s.connections_lost,
+            },
+        }
+    }
 }
 
 fn ratio(a: u64, b: u64) -> f64 {
@@ -258,7 +418,7 @@ fn ratio(a: u64, b: u64) -> f64 {
 }
 
 impl Report {
-    pub fn new(stats: &Stats, duration_secs: f64) -> Self {
+    pub fn new(protocol: Protocol, stats: &Stats, duration_secs: f64) -> Self {
         let requests_sent = stats.requests_sent();
         let responses_received = stats.responses_received();
         let per_second = |n: u64| {
@@ -269,21 +429,17 @@ impl Report {
             }
         };
         Self {
+            protocol,
             duration_secs,
             requests_sent,
             responses_received,
             requests_per_second: per_second(requests_sent),
             responses_per_second: per_second(responses_received),
-            connects_sent: stats.connects_sent,
-            announces_sent: stats.announces_sent,
-            scrapes_sent: stats.scrapes_sent,
-            connect_responses: stats.connect_responses,
-            announce_responses: stats.announce_responses,
-            scrape_responses: stats.scrape_responses,
+            kinds: Kinds::new(protocol, stats),
             error_responses: stats.error_responses,
             invalid_responses: stats.invalid.total(),
             lost: stats.lost,
-            loss_rate: ratio(stats.lost, requests_sent),
+            loss_rate: ratio(stats.lost, stats.requests_answerable()),
             peers_per_announce: ratio(stats.peers_received, stats.announce_responses),
             latency_us: Latency {
                 p50: stats.latency.percentile(50.0),
@@ -291,6 +447,7 @@ impl Report {
                 p99: stats.latency.percentile(99.0),
                 max: stats.latency.max(),
             },
+            prefill: None,
         }
     }
 
@@ -303,23 +460,66 @@ impl Report {
     pub fn human(&self, stats: &Stats, header: &str) -> String {
         let mut out = String::new();
         let _ = writeln!(out, "{header}");
+        if let Some(p) = &self.prefill {
+            let _ = writeln!(
+                out,
+                "  prefill         {} of {} clients confirmed{} in {:.1} s ({} announces, {} \
+                 failed)",
+                p.prefilled_peers,
+                p.prefill_clients,
+                match (p.prefill_swarm_peers, p.prefill_swarm_torrents) {
+                    (Some(n), Some(t)) => format!(" ({n} distinct peers in {t} torrents)"),
+                    _ => String::new(),
+                },
+                p.prefill_seconds,
+                p.prefill_announces_sent,
+                p.prefill_failed
+            );
+        }
+        let s = stats;
+        let (sent, received) = match self.protocol {
+            Protocol::Udp => (
+                format!(
+                    "connect {}, announce {}, scrape {}",
+                    s.connects_sent, s.announces_sent, s.scrapes_sent
+                ),
+                format!(
+                    "connect {}, announce {}, scrape {}",
+                    s.connect_responses, s.announce_responses, s.scrape_responses
+                ),
+            ),
+            Protocol::Http => (
+                format!("announce {}, scrape {}", s.announces_sent, s.scrapes_sent),
+                format!(
+                    "announce {}, scrape {}",
+                    s.announce_responses, s.scrape_responses
+                ),
+            ),
+            Protocol::Ws => (
+                format!(
+                    "announce {}, answer {}, scrape {}",
+                    s.announces_sent, s.answers_sent, s.scrapes_sent
+                ),
+                format!(
+                    "announce {}, to answers {}, offers relayed {}, answers relayed {}, \
+                     scrape {}",
+                    s.announce_responses,
+                    s.answer_responses,
+                    s.offers_received,
+                    s.answers_received,
+                    s.scrape_responses
+                ),
+            ),
+        };
         let _ = writeln!(
             out,
-            "  requests sent   {:>12}  {:>12.0}/s  (connect {}, announce {}, scrape {})",
-            self.requests_sent,
-            self.requests_per_second,
-            self.connects_sent,
-            self.announces_sent,
-            self.scrapes_sent
+            "  requests sent   {:>12}  {:>12.0}/s  ({sent})",
+            self.requests_sent, self.requests_per_second,
         );
         let _ = writeln!(
             out,
-            "  responses       {:>12}  {:>12.0}/s  (connect {}, announce {}, scrape {})",
-            self.responses_received,
-            self.responses_per_second,
-            self.connect_responses,
-            self.announce_responses,
-            self.scrape_responses
+            "  responses       {:>12}  {:>12.0}/s  ({received})",
+            self.responses_received, self.responses_per_second,
         );
         let _ = writeln!(
             out,
@@ -333,16 +533,21 @@ impl Report {
             let _ = writeln!(out, "    e.g. {m:?}");
         }
         let i = &stats.invalid;
+        let unmatched = match self.protocol {
+            Protocol::Udp => "unknown txid",
+            Protocol::Http | Protocol::Ws => "unmatched",
+        };
         let _ = writeln!(
             out,
-            "  invalid         {:>12}  (unknown txid {}, wrong action {}, malformed {}, \
-             too many peers {}, wrong scrape count {})",
+            "  invalid         {:>12}  ({unmatched} {}, wrong action {}, malformed {}, \
+             too many peers {}, wrong scrape count {}, wrong content {})",
             self.invalid_responses,
             i.unknown_transaction,
             i.wrong_action,
             i.malformed,
             i.too_many_peers,
-            i.wrong_scrape_count
+            i.wrong_scrape_count,
+            i.wrong_content
         );
         let _ = writeln!(out, "  peers/announce  {:>12.2}", self.peers_per_announce);
         let l = &self.latency_us;
@@ -351,13 +556,20 @@ impl Report {
             "  latency µs      p50 {}  p90 {}  p99 {}  max {}",
             l.p50, l.p90, l.p99, l.max
         );
+        if self.protocol != Protocol::Udp {
+            let _ = writeln!(
+                out,
+                "  connections     opened {}, lost {}, failed to connect {}",
+                s.connections_opened, s.connections_lost, s.connect_failures
+            );
+        }
         if let Some(e) = &stats.gso_unavailable {
             let _ = writeln!(
                 out,
                 "  note            UDP GSO refused ({e}); sent one by one"
             );
         }
-        if stats.send_errors + stats.recv_errors > 0 {
+        if stats.send_errors + stats.recv_errors > 0 || stats.first_io_error.is_some() {
             let _ = writeln!(
                 out,
                 "  socket errors   send {}, receive {}{}",
@@ -450,7 +662,7 @@ mod tests {
             ..Stats::default()
         };
         stats.latency.record(100);
-        let report = Report::new(&stats, 2.0);
+        let report = Report::new(Protocol::Udp, &stats, 2.0);
         let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
         let obj = json.as_object().unwrap();
         let want = [
@@ -509,11 +721,43 @@ mod tests {
         assert_eq!(latency["p50"], 100);
         let human = report.human(&stats, "run");
         assert!(human.contains("requests sent") && human.contains("p99"));
+        assert!(!human.contains("prefill"));
+    }
+
+    #[test]
+    fn prefill_figures_join_the_report_when_it_ran() {
+        let mut report = Report::new(Protocol::Udp, &Stats::default(), 2.0);
+        report.prefill = Some(Prefill {
+            prefill_seconds: 1.5,
+            prefilled_peers: 99,
+            prefill_clients: 100,
+            prefill_failed: 1,
+            prefill_announces_sent: 108,
+            prefill_swarm_peers: Some(97),
+            prefill_swarm_torrents: Some(40),
+        });
+        let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
+        assert_eq!(json["prefill_seconds"], 1.5);
+        assert_eq!(json["prefilled_peers"], 99);
+        assert_eq!(json["prefill_failed"], 1);
+        assert_eq!(json["prefill_swarm_peers"], 97);
+        assert_eq!(json["duration_secs"], 2.0);
+        let human = report.human(&Stats::default(), "run");
+        assert!(
+            human.contains(
+                "99 of 100 clients confirmed (97 distinct peers in 40 torrents) in 1.5 s"
+            ),
+            "{human}"
+        );
+        let p = report.prefill.as_mut().unwrap();
+        p.prefill_swarm_peers = None;
+        p.prefill_swarm_torrents = None;
+        assert!(!report.to_json().contains("swarm"));
     }
 
     #[test]
     fn empty_run_reports_zeros_not_nan() {
-        let report = Report::new(&Stats::default(), 0.0);
+        let report = Report::new(Protocol::Udp, &Stats::default(), 0.0);
         let json = report.to_json();
         assert!(!json.contains("NaN") && !json.contains("null"), "{json}");
     }
@@ -534,5 +778,81 @@ mod tests {
         assert_eq!(b.error_messages.len(), KEPT_ERROR_MESSAGES);
         assert_eq!(b.invalid.total(), 3);
         assert_eq!(b.responses_received(), 3);
+    }
+
+    fn keys(report: &Report) -> Vec<String> {
+        let json: serde_json::Value = serde_json::from_str(&report.to_json()).unwrap();
+        let mut keys: Vec<String> = json.as_object().unwrap().keys().cloned().collect();
+        keys.sort_unstable();
+        keys
+    }
+
+    #[test]
+    fn tcp_reports_share_the_common_fields() {
+        let common = [
+            "duration_secs",
+            "requests_sent",
+            "responses_received",
+            "requests_per_second",
+            "responses_per_second",
+            "error_responses",
+            "invalid_responses",
+            "lost",
+            "loss_rate",
+            "peers_per_announce",
+            "latency_us",
+        ];
+        let stats = Stats {
+            announces_sent: 10,
+            answers_sent: 30,
+            scrapes_sent: 2,
+            announce_responses: 9,
+            answer_responses: 5,
+            offers_received: 30,
+            answers_received: 28,
+            scrape_responses: 2,
+            lost: 1,
+            ..Stats::default()
+        };
+        for (protocol, kinds) in [
+            (
+                Protocol::Http,
+                &[
+                    "announces_sent",
+                    "scrapes_sent",
+                    "announce_responses",
+                    "scrape_responses",
+                    "connections_opened",
+                    "connections_lost",
+                ][..],
+            ),
+            (
+                Protocol::Ws,
+                &[
+                    "announces_sent",
+                    "answers_sent",
+                    "scrapes_sent",
+                    "announce_responses",
+                    "answer_responses",
+                    "offers_received",
+                    "answers_received",
+                    "scrape_responses",
+                    "connections_opened",
+                    "connections_lost",
+                ][..],
+            ),
+        ] {
+            let report = Report::new(protocol, &stats, 2.0);
+            let mut want: Vec<String> = common.iter().chain(kinds).map(|k| k.to_string()).collect();
+            want.sort_unstable();
+            assert_eq!(keys(&report), want, "{protocol:?}");
+            assert!(report.human(&stats, "run").contains("connections"));
+        }
+        // WebSocket: every message counts, answers are sent but never lost.
+        let ws = Report::new(Protocol::Ws, &stats, 2.0);
+        assert_eq!(ws.requests_sent, 42);
+        assert_eq!(ws.responses_received, 9 + 5 + 30 + 28 + 2);
+        assert_eq!(ws.responses_per_second, 37.0);
+        assert_eq!(ws.loss_rate, 1.0 / 12.0);
     }
 }

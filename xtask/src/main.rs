@@ -21,10 +21,13 @@ commands:
           build the XDP program (tracker-ebpf) with the nightly toolchain,
           installing rust-src and bpf-linker 0.10.4 when missing, and leave
           the object where the tracker-user build embeds it
-  bench udp [--runs N] [--seconds S] [--warmup W] [--quick] [--no-build] [--no-steer]
-          side-by-side benchmark against aquatic_udp: plain sockets on
-          loopback, and over a veth pair from a client namespace with and
-          without XDP; medians into docs/benchmarks.md
+  bench udp|http|ws [--runs N] [--seconds S] [--warmup W] [--quick] [--no-build]
+          side-by-side benchmark against aquatic_udp, aquatic_http or
+          aquatic_ws under the same generator (tracker-load): udp over
+          loopback and over a veth pair from a client namespace with and
+          without XDP (--no-steer); http and ws plain and over TLS (--tls or
+          --plain for one); medians into the bench's own sections of
+          docs/benchmarks.md. `cargo xtask bench help` for more.
   help    this text
 ";
 

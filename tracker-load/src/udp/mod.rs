@@ -2,46 +2,25 @@
 
 mod mmsg;
 mod pending;
+mod prefill;
 mod request;
 mod validate;
 mod worker;
 
-use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use socket2::{Domain, Protocol, Socket, Type};
 use tracker_proto::udp::PeerFamily;
 
 use crate::config::Config;
 use crate::profile::{mix64, Profile};
-use crate::report::{Report, Stats};
-use worker::{Live, Shared, Timing, Worker, WorkerConfig};
-
-/// With no answer at all by then, the tracker is taken to be unreachable.
-const REACHABLE_WITHIN: Duration = Duration::from_secs(3);
-/// Slack past the planned end before workers are told to stop regardless.
-const STOP_GRACE: Duration = Duration::from_secs(5);
-
-/// How the run is watched.
-pub struct RunOptions {
-    /// Print a progress line on stderr once a second.
-    pub progress: bool,
-}
-
-pub struct Outcome {
-    pub report: Report,
-    pub stats: Stats,
-}
-
-fn secs_to_ns(secs: f64) -> u64 {
-    // Config validation bounds these; the cast saturates anyway.
-    (secs * 1e9) as u64
-}
+use crate::report;
+use crate::run::{secs_to_ns, supervise, Live, Outcome, RunOptions, Shared, Target};
+use worker::{Timing, Worker, WorkerConfig};
 
 fn open_socket(bind: IpAddr, tracker: SocketAddr, recv_buffer: usize) -> anyhow::Result<Socket> {
     let socket = Socket::new(
@@ -97,6 +76,50 @@ pub fn run(config: &Config, options: &RunOptions) -> anyhow::Result<Outcome> {
         sockets.push(mine);
     }
 
+    // Before the workers start: their clock, and the warmup, start after.
+    let prefilled = match u.prefill {
+        true => {
+            let flat: Vec<&Socket> = sockets.iter().flatten().collect();
+            let indices = prefill::address_indices(&u.bind);
+            let settings = prefill::Settings {
+                profile: &profile,
+                family,
+                tracker: u.tracker,
+                addresses: (0..total_sockets)
+                    .map(|g| indices[g % indices.len()])
+                    .collect(),
+                window: u.max_in_flight,
+                batch_size: u.batch_size,
+                retry: Duration::from_secs_f64(u.window_timeout),
+                connection_id_max_age: Duration::from_secs_f64(u.connection_id_max_age),
+                gso: u.gso,
+                progress: options.progress,
+                seed: mix64(config.profile.seed ^ 0x7072_6566),
+            };
+            let outcome = prefill::run(&flat, &settings)?;
+            eprintln!(
+                "tracker-load udp: prefill: {} of {} clients confirmed{} in {:.1} s",
+                outcome.confirmed,
+                outcome.clients,
+                match (outcome.swarm_peers, outcome.swarm_torrents) {
+                    (Some(n), Some(t)) => format!(" ({n} distinct peers in {t} torrents)"),
+                    _ => String::new(),
+                },
+                outcome.seconds
+            );
+            Some(report::Prefill {
+                prefill_seconds: outcome.seconds,
+                prefilled_peers: outcome.confirmed,
+                prefill_clients: outcome.clients,
+                prefill_failed: outcome.failed,
+                prefill_announces_sent: outcome.announces_sent,
+                prefill_swarm_peers: outcome.swarm_peers,
+                prefill_swarm_torrents: outcome.swarm_torrents,
+            })
+        }
+        false => None,
+    };
+
     let warmup_end_ns = secs_to_ns(u.warmup);
     let timing = Timing {
         warmup_end_ns,
@@ -105,10 +128,7 @@ pub fn run(config: &Config, options: &RunOptions) -> anyhow::Result<Outcome> {
         timeout_ns: secs_to_ns(u.request_timeout),
         connection_id_max_age_ns: secs_to_ns(u.connection_id_max_age),
     };
-    let shared = Arc::new(Shared {
-        start: Instant::now(),
-        stop: AtomicBool::new(false),
-    });
+    let shared = Shared::new();
     let mut handles = Vec::with_capacity(u.workers);
     let mut lives = Vec::with_capacity(u.workers);
     for (w, mine) in sockets.into_iter().enumerate() {
@@ -139,95 +159,18 @@ pub fn run(config: &Config, options: &RunOptions) -> anyhow::Result<Outcome> {
         lives.push(live);
     }
 
-    let unreachable = monitor(&shared, &lives, &handles, timing, options);
-
-    let mut stats = Stats::default();
-    for handle in handles {
-        match handle.join() {
-            Ok(s) => stats.merge(&s),
-            Err(_) => bail!("a worker thread panicked"),
-        }
-    }
-    let received: u64 = lives
-        .iter()
-        .map(|l| l.received.load(Ordering::Relaxed))
-        .sum();
-    if unreachable || received == 0 {
-        let why = stats
-            .first_io_error
-            .as_deref()
-            .map(|e| format!(" (first socket error: {e})"))
-            .unwrap_or_default();
-        let within = REACHABLE_WITHIN.min(Duration::from_nanos(timing.end_ns));
-        bail!(
-            "no response from the tracker at {} within {:.1} s{why}; is it running and \
-             serving UDP there?",
-            u.tracker,
-            within.as_secs_f64()
-        );
-    }
-    let report = Report::new(&stats, u.duration);
-    Ok(Outcome { report, stats })
-}
-
-/// Watches the workers until they finish: prints progress, stops them if
-/// the tracker never answers or they overrun. Returns whether the tracker
-/// was found unreachable.
-fn monitor(
-    shared: &Shared,
-    lives: &[Arc<Live>],
-    handles: &[thread::JoinHandle<Stats>],
-    timing: Timing,
-    options: &RunOptions,
-) -> bool {
-    let hard_stop =
-        Duration::from_nanos(timing.end_ns.saturating_add(timing.timeout_ns)) + STOP_GRACE;
-    let total = |f: fn(&Live) -> u64| lives.iter().map(|l| f(l)).sum::<u64>();
-    let mut unreachable = false;
-    let mut next_tick = Duration::from_secs(1);
-    let mut last = (0u64, 0u64, Duration::ZERO);
-    let mut printed = false;
-    let mut stderr = std::io::stderr();
-    while !handles.iter().all(|h| h.is_finished()) {
-        thread::sleep(Duration::from_millis(50));
-        let elapsed = shared.start.elapsed();
-        let received = total(|l| l.received.load(Ordering::Relaxed));
-        if received == 0 && elapsed >= REACHABLE_WITHIN && !unreachable {
-            unreachable = true;
-            shared.stop.store(true, Ordering::Relaxed);
-        }
-        if elapsed >= hard_stop {
-            shared.stop.store(true, Ordering::Relaxed);
-        }
-        if options.progress && elapsed >= next_tick {
-            next_tick += Duration::from_secs(1);
-            let sent = total(|l| l.sent.load(Ordering::Relaxed));
-            let span = (elapsed - last.2).as_secs_f64().max(1e-3);
-            // The phase most of the last second was in.
-            let now_ns = ((last.2 + elapsed) / 2).as_nanos() as u64;
-            let phase = if now_ns < timing.warmup_end_ns {
-                "warmup"
-            } else if now_ns < timing.end_ns {
-                "measure"
-            } else {
-                "drain"
-            };
-            let _ = write!(
-                stderr,
-                "\r{phase:>7} {:>6.1} s  sent {:>10.0}/s  received {:>10.0}/s  errors {}  lost {}\x1b[K",
-                elapsed.as_secs_f64(),
-                (sent - last.0) as f64 / span,
-                (received - last.1) as f64 / span,
-                total(|l| l.errors.load(Ordering::Relaxed)),
-                total(|l| l.lost.load(Ordering::Relaxed)),
-            );
-            let _ = stderr.flush();
-            printed = true;
-            last = (sent, received, elapsed);
-        }
-    }
-    if printed {
-        let _ = writeln!(stderr);
-    }
-    unreachable
+    let mut outcome = supervise(
+        &shared,
+        &lives,
+        handles,
+        timing.window(),
+        options,
+        &Target {
+            protocol: report::Protocol::Udp,
+            tracker: u.tracker,
+            duration: u.duration,
+        },
+    )?;
+    outcome.report.prefill = prefilled;
+    Ok(outcome)
 }

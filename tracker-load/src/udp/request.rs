@@ -7,7 +7,6 @@
 //! of requests a second.
 
 use tracker_proto::udp::{ACTION_ANNOUNCE, ACTION_CONNECT, ACTION_SCRAPE, PROTOCOL_ID};
-use tracker_proto::AnnounceEvent;
 
 use super::mmsg::SEND_SLOT;
 use crate::profile::{Client, Profile};
@@ -19,7 +18,6 @@ const SCRAPE_HEADER_LEN: usize = 16;
 /// What aquatic_udp_load_test reports for every announce.
 const BYTES_DOWNLOADED: u64 = 50;
 const BYTES_UPLOADED: u64 = 50;
-const LEECHER_LEFT: u64 = 50;
 
 #[inline]
 fn put(buf: &mut [u8], at: usize, bytes: &[u8]) {
@@ -50,8 +48,8 @@ impl AnnounceTemplate {
         Self { bytes }
     }
 
-    /// Writes client `index`'s announce. Seeders say "completed" with
-    /// nothing left, leechers "started", as aquatic's load test does.
+    /// Writes client `index`'s announce (left and event from
+    /// [`Client::left_and_event`]).
     #[inline]
     pub fn write(
         &self,
@@ -72,11 +70,7 @@ impl AnnounceTemplate {
         let mut peer_id = [0u8; 20];
         profile.peer_id(index, &mut peer_id);
         put(out, 36, &peer_id);
-        let (left, event) = if client.seeder {
-            (0, AnnounceEvent::Completed)
-        } else {
-            (LEECHER_LEFT, AnnounceEvent::Started)
-        };
+        let (left, event) = client.left_and_event();
         put(out, 64, &left.to_be_bytes());
         put(out, 80, &event.to_udp().to_be_bytes());
         put(out, 88, &client.key.to_be_bytes());
@@ -116,7 +110,7 @@ mod tests {
     use super::*;
     use crate::config::ProfileConfig;
     use tracker_proto::udp::{AnnounceRequest, Bep41Options, ConnectionId, Request, TransactionId};
-    use tracker_proto::{InfoHash, PeerId};
+    use tracker_proto::{AnnounceEvent, InfoHash, PeerId};
 
     fn profile() -> Profile {
         Profile::new(&ProfileConfig {

@@ -8,9 +8,7 @@
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Instant;
 
 use fastrand::Rng;
 use socket2::Socket;
@@ -20,35 +18,15 @@ use super::mmsg::{RecvBatch, SendBatch};
 use super::pending::{Entry, Pending};
 use super::request::{write_connect, write_scrape, AnnounceTemplate};
 use super::validate::{Checker, Effect};
-use crate::profile::{Profile, RequestKind};
+use crate::profile::{ClientCycle, Profile, RequestKind};
 use crate::report::Stats;
+use crate::run::{Live, Shared, Window};
 
 /// How often timeouts are checked and stalled sockets refilled.
 const HOUSEKEEPING_NS: u64 = 1_000_000;
 /// recvmmsg calls per ready socket before moving on, so one busy socket
 /// cannot starve the others.
 const MAX_RECV_ROUNDS: usize = 4;
-
-/// Shared by all workers and the monitor.
-pub struct Shared {
-    pub start: Instant,
-    /// Set by the monitor to end the run early.
-    pub stop: AtomicBool,
-}
-
-/// Running totals for the progress line and the unreachable check. Only
-/// the owning worker writes them.
-#[derive(Default)]
-pub struct Live {
-    /// Requests sent, warmup included.
-    pub sent: AtomicU64,
-    /// Datagrams received, warmup included.
-    pub received: AtomicU64,
-    /// Error and invalid responses in the measured window.
-    pub errors: AtomicU64,
-    /// Lost requests in the measured window.
-    pub lost: AtomicU64,
-}
 
 /// Points in time, in nanoseconds since `Shared::start`, and spans.
 #[derive(Clone, Copy, Debug)]
@@ -58,6 +36,17 @@ pub struct Timing {
     pub window_ns: u64,
     pub timeout_ns: u64,
     pub connection_id_max_age_ns: u64,
+}
+
+impl Timing {
+    /// The phases the monitor watches.
+    pub fn window(&self) -> Window {
+        Window {
+            warmup_end_ns: self.warmup_end_ns,
+            end_ns: self.end_ns,
+            timeout_ns: self.timeout_ns,
+        }
+    }
 }
 
 pub struct WorkerConfig {
@@ -82,29 +71,8 @@ struct Sock {
     connected_ns: u64,
     /// A connect asking for a fresh id is outstanding.
     refreshing: bool,
-    /// This socket's index among all sockets; its clients are those whose
-    /// index is congruent to it modulo the socket count.
-    global: u32,
-    /// Which of its clients goes next.
-    round: u32,
-}
-
-impl Sock {
-    /// The next of this socket's clients, round-robin.
-    #[inline]
-    fn next_client(&mut self, peers: u32, total_sockets: u32) -> u32 {
-        if self.global >= peers {
-            // More sockets than clients: share.
-            return self.global % peers;
-        }
-        let index = u64::from(self.global) + u64::from(self.round) * u64::from(total_sockets);
-        if index >= u64::from(peers) {
-            self.round = 1;
-            return self.global;
-        }
-        self.round += 1;
-        index as u32
-    }
+    /// This socket's clients.
+    clients: ClientCycle,
 }
 
 pub struct Worker {
@@ -166,8 +134,7 @@ impl Worker {
                 connection_id: None,
                 connected_ns: 0,
                 refreshing: false,
-                global: config.first_socket + i as u32,
-                round: 0,
+                clients: ClientCycle::new(config.first_socket + i as u32),
             });
         }
         let send = SendBatch::new(config.batch_size, config.gso);
@@ -199,7 +166,7 @@ impl Worker {
 
     #[inline]
     fn now(&self) -> u64 {
-        self.shared.start.elapsed().as_nanos() as u64
+        self.shared.now()
     }
 
     /// Runs until the measured window has ended and its requests are
@@ -263,7 +230,7 @@ impl Worker {
             });
         }
         self.publish();
-        if self.shared.stop.load(Ordering::Relaxed) {
+        if self.shared.stopping() {
             return true;
         }
         if now < t.end_ns {
@@ -282,15 +249,8 @@ impl Worker {
     }
 
     fn publish(&self) {
-        let s = &self.stats;
-        self.live.sent.store(self.sent_all, Ordering::Relaxed);
         self.live
-            .received
-            .store(self.received_all, Ordering::Relaxed);
-        self.live
-            .errors
-            .store(s.error_responses + s.invalid.total(), Ordering::Relaxed);
-        self.live.lost.store(s.lost, Ordering::Relaxed);
+            .publish(self.sent_all, self.received_all, &self.stats);
     }
 
     /// Reads and accounts everything waiting on socket `index`.
@@ -400,7 +360,7 @@ impl Worker {
                     (write_connect(slot, txid), txid)
                 }
                 RequestKind::Announce => {
-                    let client_index = sock.next_client(profile.peers, *total_sockets);
+                    let client_index = sock.clients.next(profile.peers, *total_sockets);
                     let client = profile.client(client_index);
                     let (txid, evicted) = sock.pending.alloc(now, kind, 0, measured);
                     if let Some(e) = evicted {
@@ -411,7 +371,7 @@ impl Worker {
                     (len, txid)
                 }
                 RequestKind::Scrape => {
-                    let client_index = sock.next_client(profile.peers, *total_sockets);
+                    let client_index = sock.clients.next(profile.peers, *total_sockets);
                     let client = profile.client(client_index);
                     // The profile caps scrape_len at 74.
                     let hashes = client.scrape_len.min(u32::from(u8::MAX)) as u8;

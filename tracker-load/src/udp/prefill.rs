@@ -1,0 +1,838 @@
+//! `udp.prefill`: announce every simulated client once, before the load.
+//!
+//! A short run reaches only the clients it happens to draw, so the tracker
+//! under test holds a fraction of the profile's population. The prefill
+//! walks every client index `0..peers` once, each from the socket the load
+//! will use for it (so from the same source address), with its own
+//! torrent, port and role and numwant 0 (small answers), and counts the
+//! clients whose announce was answered. Each socket keeps `max_in_flight`
+//! announces outstanding, so the pace is the tracker's; an announce left
+//! unanswered for `window_timeout` (or answered with an error) is sent
+//! again, up to [`MAX_ATTEMPTS`] times in all, and a client still
+//! unconfirmed then is counted failed.
+//!
+//! [`Plan`] is one socket's bookkeeping, free of I/O; [`run`] drives the
+//! plans of all sockets from one thread over sendmmsg/recvmmsg.
+
+use std::collections::VecDeque;
+use std::io::Write as _;
+use std::net::{IpAddr, SocketAddr};
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+use anyhow::bail;
+use socket2::Socket;
+use tracker_proto::udp::{PeerFamily, Response};
+
+use super::mmsg::{RecvBatch, SendBatch};
+use super::request::{write_connect, AnnounceTemplate};
+use crate::profile::{Client, Profile};
+
+/// Sends of one client's announce before it is given up.
+pub const MAX_ATTEMPTS: u8 = 8;
+/// With no answer at all by then, the tracker is taken to be unreachable.
+const REACHABLE_WITHIN: Duration = Duration::from_secs(3);
+/// With no answer for this long after answers came, the tracker is taken
+/// to have stopped.
+const STALLED_AFTER: Duration = Duration::from_secs(10);
+/// How often timed-out announces are looked for.
+const EXPIRE_EVERY_NS: u64 = 2_000_000;
+/// How long stray answers (to announces sent twice) are read and dropped
+/// after the last client is confirmed, so none reaches the load's sockets.
+const DRAIN: Duration = Duration::from_millis(30);
+/// Above this many clients the distinct peers are not counted (the count
+/// keeps 8 bytes per client).
+const MAX_COUNTED: u32 = 1 << 25;
+
+/// What one socket's plan wants sent next.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Next {
+    Connect {
+        txid: u32,
+    },
+    Announce {
+        txid: u32,
+        client: u32,
+        connection_id: u64,
+    },
+}
+
+/// What an answer meant.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Answer {
+    Connected,
+    /// The client's announce was answered: the tracker holds it.
+    Confirmed(u32),
+    /// A BEP 15 error: the request is sent again after a fresh connect.
+    Error,
+    /// Not an answer this plan can use: unknown or repeated transaction id,
+    /// or not a valid answer of the right kind.
+    Ignored,
+}
+
+#[derive(Clone, Copy, Debug)]
+struct Slot {
+    txid: u32,
+    client: u32,
+    attempts: u8,
+    sent_ns: u64,
+    live: bool,
+}
+
+const FREE: Slot = Slot {
+    txid: 0,
+    client: 0,
+    attempts: 0,
+    sent_ns: 0,
+    live: false,
+};
+
+/// One socket's share of the prefill: clients `first, first + step, ...`
+/// below `peers`, which is the load's own assignment of clients to
+/// sockets (see `ClientCycle`).
+pub struct Plan {
+    first: u32,
+    step: u32,
+    /// Clients of this socket.
+    count: u32,
+    /// Clients not yet sent once.
+    next_fresh: u32,
+    /// Clients to send again, with the sends they had.
+    retry: VecDeque<(u32, u8)>,
+    slots: Box<[Slot]>,
+    mask: u32,
+    next_txid: u32,
+    in_flight: usize,
+    window: usize,
+    /// The id in use and when it came.
+    connection: Option<(u64, u64)>,
+    /// An outstanding connect: its id and when it went out.
+    connecting: Option<(u32, u64)>,
+    /// No connect before this (after one failed).
+    connect_after_ns: u64,
+    retry_ns: u64,
+    max_age_ns: u64,
+    pub confirmed: u64,
+    pub failed: u64,
+    /// Announces that went out, repeats included.
+    pub sent: u64,
+}
+
+impl Plan {
+    /// The plan of socket `global` of `total`, for a profile of `peers`
+    /// clients; `window` announces outstanding at most, each sent again
+    /// after `retry_ns` unanswered; connection ids renewed after
+    /// `max_age_ns`.
+    pub fn new(
+        global: u32,
+        total: u32,
+        peers: u32,
+        window: usize,
+        retry_ns: u64,
+        max_age_ns: u64,
+        first_txid: u32,
+    ) -> Self {
+        let step = total.max(1);
+        let count = if global < peers {
+            (peers - 1 - global) / step + 1
+        } else {
+            0
+        };
+        let window = window.max(1);
+        let capacity = (window * 4).next_power_of_two();
+        Self {
+            first: global,
+            step,
+            count,
+            next_fresh: 0,
+            retry: VecDeque::new(),
+            slots: vec![FREE; capacity].into_boxed_slice(),
+            mask: capacity as u32 - 1,
+            next_txid: first_txid,
+            in_flight: 0,
+            window,
+            connection: None,
+            connecting: None,
+            connect_after_ns: 0,
+            retry_ns,
+            max_age_ns,
+            confirmed: 0,
+            failed: 0,
+            sent: 0,
+        }
+    }
+
+    /// Clients this socket announces.
+    pub fn clients(&self) -> u32 {
+        self.count
+    }
+
+    /// Announces outstanding.
+    #[cfg(test)]
+    pub fn in_flight(&self) -> usize {
+        self.in_flight
+    }
+
+    /// Every client confirmed or given up, nothing outstanding.
+    pub fn done(&self) -> bool {
+        self.next_fresh == self.count && self.retry.is_empty() && self.in_flight == 0
+    }
+
+    fn txid(&mut self) -> u32 {
+        let t = self.next_txid;
+        self.next_txid = t.wrapping_add(1);
+        t
+    }
+
+    /// The next request to send at `now`, if the window and the connection
+    /// allow one and a client is left.
+    pub fn next(&mut self, now: u64) -> Option<Next> {
+        if self.done() {
+            return None;
+        }
+        let stale = self
+            .connection
+            .is_none_or(|(_, since)| now.saturating_sub(since) >= self.max_age_ns);
+        if stale && self.connecting.is_none() && now >= self.connect_after_ns {
+            let txid = self.txid();
+            self.connecting = Some((txid, now));
+            return Some(Next::Connect { txid });
+        }
+        // An aged id stays in use until the fresh one arrives.
+        let (connection_id, _) = self.connection?;
+        if self.in_flight >= self.window {
+            return None;
+        }
+        let (client, attempts) = match self.retry.pop_front() {
+            Some(r) => r,
+            None if self.next_fresh < self.count => {
+                let c = self.first + self.next_fresh * self.step;
+                self.next_fresh += 1;
+                (c, 0)
+            }
+            None => return None,
+        };
+        // At most `window` slots are live and there are 4 x window, so a
+        // free one is near.
+        let txid = loop {
+            let t = self.txid();
+            if !self.slots[(t & self.mask) as usize].live {
+                break t;
+            }
+        };
+        self.slots[(txid & self.mask) as usize] = Slot {
+            txid,
+            client,
+            attempts: attempts + 1,
+            sent_ns: now,
+            live: true,
+        };
+        self.in_flight += 1;
+        self.sent += 1;
+        Some(Next::Announce {
+            txid,
+            client,
+            connection_id,
+        })
+    }
+
+    /// The kernel did not take `request`: it goes first next time, as if
+    /// never sent.
+    pub fn unsent(&mut self, request: Next) {
+        match request {
+            Next::Connect { txid } => {
+                if self.connecting.is_some_and(|(t, _)| t == txid) {
+                    self.connecting = None;
+                }
+            }
+            Next::Announce { txid, .. } => {
+                if let Some(slot) = self.take(txid) {
+                    self.sent -= 1;
+                    self.retry.push_front((slot.client, slot.attempts - 1));
+                }
+            }
+        }
+    }
+
+    fn take(&mut self, txid: u32) -> Option<Slot> {
+        let slot = &mut self.slots[(txid & self.mask) as usize];
+        if slot.live && slot.txid == txid {
+            slot.live = false;
+            self.in_flight -= 1;
+            Some(*slot)
+        } else {
+            None
+        }
+    }
+
+    /// Sends `client` again, or gives it up after [`MAX_ATTEMPTS`].
+    fn again(&mut self, client: u32, attempts: u8) {
+        if attempts >= MAX_ATTEMPTS {
+            self.failed += 1;
+        } else {
+            self.retry.push_back((client, attempts));
+        }
+    }
+
+    /// Accounts one datagram received at `now`.
+    pub fn answer(&mut self, datagram: &[u8], family: PeerFamily, now: u64) -> Answer {
+        let Some(txid) = datagram.get(4..8) else {
+            return Answer::Ignored;
+        };
+        let txid = u32::from_be_bytes([txid[0], txid[1], txid[2], txid[3]]);
+        let parsed = Response::parse(datagram, family);
+        if let Some((t, _)) = self.connecting {
+            if t == txid {
+                self.connecting = None;
+                return match parsed {
+                    Ok(Response::Connect(c)) => {
+                        self.connection = Some((c.connection_id.0, now));
+                        Answer::Connected
+                    }
+                    _ => {
+                        self.connect_after_ns = now.saturating_add(self.retry_ns);
+                        Answer::Error
+                    }
+                };
+            }
+        }
+        let Some(slot) = self.take(txid) else {
+            return Answer::Ignored;
+        };
+        match parsed {
+            Ok(Response::Announce(_)) => {
+                self.confirmed += 1;
+                Answer::Confirmed(slot.client)
+            }
+            Ok(Response::Error(_)) => {
+                // Only if the request carried the id in use: its id may
+                // be why.
+                if self
+                    .connection
+                    .is_some_and(|(_, since)| since <= slot.sent_ns)
+                {
+                    self.connection = None;
+                }
+                self.again(slot.client, slot.attempts);
+                Answer::Error
+            }
+            _ => {
+                self.again(slot.client, slot.attempts);
+                Answer::Ignored
+            }
+        }
+    }
+
+    /// Sends again what has waited `retry_ns` unanswered at `now`, the
+    /// connect included.
+    pub fn expire(&mut self, now: u64) {
+        if let Some((_, sent)) = self.connecting {
+            if now.saturating_sub(sent) >= self.retry_ns {
+                self.connecting = None;
+            }
+        }
+        if self.in_flight == 0 {
+            return;
+        }
+        for i in 0..self.slots.len() {
+            let s = self.slots[i];
+            if s.live && now.saturating_sub(s.sent_ns) >= self.retry_ns {
+                self.slots[i].live = false;
+                self.in_flight -= 1;
+                self.again(s.client, s.attempts);
+            }
+        }
+    }
+}
+
+/// What the prefill did, for the report.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Outcome {
+    pub seconds: f64,
+    /// Clients announced: the profile's peers.
+    pub clients: u64,
+    /// Clients whose announce was answered.
+    pub confirmed: u64,
+    /// Clients still unanswered after [`MAX_ATTEMPTS`] sends.
+    pub failed: u64,
+    /// Announces sent, repeats included.
+    pub announces_sent: u64,
+    /// Distinct peers among the confirmed clients as a tracker keys them
+    /// (source address, announced port, torrent): what the tracker should
+    /// hold. Clients of one torrent that share a source address and draw
+    /// the same port are one peer. `None` above 2^25 clients.
+    pub swarm_peers: Option<u64>,
+    /// Distinct torrents among the confirmed clients (popularity leaves
+    /// many of the profile's torrents without a client). `None` with
+    /// `swarm_peers`.
+    pub swarm_torrents: Option<u64>,
+}
+
+/// A peer as trackers key it: the source address (as an index into the
+/// distinct bind addresses), the port, and the torrent.
+pub fn swarm_key(address: u16, client: &Client) -> u64 {
+    u64::from(client.torrent) << 32 | u64::from(address) << 16 | u64::from(client.port)
+}
+
+/// Distinct peers among `keys` (from [`swarm_key`]; sorted in place), and
+/// distinct torrents among them.
+pub fn distinct(keys: &mut [u64]) -> (u64, u64) {
+    keys.sort_unstable();
+    let (mut peers, mut torrents) = (0u64, 0u64);
+    let mut last: Option<u64> = None;
+    for &k in keys.iter() {
+        if last != Some(k) {
+            peers += 1;
+            if last.is_none_or(|l| l >> 32 != k >> 32) {
+                torrents += 1;
+            }
+            last = Some(k);
+        }
+    }
+    (peers, torrents)
+}
+
+/// For each bind address in `bind` (one per socket, round-robin), the index
+/// of its first occurrence among the distinct ones.
+pub fn address_indices(bind: &[IpAddr]) -> Vec<u16> {
+    let mut distinct: Vec<IpAddr> = Vec::new();
+    bind.iter()
+        .map(|ip| match distinct.iter().position(|d| d == ip) {
+            Some(i) => i as u16,
+            None => {
+                distinct.push(*ip);
+                (distinct.len() - 1) as u16
+            }
+        })
+        .collect()
+}
+
+/// How the prefill runs.
+pub struct Settings<'a> {
+    pub profile: &'a Profile,
+    pub family: PeerFamily,
+    pub tracker: SocketAddr,
+    /// Source address index of each socket (see [`address_indices`]).
+    pub addresses: Vec<u16>,
+    pub window: usize,
+    pub batch_size: usize,
+    pub retry: Duration,
+    pub connection_id_max_age: Duration,
+    pub gso: bool,
+    pub progress: bool,
+    pub seed: u64,
+}
+
+/// Announces every client of the profile once over `sockets` (in global
+/// order: the load's client-to-socket assignment) and returns what it did.
+/// Fails if the tracker never answers, or stops answering.
+pub fn run(sockets: &[&Socket], s: &Settings) -> anyhow::Result<Outcome> {
+    let start = Instant::now();
+    let now_ns = || start.elapsed().as_nanos() as u64;
+    let total = sockets.len() as u32;
+    let mut rng = fastrand::Rng::with_seed(s.seed);
+    let mut plans: Vec<Plan> = (0..total)
+        .map(|g| {
+            Plan::new(
+                g,
+                total,
+                s.profile.peers,
+                s.window,
+                s.retry.as_nanos() as u64,
+                s.connection_id_max_age.as_nanos() as u64,
+                rng.u32(..),
+            )
+        })
+        .collect();
+    let count_keys = s.profile.peers <= MAX_COUNTED;
+    let mut keys: Vec<u64> = Vec::with_capacity(if count_keys {
+        s.profile.peers as usize
+    } else {
+        0
+    });
+    let template = AnnounceTemplate::new(0);
+    let mut send = SendBatch::new(s.batch_size, s.gso);
+    let mut nexts: Vec<Next> = Vec::with_capacity(send.capacity());
+    // Big enough for any answer to numwant 0, even from a tracker that
+    // sends its default count anyway (aquatic_udp does).
+    let mut recv = RecvBatch::new(s.batch_size, 2048);
+    let mut polls: Vec<libc::pollfd> = sockets
+        .iter()
+        .map(|sock| libc::pollfd {
+            fd: sock.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    let mut last_answer: Option<Instant> = None;
+    let mut next_expire = 0u64;
+    let mut next_progress = Duration::from_secs(1);
+    let mut stderr = std::io::stderr();
+    let peers = u64::from(s.profile.peers);
+
+    loop {
+        let now = now_ns();
+        for (i, plan) in plans.iter_mut().enumerate() {
+            let fd = sockets[i].as_raw_fd();
+            for _ in 0..4 {
+                let n = match recv.recv(fd) {
+                    Ok(n) => n,
+                    // Refused (ICMP) or nothing waiting: on to sending.
+                    Err(_) => break,
+                };
+                for k in 0..n {
+                    let Some((datagram, _)) = recv.get(k) else {
+                        break;
+                    };
+                    last_answer = Some(Instant::now());
+                    if let Answer::Confirmed(client) = plan.answer(datagram, s.family, now) {
+                        if count_keys {
+                            keys.push(swarm_key(s.addresses[i], &s.profile.client(client)));
+                        }
+                    }
+                }
+                if n < recv.capacity() {
+                    break;
+                }
+            }
+        }
+        if now >= next_expire {
+            next_expire = now + EXPIRE_EVERY_NS;
+            for plan in &mut plans {
+                plan.expire(now);
+            }
+        }
+        let mut all_done = true;
+        for (i, plan) in plans.iter_mut().enumerate() {
+            nexts.clear();
+            while nexts.len() < send.capacity() {
+                let Some(next) = plan.next(now) else { break };
+                let n = nexts.len();
+                let len = match next {
+                    Next::Connect { txid } => write_connect(send.slot(n), txid),
+                    Next::Announce {
+                        txid,
+                        client,
+                        connection_id,
+                    } => {
+                        let c = s.profile.client(client);
+                        template.write(send.slot(n), connection_id, txid, s.profile, client, &c)
+                    }
+                };
+                send.set_len(n, len);
+                nexts.push(next);
+            }
+            if !nexts.is_empty() {
+                // An error means none went out: all are sent again.
+                let _ = send.send(sockets[i].as_raw_fd(), nexts.len());
+                for (k, next) in nexts.iter().enumerate() {
+                    if !send.sent(k) {
+                        plan.unsent(*next);
+                    }
+                }
+            }
+            all_done &= plan.done();
+        }
+        if all_done {
+            break;
+        }
+        let elapsed = start.elapsed();
+        match last_answer {
+            None if elapsed >= REACHABLE_WITHIN => bail!(
+                "prefill: no response from the tracker at {} within {:.1} s; is it running \
+                 and serving UDP there?",
+                s.tracker,
+                REACHABLE_WITHIN.as_secs_f64()
+            ),
+            Some(at) if at.elapsed() >= STALLED_AFTER => bail!(
+                "prefill: the tracker at {} stopped answering ({} of {peers} clients \
+                 confirmed)",
+                s.tracker,
+                plans.iter().map(|p| p.confirmed).sum::<u64>()
+            ),
+            _ => {}
+        }
+        if s.progress && elapsed >= next_progress {
+            next_progress += Duration::from_secs(1);
+            let confirmed: u64 = plans.iter().map(|p| p.confirmed).sum();
+            let _ = write!(
+                stderr,
+                "\rprefill {:>6.1} s  confirmed {confirmed} of {peers} ({:.0}/s)\x1b[K",
+                elapsed.as_secs_f64(),
+                confirmed as f64 / elapsed.as_secs_f64()
+            );
+            let _ = stderr.flush();
+        }
+        // Wait for answers while every window is full.
+        // SAFETY: `polls` holds `polls.len()` valid pollfd entries.
+        unsafe { libc::poll(polls.as_mut_ptr(), polls.len() as libc::nfds_t, 1) };
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    if s.progress && seconds >= 1.0 {
+        let _ = writeln!(stderr);
+    }
+    // Answers to announces sent twice may still come: read them here
+    // rather than let the load take them for its own.
+    let drain_until = Instant::now() + DRAIN;
+    while Instant::now() < drain_until {
+        for sock in sockets {
+            while matches!(recv.recv(sock.as_raw_fd()), Ok(n) if n > 0) {}
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let counted = count_keys.then(|| distinct(&mut keys));
+    Ok(Outcome {
+        seconds,
+        clients: plans.iter().map(|p| u64::from(p.clients())).sum(),
+        confirmed: plans.iter().map(|p| p.confirmed).sum(),
+        failed: plans.iter().map(|p| p.failed).sum(),
+        announces_sent: plans.iter().map(|p| p.sent).sum(),
+        swarm_peers: counted.map(|c| c.0),
+        swarm_torrents: counted.map(|c| c.1),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ProfileConfig;
+    use tracker_proto::udp::{
+        write_connect_response, write_error_response, AnnounceResponse, ConnectionId, Peers,
+        TransactionId,
+    };
+
+    const MS: u64 = 1_000_000;
+
+    fn connect_answer(txid: u32, id: u64) -> Vec<u8> {
+        let mut buf = [0u8; 16];
+        write_connect_response(&mut buf, TransactionId(txid), ConnectionId(id)).unwrap();
+        buf.to_vec()
+    }
+
+    fn announce_answer(txid: u32) -> Vec<u8> {
+        let mut buf = vec![0u8; 64];
+        let n = Response::Announce(AnnounceResponse {
+            transaction_id: TransactionId(txid),
+            interval: 900,
+            leechers: 0,
+            seeders: 1,
+            peers: Peers::V4(&[]),
+        })
+        .emit(&mut buf)
+        .unwrap();
+        buf.truncate(n);
+        buf
+    }
+
+    fn error_answer(txid: u32) -> Vec<u8> {
+        let mut buf = [0u8; 64];
+        let n = write_error_response(&mut buf, TransactionId(txid), b"bad id").unwrap();
+        buf[..n].to_vec()
+    }
+
+    /// Sends everything the plan wants at `now`.
+    fn drain(plan: &mut Plan, now: u64) -> Vec<Next> {
+        std::iter::from_fn(|| plan.next(now)).collect()
+    }
+
+    fn connected(plan: &mut Plan) {
+        let Some(Next::Connect { txid }) = plan.next(0) else {
+            panic!("a plan connects first")
+        };
+        assert_eq!(plan.next(0), None, "no announce before the id");
+        assert_eq!(
+            plan.answer(&connect_answer(txid, 77), PeerFamily::V4, 0),
+            Answer::Connected
+        );
+    }
+
+    #[test]
+    fn clients_split_as_the_load_assigns_them() {
+        let total = 3;
+        let mut seen = vec![0u32; 10];
+        for g in 0..total {
+            let mut plan = Plan::new(g, total, 10, 100, MS, 60_000 * MS, 0);
+            connected(&mut plan);
+            for next in drain(&mut plan, 0) {
+                let Next::Announce { client, .. } = next else {
+                    panic!("{next:?}")
+                };
+                assert_eq!(client % total, g, "socket {g} sends client {client}");
+                seen[client as usize] += 1;
+            }
+        }
+        assert!(seen.iter().all(|&n| n == 1), "{seen:?}");
+        // More sockets than clients: the extra ones have none.
+        assert_eq!(Plan::new(5, 8, 5, 4, MS, MS, 0).clients(), 0);
+        assert_eq!(Plan::new(4, 8, 5, 4, MS, MS, 0).clients(), 1);
+        assert!(Plan::new(6, 8, 5, 4, MS, MS, 0).done());
+    }
+
+    #[test]
+    fn the_window_bounds_what_is_outstanding() {
+        let mut plan = Plan::new(0, 1, 100, 4, 10 * MS, 60_000 * MS, 7);
+        connected(&mut plan);
+        let sent = drain(&mut plan, MS);
+        assert_eq!(sent.len(), 4);
+        assert_eq!(plan.in_flight(), 4);
+        let Next::Announce {
+            txid,
+            connection_id,
+            ..
+        } = sent[1]
+        else {
+            panic!()
+        };
+        assert_eq!(connection_id, 77);
+        assert_eq!(
+            plan.answer(&announce_answer(txid), PeerFamily::V4, 2 * MS),
+            Answer::Confirmed(1)
+        );
+        // One answer makes room for exactly one more.
+        assert_eq!(drain(&mut plan, 2 * MS).len(), 1);
+        // The same answer again, or one nobody asked for, changes nothing.
+        for stray in [announce_answer(txid), announce_answer(0xdead), vec![1, 2]] {
+            assert_eq!(plan.answer(&stray, PeerFamily::V4, 3 * MS), Answer::Ignored);
+        }
+        assert_eq!((plan.confirmed, plan.in_flight()), (1, 4));
+    }
+
+    #[test]
+    fn unanswered_announces_are_sent_again_then_given_up() {
+        let retry = 10 * MS;
+        let mut plan = Plan::new(0, 1, 2, 8, retry, 60_000 * MS, 0);
+        connected(&mut plan);
+        let mut now = 0;
+        let mut sends = 0;
+        loop {
+            // Client 1 is always answered; client 0 never.
+            for next in drain(&mut plan, now) {
+                let Next::Announce { txid, client, .. } = next else {
+                    // Ids are renewed only when they age; not here.
+                    panic!("{next:?}")
+                };
+                if client == 0 {
+                    sends += 1;
+                } else {
+                    assert_eq!(
+                        plan.answer(&announce_answer(txid), PeerFamily::V4, now),
+                        Answer::Confirmed(1)
+                    );
+                }
+            }
+            if plan.done() {
+                break;
+            }
+            now += retry;
+            plan.expire(now);
+            assert!(now < 100 * retry, "never done");
+        }
+        assert_eq!(sends, u32::from(MAX_ATTEMPTS));
+        assert_eq!((plan.confirmed, plan.failed), (1, 1));
+        assert_eq!(plan.sent, u64::from(MAX_ATTEMPTS) + 1);
+        // The answer to a request sent again is late: ignored.
+        assert_eq!(plan.in_flight(), 0);
+    }
+
+    #[test]
+    fn an_error_renews_the_connection_and_resends() {
+        let mut plan = Plan::new(0, 1, 1, 4, 10 * MS, 60_000 * MS, 0);
+        connected(&mut plan);
+        let [Next::Announce { txid, client, .. }] = drain(&mut plan, MS)[..] else {
+            panic!()
+        };
+        assert_eq!(
+            plan.answer(&error_answer(txid), PeerFamily::V4, 2 * MS),
+            Answer::Error
+        );
+        // A fresh connect comes first, then the same client again.
+        let Some(Next::Connect { txid: c }) = plan.next(2 * MS) else {
+            panic!()
+        };
+        assert_eq!(plan.next(2 * MS), None);
+        plan.answer(&connect_answer(c, 99), PeerFamily::V4, 3 * MS);
+        let [Next::Announce {
+            txid: again,
+            client: same,
+            connection_id,
+        }] = drain(&mut plan, 3 * MS)[..]
+        else {
+            panic!()
+        };
+        assert_eq!((same, connection_id), (client, 99));
+        plan.answer(&announce_answer(again), PeerFamily::V4, 4 * MS);
+        assert!(plan.done());
+        assert_eq!((plan.confirmed, plan.failed, plan.sent), (1, 0, 2));
+    }
+
+    #[test]
+    fn unsent_requests_go_first_and_do_not_count() {
+        let mut plan = Plan::new(0, 1, 3, 2, 10 * MS, 60_000 * MS, 0);
+        let connect = plan.next(0).unwrap();
+        plan.unsent(connect);
+        let Some(Next::Connect { txid }) = plan.next(0) else {
+            panic!("the connect is sent again at once")
+        };
+        plan.answer(&connect_answer(txid, 5), PeerFamily::V4, 0);
+        let sent = drain(&mut plan, 0);
+        assert_eq!(plan.sent, 2);
+        plan.unsent(sent[1]);
+        assert_eq!((plan.sent, plan.in_flight()), (1, 1));
+        let Some(Next::Announce { client, .. }) = plan.next(0) else {
+            panic!()
+        };
+        assert_eq!(client, 1, "the unsent client goes before client 2");
+    }
+
+    #[test]
+    fn aged_ids_are_renewed_without_stopping() {
+        let max_age = 50 * MS;
+        let mut plan = Plan::new(0, 1, 1000, 2, 10 * MS, max_age, 0);
+        connected(&mut plan);
+        assert_eq!(drain(&mut plan, MS).len(), 2);
+        plan.expire(40 * MS);
+        // Past the age: a connect goes out, the old id stays in use.
+        let next = drain(&mut plan, max_age);
+        assert!(matches!(next[0], Next::Connect { .. }), "{next:?}");
+        assert!(next[1..].iter().all(|n| matches!(
+            n,
+            Next::Announce {
+                connection_id: 77,
+                ..
+            }
+        )));
+    }
+
+    #[test]
+    fn distinct_peers_count_shared_ports_once() {
+        let profile = Profile::new(&ProfileConfig {
+            torrents: 1,
+            peers: 70_000,
+            ..ProfileConfig::default()
+        });
+        // One torrent, one address: at most 65,535 ports.
+        let mut keys: Vec<u64> = (0..70_000)
+            .map(|i| swarm_key(0, &profile.client(i)))
+            .collect();
+        let (one, torrents) = distinct(&mut keys);
+        assert_eq!(torrents, 1);
+        assert!(one < 65_535 && one > 40_000, "{one}");
+        // Two addresses, clients alternating: roughly twice the room.
+        let mut keys: Vec<u64> = (0..70_000)
+            .map(|i| swarm_key((i % 2) as u16, &profile.client(i)))
+            .collect();
+        let (two, _) = distinct(&mut keys);
+        assert!(two > one + 8_000, "{one} {two}");
+        assert_eq!(distinct(&mut [3, 1, 3, 2, 1]), (3, 1));
+        assert_eq!(
+            distinct(&mut [1 << 32, 5 << 32 | 7, 1 << 32, 5 << 32]),
+            (3, 2)
+        );
+        assert_eq!(distinct(&mut []), (0, 0));
+        let ips: Vec<IpAddr> = ["127.0.0.1", "127.0.0.2", "127.0.0.1"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        assert_eq!(address_indices(&ips), [0, 1, 0]);
+    }
+}
