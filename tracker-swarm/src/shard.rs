@@ -15,42 +15,85 @@ pub struct SwarmCounts {
     pub completed: u32,
 }
 
+/// One torrent's UDP/HTTP swarm. A million of these is the common case
+/// (most torrents have a few peers), so every byte here counts: the IPv6
+/// peers, which most swarms lack, sit behind a box that exists only while
+/// there are any, which halves the record.
 #[derive(Debug, Default)]
 pub struct Torrent {
     v4: PeerMap<PeerV4>,
-    v6: PeerMap<PeerV6>,
+    v6: Option<Box<PeerMap<PeerV6>>>,
     completed: u32,
 }
 
 impl Torrent {
     pub fn counts(&self) -> SwarmCounts {
+        let (v6_seeders, v6_leechers) = self
+            .v6
+            .as_deref()
+            .map_or((0, 0), |v6| (v6.seeders(), v6.leechers()));
         SwarmCounts {
-            seeders: self.v4.seeders() + self.v6.seeders(),
-            leechers: self.v4.leechers() + self.v6.leechers(),
+            seeders: self.v4.seeders() + v6_seeders,
+            leechers: self.v4.leechers() + v6_leechers,
             completed: self.completed,
         }
     }
 
     fn is_empty(&self) -> bool {
-        self.v4.is_empty() && self.v6.is_empty()
+        self.v4.is_empty() && self.v6.is_none()
+    }
+
+    /// Peers of all families held.
+    pub fn peer_count(&self) -> usize {
+        self.v4.len() + self.v6.as_deref().map_or(0, PeerMap::len)
+    }
+
+    /// Drops peers last seen before `cutoff`, and the IPv6 map once empty.
+    fn remove_older_than(&mut self, cutoff: u32) -> usize {
+        let mut removed = self.v4.remove_older_than(cutoff);
+        if let Some(v6) = self.v6.as_deref_mut() {
+            removed += v6.remove_older_than(cutoff);
+            if v6.is_empty() {
+                self.v6 = None;
+            }
+        }
+        removed
     }
 }
 
 /// A peer address of either family, the key of a peer in its swarm:
 /// (IP, port), as BEP 15 clients behind one IP differ only by port.
 pub trait PeerAddress: Copy + Eq + std::hash::Hash {
+    /// The torrent's peers of this family, created if need be.
     fn peers(torrent: &mut Torrent) -> &mut PeerMap<Self>;
+    /// Removes a peer; true if it was there.
+    fn remove(torrent: &mut Torrent, peer: &Self) -> bool;
 }
 
 impl PeerAddress for PeerV4 {
     fn peers(torrent: &mut Torrent) -> &mut PeerMap<Self> {
         &mut torrent.v4
     }
+
+    fn remove(torrent: &mut Torrent, peer: &Self) -> bool {
+        torrent.v4.remove(peer)
+    }
 }
 
 impl PeerAddress for PeerV6 {
     fn peers(torrent: &mut Torrent) -> &mut PeerMap<Self> {
-        &mut torrent.v6
+        torrent.v6.get_or_insert_with(Default::default)
+    }
+
+    fn remove(torrent: &mut Torrent, peer: &Self) -> bool {
+        let Some(v6) = torrent.v6.as_deref_mut() else {
+            return false;
+        };
+        let removed = v6.remove(peer);
+        if v6.is_empty() {
+            torrent.v6 = None;
+        }
+        removed
     }
 }
 
@@ -113,7 +156,7 @@ impl SwarmShard {
             // torrent must not be created just to be emptied again.
             return match self.torrents.get_mut(&announce.info_hash) {
                 Some(torrent) => {
-                    P::peers(torrent).remove(&announce.peer);
+                    P::remove(torrent, &announce.peer);
                     torrent.counts()
                 }
                 None => SwarmCounts::default(),
@@ -142,11 +185,10 @@ impl SwarmShard {
     pub fn clean(&mut self, cutoff: u32) -> CleanReport {
         let mut report = CleanReport::default();
         self.torrents.retain(|_, torrent| {
-            report.peers_removed += torrent.v4.remove_older_than(cutoff);
-            report.peers_removed += torrent.v6.remove_older_than(cutoff);
+            report.peers_removed += torrent.remove_older_than(cutoff);
             let keep = !torrent.is_empty();
             if keep {
-                report.peers_left += torrent.v4.len() + torrent.v6.len();
+                report.peers_left += torrent.peer_count();
             } else {
                 report.torrents_removed += 1;
             }
@@ -257,6 +299,43 @@ mod tests {
         assert_eq!(shard.torrent_count(), 1);
         assert_eq!(shard.scrape(&InfoHash([1; 20])), SwarmCounts::default());
         assert_eq!(shard.scrape(&InfoHash([2; 20])).leechers, 1);
+    }
+
+    #[test]
+    fn the_ipv6_map_exists_only_while_it_has_peers() {
+        let mut shard = SwarmShard::default();
+        let mut out = Vec::new();
+        let hash = InfoHash([3; 20]);
+        let p6 = PeerV6::new(Ipv6Addr::LOCALHOST, 9);
+        shard.announce(&ann(3, v4(1), AnnounceEvent::None, false), 0, &mut out);
+        assert!(shard.torrents[&hash].v6.is_none());
+        let mut out6 = Vec::new();
+        let c = shard.announce(&ann(3, p6, AnnounceEvent::None, true), 0, &mut out6);
+        assert_eq!((c.seeders, c.leechers), (1, 1));
+        assert!(shard.torrents[&hash].v6.is_some());
+        let c = shard.announce(&ann(3, p6, AnnounceEvent::Stopped, true), 0, &mut out6);
+        assert_eq!((c.seeders, c.leechers), (0, 1));
+        assert!(
+            shard.torrents[&hash].v6.is_none(),
+            "freed with its last peer"
+        );
+        shard.announce(&ann(3, p6, AnnounceEvent::None, true), 5, &mut out6);
+        shard.announce(&ann(3, v4(1), AnnounceEvent::None, false), 50, &mut out);
+        let report = shard.clean(10);
+        assert_eq!(report.peers_removed, 1);
+        assert!(shard.torrents[&hash].v6.is_none(), "freed when it expires");
+        assert_eq!(shard.scrape(&hash).leechers, 1);
+    }
+
+    #[test]
+    fn a_torrent_record_stays_small() {
+        // Half the memory of a million small swarms is this record; keep
+        // it from growing back unnoticed.
+        assert!(
+            std::mem::size_of::<Torrent>() <= 56,
+            "{}",
+            std::mem::size_of::<Torrent>()
+        );
     }
 
     #[test]
