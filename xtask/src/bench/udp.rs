@@ -935,9 +935,9 @@ fn report(opts: &Opts, steer: bool, command: &str, started: &str, results: &Resu
          back end, built with `--no-default-features --features mimalloc`: its default \
          Prometheus feature pulls metrics 0.22.3, which Rust 1.95 refuses to compile, and the \
          endpoint would be off anyway) with `socket_workers = 1`, statistics off. Each keeps \
-         its other defaults; note the socket receive buffer: tracker-user keeps the kernel's \
-         default (`udp.recv_buffer_size = 0`), aquatic_udp asks for 8 MB, which the kernel \
-         caps at net.core.rmem_max (RMEM_MAX here).\n\
+         its other defaults, among them the socket receive buffer: both ask for 8 MiB \
+         (tracker-user's `udp.recv_buffer_size`), which the kernel caps at \
+         net.core.rmem_max (RMEM_MAX here).\n\
          - **responses/s**: the generator's count of valid responses over its measured \
          window.\n"
             .replace("RMEM_MAX", &rmem_max),
