@@ -1223,7 +1223,16 @@ fn max_scrape(settings: &Settings) -> usize {
 
 /// The request at the request workers has been answered: carry on with
 /// the connection.
+/// Sends the answer in `core.scratch` to the request in flight and makes
+/// the connection ready for its next request (or to close).
 fn finish_http_request(core: &mut Core, token: usize, conn: &mut Conn, inflight: InFlight) {
+    head::write_response(
+        &mut conn.out,
+        Status::Ok,
+        inflight.keep_alive,
+        inflight.http10,
+        &core.scratch,
+    );
     if let Phase::Http(http) = &mut conn.phase {
         http.request_start = if http.in_buf.is_empty() {
             None
@@ -1448,13 +1457,6 @@ fn finish_scrape(core: &mut Core, conns: &mut Slab<Conn>, slot: usize, failure: 
                     bhttp::write_scrape_response(&mut core.scratch, &mut p.files);
                 }
             }
-            head::write_response(
-                &mut conn.out,
-                Status::Ok,
-                inflight.keep_alive,
-                inflight.http10,
-                &core.scratch,
-            );
             finish_http_request(core, token, conn, inflight);
         }
     }
@@ -1515,13 +1517,6 @@ fn refuse_job(core: &mut Core, conns: &mut Slab<Conn>, job: Job) {
                 return;
             };
             core.bencode_failure(BUSY);
-            head::write_response(
-                &mut conn.out,
-                Status::Ok,
-                inflight.keep_alive,
-                inflight.http10,
-                &core.scratch,
-            );
             finish_http_request(core, reply.handle as usize, conn, inflight);
         }
         Work::Scrape { .. } | Work::WsScrape { .. } => {
@@ -1662,13 +1657,6 @@ fn answer_http_announce(
     };
     core.scratch.clear();
     bhttp::write_announce_response(&mut core.scratch, &response);
-    head::write_response(
-        &mut conn.out,
-        Status::Ok,
-        inflight.keep_alive,
-        inflight.http10,
-        &core.scratch,
-    );
     finish_http_request(core, token, conn, inflight);
 }
 
