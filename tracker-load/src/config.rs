@@ -9,6 +9,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
+use tracker_config::{find_key_line, line_column};
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -442,7 +443,9 @@ impl Config {
     pub fn to_commented_toml(&self) -> String {
         let mut out = String::from(HEADER);
         match toml::Value::try_from(self) {
-            Ok(toml::Value::Table(root)) => write_table(&mut out, "", &root),
+            Ok(toml::Value::Table(root)) => {
+                tracker_config::write_commented(&mut out, &root, COMMENTS)
+            }
             // Unreachable for this all-plain-data config, but a comment beats a panic.
             Ok(other) => out.push_str(&format!("# cannot print config: not a table: {other}\n")),
             Err(e) => out.push_str(&format!("# cannot print config: {e}\n")),
@@ -460,43 +463,6 @@ fn check_target(key: &'static str, tracker: SocketAddr) -> Result<(), (&'static 
         ));
     }
     Ok(())
-}
-
-/// 1-based line and column (in characters) of a byte offset.
-fn line_column(text: &str, offset: usize) -> (usize, usize) {
-    let mut offset = offset.min(text.len());
-    // Spans land on char boundaries, but a wrong column beats a panic.
-    while !text.is_char_boundary(offset) {
-        offset -= 1;
-    }
-    let before = &text[..offset];
-    let line = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    (line, before[line_start..].chars().count() + 1)
-}
-
-/// Best-effort line of `section.key` for errors found after parsing, when
-/// spans are gone. `None` when the key is absent (it kept its default).
-fn find_key_line(text: &str, path: &str) -> Option<usize> {
-    let (section, key) = path.rsplit_once('.').unwrap_or(("", path));
-    let assigns = |line: &str, name: &str| {
-        line.strip_prefix(name)
-            .is_some_and(|rest| rest.trim_start().starts_with('='))
-    };
-    let mut current = "";
-    for (i, raw) in text.lines().enumerate() {
-        let line = raw.trim();
-        if let Some(header) = line.strip_prefix('[') {
-            current = header.split(']').next().unwrap_or("").trim();
-            continue;
-        }
-        if (current == section && assigns(line, key))
-            || (current.is_empty() && !section.is_empty() && assigns(line, path))
-        {
-            return Some(i + 1);
-        }
-    }
-    None
 }
 
 const HEADER: &str = "\
@@ -752,77 +718,15 @@ const COMMENTS: &[(&str, &str)] = &[
     ),
 ];
 
+#[cfg(test)]
 fn comment_for(path: &str) -> Option<&'static str> {
-    COMMENTS.iter().find(|(p, _)| *p == path).map(|(_, c)| *c)
-}
-
-fn push_comment(out: &mut String, path: &str) {
-    for line in comment_for(path).unwrap_or("").lines() {
-        out.push_str("# ");
-        out.push_str(line);
-        out.push('\n');
-    }
-}
-
-/// Keys of `table` in COMMENTS order, then any COMMENTS lacks.
-fn ordered_keys<'a>(table: &'a toml::Table, prefix: &str) -> Vec<&'a str> {
-    let mut keys: Vec<&str> = Vec::with_capacity(table.len());
-    for (path, _) in COMMENTS {
-        let child = match prefix {
-            "" => Some(*path),
-            _ => path
-                .strip_prefix(prefix)
-                .and_then(|rest| rest.strip_prefix('.')),
-        };
-        if let Some(child) = child.filter(|c| !c.contains('.')) {
-            if let Some((key, _)) = table.get_key_value(child) {
-                keys.push(key.as_str());
-            }
-        }
-    }
-    for key in table.keys() {
-        if !keys.contains(&key.as_str()) {
-            keys.push(key);
-        }
-    }
-    keys
-}
-
-fn join(prefix: &str, key: &str) -> String {
-    if prefix.is_empty() {
-        key.to_owned()
-    } else {
-        format!("{prefix}.{key}")
-    }
-}
-
-/// Plain keys first, then each sub-table as its own `[section]`: TOML
-/// assigns keys after a header to that header's table.
-fn write_table(out: &mut String, prefix: &str, table: &toml::Table) {
-    let keys = ordered_keys(table, prefix);
-    for key in &keys {
-        let value = &table[*key];
-        if value.is_table() {
-            continue;
-        }
-        out.push('\n');
-        push_comment(out, &join(prefix, key));
-        out.push_str(&format!("{key} = {value}\n"));
-    }
-    for key in &keys {
-        if let toml::Value::Table(sub) = &table[*key] {
-            let path = join(prefix, key);
-            out.push('\n');
-            push_comment(out, &path);
-            out.push_str(&format!("[{path}]\n"));
-            write_table(out, &path, sub);
-        }
-    }
+    tracker_config::comment_for(COMMENTS, path)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tracker_config::join;
 
     fn temp_file(text: &str) -> std::path::PathBuf {
         use std::sync::atomic::{AtomicU32, Ordering};

@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
+use tracker_config::{find_key_line, line_column};
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -756,7 +757,9 @@ impl Config {
     pub fn to_commented_toml(&self) -> String {
         let mut out = String::from(HEADER);
         match toml::Value::try_from(self) {
-            Ok(toml::Value::Table(root)) => write_table(&mut out, "", &root),
+            Ok(toml::Value::Table(root)) => {
+                tracker_config::write_commented(&mut out, &root, COMMENTS)
+            }
             // Only a path that is not UTF-8 can get here, and such a config
             // never came from a TOML file; say so instead of panicking.
             Ok(other) => out.push_str(&format!("# cannot print config: not a table: {other}\n")),
@@ -801,52 +804,6 @@ impl fmt::Display for LogLevel {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
-}
-
-/// 1-based line and column (in characters) of a byte offset.
-fn line_column(text: &str, offset: usize) -> (usize, usize) {
-    let mut offset = offset.min(text.len());
-    // A span from the parser always lands on a char boundary, but a wrong
-    // column beats a panic while reporting an error.
-    while !text.is_char_boundary(offset) {
-        offset -= 1;
-    }
-    let before = &text[..offset];
-    let line = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    let column = before[line_start..].chars().count() + 1;
-    (line, column)
-}
-
-/// Best-effort line of `section.key` in TOML text, for errors found after
-/// parsing, when spans are gone. Understands `[section]` then `key = …`,
-/// and top-level dotted `section.key = …`; `None` when the key is absent,
-/// which means the value is the default.
-fn find_key_line(text: &str, path: &str) -> Option<usize> {
-    let (section, key) = match path.rsplit_once('.') {
-        Some((section, key)) => (section, key),
-        None => ("", path),
-    };
-    let assigns = |line: &str, name: &str| {
-        line.strip_prefix(name)
-            .is_some_and(|rest| rest.trim_start().starts_with('='))
-    };
-    let mut current = "";
-    for (i, raw) in text.lines().enumerate() {
-        let line = raw.trim();
-        if let Some(header) = line.strip_prefix('[') {
-            let header = header.split(']').next().unwrap_or("").trim();
-            current = header;
-            continue;
-        }
-        if current == section && assigns(line, key) {
-            return Some(i + 1);
-        }
-        if current.is_empty() && !section.is_empty() && assigns(line, path) {
-            return Some(i + 1);
-        }
-    }
-    None
 }
 
 const HEADER: &str = "\
@@ -1119,95 +1076,16 @@ const COMMENTS: &[(&str, &str)] = &[
     ),
 ];
 
+#[cfg(test)]
 fn comment_for(path: &str) -> Option<&'static str> {
-    COMMENTS.iter().find(|(p, _)| *p == path).map(|(_, c)| *c)
-}
-
-fn push_comment(out: &mut String, path: &str) {
-    // A key missing from COMMENTS still prints; a test catches the omission.
-    for line in comment_for(path).unwrap_or("").lines() {
-        out.push_str("# ");
-        out.push_str(line);
-        out.push('\n');
-    }
-}
-
-/// Keys of `table` in COMMENTS order, then any the table has but COMMENTS
-/// lacks (sorted, since the map is a BTreeMap).
-fn ordered_keys<'a>(table: &'a toml::Table, prefix: &str) -> Vec<&'a str> {
-    let mut keys: Vec<&str> = Vec::with_capacity(table.len());
-    for (path, _) in COMMENTS {
-        let child = match prefix {
-            "" => Some(*path),
-            _ => path
-                .strip_prefix(prefix)
-                .and_then(|rest| rest.strip_prefix('.')),
-        };
-        if let Some(child) = child.filter(|c| !c.contains('.')) {
-            if let Some((key, _)) = table.get_key_value(child) {
-                keys.push(key.as_str());
-            }
-        }
-    }
-    for key in table.keys() {
-        if !keys.contains(&key.as_str()) {
-            keys.push(key);
-        }
-    }
-    keys
-}
-
-fn join(prefix: &str, key: &str) -> String {
-    if prefix.is_empty() {
-        key.to_owned()
-    } else {
-        format!("{prefix}.{key}")
-    }
-}
-
-/// Writes the plain keys of `table` first, then each sub-table as its own
-/// `[section]`: TOML assigns keys after a header to that header's table.
-fn write_table(out: &mut String, prefix: &str, table: &toml::Table) {
-    let keys = ordered_keys(table, prefix);
-    for key in &keys {
-        let value = &table[*key];
-        if value.is_table() {
-            continue;
-        }
-        let path = join(prefix, key);
-        out.push('\n');
-        push_comment(out, &path);
-        out.push_str(&format!("{} = {value}\n", toml_key(key)));
-    }
-    for key in &keys {
-        if let toml::Value::Table(sub) = &table[*key] {
-            let path = join(prefix, key);
-            out.push('\n');
-            push_comment(out, &path);
-            let header = path.split('.').map(toml_key).collect::<Vec<_>>().join(".");
-            out.push_str(&format!("[{header}]\n"));
-            write_table(out, &path, sub);
-        }
-    }
-}
-
-/// A key as TOML needs it written: bare when it can be, quoted otherwise.
-fn toml_key(key: &str) -> String {
-    let bare = !key.is_empty()
-        && key
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-');
-    if bare {
-        key.to_owned()
-    } else {
-        toml::Value::String(key.to_owned()).to_string()
-    }
+    tracker_config::comment_for(COMMENTS, path)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::io::Write;
+    use tracker_config::join;
 
     /// Writes `text` to a temp file and loads it; the file lives as long as
     /// the returned handle so messages can be compared with its path.
