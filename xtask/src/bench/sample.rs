@@ -169,8 +169,10 @@ pub struct Load<'a> {
     pub work: &'a Path,
     /// The generator binary.
     pub program: &'a Path,
-    /// Its arguments (`<protocol> -c FILE --json`).
-    pub args: Vec<String>,
+    /// Its subcommand: `udp`, `http` or `ws`.
+    pub protocol: &'a str,
+    /// Its config file; it runs as `<protocol> -c CONFIG --json`.
+    pub config: PathBuf,
     /// Names this run's files in the work directory.
     pub tag: &'a str,
     /// The network namespace the generator runs in, if not the host's.
@@ -191,9 +193,15 @@ pub fn measure(load: &Load, tracker: &mut Tracker, hooks: &mut dyn Hooks) -> Res
         None => 0,
     };
     let gen_stderr: PathBuf = load.work.join(format!("{}.load.log", load.tag));
+    let args = [
+        load.protocol.to_owned(),
+        "-c".to_owned(),
+        load.config.display().to_string(),
+        "--json".to_owned(),
+    ];
     let mut gen = Proc::spawn(
         load.program,
-        &load.args,
+        &args,
         load.client_ns,
         GENERATOR_CPU,
         Stdio::piped(),
