@@ -1126,6 +1126,7 @@ fn handle_request(core: &mut Core, token: usize, conn: &mut Conn, head: Head) {
                                     },
                                     peers: 0..0,
                                     counts: SwarmCounts::default(),
+                                    refused: None,
                                 },
                                 IpAddr::V6(v6) => Work::AnnounceV6 {
                                     announce: Announce {
@@ -1137,6 +1138,7 @@ fn handle_request(core: &mut Core, token: usize, conn: &mut Conn, head: Head) {
                                     },
                                     peers: 0..0,
                                     counts: SwarmCounts::default(),
+                                    refused: None,
                                 },
                             };
                             core.enqueue(Job {
@@ -1583,6 +1585,14 @@ fn answer_batch(core: &mut Core, conns: &mut Slab<Conn>, batch: Batch) {
     for job in &batch.jobs {
         let reply = &job.reply;
         match &job.work {
+            Work::AnnounceV4 {
+                refused: Some(refusal),
+                ..
+            }
+            | Work::AnnounceV6 {
+                refused: Some(refusal),
+                ..
+            } => refuse_http_announce(core, conns, reply, refusal.message()),
             Work::AnnounceV4 { peers, counts, .. } => {
                 let v4 = slice(&batch.peers_v4, peers);
                 answer_http_announce(core, conns, reply, v4, &[], counts);
@@ -1600,9 +1610,15 @@ fn answer_batch(core: &mut Core, conns: &mut Slab<Conn>, batch: Batch) {
             }
             Work::WsAnnounce {
                 announce,
+                refused: Some(refusal),
+                ..
+            } => refuse_ws_announce(core, conns, reply, announce, refusal.message()),
+            Work::WsAnnounce {
+                announce,
                 targets,
                 counts,
                 answer_target,
+                ..
             } => {
                 let targets = slice(&batch.ws_targets, targets);
                 answer_ws_announce(
@@ -1626,6 +1642,19 @@ fn answer_batch(core: &mut Core, conns: &mut Slab<Conn>, batch: Batch) {
 fn slice<'a, T>(all: &'a [T], range: &Range<u32>) -> &'a [T] {
     all.get(range.start as usize..range.end as usize)
         .unwrap_or(&[])
+}
+
+/// A limit of the swarm store refused the announce: the client hears why.
+fn refuse_http_announce(core: &mut Core, conns: &mut Slab<Conn>, reply: &ReplyTo, reason: &str) {
+    let token = reply.handle as usize;
+    let Some(conn) = live(conns, token, reply.tag) else {
+        return;
+    };
+    let Some(inflight) = take_in_flight(conn) else {
+        return;
+    };
+    core.bencode_failure(reason);
+    finish_http_request(core, token, conn, inflight);
 }
 
 fn answer_http_announce(
@@ -1914,6 +1943,7 @@ fn ws_announce(core: &mut Core, token: usize, conn: &mut Conn, a: AnnounceReques
             targets: 0..0,
             counts: SwarmCounts::default(),
             answer_target: None,
+            refused: None,
         },
     });
 }
@@ -1958,6 +1988,26 @@ fn ws_scrape(core: &mut Core, token: usize, conn: &mut Conn, s: ScrapeRequest) {
 }
 
 #[allow(clippy::too_many_arguments)]
+/// A limit of the swarm store refused a WebTorrent announce: a failure
+/// naming the limit, and none of its offers or its answer relayed.
+fn refuse_ws_announce(
+    core: &mut Core,
+    conns: &mut Slab<Conn>,
+    reply: &ReplyTo,
+    announce: &WsAnnounce,
+    reason: &str,
+) {
+    let Some(kept) = take_kept(core, reply) else {
+        return;
+    };
+    if let Some(conn) = live(conns, kept.token, kept.conn_generation) {
+        core.ws_failure(reason, Action::Announce, Some(announce.info_hash));
+        ws_send(&core.scratch, conn);
+        ws_request_done(core, kept.token, conn);
+    }
+    core.recycle_kept(kept);
+}
+
 fn answer_ws_announce(
     core: &mut Core,
     conns: &mut Slab<Conn>,

@@ -7,12 +7,14 @@
 //! back with results filled in.
 
 pub mod clock;
+mod limits;
 mod peer_map;
 mod shard;
 mod webtorrent;
 mod worker;
 
-pub use peer_map::{PeerEntry, PeerMap};
+pub use limits::{Refusal, RefusalCounts, SwarmLimits};
+pub use peer_map::{PeerEntry, PeerKey, PeerMap};
 pub use shard::{Announce, CleanReport, PeerAddress, SwarmCounts, SwarmShard, Torrent};
 pub use webtorrent::{ConnRef, WsAnnounce, WsAnnounceOutcome, WsTarget, WsTorrent};
 pub use worker::{run_request_worker, Batch, Job, ReplyTo, RequestWorkerConfig, ReturnPath, Work};

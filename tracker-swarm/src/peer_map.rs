@@ -8,11 +8,74 @@
 use std::hash::Hash;
 
 use hashbrown::HashMap;
+use tracker_proto::udp::{PeerV4, PeerV6};
+use tracker_proto::PeerId;
 
 /// Below this many peers a linear scan beats hashing and costs no memory.
 const INDEX_THRESHOLD: usize = 16;
 
-type Index<K> = HashMap<K, u32, foldhash::fast::FixedState>;
+/// What a swarm is keyed by, and the host behind a key, for the limit on
+/// peers per IP address in one torrent.
+pub trait PeerKey: Copy + Eq + Hash {
+    type Ip: Copy + Eq + Hash + std::fmt::Debug;
+    /// False for keys that carry no address (WebTorrent peer ids): their
+    /// indexed swarms then keep no per-IP counts at all.
+    const HAS_IP: bool;
+    fn host(&self) -> Self::Ip;
+}
+
+impl PeerKey for PeerV4 {
+    type Ip = [u8; 4];
+    const HAS_IP: bool = true;
+    fn host(&self) -> [u8; 4] {
+        self.ip().octets()
+    }
+}
+
+impl PeerKey for PeerV6 {
+    type Ip = [u8; 16];
+    const HAS_IP: bool = true;
+    fn host(&self) -> [u8; 16] {
+        self.ip().octets()
+    }
+}
+
+impl PeerKey for PeerId {
+    type Ip = ();
+    const HAS_IP: bool = false;
+    fn host(&self) {}
+}
+
+/// The hash index of a large swarm: where each key sits, and how many
+/// peers each IP holds, so the per-IP limit costs one lookup instead of a
+/// scan of a swarm that may hold millions.
+#[derive(Debug)]
+struct Index<K: PeerKey> {
+    slots: HashMap<K, u32, foldhash::fast::FixedState>,
+    /// u16 is enough (an IP has 65,536 ports) and keeps an IPv4 entry at
+    /// 6 bytes: this map is most of what the per-IP limit costs.
+    per_ip: HashMap<K::Ip, u16, foldhash::fast::FixedState>,
+}
+
+impl<K: PeerKey> Index<K> {
+    fn add_ip(&mut self, key: &K) {
+        if K::HAS_IP {
+            let count = self.per_ip.entry(key.host()).or_default();
+            *count = count.saturating_add(1);
+        }
+    }
+
+    fn remove_ip(&mut self, key: &K) {
+        if K::HAS_IP {
+            if let Some(count) = self.per_ip.get_mut(&key.host()) {
+                *count -= 1;
+                if *count == 0 {
+                    self.per_ip.remove(&key.host());
+                }
+            }
+        }
+    }
+}
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PeerEntry<K, V = ()> {
@@ -26,13 +89,13 @@ pub struct PeerEntry<K, V = ()> {
 }
 
 #[derive(Debug)]
-pub struct PeerMap<K, V = ()> {
+pub struct PeerMap<K: PeerKey, V = ()> {
     entries: Vec<PeerEntry<K, V>>,
     index: Option<Box<Index<K>>>,
     seeders: u32,
 }
 
-impl<K, V> Default for PeerMap<K, V> {
+impl<K: PeerKey, V> Default for PeerMap<K, V> {
     fn default() -> Self {
         Self {
             entries: Vec::new(),
@@ -42,7 +105,7 @@ impl<K, V> Default for PeerMap<K, V> {
     }
 }
 
-impl<K: Copy + Eq + Hash, V: Copy> PeerMap<K, V> {
+impl<K: PeerKey, V: Copy> PeerMap<K, V> {
     pub fn len(&self) -> usize {
         self.entries.len()
     }
@@ -69,7 +132,7 @@ impl<K: Copy + Eq + Hash, V: Copy> PeerMap<K, V> {
 
     fn position(&self, key: &K) -> Option<usize> {
         match &self.index {
-            Some(index) => index.get(key).map(|&i| i as usize),
+            Some(index) => index.slots.get(key).map(|&i| i as usize),
             None => self.entries.iter().position(|e| e.key == *key),
         }
     }
@@ -84,6 +147,34 @@ impl<K: Copy + Eq + Hash, V: Copy> PeerMap<K, V> {
 
     /// [`upsert`](Self::upsert) that also sets the peer's value.
     pub fn upsert_with(&mut self, key: K, value: V, seeder: bool, now: u32) -> usize {
+        match self.try_upsert_with(key, value, seeder, now, |_, _| Ok::<(), ()>(())) {
+            Ok((position, _)) => position,
+            Err(()) => unreachable!("admission always granted"),
+        }
+    }
+
+    /// Peers held whose key has the IP address of `key`: a scan of a small
+    /// swarm, one lookup in an indexed one.
+    pub fn same_ip_count(&self, key: &K) -> usize {
+        let ip = key.host();
+        match &self.index {
+            Some(index) => index.per_ip.get(&ip).map_or(0, |&n| n as usize),
+            None => self.entries.iter().filter(|e| e.key.host() == ip).count(),
+        }
+    }
+
+    /// [`upsert_with`](Self::upsert_with), except that a key not held yet
+    /// goes in only if `admit` (asked with the map as it is and the key)
+    /// agrees: a known peer is always refreshed, whatever the limits.
+    /// Returns where the peer sits and whether it is new.
+    pub fn try_upsert_with<E>(
+        &mut self,
+        key: K,
+        value: V,
+        seeder: bool,
+        now: u32,
+        admit: impl FnOnce(&Self, &K) -> Result<(), E>,
+    ) -> Result<(usize, bool), E> {
         if let Some(position) = self.position(&key) {
             let entry = &mut self.entries[position];
             entry.value = value;
@@ -96,8 +187,9 @@ impl<K: Copy + Eq + Hash, V: Copy> PeerMap<K, V> {
             }
             entry.seeder = seeder;
             entry.last_seen = now;
-            return position;
+            return Ok((position, false));
         }
+        admit(self, &key)?;
         let position = self.entries.len();
         self.entries.push(PeerEntry {
             key,
@@ -110,18 +202,24 @@ impl<K: Copy + Eq + Hash, V: Copy> PeerMap<K, V> {
         }
         match &mut self.index {
             Some(index) => {
-                index.insert(key, position as u32);
+                index.slots.insert(key, position as u32);
+                index.add_ip(&key);
             }
             None if self.entries.len() > INDEX_THRESHOLD => self.build_index(),
             None => {}
         }
-        position
+        Ok((position, true))
     }
 
     fn build_index(&mut self) {
-        let mut index = Index::with_capacity_and_hasher(self.entries.len() * 2, Default::default());
+        let len = self.entries.len();
+        let mut index = Index {
+            slots: HashMap::with_capacity_and_hasher(len * 2, Default::default()),
+            per_ip: HashMap::with_hasher(Default::default()),
+        };
         for (i, e) in self.entries.iter().enumerate() {
-            index.insert(e.key, i as u32);
+            index.slots.insert(e.key, i as u32);
+            index.add_ip(&e.key);
         }
         self.index = Some(Box::new(index));
     }
@@ -147,9 +245,10 @@ impl<K: Copy + Eq + Hash, V: Copy> PeerMap<K, V> {
             self.seeders -= 1;
         }
         if let Some(index) = &mut self.index {
-            index.remove(&removed.key);
+            index.slots.remove(&removed.key);
+            index.remove_ip(&removed.key);
             if let Some(moved) = self.entries.get(position) {
-                index.insert(moved.key, position as u32);
+                index.slots.insert(moved.key, position as u32);
             }
             // Give the memory back once a swarm has shrunk well below the
             // threshold, with hysteresis so it does not flap.
@@ -226,6 +325,15 @@ impl<K: Copy + Eq + Hash, V: Copy> PeerMap<K, V> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Test keys: the high byte plays the IP address, the low one the port.
+    impl PeerKey for u16 {
+        type Ip = u8;
+        const HAS_IP: bool = true;
+        fn host(&self) -> u8 {
+            (self >> 8) as u8
+        }
+    }
 
     fn map_with(n: u16) -> PeerMap<u16> {
         let mut m: PeerMap<u16> = PeerMap::default();
@@ -311,5 +419,40 @@ mod tests {
         for k in 20..40u16 {
             assert!(m.position(&k).is_some());
         }
+    }
+
+    #[test]
+    fn same_ip_counts_hold_across_index_growth_and_shrink() {
+        let mut m: PeerMap<u16> = PeerMap::default();
+        // Hosts 1..=4, five ports each: 20 peers, indexed.
+        for host in 1..=4u16 {
+            for port in 0..5u16 {
+                m.upsert(host << 8 | port, false, 0);
+            }
+        }
+        assert!(m.index.is_some());
+        assert_eq!(m.same_ip_count(&(2 << 8 | 99)), 5);
+        assert_eq!(m.same_ip_count(&(9 << 8)), 0);
+        for port in 0..3u16 {
+            assert!(m.remove(&(2 << 8 | port)));
+        }
+        assert_eq!(m.same_ip_count(&(2 << 8)), 2);
+        assert_eq!(m.remove_older_than(1), 17);
+        assert_eq!(m.same_ip_count(&(2 << 8)), 0);
+        // Admission sees the count and refuses without inserting.
+        m.upsert(3 << 8, false, 5);
+        let refused = m.try_upsert_with(3 << 8 | 1, (), false, 5, |map, key| {
+            if map.same_ip_count(key) >= 1 {
+                Err("per ip")
+            } else {
+                Ok(())
+            }
+        });
+        assert_eq!(refused, Err("per ip"));
+        assert_eq!(m.len(), 1);
+        assert_eq!(
+            m.try_upsert_with(3 << 8, (), true, 6, |_, _| Err("no")),
+            Ok((0, false))
+        );
     }
 }

@@ -5,7 +5,8 @@ use hashbrown::HashMap;
 use tracker_proto::udp::{PeerV4, PeerV6};
 use tracker_proto::{AnnounceEvent, InfoHash};
 
-use super::peer_map::PeerMap;
+use super::peer_map::{PeerKey, PeerMap};
+use crate::limits::{Refusal, RefusalCounts, SwarmLimits};
 
 /// Swarm totals as a client sees them, over both address families.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -63,7 +64,7 @@ impl Torrent {
 
 /// A peer address of either family, the key of a peer in its swarm:
 /// (IP, port), as BEP 15 clients behind one IP differ only by port.
-pub trait PeerAddress: Copy + Eq + std::hash::Hash {
+pub trait PeerAddress: PeerKey {
     /// The torrent's peers of this family, created if need be.
     fn peers(torrent: &mut Torrent) -> &mut PeerMap<Self>;
     /// Removes a peer; true if it was there.
@@ -118,6 +119,13 @@ pub struct SwarmShard {
     /// they are kept apart from the UDP/HTTP swarms of the same info hash.
     pub(crate) ws_torrents: crate::webtorrent::WsTorrentMap,
     pub(crate) rng: fastrand::Rng,
+    pub(crate) limits: SwarmLimits,
+    /// UDP/HTTP and WebTorrent peers held, kept in step with every insert
+    /// and removal so a limit check costs a compare, and reset from the
+    /// exact figures at each cleaning.
+    peer_count: usize,
+    pub(crate) ws_peer_count: usize,
+    pub(crate) refusals: RefusalCounts,
 }
 
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -136,40 +144,106 @@ impl Default for SwarmShard {
 
 impl SwarmShard {
     pub fn new(rng: fastrand::Rng) -> Self {
+        Self::with_limits(rng, SwarmLimits::UNLIMITED)
+    }
+
+    /// A shard that refuses new torrents and peers past `limits` (this
+    /// shard's share: see [`SwarmLimits::per_shard`]).
+    pub fn with_limits(rng: fastrand::Rng, limits: SwarmLimits) -> Self {
         Self {
             torrents: TorrentMap::default(),
             ws_torrents: Default::default(),
             rng,
+            limits,
+            peer_count: 0,
+            ws_peer_count: 0,
+            refusals: RefusalCounts::default(),
         }
     }
 
+    /// UDP/HTTP peers held.
+    pub fn peer_count(&self) -> usize {
+        self.peer_count
+    }
+
+    /// Announces refused at a limit so far.
+    pub fn refusals(&self) -> RefusalCounts {
+        self.refusals
+    }
+
     /// Applies an announce at time `now` (coarse seconds) and appends up to
-    /// `numwant` other peers of the same family to `peers_out`.
+    /// `numwant` other peers of the same family to `peers_out`. A peer not
+    /// held yet is refused past a limit; a known one never is.
     pub fn announce<P: PeerAddress>(
         &mut self,
         announce: &Announce<P>,
         now: u32,
         peers_out: &mut Vec<P>,
-    ) -> SwarmCounts {
+    ) -> Result<SwarmCounts, Refusal> {
         if announce.event == AnnounceEvent::Stopped {
             // A stopped peer wants nothing back but the counts; an unknown
             // torrent must not be created just to be emptied again.
-            return match self.torrents.get_mut(&announce.info_hash) {
+            return Ok(match self.torrents.get_mut(&announce.info_hash) {
                 Some(torrent) => {
-                    P::remove(torrent, &announce.peer);
+                    if P::remove(torrent, &announce.peer) {
+                        self.peer_count -= 1;
+                    }
                     torrent.counts()
                 }
                 None => SwarmCounts::default(),
+            });
+        }
+        let limits = self.limits;
+        let shard_peers = self.peer_count;
+        // Only a shard at a limit pays the extra lookup: a new torrent
+        // needs room for itself and for its first peer.
+        if (self.torrents.len() >= limits.max_torrents || shard_peers >= limits.max_peers)
+            && self.torrents.get(&announce.info_hash).is_none()
+        {
+            let refusal = if self.torrents.len() >= limits.max_torrents {
+                Refusal::Torrents
+            } else {
+                Refusal::Peers
             };
+            self.refusals.udp_http[refusal.index()] += 1;
+            return Err(refusal);
         }
         let torrent = self.torrents.entry(announce.info_hash).or_default();
+        let torrent_peers = torrent.peer_count();
+        let upserted = P::peers(torrent).try_upsert_with(
+            announce.peer,
+            (),
+            announce.seeder,
+            now,
+            |peers, peer| {
+                if shard_peers >= limits.max_peers {
+                    Err(Refusal::Peers)
+                } else if torrent_peers >= limits.max_peers_per_torrent {
+                    Err(Refusal::PeersPerTorrent)
+                } else if peers.same_ip_count(peer) >= limits.max_peers_per_ip {
+                    Err(Refusal::PeersPerIp)
+                } else {
+                    Ok(())
+                }
+            },
+        );
+        let (position, inserted) = match upserted {
+            Ok(upserted) => upserted,
+            Err(refusal) => {
+                // A refused first IPv6 peer leaves no empty map behind.
+                if torrent.v6.as_deref().is_some_and(PeerMap::is_empty) {
+                    torrent.v6 = None;
+                }
+                self.refusals.udp_http[refusal.index()] += 1;
+                return Err(refusal);
+            }
+        };
+        self.peer_count += usize::from(inserted);
         if announce.event == AnnounceEvent::Completed {
             torrent.completed = torrent.completed.saturating_add(1);
         }
-        let peers = P::peers(torrent);
-        let position = peers.upsert(announce.peer, announce.seeder, now);
-        peers.sample_into(Some(position), announce.numwant, &mut self.rng, peers_out);
-        torrent.counts()
+        P::peers(torrent).sample_into(Some(position), announce.numwant, &mut self.rng, peers_out);
+        Ok(torrent.counts())
     }
 
     pub fn scrape(&self, info_hash: &InfoHash) -> SwarmCounts {
@@ -194,7 +268,9 @@ impl SwarmShard {
             }
             keep
         });
+        self.peer_count = report.peers_left;
         self.clean_ws(cutoff, &mut report);
+        self.ws_peer_count = report.peers_left - self.peer_count;
         report.torrents_left = self.torrents.len() + self.ws_torrents.len();
         if self.torrents.capacity() > 4 * self.torrents.len().max(1024) {
             self.torrents.shrink_to_fit();
@@ -244,13 +320,19 @@ mod tests {
     fn announce_returns_others_and_exact_counts() {
         let mut shard = SwarmShard::default();
         let mut out = Vec::new();
-        let c = shard.announce(&ann(1, v4(1), AnnounceEvent::Started, false), 0, &mut out);
+        let c = shard
+            .announce(&ann(1, v4(1), AnnounceEvent::Started, false), 0, &mut out)
+            .unwrap();
         assert_eq!((c.seeders, c.leechers), (0, 1));
         assert!(out.is_empty());
-        shard.announce(&ann(1, v4(2), AnnounceEvent::Started, true), 0, &mut out);
+        shard
+            .announce(&ann(1, v4(2), AnnounceEvent::Started, true), 0, &mut out)
+            .unwrap();
         assert_eq!(out, vec![v4(1)]);
         out.clear();
-        let c = shard.announce(&ann(1, v4(1), AnnounceEvent::None, false), 1, &mut out);
+        let c = shard
+            .announce(&ann(1, v4(1), AnnounceEvent::None, false), 1, &mut out)
+            .unwrap();
         assert_eq!(out, vec![v4(2)]);
         assert_eq!((c.seeders, c.leechers, c.completed), (1, 1, 0));
     }
@@ -260,12 +342,18 @@ mod tests {
         let mut shard = SwarmShard::default();
         let mut out4 = Vec::new();
         let mut out6 = Vec::new();
-        shard.announce(&ann(1, v4(1), AnnounceEvent::Started, true), 0, &mut out4);
+        shard
+            .announce(&ann(1, v4(1), AnnounceEvent::Started, true), 0, &mut out4)
+            .unwrap();
         let p6 = PeerV6::new(Ipv6Addr::LOCALHOST, 9);
-        let c = shard.announce(&ann(1, p6, AnnounceEvent::Started, false), 0, &mut out6);
+        let c = shard
+            .announce(&ann(1, p6, AnnounceEvent::Started, false), 0, &mut out6)
+            .unwrap();
         assert!(out6.is_empty(), "a v6 requester gets no v4 peers");
         assert_eq!((c.seeders, c.leechers), (1, 1));
-        shard.announce(&ann(1, v4(2), AnnounceEvent::None, false), 0, &mut out4);
+        shard
+            .announce(&ann(1, v4(2), AnnounceEvent::None, false), 0, &mut out4)
+            .unwrap();
         assert_eq!(out4, vec![v4(1)]);
     }
 
@@ -273,12 +361,20 @@ mod tests {
     fn stopped_and_completed() {
         let mut shard = SwarmShard::default();
         let mut out = Vec::new();
-        shard.announce(&ann(1, v4(1), AnnounceEvent::Started, false), 0, &mut out);
-        let c = shard.announce(&ann(1, v4(1), AnnounceEvent::Completed, true), 0, &mut out);
+        shard
+            .announce(&ann(1, v4(1), AnnounceEvent::Started, false), 0, &mut out)
+            .unwrap();
+        let c = shard
+            .announce(&ann(1, v4(1), AnnounceEvent::Completed, true), 0, &mut out)
+            .unwrap();
         assert_eq!((c.seeders, c.leechers, c.completed), (1, 0, 1));
-        let c = shard.announce(&ann(1, v4(1), AnnounceEvent::Stopped, true), 0, &mut out);
+        let c = shard
+            .announce(&ann(1, v4(1), AnnounceEvent::Stopped, true), 0, &mut out)
+            .unwrap();
         assert_eq!((c.seeders, c.leechers, c.completed), (0, 0, 1));
-        let c = shard.announce(&ann(9, v4(1), AnnounceEvent::Stopped, true), 0, &mut out);
+        let c = shard
+            .announce(&ann(9, v4(1), AnnounceEvent::Stopped, true), 0, &mut out)
+            .unwrap();
         assert_eq!(c, SwarmCounts::default());
         assert_eq!(
             shard.torrent_count(),
@@ -291,8 +387,12 @@ mod tests {
     fn clean_expires_peers_and_frees_empty_torrents() {
         let mut shard = SwarmShard::default();
         let mut out = Vec::new();
-        shard.announce(&ann(1, v4(1), AnnounceEvent::None, false), 5, &mut out);
-        shard.announce(&ann(2, v4(1), AnnounceEvent::None, false), 50, &mut out);
+        shard
+            .announce(&ann(1, v4(1), AnnounceEvent::None, false), 5, &mut out)
+            .unwrap();
+        shard
+            .announce(&ann(2, v4(1), AnnounceEvent::None, false), 50, &mut out)
+            .unwrap();
         let report = shard.clean(10);
         assert_eq!(report.peers_removed, 1);
         assert_eq!(report.torrents_removed, 1);
@@ -307,20 +407,30 @@ mod tests {
         let mut out = Vec::new();
         let hash = InfoHash([3; 20]);
         let p6 = PeerV6::new(Ipv6Addr::LOCALHOST, 9);
-        shard.announce(&ann(3, v4(1), AnnounceEvent::None, false), 0, &mut out);
+        shard
+            .announce(&ann(3, v4(1), AnnounceEvent::None, false), 0, &mut out)
+            .unwrap();
         assert!(shard.torrents[&hash].v6.is_none());
         let mut out6 = Vec::new();
-        let c = shard.announce(&ann(3, p6, AnnounceEvent::None, true), 0, &mut out6);
+        let c = shard
+            .announce(&ann(3, p6, AnnounceEvent::None, true), 0, &mut out6)
+            .unwrap();
         assert_eq!((c.seeders, c.leechers), (1, 1));
         assert!(shard.torrents[&hash].v6.is_some());
-        let c = shard.announce(&ann(3, p6, AnnounceEvent::Stopped, true), 0, &mut out6);
+        let c = shard
+            .announce(&ann(3, p6, AnnounceEvent::Stopped, true), 0, &mut out6)
+            .unwrap();
         assert_eq!((c.seeders, c.leechers), (0, 1));
         assert!(
             shard.torrents[&hash].v6.is_none(),
             "freed with its last peer"
         );
-        shard.announce(&ann(3, p6, AnnounceEvent::None, true), 5, &mut out6);
-        shard.announce(&ann(3, v4(1), AnnounceEvent::None, false), 50, &mut out);
+        shard
+            .announce(&ann(3, p6, AnnounceEvent::None, true), 5, &mut out6)
+            .unwrap();
+        shard
+            .announce(&ann(3, v4(1), AnnounceEvent::None, false), 50, &mut out)
+            .unwrap();
         let report = shard.clean(10);
         assert_eq!(report.peers_removed, 1);
         assert!(shard.torrents[&hash].v6.is_none(), "freed when it expires");
@@ -343,15 +453,243 @@ mod tests {
         let mut shard = SwarmShard::default();
         let mut out = Vec::new();
         for port in 0..100 {
-            shard.announce(&ann(1, v4(port), AnnounceEvent::None, true), 0, &mut out);
+            shard
+                .announce(&ann(1, v4(port), AnnounceEvent::None, true), 0, &mut out)
+                .unwrap();
         }
         for numwant in [0, 1, 30, 99, 150] {
             out.clear();
             let mut a = ann(1, v4(500), AnnounceEvent::None, false);
             a.numwant = numwant;
-            shard.announce(&a, 0, &mut out);
+            shard.announce(&a, 0, &mut out).unwrap();
             assert_eq!(out.len(), numwant.min(100));
             assert!(!out.contains(&v4(500)));
         }
+    }
+
+    fn limited(limits: SwarmLimits) -> SwarmShard {
+        SwarmShard::with_limits(fastrand::Rng::with_seed(1), limits)
+    }
+
+    fn peer_at(ip: u8, port: u16) -> PeerV4 {
+        PeerV4::new(Ipv4Addr::new(10, 0, 0, ip), port)
+    }
+
+    #[test]
+    fn torrent_limit_refuses_new_torrents_only() {
+        let mut shard = limited(SwarmLimits {
+            max_torrents: 2,
+            ..SwarmLimits::UNLIMITED
+        });
+        let mut out = Vec::new();
+        let none = AnnounceEvent::None;
+        shard
+            .announce(&ann(1, v4(1), none, false), 5, &mut out)
+            .unwrap();
+        shard
+            .announce(&ann(2, v4(1), none, false), 50, &mut out)
+            .unwrap();
+        assert_eq!(
+            shard.announce(&ann(3, v4(1), none, false), 50, &mut out),
+            Err(Refusal::Torrents)
+        );
+        assert_eq!(shard.torrent_count(), 2);
+        assert_eq!(shard.scrape(&InfoHash([3; 20])), SwarmCounts::default());
+        // Existing swarms keep working: known and new peers alike.
+        let c = shard
+            .announce(&ann(2, v4(1), none, true), 50, &mut out)
+            .unwrap();
+        assert_eq!(c.seeders, 1);
+        let c = shard
+            .announce(&ann(2, v4(2), none, false), 50, &mut out)
+            .unwrap();
+        assert_eq!((c.seeders, c.leechers), (1, 1));
+        // A stopped announce for a refused torrent is no error and makes none.
+        let stopped = ann(3, v4(1), AnnounceEvent::Stopped, false);
+        assert_eq!(
+            shard.announce(&stopped, 50, &mut out),
+            Ok(SwarmCounts::default())
+        );
+        // Torrent 1's only peer expires; its slot goes to torrent 3.
+        shard.clean(10);
+        assert_eq!(shard.torrent_count(), 1);
+        shard
+            .announce(&ann(3, v4(1), none, false), 60, &mut out)
+            .unwrap();
+        assert_eq!(shard.refusals().udp_http, [1, 0, 0, 0]);
+    }
+
+    #[test]
+    fn peer_limit_refuses_new_peers_and_frees_on_stop_and_expiry() {
+        let mut shard = limited(SwarmLimits {
+            max_peers: 3,
+            ..SwarmLimits::UNLIMITED
+        });
+        let mut out = Vec::new();
+        let none = AnnounceEvent::None;
+        shard
+            .announce(&ann(1, v4(1), none, false), 5, &mut out)
+            .unwrap();
+        shard
+            .announce(&ann(1, v4(2), none, false), 50, &mut out)
+            .unwrap();
+        let p6 = PeerV6::new(Ipv6Addr::LOCALHOST, 9);
+        shard
+            .announce(&ann(2, p6, none, false), 50, &mut out6())
+            .unwrap();
+        assert_eq!(shard.peer_count(), 3);
+        let completed = ann(1, v4(3), AnnounceEvent::Completed, true);
+        assert_eq!(
+            shard.announce(&completed, 50, &mut out),
+            Err(Refusal::Peers)
+        );
+        assert_eq!(
+            shard.scrape(&InfoHash([1; 20])).completed,
+            0,
+            "a refused peer's completion is not counted"
+        );
+        assert_eq!(
+            shard.announce(&ann(9, v4(1), none, false), 50, &mut out),
+            Err(Refusal::Peers),
+            "a new torrent needs room for its first peer"
+        );
+        assert_eq!(shard.torrent_count(), 2);
+        let p6b = PeerV6::new(Ipv6Addr::LOCALHOST, 10);
+        assert_eq!(
+            shard.announce(&ann(2, p6b, none, false), 50, &mut out6()),
+            Err(Refusal::Peers)
+        );
+        // Re-announces of every known peer still work.
+        shard
+            .announce(&ann(1, v4(1), none, true), 50, &mut out)
+            .unwrap();
+        shard
+            .announce(&ann(2, p6, none, true), 50, &mut out6())
+            .unwrap();
+        // A stop frees a place...
+        shard
+            .announce(&ann(1, v4(2), AnnounceEvent::Stopped, false), 50, &mut out)
+            .unwrap();
+        assert_eq!(shard.peer_count(), 2);
+        shard
+            .announce(&ann(1, v4(3), none, false), 5, &mut out)
+            .unwrap();
+        assert_eq!(
+            shard.announce(&ann(1, v4(4), none, false), 50, &mut out),
+            Err(Refusal::Peers)
+        );
+        // ...and so does expiry.
+        shard.clean(10);
+        assert_eq!(shard.peer_count(), 2);
+        shard
+            .announce(&ann(1, v4(4), none, false), 50, &mut out)
+            .unwrap();
+        assert_eq!(shard.refusals().udp_http, [0, 4, 0, 0]);
+    }
+
+    fn out6() -> Vec<PeerV6> {
+        Vec::new()
+    }
+
+    #[test]
+    fn per_torrent_limit_counts_both_families() {
+        let mut shard = limited(SwarmLimits {
+            max_peers_per_torrent: 3,
+            ..SwarmLimits::UNLIMITED
+        });
+        let mut out = Vec::new();
+        let none = AnnounceEvent::None;
+        for port in 1..=3 {
+            shard
+                .announce(&ann(1, v4(port), none, false), 50, &mut out)
+                .unwrap();
+        }
+        let p6 = PeerV6::new(Ipv6Addr::LOCALHOST, 9);
+        assert_eq!(
+            shard.announce(&ann(1, p6, none, false), 50, &mut out6()),
+            Err(Refusal::PeersPerTorrent)
+        );
+        assert!(
+            shard.torrents[&InfoHash([1; 20])].v6.is_none(),
+            "a refused first IPv6 peer leaves no map behind"
+        );
+        assert_eq!(
+            shard.announce(&ann(1, v4(4), none, false), 50, &mut out),
+            Err(Refusal::PeersPerTorrent)
+        );
+        // Other torrents are not affected; known peers re-announce.
+        shard
+            .announce(&ann(2, v4(4), none, false), 50, &mut out)
+            .unwrap();
+        out.clear();
+        shard
+            .announce(&ann(1, v4(3), none, true), 50, &mut out)
+            .unwrap();
+        assert_eq!(out.len(), 2);
+        shard
+            .announce(&ann(1, v4(3), AnnounceEvent::Stopped, true), 50, &mut out)
+            .unwrap();
+        shard
+            .announce(&ann(1, p6, none, false), 50, &mut out6())
+            .unwrap();
+        assert_eq!(shard.refusals().udp_http, [0, 0, 2, 0]);
+    }
+
+    #[test]
+    fn per_ip_limit_in_small_and_indexed_swarms() {
+        let mut shard = limited(SwarmLimits {
+            max_peers_per_ip: 2,
+            ..SwarmLimits::UNLIMITED
+        });
+        let mut out = Vec::new();
+        let none = AnnounceEvent::None;
+        // A small swarm, scanned.
+        shard
+            .announce(&ann(1, peer_at(1, 1), none, false), 50, &mut out)
+            .unwrap();
+        shard
+            .announce(&ann(1, peer_at(1, 2), none, false), 50, &mut out)
+            .unwrap();
+        assert_eq!(
+            shard.announce(&ann(1, peer_at(1, 3), none, false), 50, &mut out),
+            Err(Refusal::PeersPerIp)
+        );
+        shard
+            .announce(&ann(1, peer_at(2, 3), none, false), 50, &mut out)
+            .unwrap();
+        shard
+            .announce(&ann(2, peer_at(1, 3), none, false), 50, &mut out)
+            .unwrap();
+        shard
+            .announce(&ann(1, peer_at(1, 2), none, true), 50, &mut out)
+            .unwrap();
+        // Grown past the index threshold, the same limit from the index.
+        for ip in 10..50 {
+            shard
+                .announce(&ann(1, peer_at(ip, 1), none, false), 50, &mut out)
+                .unwrap();
+        }
+        shard
+            .announce(&ann(1, peer_at(10, 2), none, false), 50, &mut out)
+            .unwrap();
+        assert_eq!(
+            shard.announce(&ann(1, peer_at(10, 3), none, false), 50, &mut out),
+            Err(Refusal::PeersPerIp)
+        );
+        assert_eq!(
+            shard.announce(&ann(1, peer_at(1, 4), none, false), 50, &mut out),
+            Err(Refusal::PeersPerIp)
+        );
+        shard
+            .announce(
+                &ann(1, peer_at(10, 1), AnnounceEvent::Stopped, false),
+                50,
+                &mut out,
+            )
+            .unwrap();
+        shard
+            .announce(&ann(1, peer_at(10, 3), none, false), 50, &mut out)
+            .unwrap();
+        assert_eq!(shard.refusals().udp_http, [0, 0, 0, 3]);
     }
 }

@@ -11,6 +11,7 @@
 use hashbrown::HashMap;
 use tracker_proto::{AnnounceEvent, InfoHash, PeerId};
 
+use crate::limits::Refusal;
 use crate::peer_map::PeerMap;
 use crate::shard::{CleanReport, SwarmCounts, SwarmShard};
 
@@ -76,6 +77,9 @@ pub struct WsAnnounceOutcome {
     pub counts: SwarmCounts,
     /// Where the answer goes: `None` when the peer it is for has gone.
     pub answer_target: Option<ConnRef>,
+    /// Set when a new torrent or peer was refused at a limit: the
+    /// announce changed nothing and goes nowhere.
+    pub refused: Option<Refusal>,
 }
 
 impl SwarmShard {
@@ -87,6 +91,23 @@ impl SwarmShard {
         now: u32,
         targets: &mut Vec<WsTarget>,
     ) -> WsAnnounceOutcome {
+        let limits = self.limits;
+        if announce.event != AnnounceEvent::Stopped
+            && (self.ws_torrents.len() >= limits.max_ws_torrents
+                || self.ws_peer_count >= limits.max_ws_peers)
+            && self.ws_torrents.get(&announce.info_hash).is_none()
+        {
+            let refusal = if self.ws_torrents.len() >= limits.max_ws_torrents {
+                Refusal::Torrents
+            } else {
+                Refusal::Peers
+            };
+            self.refusals.ws[refusal.index()] += 1;
+            return WsAnnounceOutcome {
+                refused: Some(refusal),
+                ..Default::default()
+            };
+        }
         let Some(torrent) = (match announce.event {
             // A stopped peer must not create a torrent just to leave it.
             AnnounceEvent::Stopped => self.ws_torrents.get_mut(&announce.info_hash),
@@ -95,10 +116,12 @@ impl SwarmShard {
             return WsAnnounceOutcome::default();
         };
         if let Some(old) = announce.replaces {
-            if old != announce.peer_id {
-                torrent
+            if old != announce.peer_id
+                && torrent
                     .peers
-                    .remove_if(&old, |entry| entry.value == announce.conn);
+                    .remove_if(&old, |entry| entry.value == announce.conn)
+            {
+                self.ws_peer_count -= 1;
             }
         }
         // Resolved before the announcer's own entry changes, and only to a
@@ -109,21 +132,53 @@ impl SwarmShard {
             .and_then(|to| torrent.peers.get(&to))
             .map(|entry| entry.value);
         if announce.event == AnnounceEvent::Stopped {
-            torrent
+            if torrent
                 .peers
-                .remove_if(&announce.peer_id, |entry| entry.value == announce.conn);
+                .remove_if(&announce.peer_id, |entry| entry.value == announce.conn)
+            {
+                self.ws_peer_count -= 1;
+            }
             return WsAnnounceOutcome {
                 counts: torrent.counts(),
                 answer_target,
+                refused: None,
             };
         }
+        let shard_peers = self.ws_peer_count;
+        let upserted = torrent.peers.try_upsert_with(
+            announce.peer_id,
+            announce.conn,
+            announce.seeder,
+            now,
+            |peers, _| {
+                if shard_peers >= limits.max_ws_peers {
+                    Err(Refusal::Peers)
+                } else if peers.len() >= limits.max_peers_per_torrent {
+                    Err(Refusal::PeersPerTorrent)
+                } else {
+                    Ok(())
+                }
+            },
+        );
+        let position = match upserted {
+            Ok((position, inserted)) => {
+                self.ws_peer_count += usize::from(inserted);
+                position
+            }
+            // No offers go out and no answer is relayed for a peer the
+            // swarm does not hold.
+            Err(refusal) => {
+                self.refusals.ws[refusal.index()] += 1;
+                return WsAnnounceOutcome {
+                    counts: torrent.counts(),
+                    answer_target: None,
+                    refused: Some(refusal),
+                };
+            }
+        };
         if announce.event == AnnounceEvent::Completed {
             torrent.completed = torrent.completed.saturating_add(1);
         }
-        let position =
-            torrent
-                .peers
-                .upsert_with(announce.peer_id, announce.conn, announce.seeder, now);
         if announce.offers > 0 {
             torrent
                 .peers
@@ -137,6 +192,7 @@ impl SwarmShard {
         WsAnnounceOutcome {
             counts: torrent.counts(),
             answer_target,
+            refused: None,
         }
     }
 
@@ -144,9 +200,12 @@ impl SwarmShard {
     /// has since announced from another connection.
     pub fn ws_leave(&mut self, info_hash: &InfoHash, peer_id: &PeerId, conn: ConnRef) {
         if let Some(torrent) = self.ws_torrents.get_mut(info_hash) {
-            torrent
+            if torrent
                 .peers
-                .remove_if(peer_id, |entry| entry.value == conn);
+                .remove_if(peer_id, |entry| entry.value == conn)
+            {
+                self.ws_peer_count -= 1;
+            }
             if torrent.peers.is_empty() {
                 self.ws_torrents.remove(info_hash);
             }
@@ -314,5 +373,43 @@ mod tests {
         let report = shard.clean(10);
         assert_eq!((report.peers_removed, report.torrents_removed), (1, 1));
         assert_eq!(shard.ws_torrent_count(), 0);
+    }
+
+    #[test]
+    fn ws_limits_refuse_new_entries_and_free_on_leave() {
+        use crate::limits::SwarmLimits;
+        let mut shard = SwarmShard::with_limits(
+            fastrand::Rng::with_seed(1),
+            SwarmLimits {
+                max_ws_torrents: 1,
+                max_ws_peers: 3,
+                max_peers_per_torrent: 2,
+                ..SwarmLimits::UNLIMITED
+            },
+        );
+        let mut targets = Vec::new();
+        shard.ws_announce(&ann(1, 1, 0), 0, &mut targets);
+        shard.ws_announce(&ann(2, 2, 0), 0, &mut targets);
+        let full = shard.ws_announce(&ann(3, 3, 5), 0, &mut targets);
+        assert_eq!(full.refused, Some(Refusal::PeersPerTorrent));
+        assert!(targets.is_empty(), "a refused peer sends no offers");
+        let mut other = ann(3, 3, 0);
+        other.info_hash = InfoHash([8; 20]);
+        let outcome = shard.ws_announce(&other, 0, &mut targets);
+        assert_eq!(outcome.refused, Some(Refusal::Torrents));
+        assert_eq!(shard.ws_torrent_count(), 1);
+        // Known peers re-announce, offers included.
+        let outcome = shard.ws_announce(&ann(1, 1, 5), 0, &mut targets);
+        assert_eq!((outcome.refused, targets.len()), (None, 1));
+        // A peer id change on the same connection is no new peer.
+        let mut changed = ann(4, 2, 0);
+        changed.replaces = Some(PeerId([2; 20]));
+        assert_eq!(shard.ws_announce(&changed, 0, &mut targets).refused, None);
+        shard.ws_leave(&InfoHash([7; 20]), &PeerId([4; 20]), conn(2));
+        assert_eq!(
+            shard.ws_announce(&ann(3, 3, 0), 0, &mut targets).refused,
+            None
+        );
+        assert_eq!(shard.refusals().ws, [1, 0, 1, 0]);
     }
 }

@@ -11,6 +11,7 @@ use tracker_proto::udp::{PeerV4, PeerV6};
 use tracker_proto::InfoHash;
 
 use crate::clock::Clock;
+use crate::limits::{Refusal, SwarmLimits};
 use crate::shard::{Announce, SwarmCounts, SwarmShard};
 use crate::webtorrent::{ConnRef, WsAnnounce, WsTarget};
 
@@ -31,11 +32,15 @@ pub enum Work {
         /// Filled by the request worker: indices into `Batch::peers_v4`.
         peers: Range<u32>,
         counts: SwarmCounts,
+        /// Filled in when a limit refused the announce: the client gets
+        /// this error instead of peers.
+        refused: Option<Refusal>,
     },
     AnnounceV6 {
         announce: Announce<PeerV6>,
         peers: Range<u32>,
         counts: SwarmCounts,
+        refused: Option<Refusal>,
     },
     Scrape {
         info_hash: InfoHash,
@@ -61,6 +66,7 @@ pub enum Work {
         targets: Range<u32>,
         counts: SwarmCounts,
         answer_target: Option<ConnRef>,
+        refused: Option<Refusal>,
     },
     WsScrape {
         info_hash: InfoHash,
@@ -147,18 +153,20 @@ impl Batch {
                     announce,
                     peers,
                     counts,
+                    refused,
                 } => {
                     let start = peers_v4.len() as u32;
-                    *counts = shard.announce(announce, now, peers_v4);
+                    (*counts, *refused) = split(shard.announce(announce, now, peers_v4));
                     *peers = start..peers_v4.len() as u32;
                 }
                 Work::AnnounceV6 {
                     announce,
                     peers,
                     counts,
+                    refused,
                 } => {
                     let start = peers_v6.len() as u32;
-                    *counts = shard.announce(announce, now, peers_v6);
+                    (*counts, *refused) = split(shard.announce(announce, now, peers_v6));
                     *peers = start..peers_v6.len() as u32;
                 }
                 Work::Scrape {
@@ -185,11 +193,13 @@ impl Batch {
                     targets,
                     counts,
                     answer_target,
+                    refused,
                 } => {
                     let start = ws_targets.len() as u32;
                     let outcome = shard.ws_announce(announce, now, ws_targets);
                     *counts = outcome.counts;
                     *answer_target = outcome.answer_target;
+                    *refused = outcome.refused;
                     *targets = start..ws_targets.len() as u32;
                 }
                 Work::WsScrape {
@@ -205,6 +215,13 @@ impl Batch {
     }
 }
 
+fn split(result: Result<SwarmCounts, Refusal>) -> (SwarmCounts, Option<Refusal>) {
+    match result {
+        Ok(counts) => (counts, None),
+        Err(refusal) => (SwarmCounts::default(), Some(refusal)),
+    }
+}
+
 /// A way back to a front end: its channel and how to wake it.
 #[derive(Clone)]
 pub struct ReturnPath {
@@ -216,6 +233,8 @@ pub struct RequestWorkerConfig {
     pub index: usize,
     pub cleaning_interval: Duration,
     pub max_peer_age: u32,
+    /// This worker's share of the limits ([`SwarmLimits::per_shard`]).
+    pub limits: SwarmLimits,
 }
 
 /// Runs until `shutdown` is set or every sender of `inbox` is gone.
@@ -226,7 +245,8 @@ pub fn run_request_worker(
     clock: Clock,
     shutdown: Arc<AtomicBool>,
 ) {
-    let mut shard = SwarmShard::default();
+    let mut shard = SwarmShard::with_limits(fastrand::Rng::new(), config.limits);
+    let mut refused_before = 0;
     let mut next_clean = Instant::now() + config.cleaning_interval;
     // Checked between batches so a busy worker still notices shutdown.
     let tick = Duration::from_millis(200);
@@ -259,14 +279,25 @@ pub fn run_request_worker(
         if Instant::now() >= next_clean {
             let cutoff = clock.now_secs().saturating_sub(config.max_peer_age);
             let report = shard.clean(cutoff);
+            let refusals = shard.refusals();
             log::debug!(
-                "request worker {}: cleaned {} peers, {} torrents; {} torrents, {} peers left",
+                "request worker {}: cleaned {} peers, {} torrents; {} torrents, {} peers left; \
+                 refused so far (UDP+HTTP/WS): {refusals}",
                 config.index,
                 report.peers_removed,
                 report.torrents_removed,
                 report.torrents_left,
                 report.peers_left
             );
+            // An operator should hear of a full tracker without debug logs.
+            if refusals.total() > refused_before {
+                log::warn!(
+                    "request worker {}: announces refused at a [swarm] limit, so far \
+                     (UDP+HTTP/WS): {refusals}",
+                    config.index
+                );
+                refused_before = refusals.total();
+            }
             next_clean = Instant::now() + config.cleaning_interval;
         }
     }

@@ -39,6 +39,22 @@ pub struct SwarmConfig {
     pub cleaning_interval: u64,
     /// Seconds after its last announce that a peer is forgotten.
     pub max_peer_age: u64,
+    /// UDP/HTTP torrents held; an announce that would add one more is
+    /// refused. About 240 bytes each with its first peer.
+    pub max_torrents: usize,
+    /// UDP/HTTP peers held (both address families); a new one past it is
+    /// refused. About 30-55 bytes each beyond a torrent's first.
+    pub max_peers: usize,
+    /// Peers in one torrent (UDP/HTTP, and WebTorrent swarms too).
+    pub max_peers_per_torrent: usize,
+    /// UDP/HTTP peers with one IP address in one torrent (clients behind
+    /// one NAT differ only by port).
+    pub max_peers_per_ip: usize,
+    /// WebTorrent torrents held, counted apart from UDP/HTTP ones. About
+    /// 330 bytes each with its first peer.
+    pub max_ws_torrents: usize,
+    /// WebTorrent peers held. About 90 bytes each beyond a torrent's first.
+    pub max_ws_peers: usize,
 }
 
 /// Rules shared by every tracker protocol.
@@ -232,6 +248,36 @@ impl Default for SwarmConfig {
             channel_capacity: 1024,
             cleaning_interval: 120,
             max_peer_age: 1200,
+            // Sized from `cargo run --release -p tracker-swarm --example
+            // swarm_memory` (docs/architecture.md, "Limits"): at most about
+            // 2.4 GB of torrents plus 2.2 GB of further peers, roomy for
+            // the largest public trackers' swarms, bounded on an 8 GB host.
+            max_torrents: 10_000_000,
+            max_peers: 50_000_000,
+            // Beyond the largest real swarms (a few 100k peers); 55 MB.
+            max_peers_per_torrent: 1_000_000,
+            // A household or office NAT seldom has more than a few clients
+            // in one torrent; one host varying its port gets no further.
+            max_peers_per_ip: 8,
+            // WebTorrent is a far smaller population: about 0.33 GB of
+            // torrents plus 0.45 GB of peers at most.
+            max_ws_torrents: 1_000_000,
+            max_ws_peers: 5_000_000,
+        }
+    }
+}
+
+impl SwarmConfig {
+    /// The limits for the whole tracker; each request worker enforces
+    /// [`per_shard`](crate::swarm::SwarmLimits::per_shard) of them.
+    pub fn limits(&self) -> crate::swarm::SwarmLimits {
+        crate::swarm::SwarmLimits {
+            max_torrents: self.max_torrents,
+            max_peers: self.max_peers,
+            max_ws_torrents: self.max_ws_torrents,
+            max_ws_peers: self.max_ws_peers,
+            max_peers_per_torrent: self.max_peers_per_torrent,
+            max_peers_per_ip: self.max_peers_per_ip,
         }
     }
 }
@@ -592,6 +638,12 @@ impl Config {
         at_least_1(&["swarm.channel_capacity"], s.channel_capacity)?;
         at_least_1(&["swarm.cleaning_interval"], s.cleaning_interval)?;
         at_least_1(&["swarm.max_peer_age"], s.max_peer_age)?;
+        at_least_1(&["swarm.max_torrents"], s.max_torrents)?;
+        at_least_1(&["swarm.max_peers"], s.max_peers)?;
+        at_least_1(&["swarm.max_peers_per_torrent"], s.max_peers_per_torrent)?;
+        at_least_1(&["swarm.max_peers_per_ip"], s.max_peers_per_ip)?;
+        at_least_1(&["swarm.max_ws_torrents"], s.max_ws_torrents)?;
+        at_least_1(&["swarm.max_ws_peers"], s.max_ws_peers)?;
 
         let p = &self.protocol;
         at_least_1(&["protocol.max_numwant"], p.max_numwant)?;
@@ -842,6 +894,42 @@ const COMMENTS: &[(&str, &str)] = &[
     (
         "swarm.max_peer_age",
         "Seconds after its last announce that a peer is forgotten.",
+    ),
+    (
+        "swarm.max_torrents",
+        "UDP/HTTP torrents held. An announce that would add one more is\nrefused \
+         (\"tracker is full: torrent limit reached\"); existing torrents\nkeep working. \
+         Each request worker holds its share (this / workers,\nrounded up). About 240 \
+         bytes per torrent with its first peer:\nthe default bounds torrents at about 2.4 GB.",
+    ),
+    (
+        "swarm.max_peers",
+        "UDP/HTTP peers held, both address families. A new peer past it is\nrefused \
+         (\"tracker is full: peer limit reached\"); known peers always\nre-announce. \
+         Split between request workers like max_torrents.\nAbout 30-55 bytes per peer beyond \
+         a torrent's first: the default\nbounds peers at about 2.2 GB more.",
+    ),
+    (
+        "swarm.max_peers_per_torrent",
+        "Peers in one torrent, UDP/HTTP and WebTorrent swarms alike (about\n55 MB for a \
+         full UDP/HTTP swarm at the default).",
+    ),
+    (
+        "swarm.max_peers_per_ip",
+        "UDP/HTTP peers with one IP address in one torrent: clients behind\none NAT differ \
+         only by port, but one host varying its port must\nnot fill a swarm. Not applied to \
+         WebTorrent peers, which have no\naddress in the swarm.",
+    ),
+    (
+        "swarm.max_ws_torrents",
+        "WebTorrent torrents held, counted apart from UDP/HTTP ones so a\nflood on one \
+         protocol cannot lock the other out. About 330 bytes\nper torrent with its first \
+         peer: about 0.33 GB at the default.",
+    ),
+    (
+        "swarm.max_ws_peers",
+        "WebTorrent peers held. About 90 bytes per peer beyond a torrent's\nfirst: about \
+         0.45 GB at the default.",
     ),
     ("protocol", "Rules shared by every tracker protocol."),
     (
@@ -1243,6 +1331,15 @@ mod tests {
             (|c| c.swarm.channel_capacity = 0, "swarm.channel_capacity"),
             (|c| c.swarm.cleaning_interval = 0, "swarm.cleaning_interval"),
             (|c| c.swarm.max_peer_age = 0, "swarm.max_peer_age"),
+            (|c| c.swarm.max_torrents = 0, "swarm.max_torrents"),
+            (|c| c.swarm.max_peers = 0, "swarm.max_peers"),
+            (
+                |c| c.swarm.max_peers_per_torrent = 0,
+                "swarm.max_peers_per_torrent",
+            ),
+            (|c| c.swarm.max_peers_per_ip = 0, "swarm.max_peers_per_ip"),
+            (|c| c.swarm.max_ws_torrents = 0, "swarm.max_ws_torrents"),
+            (|c| c.swarm.max_ws_peers = 0, "swarm.max_ws_peers"),
             (|c| c.protocol.max_numwant = 0, "protocol.max_numwant"),
             (
                 |c| {
@@ -1410,6 +1507,12 @@ mod tests {
                 channel_capacity: 3,
                 cleaning_interval: 5,
                 max_peer_age: 99,
+                max_torrents: 11,
+                max_peers: 12,
+                max_peers_per_torrent: 13,
+                max_peers_per_ip: 14,
+                max_ws_torrents: 15,
+                max_ws_peers: 16,
             },
             protocol: ProtocolConfig {
                 announce_interval: 1800,

@@ -129,6 +129,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             index,
             cleaning_interval: Duration::from_secs(config.swarm.cleaning_interval),
             max_peer_age: config.swarm.max_peer_age.min(u64::from(u32::MAX)) as u32,
+            limits: config.swarm.limits().per_shard(config.swarm.workers),
         };
         let returns = returns.clone();
         let inbox = inbox.clone();

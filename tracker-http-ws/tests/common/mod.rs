@@ -134,6 +134,7 @@ impl Tracker {
                 index,
                 cleaning_interval: Duration::from_secs(60),
                 max_peer_age: 3600,
+                limits: Default::default(),
             };
             threads.push(std::thread::spawn(move || {
                 run_request_worker(config, rx, returns, clock, shutdown)

@@ -154,6 +154,7 @@ impl<R: Responder> RequestHandler<R> {
                         },
                         peers: 0..0,
                         counts: SwarmCounts::default(),
+                        refused: None,
                     },
                     SocketAddr::V6(v6) => Work::AnnounceV6 {
                         announce: Announce {
@@ -165,6 +166,7 @@ impl<R: Responder> RequestHandler<R> {
                         },
                         peers: 0..0,
                         counts: SwarmCounts::default(),
+                        refused: None,
                     },
                 };
                 let reply = ReplyTo {
@@ -319,6 +321,18 @@ impl<R: Responder> RequestHandler<R> {
     pub fn answer(&mut self, mut batch: Batch) {
         for job in &batch.jobs {
             let (peers, counts) = match &job.work {
+                Work::AnnounceV4 {
+                    refused: Some(refusal),
+                    ..
+                }
+                | Work::AnnounceV6 {
+                    refused: Some(refusal),
+                    ..
+                } => {
+                    let (reply, message) = (job.reply, refusal.message().as_bytes());
+                    self.error(reply.handle, reply.addr, TransactionId(reply.tag), message);
+                    continue;
+                }
                 Work::AnnounceV4 { peers, counts, .. } => {
                     (Peers::V4(peer_slice(&batch.peers_v4, peers)), counts)
                 }
