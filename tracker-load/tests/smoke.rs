@@ -4,12 +4,13 @@
 
 mod common;
 
-use common::{assert_unreachable_fails, run_load, start_tracker};
+use common::{assert_unreachable_fails, one_host_config, run_load, start_tracker};
 
 #[test]
 fn udp_load_against_the_real_tracker() {
+    let config = one_host_config();
     let (_tracker, addr) = start_tracker(
-        &["--udp", "127.0.0.1:0", "--log-level", "info"],
+        &["-c", &config, "--udp", "127.0.0.1:0", "--log-level", "info"],
         "UDP listening on",
     );
     let run = run_load(
@@ -26,8 +27,9 @@ fn udp_load_against_the_real_tracker() {
 
 #[test]
 fn prefill_announces_every_client_first() {
+    let config = one_host_config();
     let (_tracker, addr) = start_tracker(
-        &["--udp", "127.0.0.1:0", "--log-level", "info"],
+        &["-c", &config, "--udp", "127.0.0.1:0", "--log-level", "info"],
         "UDP listening on",
     );
     // Few torrents and two source addresses: clients of a torrent share

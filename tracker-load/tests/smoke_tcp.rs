@@ -7,7 +7,10 @@ mod common;
 
 use std::net::TcpListener;
 
-use common::{assert_unreachable_fails, run_load, start_tracker, temp_path, Run};
+use common::{
+    assert_unreachable_fails, one_host_config, run_load, start_tracker, temp_path, Run,
+    ONE_HOST_SWARM,
+};
 
 /// A small swarm: WebSocket connections then stay under the tracker's
 /// default cap of torrents per connection (ws.max_torrents_per_connection,
@@ -40,8 +43,11 @@ fn check_ws(run: &Run) {
 
 #[test]
 fn http_and_ws_load_against_the_real_tracker() {
+    let config = one_host_config();
     let (_tracker, addr) = start_tracker(
         &[
+            "-c",
+            &config,
             "--udp",
             "127.0.0.1:0",
             "--http",
@@ -67,7 +73,7 @@ fn https_and_wss_load_against_the_real_tracker() {
     std::fs::write(
         &config_path,
         format!(
-            "[udp]\nlisten = []\n\n[http]\nlisten = []\ntls_listen = [\"127.0.0.1:0\"]\n\n\
+            "{ONE_HOST_SWARM}[udp]\nlisten = []\n\n[http]\nlisten = []\ntls_listen = [\"127.0.0.1:0\"]\n\n\
              [tls]\ncertificate_path = \"{}\"\nprivate_key_path = \"{}\"\n",
             cert_path.display(),
             key_path.display()

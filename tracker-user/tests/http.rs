@@ -665,8 +665,8 @@ fn pipelined_requests_across_request_workers_are_answered_in_order() {
 fn a_long_pipeline_is_answered_in_full_while_it_is_written() {
     // 1000 requests (about 300 kB) written by one thread while another reads:
     // far more than one request head or buffer, yet every one is answered,
-    // in order.
-    let t = Tracker::start_v4();
+    // in order. Every peer is 127.0.0.1 with its own port.
+    let t = Tracker::with_config(MANY_PEERS_PER_IP);
     let hash = random_hash();
     let conn = HttpConn::connect(t.http_addr());
     let mut writer = conn.stream.try_clone().unwrap();
@@ -722,7 +722,9 @@ fn an_idle_keep_alive_connection_is_closed_after_keep_alive_timeout() {
 
 #[test]
 fn many_clients_at_once_are_all_served() {
-    let t = Tracker::with_config("[swarm]\nworkers = 2\n[http]\nworkers = 2\n");
+    let t = Tracker::with_config(&format!(
+        "{MANY_PEERS_PER_IP}workers = 2\n[http]\nworkers = 2\n"
+    ));
     let hash = random_hash();
     let addr = t.http_addr();
     let threads: Vec<_> = (0..16u16)

@@ -157,7 +157,9 @@ fn leecher_becoming_seeder_is_recounted() {
 
 #[test]
 fn numwant_zero_two_default_and_above_max() {
-    let t = Tracker::with_config("[protocol]\ndefault_numwant = 3\nmax_numwant = 5\n");
+    let t = Tracker::with_config(&format!(
+        "{MANY_PEERS_PER_IP}[protocol]\ndefault_numwant = 3\nmax_numwant = 5\n"
+    ));
     let hash = random_hash();
     let peers: Vec<Peer> = (0..10).map(|i| Peer::new(t.addr(), 3001 + i)).collect();
     for p in &peers {
@@ -803,7 +805,7 @@ fn connection_id_is_bound_to_source_ip() {
 
 #[test]
 fn default_numwant_and_max_are_50() {
-    let t = Tracker::start_v4();
+    let t = Tracker::with_config(MANY_PEERS_PER_IP);
     let hash = random_hash();
     let peers: Vec<Peer> = (0..60).map(|i| Peer::new(t.addr(), 24001 + i)).collect();
     for p in &peers {
@@ -822,7 +824,8 @@ fn default_numwant_and_max_are_50() {
 
 #[test]
 fn concurrent_announces_are_all_counted() {
-    let t = Tracker::start_v4();
+    // Every peer here is 127.0.0.1 with its own port.
+    let t = Tracker::with_config(MANY_PEERS_PER_IP);
     let addr = t.addr();
     let hash = random_hash();
     let other_hash = random_hash();

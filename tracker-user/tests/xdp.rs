@@ -543,7 +543,8 @@ fn a_foreign_program_is_not_replaced_unless_asked() {
 #[test]
 fn two_rx_queues_get_a_socket_each() {
     let net = TestNet::new(2);
-    let t = net.tracker("");
+    // All 20 peers share the client namespace's address.
+    let t = net.tracker(MANY_PEERS_PER_IP);
     let log = t.stderr_text();
     assert!(
         (0..2).all(|q| log.contains(&format!("AF_XDP socket on {} queue {q} (", net.server_if))),

@@ -43,6 +43,17 @@ pub fn temp_path(name: &str) -> PathBuf {
     ))
 }
 
+/// Tracker config for a generator on one host: its simulated peers share
+/// one or two addresses, far past the tracker's default per-IP limit.
+pub const ONE_HOST_SWARM: &str = "[swarm]\nmax_peers_per_ip = 65536\n";
+
+/// A config file holding [`ONE_HOST_SWARM`], for `-c`.
+pub fn one_host_config() -> String {
+    let path = temp_path("tracker.toml");
+    std::fs::write(&path, ONE_HOST_SWARM).expect("write tracker config");
+    path.to_str().expect("UTF-8 temp path").to_owned()
+}
+
 /// Starts the tracker with `args` and returns it with the address of its
 /// log line `<ready> ADDR` (e.g. `UDP listening on`).
 pub fn start_tracker(args: &[&str], ready: &str) -> (Tracker, String) {

@@ -42,6 +42,11 @@ pub const RECV_TIMEOUT: Duration = Duration::from_secs(3);
 /// busy machine; every request the helpers retry is idempotent enough).
 const ATTEMPTS: usize = 3;
 
+/// Config for tests that put many peers of one host (loopback, or one
+/// namespace address) into one torrent, past the default per-IP limit.
+/// Opens the [swarm] section, so more [swarm] keys may follow.
+pub const MANY_PEERS_PER_IP: &str = "[swarm]\nmax_peers_per_ip = 65536\n";
+
 pub fn bin_path() -> &'static str {
     env!("CARGO_BIN_EXE_tracker-user")
 }

@@ -45,6 +45,11 @@ const AQUATIC_VERSION: &str = "0.9.0";
 const SERVER_CPU: usize = 0;
 const GENERATOR_CPU: usize = 1;
 
+/// `[swarm] max_peers_per_ip` for our tracker in every bench: the
+/// generator's simulated peers share one or two addresses, and aquatic has
+/// no such limit, so both hold the same population.
+const ONE_HOST_PEERS_PER_IP: usize = 65_536;
+
 const USAGE: &str = "\
 usage: cargo xtask bench udp|http|ws [--runs N] [--seconds S] [--warmup W] [--quick]
                                      [--no-build] [udp: --no-steer] [http, ws: --tls | --plain]

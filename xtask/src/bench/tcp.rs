@@ -22,7 +22,7 @@ use super::report::{
 use super::sample::{measure, measure_background, Load, NoHooks, RunResult};
 use super::{
     build_ours, check_stop, generator_keys, has_key, install_anchor, parse_opts, prepare,
-    write_load_config, Binaries, Opts, AQUATIC_VERSION,
+    write_load_config, Binaries, Opts, AQUATIC_VERSION, ONE_HOST_PEERS_PER_IP,
 };
 
 /// HTTP connections of the generator, one request in flight each.
@@ -310,7 +310,8 @@ impl Bench {
                 };
                 let _ = write!(
                     text,
-                    "log_level = \"info\"\n\n[swarm]\nworkers = 1\n\n[udp]\nlisten = []\n\n\
+                    "log_level = \"info\"\n\n[swarm]\nworkers = 1\n\
+                     max_peers_per_ip = {ONE_HOST_PEERS_PER_IP}\n\n[udp]\nlisten = []\n\n\
                      [http]\nworkers = 1\nlisten = {plain}\ntls_listen = {secure}\n"
                 );
                 if self.protocol == Protocol::Ws {

@@ -33,7 +33,7 @@ use super::report::{
 use super::sample::{measure, measure_background, Hooks, Load, RunResult};
 use super::{
     check_stop, generator_keys, has_key, parse_opts, prepare, printed_value, write_load_config,
-    Binaries, Opts, GENERATOR_CPU, SERVER_CPU,
+    Binaries, Opts, GENERATOR_CPU, ONE_HOST_PEERS_PER_IP, SERVER_CPU,
 };
 
 /// Seconds both trackers keep a peer that does not announce again: far
@@ -260,7 +260,8 @@ impl Bench {
                 let mut text = format!(
                     "# written by cargo xtask bench udp\n\
                      log_level = \"info\"\n\n\
-                     [swarm]\nworkers = 1\nmax_peer_age = {PEER_AGE}\n\n\
+                     [swarm]\nworkers = 1\nmax_peer_age = {PEER_AGE}\n\
+                     max_peers_per_ip = {ONE_HOST_PEERS_PER_IP}\n\n\
                      [udp]\nworkers = 1\n\n\
                      [http]\nlisten = []\n",
                 );
