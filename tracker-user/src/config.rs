@@ -40,7 +40,7 @@ pub struct SwarmConfig {
     /// Seconds after its last announce that a peer is forgotten.
     pub max_peer_age: u64,
     /// UDP/HTTP torrents held; an announce that would add one more is
-    /// refused. About 240 bytes each with its first peer.
+    /// refused. About 234 bytes each with its first peer.
     pub max_torrents: usize,
     /// UDP/HTTP peers held (both address families); a new one past it is
     /// refused. About 30-55 bytes each beyond a torrent's first.
@@ -250,7 +250,7 @@ impl Default for SwarmConfig {
             max_peer_age: 1200,
             // Sized from `cargo run --release -p tracker-swarm --example
             // swarm_memory` (docs/architecture.md, "Limits"): at most about
-            // 2.4 GB of torrents plus 2.2 GB of further peers, roomy for
+            // 2.3 GB of torrents plus 2.2 GB of further peers, roomy for
             // the largest public trackers' swarms, bounded on an 8 GB host.
             max_torrents: 10_000_000,
             max_peers: 50_000_000,
@@ -899,8 +899,8 @@ const COMMENTS: &[(&str, &str)] = &[
         "swarm.max_torrents",
         "UDP/HTTP torrents held. An announce that would add one more is\nrefused \
          (\"tracker is full: torrent limit reached\"); existing torrents\nkeep working. \
-         Each request worker holds its share (this / workers,\nrounded up). About 240 \
-         bytes per torrent with its first peer:\nthe default bounds torrents at about 2.4 GB.",
+         Each request worker holds its share (this / workers,\nrounded up). About 234 \
+         bytes per torrent with its first peer:\nthe default bounds torrents at about 2.3 GB.",
     ),
     (
         "swarm.max_peers",
