@@ -28,11 +28,15 @@ const NOT_ALLOWED: &[u8] = b"info hash not allowed";
 /// The wording HTTP gives the same mistake: a peer at port 0 cannot be
 /// connected to, so handing it out as `IP:0` only wastes other peers' time.
 const INVALID_PORT: &[u8] = HttpParseError::InvalidPort.message().as_bytes();
-/// For datagrams longer than the receive slot; see [`RequestHandler::too_large`].
+/// For scrapes of more than [`MAX_SCRAPE_HASHES`], which a socket receives
+/// cut short (see [`RequestHandler::too_large`]) and AF_XDP may receive whole.
 const TOO_LARGE: &[u8] = b"request too large (a scrape may carry at most 101 info hashes)";
+/// The most hashes a scrape may carry: what fits a socket receive slot.
+/// AF_XDP frames can hold more; refusing those too keeps one contract.
+const MAX_SCRAPE_HASHES: usize = (super::mmsg::RECV_BUF_LEN - 16) / 20;
 const _: () = assert!(
-    (super::mmsg::RECV_BUF_LEN - 16) / 20 == 101,
-    "TOO_LARGE names the most hashes a receive slot holds"
+    MAX_SCRAPE_HASHES == 101,
+    "TOO_LARGE names MAX_SCRAPE_HASHES"
 );
 
 /// Where responses go. `handle` is whatever the front end passed to
@@ -209,6 +213,10 @@ impl<R: Responder> RequestHandler<R> {
                 ) {
                     self.rejected_connection_id(addr, tick);
                     return self.error(handle, addr, s.transaction_id, INVALID_CONNECTION_ID);
+                }
+                if s.info_hashes.len() > MAX_SCRAPE_HASHES {
+                    self.counters.rejected_too_large += 1;
+                    return self.error(handle, addr, s.transaction_id, TOO_LARGE);
                 }
                 self.scrape(handle, addr, s.transaction_id, s.info_hashes);
             }
