@@ -545,6 +545,31 @@ fn connection_id_is_accepted_from_another_port_of_the_same_ip() {
 }
 
 #[test]
+fn refused_connection_ids_are_logged_at_debug_at_most_once_a_second() {
+    let t = Tracker::with_config("log_level = \"debug\"\n[udp]\nworkers = 1\n");
+    let c = Client::new(t.addr());
+    c.set_conn_id(0x1234_5678_9abc_def0);
+    let started = std::time::Instant::now();
+    for _ in 0..40 {
+        let e = c.announce_err(&Announce::new(random_hash(), 14101));
+        assert_error_mentions(&e, "connection id");
+    }
+    let secs = started.elapsed().as_secs() as usize;
+    let needle = format!("connection id invalid or expired from {}", c.local_addr());
+    let ok = poll_until(Duration::from_secs(3), || t.stderr_text().contains(&needle));
+    assert!(ok, "no debug line naming the source:\n{}", t.stderr_text());
+    let lines = t
+        .stderr_lines()
+        .iter()
+        .filter(|l| l.contains("connection id invalid or expired from"))
+        .count();
+    assert!(
+        lines <= secs + 2,
+        "{lines} log lines for 40 refusals in {secs} s: not rate-limited"
+    );
+}
+
+#[test]
 fn connection_id_expires() {
     let t = Tracker::with_config("[udp]\nconnection_id_lifetime = 1\n");
     let hash = random_hash();
