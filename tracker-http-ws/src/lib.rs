@@ -17,6 +17,7 @@
 //! not read its messages is disconnected.
 
 mod buf;
+mod conn_limits;
 mod head;
 mod offers;
 pub mod settings;

@@ -65,6 +65,15 @@ pub struct Settings {
     pub request_timeout: Duration,
     /// How long a keep-alive HTTP connection may sit idle.
     pub keep_alive_timeout: Duration,
+    /// How long a new connection has, from accept, to complete its TLS
+    /// handshake (if any) and send its first request bytes; a silent
+    /// connection would otherwise hold its slot for `keep_alive_timeout`.
+    pub first_byte_timeout: Duration,
+    /// Connections one client address (an IPv4 address, an IPv6 /64) may
+    /// hold open across all socket workers; each worker enforces its share,
+    /// `ceil(max_connections_per_ip / workers)`. Not applied when
+    /// `real_ip_header` is set: every connection then comes from the proxy.
+    pub max_connections_per_ip: usize,
     /// Most info hashes answered in one HTTP or WS scrape.
     pub max_scrape_torrents: usize,
     /// Serve a scrape without info_hash with every torrent (capped).
@@ -108,6 +117,8 @@ impl Default for Settings {
             max_request_size: 8192,
             request_timeout: Duration::from_secs(10),
             keep_alive_timeout: Duration::from_secs(120),
+            first_byte_timeout: Duration::from_secs(5),
+            max_connections_per_ip: 512,
             max_scrape_torrents: 100,
             full_scrape: false,
             max_full_scrape_torrents: 100_000,

@@ -47,7 +47,6 @@ use crossbeam_channel::{Receiver, Sender, TrySendError};
 use hashbrown::HashMap;
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
-use rustls::ServerConnection;
 use slab::Slab;
 use tracker_proto::http::{self as bhttp, HttpAnnounceResponse, HttpParseError, HttpRequest};
 use tracker_proto::udp::{PeerV4, PeerV6};
@@ -63,10 +62,11 @@ use tungstenite::protocol::frame::Utf8Bytes;
 use tungstenite::protocol::{CloseFrame, Message, Role, WebSocketConfig, WebSocketContext};
 
 use crate::buf::OutBuf;
+use crate::conn_limits::{ws_close_for, PerIpConns};
 use crate::head::{self, Head, Method, Parsed, RealIp, Status, Upgrade};
 use crate::offers::PendingOffers;
 use crate::settings::{ListenerKind, ListenerSpec, Settings};
-use crate::tls::SharedTls;
+use crate::tls::{self, SharedTls};
 use crate::transport::{Flushed, Transport, WsIo};
 use crate::{Relay, RelayPath, RelayedOfferId, RELAY_CAPACITY, WAKER};
 
@@ -143,6 +143,12 @@ struct Counters {
     accepted: u64,
     /// Closed at once: over `max_connections`.
     refused: u64,
+    /// Closed at once: their address already held its share of
+    /// `max_connections_per_ip` on this worker.
+    refused_per_ip: u64,
+    /// Closed for sending nothing (or not finishing a TLS handshake)
+    /// within `first_byte_timeout` of accept; not in `timeouts`.
+    first_byte_timeouts: u64,
     http_requests: u64,
     ws_messages: u64,
     /// Jobs answered "tracker busy" because a request worker was behind.
@@ -200,6 +206,9 @@ struct HttpConn {
     idle_since: Instant,
     /// The peer has finished sending.
     eof: bool,
+    /// Some request bytes (past any TLS handshake) have arrived; until then
+    /// `first_byte_timeout` is the deadline.
+    heard: bool,
 }
 
 /// How to answer the request at the request workers.
@@ -312,6 +321,7 @@ struct Core {
     doomed: Vec<usize>,
     ws_config: WebSocketConfig,
     counters: Counters,
+    per_ip: PerIpConns,
 }
 
 impl Core {
@@ -447,6 +457,7 @@ fn sweep_interval(s: &Settings) -> Duration {
     let shortest = s
         .request_timeout
         .min(s.keep_alive_timeout)
+        .min(s.first_byte_timeout)
         .min(s.ws_idle_timeout);
     (shortest / 4).clamp(Duration::from_millis(10), Duration::from_secs(1))
 }
@@ -504,6 +515,14 @@ impl SocketWorker {
             .max_message_size(Some(max_message))
             .max_frame_size(Some(max_message));
         let sweep_every = sweep_interval(&settings);
+        // Behind a proxy every connection comes from the proxy's address:
+        // capping it would cap all clients together.
+        let per_ip_cap = if settings.real_ip_header.is_some() {
+            0
+        } else {
+            settings.max_connections_per_ip.max(1)
+        };
+        let relays_count = relays.len();
         let now = Instant::now();
         let mut w = Worker {
             core: Core {
@@ -529,6 +548,7 @@ impl SocketWorker {
                 doomed: Vec::new(),
                 ws_config,
                 counters: Counters::default(),
+                per_ip: PerIpConns::new(per_ip_cap, relays_count),
                 now,
                 now_secs: clock.now_secs(),
                 clock,
@@ -681,25 +701,19 @@ impl Worker {
                 self.core.counters.refused += 1;
                 continue;
             }
-            let _ = stream.set_nodelay(true);
-            let tls = if spec.tls {
-                let Some(shared) = &self.tls else {
-                    if !self.tls_missing_logged {
-                        log::error!("{} listener {} has no TLS config", spec.scheme(), spec.addr);
-                        self.tls_missing_logged = true;
-                    }
-                    continue;
-                };
-                match ServerConnection::new(shared.current()) {
-                    Ok(c) => Some(Box::new(c)),
-                    Err(e) => {
-                        log::warn!("TLS session: {e}");
-                        continue;
-                    }
-                }
-            } else {
-                None
+            if !self.core.per_ip.admit(addr) {
+                self.core.counters.refused_per_ip += 1;
+                continue;
+            }
+            // From here on, a connection that is not inserted gives its
+            // place back.
+            let Some(tls) =
+                tls::new_session(self.tls.as_deref(), &mut self.tls_missing_logged, spec)
+            else {
+                self.core.per_ip.release(addr);
+                continue;
             };
+            let _ = stream.set_nodelay(true);
             let entry = self.conns.vacant_entry();
             let token = entry.key();
             if let Err(e) = poll.registry().register(
@@ -711,6 +725,7 @@ impl Worker {
                     "http worker {}: cannot register a connection: {e}",
                     self.core.index
                 );
+                self.core.per_ip.release(addr);
                 continue;
             }
             let generation = self.core.next_generation();
@@ -727,6 +742,7 @@ impl Worker {
                     request_start: None,
                     idle_since: now,
                     eof: false,
+                    heard: false,
                 }),
                 write_blocked: false,
                 read_pending: false,
@@ -749,7 +765,11 @@ impl Worker {
             if conn.dead {
                 continue;
             }
+            let first_byte = matches!(&conn.phase, Phase::Http(h) if !h.heard);
             let deadline = match &conn.phase {
+                // Includes a TLS handshake: a client that connects and
+                // says nothing is not waited for.
+                Phase::Http(h) if !h.heard => h.idle_since + s.first_byte_timeout,
                 Phase::Http(h) => match h.request_start {
                     Some(start) => start + s.request_timeout,
                     // A TLS handshake is the start of the first request:
@@ -761,7 +781,11 @@ impl Worker {
                 Phase::Linger { until } => *until,
             };
             if now >= deadline {
-                self.core.counters.timeouts += 1;
+                if first_byte {
+                    self.core.counters.first_byte_timeouts += 1;
+                } else {
+                    self.core.counters.timeouts += 1;
+                }
                 self.core.doom(token, conn);
             }
         }
@@ -793,6 +817,7 @@ fn reap(core: &mut Core, conns: &mut Slab<Conn>) {
             continue;
         }
         leave_all(core, token, conn);
+        core.per_ip.release(conn.addr);
         // Dropping the socket closes it and takes it out of the poll.
         conns.remove(token);
     }
@@ -940,6 +965,7 @@ fn drive_http(core: &mut Core, token: usize, conn: &mut Conn) {
                 conn.read_pending = false;
             }
             Ok(n) => {
+                http.heard = true;
                 if http.request_start.is_none() {
                     http.request_start = Some(core.now);
                 }
@@ -1724,12 +1750,11 @@ fn drive_ws(core: &mut Core, token: usize, conn: &mut Conn) {
                 conn.close_after_flush = true;
                 break;
             }
-            Err(tungstenite::Error::Capacity(_)) => {
-                close_ws(core, token, conn, CloseCode::Size, "message too large");
-                break;
-            }
-            Err(_) => {
-                core.doom(token, conn);
+            Err(e) => {
+                match ws_close_for(&e) {
+                    Some((code, reason)) => close_ws(core, token, conn, code, reason),
+                    None => core.doom(token, conn),
+                }
                 break;
             }
         }

@@ -94,6 +94,12 @@ pub struct HttpConfig {
     pub request_timeout: u64,
     /// Seconds an idle keep-alive connection stays open.
     pub keep_alive_timeout: u64,
+    /// Seconds a new connection has to finish any TLS handshake and send
+    /// its first request bytes.
+    pub first_byte_timeout: u64,
+    /// Open connections from one address (IPv4) or /64 (IPv6), split evenly
+    /// over the socket workers; not applied with `real_ip_header`.
+    pub max_connections_per_ip: usize,
     /// `min interval` in announce responses; 0 leaves it out.
     pub min_announce_interval: u32,
     /// Most info hashes in one scrape (HTTP and WebSocket).
@@ -279,6 +285,8 @@ impl Default for HttpConfig {
             max_request_size: s.max_request_size,
             request_timeout: s.request_timeout.as_secs(),
             keep_alive_timeout: s.keep_alive_timeout.as_secs(),
+            first_byte_timeout: s.first_byte_timeout.as_secs(),
+            max_connections_per_ip: s.max_connections_per_ip,
             min_announce_interval: s.min_announce_interval,
             max_scrape_torrents: s.max_scrape_torrents,
             full_scrape: s.full_scrape,
@@ -348,6 +356,8 @@ impl Config {
             max_request_size: h.max_request_size,
             request_timeout: Duration::from_secs(h.request_timeout),
             keep_alive_timeout: Duration::from_secs(h.keep_alive_timeout),
+            first_byte_timeout: Duration::from_secs(h.first_byte_timeout),
+            max_connections_per_ip: h.max_connections_per_ip,
             max_scrape_torrents: h.max_scrape_torrents,
             full_scrape: h.full_scrape,
             max_full_scrape_torrents: h.max_full_scrape_torrents,
@@ -646,6 +656,8 @@ impl Config {
         }
         at_least_1(&["http.request_timeout"], h.request_timeout)?;
         at_least_1(&["http.keep_alive_timeout"], h.keep_alive_timeout)?;
+        at_least_1(&["http.first_byte_timeout"], h.first_byte_timeout)?;
+        at_least_1(&["http.max_connections_per_ip"], h.max_connections_per_ip)?;
         at_least_1(&["http.max_scrape_torrents"], h.max_scrape_torrents)?;
         at_least_1(
             &["http.max_full_scrape_torrents"],
@@ -926,6 +938,20 @@ const COMMENTS: &[(&str, &str)] = &[
     (
         "http.keep_alive_timeout",
         "Seconds an idle keep-alive HTTP connection stays open.",
+    ),
+    (
+        "http.first_byte_timeout",
+        "Seconds a new connection has, from accept, to finish its TLS handshake (if\n\
+         any) and send its first request bytes; a silent one is closed. Keeps idle\n\
+         connections from holding every slot of max_connections.",
+    ),
+    (
+        "http.max_connections_per_ip",
+        "Open connections from one client address (IPv4; IPv6 by /64), over all\n\
+         socket workers; more are closed at once. Each worker allows its share,\n\
+         ceil(this / http.workers), about 40 bytes of state per address. Roomy\n\
+         for carrier-grade NAT. Not applied when real_ip_header is set (every\n\
+         connection then comes from the proxy).",
     ),
     (
         "http.min_announce_interval",
@@ -1276,6 +1302,11 @@ mod tests {
             (|c| c.http.max_request_size = 255, "http.max_request_size"),
             (|c| c.http.request_timeout = 0, "http.request_timeout"),
             (|c| c.http.keep_alive_timeout = 0, "http.keep_alive_timeout"),
+            (|c| c.http.first_byte_timeout = 0, "http.first_byte_timeout"),
+            (
+                |c| c.http.max_connections_per_ip = 0,
+                "http.max_connections_per_ip",
+            ),
             (
                 |c| c.http.max_scrape_torrents = 0,
                 "http.max_scrape_torrents",
@@ -1433,6 +1464,8 @@ mod tests {
                 max_request_size: 300,
                 request_timeout: 2,
                 keep_alive_timeout: 4,
+                first_byte_timeout: 3,
+                max_connections_per_ip: 30,
                 min_announce_interval: 0,
                 max_scrape_torrents: 6,
                 full_scrape: true,
