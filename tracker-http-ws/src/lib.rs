@@ -24,6 +24,7 @@ pub mod settings;
 mod tls;
 mod transport;
 mod worker;
+mod ws_peers;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

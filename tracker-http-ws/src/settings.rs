@@ -100,8 +100,11 @@ pub struct Settings {
     /// Bytes queued for one connection; a reader slower than this is
     /// disconnected rather than allowed to grow memory.
     pub ws_max_outgoing_bytes: usize,
-    /// Torrents one connection may be in at once.
+    /// Torrents one connection may be in at once, each (torrent, peer id)
+    /// pair counted apart: the bound on its swarm entries.
     pub ws_max_torrents_per_connection: usize,
+    /// Distinct peer ids one connection may announce at once.
+    pub ws_max_peer_ids_per_connection: usize,
     /// How long a WebSocket connection may stay silent.
     pub ws_idle_timeout: Duration,
 }
@@ -130,6 +133,7 @@ impl Default for Settings {
             ws_offer_timeout: Duration::from_secs(60),
             ws_max_outgoing_bytes: 256 * 1024,
             ws_max_torrents_per_connection: 512,
+            ws_max_peer_ids_per_connection: 16,
             ws_idle_timeout: Duration::from_secs(300),
         }
     }

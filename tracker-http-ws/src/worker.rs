@@ -44,7 +44,6 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
-use hashbrown::HashMap;
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
@@ -68,6 +67,7 @@ use crate::offers::PendingOffers;
 use crate::settings::{ListenerKind, ListenerSpec, Settings};
 use crate::tls::{self, SharedTls};
 use crate::transport::{Flushed, Transport, WsIo};
+use crate::ws_peers::WsPeers;
 use crate::{Relay, RelayPath, RelayedOfferId, RELAY_CAPACITY, WAKER};
 
 /// Jobs per batch before it is set aside for sending: bounds a request
@@ -107,7 +107,7 @@ const BUSY: &str = "tracker busy, try again";
 const NOT_ALLOWED: &str = "info hash not allowed";
 const FULL_SCRAPE_DISABLED: &str = "full scrape is disabled";
 const TOO_MANY_HASHES: &str = "too many info hashes in one scrape";
-const TOO_MANY_TORRENTS: &str = "too many torrents on this connection";
+const PEER_ID_TAKEN: &str = "peer_id is in use by another connection";
 const TOO_LARGE: &str = "request too large";
 const WS_ONLY: &str = "this port serves WebSocket connections only";
 const GET_ONLY: &str = "only GET requests are served";
@@ -158,6 +158,8 @@ struct Counters {
     relays_dropped: u64,
     /// Answers to offers the connection was never sent (or too late).
     answers_refused: u64,
+    /// Announces refused for claiming a peer id another connection holds.
+    peer_ids_refused: u64,
     /// WebSocket connections closed for not reading their messages.
     slow_readers: u64,
     timeouts: u64,
@@ -221,18 +223,12 @@ struct InFlight {
 
 struct WsConn {
     ctx: WebSocketContext,
-    /// The torrents this connection announced, with the peer id it used in
-    /// each (and whether it was seeding): it leaves them all when it closes.
-    torrents: HashMap<InfoHash, Joined, foldhash::fast::RandomState>,
+    /// The (torrent, peer id) pairs this connection announced: it leaves
+    /// them all when it closes.
+    torrents: WsPeers,
     offers: PendingOffers,
     in_flight: u32,
     last_recv: Instant,
-}
-
-#[derive(Clone, Copy, Debug)]
-struct Joined {
-    peer_id: PeerId,
-    seeder: bool,
 }
 
 /// A scrape whose hashes are out at the request workers.
@@ -885,7 +881,7 @@ fn leave_all(core: &mut Core, token: usize, conn: &mut Conn) {
     };
     let conn_ref = core.conn_ref(token, conn.generation);
     let addr = conn.addr;
-    for (info_hash, joined) in ws.torrents.drain() {
+    for (info_hash, peer_id) in ws.torrents.drain() {
         core.enqueue(Job {
             reply: ReplyTo {
                 addr,
@@ -894,7 +890,7 @@ fn leave_all(core: &mut Core, token: usize, conn: &mut Conn) {
             },
             work: Work::WsLeave {
                 info_hash,
-                peer_id: joined.peer_id,
+                peer_id,
                 conn: conn_ref,
             },
         });
@@ -1087,7 +1083,7 @@ fn handle_request(core: &mut Core, token: usize, conn: &mut Conn, head: Head) {
             out.set_limit(settings.ws_max_outgoing_bytes.max(1024));
             Outcome::Upgraded(Box::new(WsConn {
                 ctx,
-                torrents: HashMap::default(),
+                torrents: WsPeers::default(),
                 offers: PendingOffers::default(),
                 in_flight: 0,
                 last_recv: core.now,
@@ -1629,8 +1625,13 @@ fn answer_batch(core: &mut Core, conns: &mut Slab<Conn>, batch: Batch) {
                 targets,
                 counts,
                 answer_target,
+                peer_id_taken,
             } => {
                 let targets = slice(&batch.ws_targets, targets);
+                if *peer_id_taken {
+                    refuse_taken_peer_id(core, conns, reply, announce);
+                    continue;
+                }
                 answer_ws_announce(
                     core,
                     conns,
@@ -1832,19 +1833,23 @@ fn ws_announce(core: &mut Core, token: usize, conn: &mut Conn, a: AnnounceReques
     let Phase::Ws(ws) = &mut conn.phase else {
         return;
     };
-    let joined = ws.torrents.get(&info_hash).copied();
+    let joined = ws.torrents.seeder(&info_hash, &a.peer_id);
     let stopping = a.event == AnnounceEvent::Stopped;
-    if joined.is_none() && !stopping && ws.torrents.len() >= settings.ws_max_torrents_per_connection
-    {
-        return refuse(core, conn, TOO_MANY_TORRENTS);
+    if joined.is_none() && !stopping {
+        if let Some(reason) = ws.torrents.refuse_new(
+            &a.peer_id,
+            settings.ws_max_torrents_per_connection,
+            settings.ws_max_peer_ids_per_connection,
+        ) {
+            return refuse(core, conn, reason);
+        }
     }
     // A message without `left` (an answer, typically) keeps what the peer
     // said before rather than turning a seeder into a leecher.
     let seeder = match a.left {
         Some(left) => left == 0,
-        None => joined.is_some_and(|j| j.seeder),
+        None => joined.unwrap_or(false),
     };
-    let replaces = joined.map(|j| j.peer_id).filter(|old| *old != a.peer_id);
 
     let mut kept = core.kept_pool.pop().unwrap_or_default();
     kept.reset();
@@ -1898,16 +1903,13 @@ fn ws_announce(core: &mut Core, token: usize, conn: &mut Conn, a: AnnounceReques
         kept.offers
             .push((offer.offer_id.clone(), start..kept.messages.len()));
     }
+    // Recorded before the request worker agrees, so a close while the
+    // announce is out still leaves; a leave for an entry another
+    // connection owns removes nothing there.
     if stopping {
-        ws.torrents.remove(&info_hash);
+        ws.torrents.leave(&info_hash, &a.peer_id);
     } else {
-        ws.torrents.insert(
-            info_hash,
-            Joined {
-                peer_id: a.peer_id,
-                seeder,
-            },
-        );
+        ws.torrents.join(info_hash, a.peer_id, seeder);
     }
     kept.generation = core.next_generation();
     kept.token = token;
@@ -1933,12 +1935,12 @@ fn ws_announce(core: &mut Core, token: usize, conn: &mut Conn, a: AnnounceReques
                 event: a.event,
                 seeder,
                 offers,
-                replaces,
                 answer_to,
             },
             targets: 0..0,
             counts: SwarmCounts::default(),
             answer_target: None,
+            peer_id_taken: false,
         },
     });
 }
@@ -2027,6 +2029,30 @@ fn answer_ws_announce(
     }
     if let (Some(to), Some(range)) = (answer_target, &kept.answer) {
         deliver(core, conns, to, kept.message(range), None);
+    }
+    core.recycle_kept(kept);
+}
+
+/// The announce claimed a peer id another connection holds in the swarm:
+/// the announcer gets a failure, its offers and answer go nowhere, and it
+/// stops counting the pair as its own (the request worker kept nothing).
+fn refuse_taken_peer_id(
+    core: &mut Core,
+    conns: &mut Slab<Conn>,
+    reply: &ReplyTo,
+    announce: &WsAnnounce,
+) {
+    let Some(kept) = take_kept(core, reply) else {
+        return;
+    };
+    core.counters.peer_ids_refused += 1;
+    if let Some(conn) = live(conns, kept.token, kept.conn_generation) {
+        if let Phase::Ws(ws) = &mut conn.phase {
+            ws.torrents.leave(&announce.info_hash, &announce.peer_id);
+        }
+        core.ws_failure(PEER_ID_TAKEN, Action::Announce, Some(announce.info_hash));
+        ws_send(&core.scratch, conn);
+        ws_request_done(core, kept.token, conn);
     }
     core.recycle_kept(kept);
 }

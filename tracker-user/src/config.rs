@@ -132,8 +132,12 @@ pub struct WsConfig {
     pub offer_timeout: u64,
     /// Bytes queued for one connection before it is dropped as too slow.
     pub max_outgoing_bytes: usize,
-    /// Torrents one connection may announce at once.
+    /// Torrents one connection may announce at once, each peer id's
+    /// counted apart.
     pub max_torrents_per_connection: usize,
+    /// Distinct peer ids one connection may announce at once (several
+    /// clients share a socket); more gets a failure.
+    pub max_peer_ids_per_connection: usize,
     /// Seconds a WebSocket connection may stay silent.
     pub idle_timeout: u64,
 }
@@ -309,6 +313,7 @@ impl Default for WsConfig {
             offer_timeout: s.ws_offer_timeout.as_secs(),
             max_outgoing_bytes: s.ws_max_outgoing_bytes,
             max_torrents_per_connection: s.ws_max_torrents_per_connection,
+            max_peer_ids_per_connection: s.ws_max_peer_ids_per_connection,
             idle_timeout: s.ws_idle_timeout.as_secs(),
         }
     }
@@ -369,6 +374,7 @@ impl Config {
             ws_offer_timeout: Duration::from_secs(w.offer_timeout),
             ws_max_outgoing_bytes: w.max_outgoing_bytes,
             ws_max_torrents_per_connection: w.max_torrents_per_connection,
+            ws_max_peer_ids_per_connection: w.max_peer_ids_per_connection,
             ws_idle_timeout: Duration::from_secs(w.idle_timeout),
         }
     }
@@ -711,6 +717,10 @@ impl Config {
             &["ws.max_torrents_per_connection"],
             w.max_torrents_per_connection,
         )?;
+        at_least_1(
+            &["ws.max_peer_ids_per_connection"],
+            w.max_peer_ids_per_connection,
+        )?;
         at_least_1(&["ws.idle_timeout"], w.idle_timeout)?;
 
         let t = &self.tls;
@@ -1022,9 +1032,17 @@ const COMMENTS: &[(&str, &str)] = &[
     ),
     (
         "ws.max_torrents_per_connection",
-        "Torrents one connection may announce at once; more gets a failure.\nA browser \
+        "Torrents one connection may announce at once (each peer id's\ncounted apart); more gets a failure. A browser \
          shares one connection per tracker among all its torrents, answers\nincluded: \
          keep this well above what one user seeds.",
+    ),
+    (
+        "ws.max_peer_ids_per_connection",
+        "Distinct peer ids one connection may announce at once; more gets a\nfailure. \
+         The npm client and browsers share one connection among all\ntheir clients, each \
+         with its own peer id. Each (torrent, peer id) pair\ncounts against \
+         max_torrents_per_connection, so this adds at most 24\nbytes a peer id to a \
+         connection (384 at 16), never more swarm entries.",
     ),
     (
         "ws.idle_timeout",
@@ -1482,6 +1500,7 @@ mod tests {
                 offer_timeout: 9,
                 max_outgoing_bytes: 4000,
                 max_torrents_per_connection: 10,
+                max_peer_ids_per_connection: 3,
                 idle_timeout: 11,
             },
             tls: TlsConfig {
