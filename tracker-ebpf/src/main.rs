@@ -344,7 +344,7 @@ fn answer_connect(ctx: &XdpContext, packet: &Packet) -> Result<(), ()> {
         k0: state.k0,
         k1: state.k1,
     };
-    let id = make_connection_id(&secret, state.tick, &ip_to_16(client), be16(src_port)).0;
+    let id = make_connection_id(&secret, state.tick, &ip_to_16(client)).0;
     let [c0, c1, c2, c3, c4, c5, c6, c7] = id.to_be_bytes();
     let [x0, x1, x2, x3] = ACTION_CONNECT.to_be_bytes();
     let response: ConnectMsg = [

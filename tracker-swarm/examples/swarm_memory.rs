@@ -53,7 +53,6 @@ fn main() {
                         event: AnnounceEvent::Started,
                         seeder: false,
                         offers: 0,
-                        replaces: None,
                         answer_to: None,
                     },
                     0,

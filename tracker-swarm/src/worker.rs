@@ -66,6 +66,9 @@ pub enum Work {
         targets: Range<u32>,
         counts: SwarmCounts,
         answer_target: Option<ConnRef>,
+        /// Filled in: the peer id belongs to another connection, nothing
+        /// was done.
+        peer_id_taken: bool,
         refused: Option<Refusal>,
     },
     WsScrape {
@@ -193,12 +196,14 @@ impl Batch {
                     targets,
                     counts,
                     answer_target,
+                    peer_id_taken,
                     refused,
                 } => {
                     let start = ws_targets.len() as u32;
                     let outcome = shard.ws_announce(announce, now, ws_targets);
                     *counts = outcome.counts;
                     *answer_target = outcome.answer_target;
+                    *peer_id_taken = outcome.peer_id_taken;
                     *refused = outcome.refused;
                     *targets = start..ws_targets.len() as u32;
                 }
