@@ -99,7 +99,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Datagram<T> {
     }
 
     #[inline(always)]
-    pub fn set_len(&mut self, len: u16) {
+    pub fn set_length(&mut self, len: u16) {
         set_u16(self.buffer.as_mut(), field::LENGTH, len);
     }
 
@@ -164,7 +164,7 @@ mod tests {
         let mut d = Datagram::new_unchecked(&mut buf[..]);
         d.set_src_port(1234);
         d.set_dst_port(6969);
-        d.set_len(10);
+        d.set_length(10);
         buf[8..].copy_from_slice(b"ab");
         let mut d = Datagram::new_unchecked(&mut buf[..]);
         d.fill_checksum(pseudo_header_v4(&SRC, &DST, 17, 10));
