@@ -78,10 +78,12 @@ impl<T: AsRef<[u8]>> Frame<T> {
     pub fn ethertype(&self) -> u16 {
         get_u16(self.buffer.as_ref(), field::ETHERTYPE)
     }
+}
 
+impl<'a> Frame<&'a [u8]> {
     /// Everything after the 14-byte header (tags, then the payload).
-    pub fn payload(&self) -> &[u8] {
-        &self.buffer.as_ref()[HEADER_LEN..]
+    pub fn payload(&self) -> &'a [u8] {
+        self.buffer.get(HEADER_LEN..).unwrap_or(&[])
     }
 }
 

@@ -139,11 +139,15 @@ impl<T: AsRef<[u8]>> Packet<T> {
     pub fn verify_checksum(&self) -> bool {
         checksum::internet_checksum(&self.buffer.as_ref()[..self.header_len()]) == 0
     }
+}
 
-    /// The bytes after the header, bounded by the total length. Only for
-    /// views made with `new_checked`.
-    pub fn payload(&self) -> &[u8] {
-        &self.buffer.as_ref()[self.header_len()..usize::from(self.total_len())]
+impl<'a> Packet<&'a [u8]> {
+    /// The bytes after the header, bounded by the total length. Empty for
+    /// an unchecked view whose fields contradict the buffer.
+    pub fn payload(&self) -> &'a [u8] {
+        self.buffer
+            .get(self.header_len()..usize::from(self.total_len()))
+            .unwrap_or(&[])
     }
 }
 

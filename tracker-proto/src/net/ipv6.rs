@@ -86,11 +86,15 @@ impl<T: AsRef<[u8]>> Packet<T> {
     pub fn dst_addr(&self) -> [u8; 16] {
         get_array(self.buffer.as_ref(), field::DST)
     }
+}
 
+impl<'a> Packet<&'a [u8]> {
     /// The bytes after the fixed header, bounded by the payload length.
-    /// Only for views made with `new_checked`.
-    pub fn payload(&self) -> &[u8] {
-        &self.buffer.as_ref()[HEADER_LEN..HEADER_LEN + usize::from(self.payload_len())]
+    /// Empty for an unchecked view whose fields contradict the buffer.
+    pub fn payload(&self) -> &'a [u8] {
+        self.buffer
+            .get(HEADER_LEN..HEADER_LEN + usize::from(self.payload_len()))
+            .unwrap_or(&[])
     }
 }
 

@@ -71,12 +71,6 @@ impl<T: AsRef<[u8]>> Datagram<T> {
         get_u16(self.buffer.as_ref(), field::CHECKSUM)
     }
 
-    /// The payload, bounded by the length field. Only for views made with
-    /// `new_checked`.
-    pub fn payload(&self) -> &[u8] {
-        &self.buffer.as_ref()[HEADER_LEN..usize::from(self.length())]
-    }
-
     /// The received checksum's class against the pseudo-header sum
     /// `pseudo` ([`checksum::pseudo_header_v4`] / `_v6`). Only for views
     /// made with `new_checked`.
@@ -84,6 +78,16 @@ impl<T: AsRef<[u8]>> Datagram<T> {
         let mut segment = checksum::Checksum::new();
         segment.add_bytes(&self.buffer.as_ref()[..usize::from(self.length())]);
         UdpChecksum::classify(pseudo, u32::from(segment.sum()), self.checksum(), ipv4)
+    }
+}
+
+impl<'a> Datagram<&'a [u8]> {
+    /// The payload, bounded by the length field. Empty for an unchecked view
+    /// whose fields contradict the buffer.
+    pub fn payload(&self) -> &'a [u8] {
+        self.buffer
+            .get(HEADER_LEN..usize::from(self.length()))
+            .unwrap_or(&[])
     }
 }
 
