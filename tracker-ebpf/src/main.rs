@@ -30,7 +30,10 @@ use aya_log_ebpf::debug;
 use tracker_proto::connection_id::{ip_to_16, make_connection_id, ConnectionIdSecret};
 use tracker_proto::net::checksum::{self, UdpChecksum};
 use tracker_proto::net::{ethernet, ip_proto, ipv4, ipv6, udp, REPLY_HOP_LIMIT};
-use tracker_proto::udp::{ACTION_CONNECT, CONNECT_REQUEST_LEN, CONNECT_RESPONSE_LEN, PROTOCOL_ID};
+use tracker_proto::udp::{
+    write_connect_response, ConnectionId, TransactionId, ACTION_CONNECT, CONNECT_REQUEST_LEN,
+    CONNECT_RESPONSE_LEN, PROTOCOL_ID,
+};
 use tracker_proto::xdp::{
     counter, ConnectState, ListenKey, MAP_CONNECT, MAP_COUNTERS, MAP_LISTEN, MAP_XSKS, MAX_LISTEN,
     MAX_QUEUES,
@@ -273,17 +276,17 @@ fn answer_connect(ctx: &mut XdpContext, ip: Ip, l3: usize, l4: usize) -> Option<
         k1: state.k1,
     };
     let id = make_connection_id(&secret, state.tick, &ip_to_16(client), src_port).0;
-    let [c0, c1, c2, c3, c4, c5, c6, c7] = id.to_be_bytes();
-    let [x0, x1, x2, x3] = ACTION_CONNECT.to_be_bytes();
-    let response: ConnectMsg = [
-        x0, x1, x2, x3, t0, t1, t2, t3, c0, c1, c2, c3, c4, c5, c6, c7,
-    ];
 
     // The reply is written over the request, the furthest bytes first:
     // once they fit, the nearer writes (all within bytes already read)
     // cannot fail and leave the frame half rewritten.
     let reply = load_mut::<UDP_CONNECT_LEN>(ctx, l4)?;
-    reply[udp::HEADER_LEN..].copy_from_slice(&response);
+    write_connect_response(
+        &mut reply[udp::HEADER_LEN..],
+        TransactionId(u32::from_be_bytes([t0, t1, t2, t3])),
+        ConnectionId(id),
+    )
+    .ok()?;
     let mut out = udp::Datagram::new_unchecked(&mut reply[..]);
     out.set_src_port(dst_port);
     out.set_dst_port(src_port);
