@@ -12,9 +12,11 @@
 //! byte ranges, and a typed view over a byte buffer (`Packet<&[u8]>` to read,
 //! `Packet<&mut [u8]>` to write) whose `new_checked` rejects short or
 //! self-contradictory input with an [`Error`] instead of panicking later.
-//! `new_unchecked` is for buffers whose length the caller has already fixed
-//! (the eBPF program copies each header into a stack array of exactly the
-//! header's length, which is how the verifier lets it look at packet bytes).
+//! `new_unchecked` is for buffers whose length the caller has already fixed:
+//! the eBPF program makes its views over `&[u8; N]` references into the
+//! frame, each bounds-checked against `data_end` for exactly the header's
+//! length, so every field access is that checked pointer plus a constant,
+//! which is the form the verifier accepts.
 
 pub mod checksum;
 pub mod ethernet;
