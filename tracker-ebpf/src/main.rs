@@ -275,7 +275,7 @@ fn answer_connect(ctx: &mut XdpContext, ip: Ip, l3: usize, l4: usize) -> Option<
         k0: state.k0,
         k1: state.k1,
     };
-    let id = make_connection_id(&secret, state.tick, &ip_to_16(client), src_port).0;
+    let id = make_connection_id(&secret, state.tick, &ip_to_16(client)).0;
 
     // The reply is written over the request, the furthest bytes first:
     // once they fit, the nearer writes (all within bytes already read)

@@ -17,12 +17,14 @@
 //! not read its messages is disconnected.
 
 mod buf;
+mod conn_limits;
 mod head;
 mod offers;
 pub mod settings;
 mod tls;
 mod transport;
 mod worker;
+mod ws_peers;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

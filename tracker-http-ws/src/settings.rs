@@ -65,6 +65,15 @@ pub struct Settings {
     pub request_timeout: Duration,
     /// How long a keep-alive HTTP connection may sit idle.
     pub keep_alive_timeout: Duration,
+    /// How long a new connection has, from accept, to complete its TLS
+    /// handshake (if any) and send its first request bytes; a silent
+    /// connection would otherwise hold its slot for `keep_alive_timeout`.
+    pub first_byte_timeout: Duration,
+    /// Connections one client address (an IPv4 address, an IPv6 /64) may
+    /// hold open across all socket workers; each worker enforces its share,
+    /// `ceil(max_connections_per_ip / workers)`. Not applied when
+    /// `real_ip_header` is set: every connection then comes from the proxy.
+    pub max_connections_per_ip: usize,
     /// Most info hashes answered in one HTTP or WS scrape.
     pub max_scrape_torrents: usize,
     /// Serve a scrape without info_hash with every torrent (capped).
@@ -91,8 +100,11 @@ pub struct Settings {
     /// Bytes queued for one connection; a reader slower than this is
     /// disconnected rather than allowed to grow memory.
     pub ws_max_outgoing_bytes: usize,
-    /// Torrents one connection may be in at once.
+    /// Torrents one connection may be in at once, each (torrent, peer id)
+    /// pair counted apart: the bound on its swarm entries.
     pub ws_max_torrents_per_connection: usize,
+    /// Distinct peer ids one connection may announce at once.
+    pub ws_max_peer_ids_per_connection: usize,
     /// How long a WebSocket connection may stay silent.
     pub ws_idle_timeout: Duration,
 }
@@ -108,6 +120,8 @@ impl Default for Settings {
             max_request_size: 8192,
             request_timeout: Duration::from_secs(10),
             keep_alive_timeout: Duration::from_secs(120),
+            first_byte_timeout: Duration::from_secs(5),
+            max_connections_per_ip: 512,
             max_scrape_torrents: 100,
             full_scrape: false,
             max_full_scrape_torrents: 100_000,
@@ -119,6 +133,7 @@ impl Default for Settings {
             ws_offer_timeout: Duration::from_secs(60),
             ws_max_outgoing_bytes: 256 * 1024,
             ws_max_torrents_per_connection: 512,
+            ws_max_peer_ids_per_connection: 16,
             ws_idle_timeout: Duration::from_secs(300),
         }
     }

@@ -153,6 +153,32 @@ fn build_config(paths: &TlsPaths) -> Result<ServerConfig, TlsError> {
     })
 }
 
+/// The TLS session of a new connection on `spec` (`Some(None)` without
+/// TLS); `None` when one cannot be made.
+pub(crate) fn new_session(
+    tls: Option<&SharedTls>,
+    missing_logged: &mut bool,
+    spec: crate::settings::ListenerSpec,
+) -> Option<Option<Box<rustls::ServerConnection>>> {
+    if !spec.tls {
+        return Some(None);
+    }
+    let Some(shared) = tls else {
+        if !*missing_logged {
+            log::error!("{} listener {} has no TLS config", spec.scheme(), spec.addr);
+            *missing_logged = true;
+        }
+        return None;
+    };
+    match rustls::ServerConnection::new(shared.current()) {
+        Ok(c) => Some(Some(Box::new(c))),
+        Err(e) => {
+            log::warn!("TLS session: {e}");
+            None
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

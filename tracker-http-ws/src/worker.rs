@@ -44,10 +44,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, TrySendError};
-use hashbrown::HashMap;
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
-use rustls::ServerConnection;
 use slab::Slab;
 use tracker_proto::http::{self as bhttp, HttpAnnounceResponse, HttpParseError, HttpRequest};
 use tracker_proto::udp::{PeerV4, PeerV6};
@@ -63,11 +61,13 @@ use tungstenite::protocol::frame::Utf8Bytes;
 use tungstenite::protocol::{CloseFrame, Message, Role, WebSocketConfig, WebSocketContext};
 
 use crate::buf::OutBuf;
+use crate::conn_limits::{ws_close_for, PerIpConns};
 use crate::head::{self, Head, Method, Parsed, RealIp, Status, Upgrade};
 use crate::offers::PendingOffers;
 use crate::settings::{ListenerKind, ListenerSpec, Settings};
-use crate::tls::SharedTls;
+use crate::tls::{self, SharedTls};
 use crate::transport::{Flushed, Transport, WsIo};
+use crate::ws_peers::WsPeers;
 use crate::{Relay, RelayPath, RelayedOfferId, RELAY_CAPACITY, WAKER};
 
 /// Jobs per batch before it is set aside for sending: bounds a request
@@ -107,7 +107,7 @@ const BUSY: &str = "tracker busy, try again";
 const NOT_ALLOWED: &str = "info hash not allowed";
 const FULL_SCRAPE_DISABLED: &str = "full scrape is disabled";
 const TOO_MANY_HASHES: &str = "too many info hashes in one scrape";
-const TOO_MANY_TORRENTS: &str = "too many torrents on this connection";
+const PEER_ID_TAKEN: &str = "peer_id is in use by another connection";
 const TOO_LARGE: &str = "request too large";
 const WS_ONLY: &str = "this port serves WebSocket connections only";
 const GET_ONLY: &str = "only GET requests are served";
@@ -143,6 +143,12 @@ struct Counters {
     accepted: u64,
     /// Closed at once: over `max_connections`.
     refused: u64,
+    /// Closed at once: their address already held its share of
+    /// `max_connections_per_ip` on this worker.
+    refused_per_ip: u64,
+    /// Closed for sending nothing (or not finishing a TLS handshake)
+    /// within `first_byte_timeout` of accept; not in `timeouts`.
+    first_byte_timeouts: u64,
     http_requests: u64,
     ws_messages: u64,
     /// Jobs answered "tracker busy" because a request worker was behind.
@@ -152,6 +158,8 @@ struct Counters {
     relays_dropped: u64,
     /// Answers to offers the connection was never sent (or too late).
     answers_refused: u64,
+    /// Announces refused for claiming a peer id another connection holds.
+    peer_ids_refused: u64,
     /// WebSocket connections closed for not reading their messages.
     slow_readers: u64,
     timeouts: u64,
@@ -200,6 +208,9 @@ struct HttpConn {
     idle_since: Instant,
     /// The peer has finished sending.
     eof: bool,
+    /// Some request bytes (past any TLS handshake) have arrived; until then
+    /// `first_byte_timeout` is the deadline.
+    heard: bool,
 }
 
 /// How to answer the request at the request workers.
@@ -212,18 +223,12 @@ struct InFlight {
 
 struct WsConn {
     ctx: WebSocketContext,
-    /// The torrents this connection announced, with the peer id it used in
-    /// each (and whether it was seeding): it leaves them all when it closes.
-    torrents: HashMap<InfoHash, Joined, foldhash::fast::RandomState>,
+    /// The (torrent, peer id) pairs this connection announced: it leaves
+    /// them all when it closes.
+    torrents: WsPeers,
     offers: PendingOffers,
     in_flight: u32,
     last_recv: Instant,
-}
-
-#[derive(Clone, Copy, Debug)]
-struct Joined {
-    peer_id: PeerId,
-    seeder: bool,
 }
 
 /// A scrape whose hashes are out at the request workers.
@@ -312,6 +317,7 @@ struct Core {
     doomed: Vec<usize>,
     ws_config: WebSocketConfig,
     counters: Counters,
+    per_ip: PerIpConns,
 }
 
 impl Core {
@@ -447,6 +453,7 @@ fn sweep_interval(s: &Settings) -> Duration {
     let shortest = s
         .request_timeout
         .min(s.keep_alive_timeout)
+        .min(s.first_byte_timeout)
         .min(s.ws_idle_timeout);
     (shortest / 4).clamp(Duration::from_millis(10), Duration::from_secs(1))
 }
@@ -504,6 +511,14 @@ impl SocketWorker {
             .max_message_size(Some(max_message))
             .max_frame_size(Some(max_message));
         let sweep_every = sweep_interval(&settings);
+        // Behind a proxy every connection comes from the proxy's address:
+        // capping it would cap all clients together.
+        let per_ip_cap = if settings.real_ip_header.is_some() {
+            0
+        } else {
+            settings.max_connections_per_ip.max(1)
+        };
+        let relays_count = relays.len();
         let now = Instant::now();
         let mut w = Worker {
             core: Core {
@@ -529,6 +544,7 @@ impl SocketWorker {
                 doomed: Vec::new(),
                 ws_config,
                 counters: Counters::default(),
+                per_ip: PerIpConns::new(per_ip_cap, relays_count),
                 now,
                 now_secs: clock.now_secs(),
                 clock,
@@ -681,25 +697,19 @@ impl Worker {
                 self.core.counters.refused += 1;
                 continue;
             }
-            let _ = stream.set_nodelay(true);
-            let tls = if spec.tls {
-                let Some(shared) = &self.tls else {
-                    if !self.tls_missing_logged {
-                        log::error!("{} listener {} has no TLS config", spec.scheme(), spec.addr);
-                        self.tls_missing_logged = true;
-                    }
-                    continue;
-                };
-                match ServerConnection::new(shared.current()) {
-                    Ok(c) => Some(Box::new(c)),
-                    Err(e) => {
-                        log::warn!("TLS session: {e}");
-                        continue;
-                    }
-                }
-            } else {
-                None
+            if !self.core.per_ip.admit(addr) {
+                self.core.counters.refused_per_ip += 1;
+                continue;
+            }
+            // From here on, a connection that is not inserted gives its
+            // place back.
+            let Some(tls) =
+                tls::new_session(self.tls.as_deref(), &mut self.tls_missing_logged, spec)
+            else {
+                self.core.per_ip.release(addr);
+                continue;
             };
+            let _ = stream.set_nodelay(true);
             let entry = self.conns.vacant_entry();
             let token = entry.key();
             if let Err(e) = poll.registry().register(
@@ -711,6 +721,7 @@ impl Worker {
                     "http worker {}: cannot register a connection: {e}",
                     self.core.index
                 );
+                self.core.per_ip.release(addr);
                 continue;
             }
             let generation = self.core.next_generation();
@@ -727,6 +738,7 @@ impl Worker {
                     request_start: None,
                     idle_since: now,
                     eof: false,
+                    heard: false,
                 }),
                 write_blocked: false,
                 read_pending: false,
@@ -749,7 +761,11 @@ impl Worker {
             if conn.dead {
                 continue;
             }
+            let first_byte = matches!(&conn.phase, Phase::Http(h) if !h.heard);
             let deadline = match &conn.phase {
+                // Includes a TLS handshake: a client that connects and
+                // says nothing is not waited for.
+                Phase::Http(h) if !h.heard => h.idle_since + s.first_byte_timeout,
                 Phase::Http(h) => match h.request_start {
                     Some(start) => start + s.request_timeout,
                     // A TLS handshake is the start of the first request:
@@ -761,7 +777,11 @@ impl Worker {
                 Phase::Linger { until } => *until,
             };
             if now >= deadline {
-                self.core.counters.timeouts += 1;
+                if first_byte {
+                    self.core.counters.first_byte_timeouts += 1;
+                } else {
+                    self.core.counters.timeouts += 1;
+                }
                 self.core.doom(token, conn);
             }
         }
@@ -793,6 +813,7 @@ fn reap(core: &mut Core, conns: &mut Slab<Conn>) {
             continue;
         }
         leave_all(core, token, conn);
+        core.per_ip.release(conn.addr);
         // Dropping the socket closes it and takes it out of the poll.
         conns.remove(token);
     }
@@ -860,7 +881,7 @@ fn leave_all(core: &mut Core, token: usize, conn: &mut Conn) {
     };
     let conn_ref = core.conn_ref(token, conn.generation);
     let addr = conn.addr;
-    for (info_hash, joined) in ws.torrents.drain() {
+    for (info_hash, peer_id) in ws.torrents.drain() {
         core.enqueue(Job {
             reply: ReplyTo {
                 addr,
@@ -869,7 +890,7 @@ fn leave_all(core: &mut Core, token: usize, conn: &mut Conn) {
             },
             work: Work::WsLeave {
                 info_hash,
-                peer_id: joined.peer_id,
+                peer_id,
                 conn: conn_ref,
             },
         });
@@ -940,6 +961,7 @@ fn drive_http(core: &mut Core, token: usize, conn: &mut Conn) {
                 conn.read_pending = false;
             }
             Ok(n) => {
+                http.heard = true;
                 if http.request_start.is_none() {
                     http.request_start = Some(core.now);
                 }
@@ -1061,7 +1083,7 @@ fn handle_request(core: &mut Core, token: usize, conn: &mut Conn, head: Head) {
             out.set_limit(settings.ws_max_outgoing_bytes.max(1024));
             Outcome::Upgraded(Box::new(WsConn {
                 ctx,
-                torrents: HashMap::default(),
+                torrents: WsPeers::default(),
                 offers: PendingOffers::default(),
                 in_flight: 0,
                 last_recv: core.now,
@@ -1603,8 +1625,13 @@ fn answer_batch(core: &mut Core, conns: &mut Slab<Conn>, batch: Batch) {
                 targets,
                 counts,
                 answer_target,
+                peer_id_taken,
             } => {
                 let targets = slice(&batch.ws_targets, targets);
+                if *peer_id_taken {
+                    refuse_taken_peer_id(core, conns, reply, announce);
+                    continue;
+                }
                 answer_ws_announce(
                     core,
                     conns,
@@ -1724,12 +1751,11 @@ fn drive_ws(core: &mut Core, token: usize, conn: &mut Conn) {
                 conn.close_after_flush = true;
                 break;
             }
-            Err(tungstenite::Error::Capacity(_)) => {
-                close_ws(core, token, conn, CloseCode::Size, "message too large");
-                break;
-            }
-            Err(_) => {
-                core.doom(token, conn);
+            Err(e) => {
+                match ws_close_for(&e) {
+                    Some((code, reason)) => close_ws(core, token, conn, code, reason),
+                    None => core.doom(token, conn),
+                }
                 break;
             }
         }
@@ -1807,19 +1833,23 @@ fn ws_announce(core: &mut Core, token: usize, conn: &mut Conn, a: AnnounceReques
     let Phase::Ws(ws) = &mut conn.phase else {
         return;
     };
-    let joined = ws.torrents.get(&info_hash).copied();
+    let joined = ws.torrents.seeder(&info_hash, &a.peer_id);
     let stopping = a.event == AnnounceEvent::Stopped;
-    if joined.is_none() && !stopping && ws.torrents.len() >= settings.ws_max_torrents_per_connection
-    {
-        return refuse(core, conn, TOO_MANY_TORRENTS);
+    if joined.is_none() && !stopping {
+        if let Some(reason) = ws.torrents.refuse_new(
+            &a.peer_id,
+            settings.ws_max_torrents_per_connection,
+            settings.ws_max_peer_ids_per_connection,
+        ) {
+            return refuse(core, conn, reason);
+        }
     }
     // A message without `left` (an answer, typically) keeps what the peer
     // said before rather than turning a seeder into a leecher.
     let seeder = match a.left {
         Some(left) => left == 0,
-        None => joined.is_some_and(|j| j.seeder),
+        None => joined.unwrap_or(false),
     };
-    let replaces = joined.map(|j| j.peer_id).filter(|old| *old != a.peer_id);
 
     let mut kept = core.kept_pool.pop().unwrap_or_default();
     kept.reset();
@@ -1873,16 +1903,13 @@ fn ws_announce(core: &mut Core, token: usize, conn: &mut Conn, a: AnnounceReques
         kept.offers
             .push((offer.offer_id.clone(), start..kept.messages.len()));
     }
+    // Recorded before the request worker agrees, so a close while the
+    // announce is out still leaves; a leave for an entry another
+    // connection owns removes nothing there.
     if stopping {
-        ws.torrents.remove(&info_hash);
+        ws.torrents.leave(&info_hash, &a.peer_id);
     } else {
-        ws.torrents.insert(
-            info_hash,
-            Joined {
-                peer_id: a.peer_id,
-                seeder,
-            },
-        );
+        ws.torrents.join(info_hash, a.peer_id, seeder);
     }
     kept.generation = core.next_generation();
     kept.token = token;
@@ -1908,12 +1935,12 @@ fn ws_announce(core: &mut Core, token: usize, conn: &mut Conn, a: AnnounceReques
                 event: a.event,
                 seeder,
                 offers,
-                replaces,
                 answer_to,
             },
             targets: 0..0,
             counts: SwarmCounts::default(),
             answer_target: None,
+            peer_id_taken: false,
         },
     });
 }
@@ -2002,6 +2029,30 @@ fn answer_ws_announce(
     }
     if let (Some(to), Some(range)) = (answer_target, &kept.answer) {
         deliver(core, conns, to, kept.message(range), None);
+    }
+    core.recycle_kept(kept);
+}
+
+/// The announce claimed a peer id another connection holds in the swarm:
+/// the announcer gets a failure, its offers and answer go nowhere, and it
+/// stops counting the pair as its own (the request worker kept nothing).
+fn refuse_taken_peer_id(
+    core: &mut Core,
+    conns: &mut Slab<Conn>,
+    reply: &ReplyTo,
+    announce: &WsAnnounce,
+) {
+    let Some(kept) = take_kept(core, reply) else {
+        return;
+    };
+    core.counters.peer_ids_refused += 1;
+    if let Some(conn) = live(conns, kept.token, kept.conn_generation) {
+        if let Phase::Ws(ws) = &mut conn.phase {
+            ws.torrents.leave(&announce.info_hash, &announce.peer_id);
+        }
+        core.ws_failure(PEER_ID_TAKEN, Action::Announce, Some(announce.info_hash));
+        ws_send(&core.scratch, conn);
+        ws_request_done(core, kept.token, conn);
     }
     core.recycle_kept(kept);
 }

@@ -259,9 +259,16 @@ fn one_connection_many_torrents_peer_id_changes_and_stops() {
             bin(&h3)
         )
     );
-    // A new peer id on the same connection replaces the old one.
+    // A new peer id on the same connection is one more peer, and one
+    // more entry against the cap: h1 and h2 already fill it.
     ws_send(&mut ws, announce(&h1, &peer(2), ""));
-    assert_eq!(ws_recv(&mut ws), response(&h1, 0, 1));
+    assert_eq!(
+        ws_recv(&mut ws),
+        format!(
+            r#"{{"failure reason":"too many torrents on this connection","action":"announce","info_hash":{}}}"#,
+            bin(&h1)
+        )
+    );
     // Completed counts; stopped leaves and frees the slot.
     ws_send(
         &mut ws,

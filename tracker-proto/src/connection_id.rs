@@ -12,8 +12,7 @@
 //!
 //! ```text
 //!  0..16  client IP (IPv4 as the mapped ::ffff:a.b.c.d)
-//! 16..18  client UDP port, big-endian
-//! 18..20  zero
+//! 16..20  zero
 //! 20..24  tick, big-endian
 //! ```
 //!
@@ -21,8 +20,15 @@
 //! verifier know which tick to hash and bound the age without trying several.
 //! A fixed 24-byte message and [`siphash24_3words`] keep the computation
 //! straight-line, so the XDP program can answer connects and check ids with
-//! the same secret and get bit-identical results; the port and zero bytes
-//! are laid out as they sit in the UDP header for the same reason.
+//! the same secret and get bit-identical results.
+//!
+//! The id is bound to the client's IP only, not its UDP port. libtorrent
+//! keeps one id per tracker for the whole process and reuses it from every
+//! session and listen socket, and NAT port rebinding changes the source
+//! port under a client; binding the port made such clients wait out
+//! `connection id invalid or expired` for over a minute. The port adds
+//! nothing against spoofing: the id only proves that the holder can
+//! receive at that IP, and anyone there could ask for their own id anyway.
 //!
 //! BEP 15 asks trackers to accept an id for two minutes after sending it
 //! ([`CONNECTION_ID_LIFETIME_SECS`]). 32 MAC bits make a forgery one guess in
@@ -79,33 +85,28 @@ pub fn ip_to_16(ip: IpAddr) -> [u8; 16] {
     }
 }
 
-/// The 32-bit MAC of (ip, port, tick), as a u64 with the top half zero.
+/// The 32-bit MAC of (ip, tick), as a u64 with the top half zero.
 #[inline]
-fn mac(secret: &ConnectionIdSecret, tick: u32, ip: &[u8; 16], port: u16) -> u64 {
+fn mac(secret: &ConnectionIdSecret, tick: u32, ip: &[u8; 16]) -> u64 {
     let [a, b, c, d, e, f, g, h, i, j, k, l, m, n, o, p] = *ip;
-    let [p0, p1] = port.to_be_bytes();
     let [t0, t1, t2, t3] = tick.to_be_bytes();
     let words = [
         u64::from_le_bytes([a, b, c, d, e, f, g, h]),
         u64::from_le_bytes([i, j, k, l, m, n, o, p]),
-        u64::from_le_bytes([p0, p1, 0, 0, t0, t1, t2, t3]),
+        u64::from_le_bytes([0, 0, 0, 0, t0, t1, t2, t3]),
     ];
     siphash24_3words(secret.k0, secret.k1, words) & 0xffff_ffff
 }
 
-/// The id to hand to `ip`:`port` at `tick` (unix seconds, wrapping).
-pub fn make_connection_id(
-    secret: &ConnectionIdSecret,
-    tick: u32,
-    ip: &[u8; 16],
-    port: u16,
-) -> ConnectionId {
-    ConnectionId((u64::from(tick) << 32) | mac(secret, tick, ip, port))
+/// The id to hand to a client at `ip` (any port) at `tick` (unix seconds,
+/// wrapping).
+pub fn make_connection_id(secret: &ConnectionIdSecret, tick: u32, ip: &[u8; 16]) -> ConnectionId {
+    ConnectionId((u64::from(tick) << 32) | mac(secret, tick, ip))
 }
 
 /// Whether `id` was issued by [`make_connection_id`] under `secret` to
-/// `ip`:`port`, no more than `lifetime_secs` before `now_tick` and no more
-/// than [`MAX_FUTURE_SKEW_SECS`] after it. Ticks wrap, so lifetimes beyond
+/// `ip`, no more than `lifetime_secs` before `now_tick` and no more than
+/// [`MAX_FUTURE_SKEW_SECS`] after it. Ticks wrap, so lifetimes beyond
 /// 2^31 seconds are meaningless. See the module documentation for the
 /// scheme and why it needs no per-client state.
 pub fn verify_connection_id(
@@ -114,12 +115,11 @@ pub fn verify_connection_id(
     now_tick: u32,
     lifetime_secs: u32,
     ip: &[u8; 16],
-    port: u16,
 ) -> bool {
     let id_tick = (id.0 >> 32) as u32;
     // Fold the difference into one word and test it once, so the time taken
     // does not reveal how many leading MAC bits a guess got right.
-    let diff = (id.0 & 0xffff_ffff) ^ mac(secret, id_tick, ip, port);
+    let diff = (id.0 & 0xffff_ffff) ^ mac(secret, id_tick, ip);
     let mac_ok = diff == 0;
     let age = i64::from(now_tick.wrapping_sub(id_tick) as i32);
     let age_ok = age >= -i64::from(MAX_FUTURE_SKEW_SECS) && age <= i64::from(lifetime_secs);
@@ -142,12 +142,12 @@ mod tests {
     }
 
     fn ok(id: ConnectionId, now: u32) -> bool {
-        verify_connection_id(&SECRET, id, now, LIFE, &v4(), 6881)
+        verify_connection_id(&SECRET, id, now, LIFE, &v4())
     }
 
     #[test]
     fn accepted_from_issue_to_end_of_lifetime() {
-        let id = make_connection_id(&SECRET, 1_700_000_000, &v4(), 6881);
+        let id = make_connection_id(&SECRET, 1_700_000_000, &v4());
         assert_eq!(id.0 >> 32, 1_700_000_000);
         assert!(ok(id, 1_700_000_000));
         assert!(ok(id, 1_700_000_000 + LIFE));
@@ -156,37 +156,40 @@ mod tests {
 
     #[test]
     fn small_future_skew_tolerated() {
-        let id = make_connection_id(&SECRET, 1000, &v4(), 6881);
+        let id = make_connection_id(&SECRET, 1000, &v4());
         assert!(ok(id, 999));
         assert!(ok(id, 998));
         assert!(!ok(id, 997));
     }
 
     #[test]
-    fn bound_to_ip_port_and_secret() {
-        let id = make_connection_id(&SECRET, 1000, &v4(), 6881);
+    fn bound_to_ip_and_secret() {
+        let id = make_connection_id(&SECRET, 1000, &v4());
         let other_ip = ip_to_16(IpAddr::V4(Ipv4Addr::new(192, 0, 2, 8)));
-        assert!(!verify_connection_id(
-            &SECRET, id, 1000, LIFE, &other_ip, 6881
-        ));
-        assert!(!verify_connection_id(&SECRET, id, 1000, LIFE, &v4(), 6882));
+        assert!(!verify_connection_id(&SECRET, id, 1000, LIFE, &other_ip));
+        let v6 = ip_to_16(IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 7)));
+        assert!(!verify_connection_id(&SECRET, id, 1000, LIFE, &v6));
         let other_secret = ConnectionIdSecret {
             k0: SECRET.k0 ^ 1,
             k1: SECRET.k1,
         };
-        assert!(!verify_connection_id(
-            &other_secret,
-            id,
-            1000,
-            LIFE,
-            &v4(),
-            6881
-        ));
+        assert!(!verify_connection_id(&other_secret, id, 1000, LIFE, &v4()));
+    }
+
+    #[test]
+    fn same_ip_other_port_verifies() {
+        // The port is not an input: a client's id issued on a connect from
+        // one socket is the id any of its sockets on that IP would get, so
+        // a second session or a NAT rebinding keeps working.
+        let id = make_connection_id(&SECRET, 1000, &v4());
+        assert!(ok(id, 1000));
+        assert!(ok(id, 1000 + LIFE));
+        assert!(!ok(id, 1000 + LIFE + 1), "other ports still expire");
     }
 
     #[test]
     fn any_flipped_bit_rejected() {
-        let id = make_connection_id(&SECRET, 1000, &v4(), 6881);
+        let id = make_connection_id(&SECRET, 1000, &v4());
         for bit in 0..64 {
             let forged = ConnectionId(id.0 ^ (1 << bit));
             assert!(!ok(forged, 1000), "bit {bit}");
@@ -199,25 +202,25 @@ mod tests {
         let mapped = ip_to_16(IpAddr::V6(Ipv4Addr::new(192, 0, 2, 7).to_ipv6_mapped()));
         assert_eq!(plain, mapped);
         assert_eq!(
-            make_connection_id(&SECRET, 5, &plain, 1),
-            make_connection_id(&SECRET, 5, &mapped, 1)
+            make_connection_id(&SECRET, 5, &plain),
+            make_connection_id(&SECRET, 5, &mapped)
         );
         let v6 = ip_to_16(IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1)));
         assert_ne!(
-            make_connection_id(&SECRET, 5, &plain, 1),
-            make_connection_id(&SECRET, 5, &v6, 1)
+            make_connection_id(&SECRET, 5, &plain),
+            make_connection_id(&SECRET, 5, &v6)
         );
     }
 
     #[test]
     fn tick_wraparound() {
-        let id = make_connection_id(&SECRET, u32::MAX - 10, &v4(), 6881);
+        let id = make_connection_id(&SECRET, u32::MAX - 10, &v4());
         assert!(ok(id, u32::MAX));
         assert!(ok(id, 50)); // 61 seconds later, past the wrap
         assert!(ok(id, LIFE - 11));
         assert!(!ok(id, LIFE - 10));
 
-        let id = make_connection_id(&SECRET, 1, &v4(), 6881);
+        let id = make_connection_id(&SECRET, 1, &v4());
         assert!(ok(id, u32::MAX)); // issued 2 s "ahead", across the wrap
         assert!(!ok(id, u32::MAX - 1));
     }
@@ -229,10 +232,9 @@ mod tests {
         let tick = 0x1122_3344u32;
         let mut msg = [0u8; 24];
         msg[..16].copy_from_slice(&ip);
-        msg[16..18].copy_from_slice(&6881u16.to_be_bytes());
         msg[20..].copy_from_slice(&tick.to_be_bytes());
         let hash = crate::siphash::siphash24(SECRET.k0, SECRET.k1, &msg);
-        let id = make_connection_id(&SECRET, tick, &ip, 6881);
+        let id = make_connection_id(&SECRET, tick, &ip);
         assert_eq!(id.0, (u64::from(tick) << 32) | (hash & 0xffff_ffff));
     }
 

@@ -7,6 +7,13 @@
 //! come here: the socket worker that read them forwards them to the
 //! connections named in the results, so the swarm side copies 40 bytes per
 //! target instead of the payload.
+//!
+//! A connection may hold several peer ids, even in one torrent (the npm
+//! client and browsers share one socket among all their clients), and a
+//! peer id in a swarm belongs to the connection that announced it until
+//! that connection stops, closes or the entry expires: another connection
+//! claiming it is refused, or it could take the owner's offers and, by
+//! closing, remove the owner from the swarm.
 
 use hashbrown::HashMap;
 use tracker_proto::{AnnounceEvent, InfoHash, PeerId};
@@ -45,9 +52,6 @@ pub struct WsAnnounce {
     /// How many other peers should get one of this announce's offers:
     /// already the least of its offers, its numwant and the config's cap.
     pub offers: usize,
-    /// The peer id this connection used before in this torrent, when it
-    /// changed: that entry goes, the connection stays open.
-    pub replaces: Option<PeerId>,
     /// For an announce carrying an answer: the peer the answer is for.
     pub answer_to: Option<PeerId>,
 }
@@ -76,6 +80,9 @@ pub struct WsAnnounceOutcome {
     pub counts: SwarmCounts,
     /// Where the answer goes: `None` when the peer it is for has gone.
     pub answer_target: Option<ConnRef>,
+    /// The peer id belongs to another connection: nothing was changed, no
+    /// offer or answer goes anywhere.
+    pub peer_id_taken: bool,
 }
 
 impl SwarmShard {
@@ -94,12 +101,16 @@ impl SwarmShard {
         }) else {
             return WsAnnounceOutcome::default();
         };
-        if let Some(old) = announce.replaces {
-            if old != announce.peer_id {
-                torrent
-                    .peers
-                    .remove_if(&old, |entry| entry.value == announce.conn);
-            }
+        if torrent
+            .peers
+            .get(&announce.peer_id)
+            .is_some_and(|entry| entry.value != announce.conn)
+        {
+            return WsAnnounceOutcome {
+                counts: torrent.counts(),
+                answer_target: None,
+                peer_id_taken: true,
+            };
         }
         // Resolved before the announcer's own entry changes, and only to a
         // peer that is still in the swarm: an answer to a peer that left is
@@ -115,6 +126,7 @@ impl SwarmShard {
             return WsAnnounceOutcome {
                 counts: torrent.counts(),
                 answer_target,
+                peer_id_taken: false,
             };
         }
         if announce.event == AnnounceEvent::Completed {
@@ -137,6 +149,7 @@ impl SwarmShard {
         WsAnnounceOutcome {
             counts: torrent.counts(),
             answer_target,
+            peer_id_taken: false,
         }
     }
 
@@ -214,7 +227,6 @@ mod tests {
             event: AnnounceEvent::None,
             seeder: false,
             offers,
-            replaces: None,
             answer_to: None,
         }
     }
@@ -255,19 +267,67 @@ mod tests {
     }
 
     #[test]
-    fn peer_id_change_replaces_only_this_connections_entry() {
+    fn one_connection_keeps_every_peer_id_it_announces() {
         let mut shard = SwarmShard::default();
         let mut targets = Vec::new();
         shard.ws_announce(&ann(1, 1, 0), 0, &mut targets);
-        let mut changed = ann(2, 1, 0);
-        changed.replaces = Some(PeerId([1; 20]));
-        let outcome = shard.ws_announce(&changed, 0, &mut targets);
-        assert_eq!(outcome.counts.leechers, 1, "the old id went");
-        // Another connection claiming to replace peer 2 removes nothing.
-        let mut foreign = ann(3, 9, 0);
-        foreign.replaces = Some(PeerId([2; 20]));
-        let outcome = shard.ws_announce(&foreign, 0, &mut targets);
+        let outcome = shard.ws_announce(&ann(2, 1, 0), 0, &mut targets);
+        assert_eq!(outcome.counts.leechers, 2, "a second id adds a peer");
+        // A third peer's offers reach both ids, on the one connection.
+        shard.ws_announce(&ann(3, 3, 10), 0, &mut targets);
+        let mut got: Vec<_> = targets.iter().map(|t| (t.peer_id.0[0], t.conn)).collect();
+        got.sort_by_key(|g| g.0);
+        assert_eq!(got, [(1, conn(1)), (2, conn(1))]);
+        // Answers find each id.
+        let mut answer = ann(3, 3, 0);
+        answer.answer_to = Some(PeerId([2; 20]));
+        let outcome = shard.ws_announce(&answer, 0, &mut targets);
+        assert_eq!(outcome.answer_target, Some(conn(1)));
+        // Each id stops and leaves on its own.
+        let mut stop = ann(1, 1, 0);
+        stop.event = AnnounceEvent::Stopped;
+        let outcome = shard.ws_announce(&stop, 0, &mut targets);
         assert_eq!(outcome.counts.leechers, 2);
+        shard.ws_leave(&InfoHash([7; 20]), &PeerId([2; 20]), conn(1));
+        assert_eq!(shard.ws_scrape(&InfoHash([7; 20])).leechers, 1);
+    }
+
+    #[test]
+    fn a_peer_id_belongs_to_the_connection_that_announced_it_first() {
+        let mut shard = SwarmShard::default();
+        let mut targets = Vec::new();
+        shard.ws_announce(&ann(1, 1, 0), 0, &mut targets);
+        // Connection 9 claims peer 1, with offers, an answer and a stop:
+        // each is refused and changes nothing.
+        let mut claim = ann(1, 9, 5);
+        claim.seeder = true;
+        shard.ws_announce(&ann(2, 2, 0), 0, &mut targets);
+        claim.answer_to = Some(PeerId([2; 20]));
+        let outcome = shard.ws_announce(&claim, 0, &mut targets);
+        assert!(outcome.peer_id_taken);
+        assert_eq!(outcome.answer_target, None);
+        assert!(targets.is_empty(), "no offers from a refused announce");
+        assert_eq!((outcome.counts.seeders, outcome.counts.leechers), (0, 2));
+        claim.event = AnnounceEvent::Stopped;
+        assert!(shard.ws_announce(&claim, 0, &mut targets).peer_id_taken);
+        shard.ws_leave(&InfoHash([7; 20]), &PeerId([1; 20]), conn(9));
+        // The owner still gets offers.
+        shard.ws_announce(&ann(3, 3, 10), 0, &mut targets);
+        assert!(targets.contains(&WsTarget {
+            peer_id: PeerId([1; 20]),
+            conn: conn(1)
+        }));
+        // Once the owner stops, the id is free for another connection.
+        let mut stop = ann(1, 1, 0);
+        stop.event = AnnounceEvent::Stopped;
+        assert!(!shard.ws_announce(&stop, 0, &mut targets).peer_id_taken);
+        let outcome = shard.ws_announce(&ann(1, 9, 0), 0, &mut targets);
+        assert!(!outcome.peer_id_taken);
+        assert_eq!(outcome.counts.leechers, 3);
+        // The same id in another torrent is another swarm's business.
+        let mut elsewhere = ann(1, 1, 0);
+        elsewhere.info_hash = InfoHash([8; 20]);
+        assert!(!shard.ws_announce(&elsewhere, 0, &mut targets).peer_id_taken);
     }
 
     #[test]

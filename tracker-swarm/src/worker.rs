@@ -61,6 +61,9 @@ pub enum Work {
         targets: Range<u32>,
         counts: SwarmCounts,
         answer_target: Option<ConnRef>,
+        /// Filled in: the peer id belongs to another connection, nothing
+        /// was done.
+        peer_id_taken: bool,
     },
     WsScrape {
         info_hash: InfoHash,
@@ -185,11 +188,13 @@ impl Batch {
                     targets,
                     counts,
                     answer_target,
+                    peer_id_taken,
                 } => {
                     let start = ws_targets.len() as u32;
                     let outcome = shard.ws_announce(announce, now, ws_targets);
                     *counts = outcome.counts;
                     *answer_target = outcome.answer_target;
+                    *peer_id_taken = outcome.peer_id_taken;
                     *targets = start..ws_targets.len() as u32;
                 }
                 Work::WsScrape {

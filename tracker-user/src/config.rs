@@ -94,6 +94,12 @@ pub struct HttpConfig {
     pub request_timeout: u64,
     /// Seconds an idle keep-alive connection stays open.
     pub keep_alive_timeout: u64,
+    /// Seconds a new connection has to finish any TLS handshake and send
+    /// its first request bytes.
+    pub first_byte_timeout: u64,
+    /// Open connections from one address (IPv4) or /64 (IPv6), split evenly
+    /// over the socket workers; not applied with `real_ip_header`.
+    pub max_connections_per_ip: usize,
     /// `min interval` in announce responses; 0 leaves it out.
     pub min_announce_interval: u32,
     /// Most info hashes in one scrape (HTTP and WebSocket).
@@ -126,8 +132,12 @@ pub struct WsConfig {
     pub offer_timeout: u64,
     /// Bytes queued for one connection before it is dropped as too slow.
     pub max_outgoing_bytes: usize,
-    /// Torrents one connection may announce at once.
+    /// Torrents one connection may announce at once, each peer id's
+    /// counted apart.
     pub max_torrents_per_connection: usize,
+    /// Distinct peer ids one connection may announce at once (several
+    /// clients share a socket); more gets a failure.
+    pub max_peer_ids_per_connection: usize,
     /// Seconds a WebSocket connection may stay silent.
     pub idle_timeout: u64,
 }
@@ -279,6 +289,8 @@ impl Default for HttpConfig {
             max_request_size: s.max_request_size,
             request_timeout: s.request_timeout.as_secs(),
             keep_alive_timeout: s.keep_alive_timeout.as_secs(),
+            first_byte_timeout: s.first_byte_timeout.as_secs(),
+            max_connections_per_ip: s.max_connections_per_ip,
             min_announce_interval: s.min_announce_interval,
             max_scrape_torrents: s.max_scrape_torrents,
             full_scrape: s.full_scrape,
@@ -301,6 +313,7 @@ impl Default for WsConfig {
             offer_timeout: s.ws_offer_timeout.as_secs(),
             max_outgoing_bytes: s.ws_max_outgoing_bytes,
             max_torrents_per_connection: s.ws_max_torrents_per_connection,
+            max_peer_ids_per_connection: s.ws_max_peer_ids_per_connection,
             idle_timeout: s.ws_idle_timeout.as_secs(),
         }
     }
@@ -348,6 +361,8 @@ impl Config {
             max_request_size: h.max_request_size,
             request_timeout: Duration::from_secs(h.request_timeout),
             keep_alive_timeout: Duration::from_secs(h.keep_alive_timeout),
+            first_byte_timeout: Duration::from_secs(h.first_byte_timeout),
+            max_connections_per_ip: h.max_connections_per_ip,
             max_scrape_torrents: h.max_scrape_torrents,
             full_scrape: h.full_scrape,
             max_full_scrape_torrents: h.max_full_scrape_torrents,
@@ -359,6 +374,7 @@ impl Config {
             ws_offer_timeout: Duration::from_secs(w.offer_timeout),
             ws_max_outgoing_bytes: w.max_outgoing_bytes,
             ws_max_torrents_per_connection: w.max_torrents_per_connection,
+            ws_max_peer_ids_per_connection: w.max_peer_ids_per_connection,
             ws_idle_timeout: Duration::from_secs(w.idle_timeout),
         }
     }
@@ -646,6 +662,8 @@ impl Config {
         }
         at_least_1(&["http.request_timeout"], h.request_timeout)?;
         at_least_1(&["http.keep_alive_timeout"], h.keep_alive_timeout)?;
+        at_least_1(&["http.first_byte_timeout"], h.first_byte_timeout)?;
+        at_least_1(&["http.max_connections_per_ip"], h.max_connections_per_ip)?;
         at_least_1(&["http.max_scrape_torrents"], h.max_scrape_torrents)?;
         at_least_1(
             &["http.max_full_scrape_torrents"],
@@ -698,6 +716,10 @@ impl Config {
         at_least_1(
             &["ws.max_torrents_per_connection"],
             w.max_torrents_per_connection,
+        )?;
+        at_least_1(
+            &["ws.max_peer_ids_per_connection"],
+            w.max_peer_ids_per_connection,
         )?;
         at_least_1(&["ws.idle_timeout"], w.idle_timeout)?;
 
@@ -928,6 +950,20 @@ const COMMENTS: &[(&str, &str)] = &[
         "Seconds an idle keep-alive HTTP connection stays open.",
     ),
     (
+        "http.first_byte_timeout",
+        "Seconds a new connection has, from accept, to finish its TLS handshake (if\n\
+         any) and send its first request bytes; a silent one is closed. Keeps idle\n\
+         connections from holding every slot of max_connections.",
+    ),
+    (
+        "http.max_connections_per_ip",
+        "Open connections from one client address (IPv4; IPv6 by /64), over all\n\
+         socket workers; more are closed at once. Each worker allows its share,\n\
+         ceil(this / http.workers), about 40 bytes of state per address. Roomy\n\
+         for carrier-grade NAT. Not applied when real_ip_header is set (every\n\
+         connection then comes from the proxy).",
+    ),
+    (
         "http.min_announce_interval",
         "`min interval` in HTTP announce responses, in seconds; 0 leaves it out.\nAt \
          most protocol.announce_interval.",
@@ -996,9 +1032,17 @@ const COMMENTS: &[(&str, &str)] = &[
     ),
     (
         "ws.max_torrents_per_connection",
-        "Torrents one connection may announce at once; more gets a failure.\nA browser \
+        "Torrents one connection may announce at once (each peer id's\ncounted apart); more gets a failure. A browser \
          shares one connection per tracker among all its torrents, answers\nincluded: \
          keep this well above what one user seeds.",
+    ),
+    (
+        "ws.max_peer_ids_per_connection",
+        "Distinct peer ids one connection may announce at once; more gets a\nfailure. \
+         The npm client and browsers share one connection among all\ntheir clients, each \
+         with its own peer id. Each (torrent, peer id) pair\ncounts against \
+         max_torrents_per_connection, so this adds at most 24\nbytes a peer id to a \
+         connection (384 at 16), never more swarm entries.",
     ),
     (
         "ws.idle_timeout",
@@ -1276,6 +1320,11 @@ mod tests {
             (|c| c.http.max_request_size = 255, "http.max_request_size"),
             (|c| c.http.request_timeout = 0, "http.request_timeout"),
             (|c| c.http.keep_alive_timeout = 0, "http.keep_alive_timeout"),
+            (|c| c.http.first_byte_timeout = 0, "http.first_byte_timeout"),
+            (
+                |c| c.http.max_connections_per_ip = 0,
+                "http.max_connections_per_ip",
+            ),
             (
                 |c| c.http.max_scrape_torrents = 0,
                 "http.max_scrape_torrents",
@@ -1433,6 +1482,8 @@ mod tests {
                 max_request_size: 300,
                 request_timeout: 2,
                 keep_alive_timeout: 4,
+                first_byte_timeout: 3,
+                max_connections_per_ip: 30,
                 min_announce_interval: 0,
                 max_scrape_torrents: 6,
                 full_scrape: true,
@@ -1449,6 +1500,7 @@ mod tests {
                 offer_timeout: 9,
                 max_outgoing_bytes: 4000,
                 max_torrents_per_connection: 10,
+                max_peer_ids_per_connection: 3,
                 idle_timeout: 11,
             },
             tls: TlsConfig {

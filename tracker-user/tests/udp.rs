@@ -526,26 +526,47 @@ fn forged_connection_id_is_refused() {
 }
 
 #[test]
-fn connection_id_is_bound_to_source_port() {
+fn connection_id_is_accepted_from_another_port_of_the_same_ip() {
+    // What libtorrent does with two sessions in one process, and what a NAT
+    // that rebinds the client's port does: connect from one socket, announce
+    // and scrape from another on the same IP.
     let t = Tracker::start_v4();
     let hash = random_hash();
     let a = Client::new(t.addr());
     let b = Client::new(t.addr());
+    assert_ne!(a.local_addr().port(), b.local_addr().port());
     let id = a.connect();
-    // Works for a...
     a.announce(&Announce::new(hash, 14001));
-    // ...but not from another socket (other source port).
     b.set_conn_id(id);
-    let e = b.announce_err(&Announce::new(hash, 14002));
-    assert_error_mentions(&e, "connection id");
-    match b.try_scrape(&[hash]) {
-        Response::Error(e) => assert_error_mentions(&e, "connection id"),
-        other => panic!("scrape with another socket's id: expected error, got {other:?}"),
-    }
-    // b's own id works.
-    b.connect();
     let r = b.announce(&Announce::new(hash, 14002));
-    assert_eq!(r.leechers, 2);
+    assert_eq!(r.leechers, 2, "b's announce with a's id was counted");
+    assert_eq!(r.peers, vec![a.peer_addr(14001)]);
+    assert_eq!(b.scrape(&[hash]).0, vec![(0, 0, 2)]);
+}
+
+#[test]
+fn refused_connection_ids_are_logged_at_debug_at_most_once_a_second() {
+    let t = Tracker::with_config("log_level = \"debug\"\n[udp]\nworkers = 1\n");
+    let c = Client::new(t.addr());
+    c.set_conn_id(0x1234_5678_9abc_def0);
+    let started = std::time::Instant::now();
+    for _ in 0..40 {
+        let e = c.announce_err(&Announce::new(random_hash(), 14101));
+        assert_error_mentions(&e, "connection id");
+    }
+    let secs = started.elapsed().as_secs() as usize;
+    let needle = format!("connection id invalid or expired from {}", c.local_addr());
+    let ok = poll_until(Duration::from_secs(3), || t.stderr_text().contains(&needle));
+    assert!(ok, "no debug line naming the source:\n{}", t.stderr_text());
+    let lines = t
+        .stderr_lines()
+        .iter()
+        .filter(|l| l.contains("connection id invalid or expired from"))
+        .count();
+    assert!(
+        lines <= secs + 2,
+        "{lines} log lines for 40 refusals in {secs} s: not rate-limited"
+    );
 }
 
 #[test]
@@ -797,8 +818,64 @@ fn connection_id_is_bound_to_source_ip() {
     let local2: SocketAddr = format!("127.0.0.2:{port}").parse().unwrap();
     let b = Client::bind(local2, t.addr());
     b.set_conn_id(id);
-    let e = b.announce_err(&Announce::new(random_hash(), 23101));
+    let hash = random_hash();
+    let e = b.announce_err(&Announce::new(hash, 23101));
     assert_error_mentions(&e, "connection id");
+    match b.try_scrape(&[hash]) {
+        Response::Error(e) => assert_error_mentions(&e, "connection id"),
+        other => panic!("scrape with another IP's id: expected error, got {other:?}"),
+    }
+    // Nor from another port of that other IP.
+    let c = Client::bind("127.0.0.2:0".parse().unwrap(), t.addr());
+    c.set_conn_id(id);
+    let e = c.announce_err(&Announce::new(hash, 23102));
+    assert_error_mentions(&e, "connection id");
+    // The refused announces registered nobody.
+    assert_eq!(a.scrape(&[hash]).0, vec![(0, 0, 0)]);
+}
+
+#[test]
+fn announce_with_port_zero_is_refused_and_never_handed_out() {
+    let t = Tracker::start_v4();
+    let hash = random_hash();
+    let zero = Client::new(t.addr());
+    for a in [
+        Announce::new(hash, 0).event(EVENT_STARTED),
+        Announce::new(hash, 0).seeder(),
+    ] {
+        let e = zero.announce_err(&a);
+        assert_eq!(
+            e.message, "invalid port",
+            "HTTP's wording for the same mistake"
+        );
+    }
+    let later = Client::new(t.addr());
+    let r = later.announce(&Announce::new(hash, 24001));
+    assert!(r.peers.is_empty(), "given {:?}", r.peers);
+    assert_eq!((r.seeders, r.leechers), (0, 1));
+}
+
+#[test]
+fn oversized_scrape_is_refused_as_too_large() {
+    let t = Tracker::start_v4();
+    let c = Client::new(t.addr());
+    let id = c.connect();
+    let mut rng = Rng::new();
+    let hashes: Vec<[u8; 20]> = (0..150).map(|_| rng.hash()).collect();
+    // 16 + 150 * 20 = 3016 bytes, more than the 2048-byte receive slot.
+    let txid = 0x5ca1_e150;
+    match c.request_decoded(&encode_scrape(id, txid, &hashes)) {
+        Response::Error(e) => {
+            assert_eq!(e.txid, txid);
+            assert_error_mentions(&e, "too large");
+            assert!(!e.message.contains("multiple of 20"), "{:?}", e.message);
+        }
+        other => panic!("150-hash scrape: expected an error, got {other:?}"),
+    }
+    // 101 hashes still fit a receive slot: answered, up to
+    // udp.max_scrape_torrents (default 70).
+    let r = c.scrape(&hashes[..101]);
+    assert_eq!(r.0, vec![(0, 0, 0); 70]);
 }
 
 #[test]

@@ -849,26 +849,250 @@ fn one_connection_in_two_torrents_changing_its_peer_id_stays_open() {
     c.join(&h2, 10);
     c.peer_id = random_peer_id();
     let r = c.join(&h1, 10);
-    assert_eq!(int_at(&r, "incomplete"), 1, "the old peer id left h1: {r}");
+    // Both ids are kept: the connection may carry several clients.
+    assert_eq!(int_at(&r, "incomplete"), 2, "{r}");
 
     let mut s = connect(t.http_addr(), "/");
-    assert_eq!(s.scrape_one(&h1).incomplete, 1);
+    assert_eq!(s.scrape_one(&h1).incomplete, 2);
     assert_eq!(s.scrape_one(&h2).incomplete, 1);
 
-    // Offers reach the connection in h1 (under its new id) and h2.
+    // Offers reach the connection in h2 under the id it used there.
     let mut d = Peer::connect(t.http_addr());
-    for hash in [h1, h2] {
-        d.offer(&hash, 5, &offers(1, 100));
-        let got =
-            c.c.relayed(WS_TIMEOUT)
-                .expect("offer not relayed to the connection");
-        assert_eq!(bin_at(&got, "info_hash"), hash);
-        let offer_id = bin_at(&got, "offer_id");
-        let me = if hash == h1 { c.peer_id } else { old_id };
-        c.c.send_json(&answer_msg(&hash, &me, &d.peer_id, &offer_id, "v=0"));
-        let back = d.c.relayed(WS_TIMEOUT).expect("answer not relayed back");
-        assert_eq!(bin_at(&back, "peer_id"), me);
+    d.offer(&h2, 5, &offers(1, 100));
+    let got =
+        c.c.relayed(WS_TIMEOUT)
+            .expect("offer not relayed to the connection");
+    assert_eq!(bin_at(&got, "info_hash"), h2);
+    let offer_id = bin_at(&got, "offer_id");
+    c.c.send_json(&answer_msg(&h2, &old_id, &d.peer_id, &offer_id, "v=0"));
+    let back = d.c.relayed(WS_TIMEOUT).expect("answer not relayed back");
+    assert_eq!(bin_at(&back, "peer_id"), old_id);
+}
+
+/// The offer_ids of up to `want` offers relayed to `c` (fewer if they stop
+/// coming for `WS_TIMEOUT`).
+fn offer_ids_within<S>(c: &mut WsClient<S>, want: usize) -> Vec<Vec<u8>>
+where
+    S: std::io::Read + std::io::Write + Timeout,
+{
+    let mut ids = Vec::new();
+    while ids.len() < want {
+        let Some(got) = c.relayed(WS_TIMEOUT) else {
+            break;
+        };
+        assert!(got.get("offer").is_some(), "expected an offer: {got}");
+        ids.push(bin_at(&got, "offer_id"));
     }
+    ids
+}
+
+#[test]
+fn two_peer_ids_on_one_connection_each_get_offers_answers_and_stop() {
+    let t = tracker();
+    let hash = random_hash();
+    // One socket, two clients, as the npm client and browsers share it.
+    let mut shared = connect(t.http_addr(), "/announce");
+    let (a, b) = (random_peer_id(), random_peer_id());
+    for id in [a, b] {
+        shared.send_json(&announce_msg(&hash, &id, 10, Some("started"), Some(0), &[]));
+        shared.announce_reply(&hash);
+    }
+    let mut s = connect(t.http_addr(), "/");
+    assert_eq!(s.scrape_one(&hash).incomplete, 2);
+
+    // Another peer's two offers go one to each id, both on this socket.
+    let mut d = Peer::connect(t.http_addr());
+    let sent = offers(2, 100);
+    let r = d.offer(&hash, 5, &sent);
+    assert_eq!(int_at(&r, "incomplete"), 3, "{r}");
+    let mut got = offer_ids_within(&mut shared, 2);
+    got.sort();
+    let mut want: Vec<Vec<u8>> = sent.iter().map(|(id, _)| id.clone()).collect();
+    want.sort();
+    assert_eq!(got, want, "each id gets one of the offers");
+
+    // Each id answers one offer; both answers reach the offerer, each
+    // under the id that sent it.
+    shared.send_json(&answer_msg(&hash, &a, &d.peer_id, &got[0], "v=0 a"));
+    shared.send_json(&answer_msg(&hash, &b, &d.peer_id, &got[1], "v=0 b"));
+    let mut from = Vec::new();
+    for _ in 0..2 {
+        let back = d.c.relayed(WS_TIMEOUT).expect("answer not relayed back");
+        from.push(bin_at(&back, "peer_id"));
+    }
+    from.sort();
+    let mut ids = vec![a.to_vec(), b.to_vec()];
+    ids.sort();
+    assert_eq!(from, ids);
+
+    // Stopping one id leaves the other in the swarm, still getting offers.
+    shared.send_json(&announce_msg(&hash, &a, 10, Some("stopped"), Some(0), &[]));
+    let r = shared.announce_reply(&hash);
+    assert_eq!(int_at(&r, "incomplete"), 2, "{r}");
+    d.offer(&hash, 5, &offers(2, 100));
+    assert_eq!(offer_ids_within(&mut shared, 2).len(), 1, "only b is left");
+    assert_eq!(s.scrape_one(&hash).incomplete, 2);
+
+    // Closing the socket removes every id it announced.
+    shared.send_json(&announce_msg(&hash, &a, 10, Some("started"), Some(0), &[]));
+    shared.announce_reply(&hash);
+    assert_eq!(s.scrape_one(&hash).incomplete, 3);
+    shared.close();
+    let gone = poll_until(Duration::from_secs(5), || {
+        s.scrape_one(&hash).incomplete == 1
+    });
+    assert!(gone, "ids of a closed connection are still counted");
+}
+
+#[test]
+fn more_peer_ids_than_max_peer_ids_per_connection_get_a_failure() {
+    let t = Tracker::with_config("[ws]\nmax_peer_ids_per_connection = 2\n");
+    let (h1, h2) = (random_hash(), random_hash());
+    let mut c = connect(t.http_addr(), "/announce");
+    let ids: Vec<[u8; 20]> = (0..3).map(|_| random_peer_id()).collect();
+    for id in &ids[..2] {
+        c.send_json(&announce_msg(&h1, id, 10, Some("started"), Some(0), &[]));
+        c.announce_reply(&h1);
+    }
+    c.send_json(&announce_msg(
+        &h1,
+        &ids[2],
+        10,
+        Some("started"),
+        Some(0),
+        &[],
+    ));
+    let f = c.failure();
+    assert_eq!(
+        f["failure reason"], "too many peer ids on this connection",
+        "{f}"
+    );
+    assert_eq!(f["action"], "announce", "{f}");
+    assert_eq!(bin_at(&f, "info_hash"), h1, "{f}");
+    // Nothing changed, the connection stays open, and a known id may
+    // still join another torrent.
+    let mut s = connect(t.http_addr(), "/");
+    assert_eq!(s.scrape_one(&h1).incomplete, 2);
+    c.send_json(&announce_msg(
+        &h2,
+        &ids[1],
+        10,
+        Some("started"),
+        Some(0),
+        &[],
+    ));
+    c.announce_reply(&h2);
+    // Once an id stops everywhere, its place is free again.
+    c.send_json(&announce_msg(
+        &h1,
+        &ids[0],
+        10,
+        Some("stopped"),
+        Some(0),
+        &[],
+    ));
+    c.announce_reply(&h1);
+    c.send_json(&announce_msg(
+        &h1,
+        &ids[2],
+        10,
+        Some("started"),
+        Some(0),
+        &[],
+    ));
+    let r = c.announce_reply(&h1);
+    assert_eq!(int_at(&r, "incomplete"), 2, "{r}");
+}
+
+#[test]
+fn another_connection_cannot_take_over_a_peer_id() {
+    let t = tracker();
+    let hash = random_hash();
+    let mut owner = Peer::connect(t.http_addr());
+    owner.join(&hash, 10);
+    let mut s = connect(t.http_addr(), "/");
+
+    // The attacker announces with the owner's id, with offers, then an
+    // answer and a stop: each is refused.
+    let mut d = Peer::connect(t.http_addr());
+    d.join(&hash, 0);
+    let mut x = Peer {
+        c: connect(t.http_addr(), "/announce"),
+        peer_id: owner.peer_id,
+    };
+    let m = announce_msg(
+        &hash,
+        &x.peer_id,
+        0,
+        Some("started"),
+        Some(5),
+        &offers(2, 100),
+    );
+    x.c.send_json(&m);
+    let f = x.c.failure();
+    assert_eq!(
+        f["failure reason"], "peer_id is in use by another connection",
+        "{f}"
+    );
+    assert_eq!(f["action"], "announce", "{f}");
+    assert_eq!(bin_at(&f, "info_hash"), hash, "{f}");
+    assert!(
+        d.c.relayed(QUIET).is_none(),
+        "a refused announce's offer went out"
+    );
+    let counts = s.scrape_one(&hash);
+    assert_eq!((counts.complete, counts.incomplete), (1, 1), "{counts:?}");
+
+    // Offers meant for the owner still reach the owner, not the attacker.
+    let sent = offers(1, 100);
+    d.offer(&hash, 5, &sent);
+    let got = owner.c.relayed(WS_TIMEOUT).expect("the owner got no offer");
+    assert_eq!(bin_at(&got, "offer_id"), sent[0].0);
+    assert!(x.c.relayed(QUIET).is_none(), "the attacker got an offer");
+    let answer = answer_msg(&hash, &x.peer_id, &d.peer_id, &sent[0].0, "v=0");
+    x.c.send_json(&answer);
+    assert!(
+        d.c.relayed(QUIET).is_none(),
+        "the attacker's answer went out"
+    );
+    x.c.send_json(&announce_msg(
+        &hash,
+        &x.peer_id,
+        0,
+        Some("stopped"),
+        Some(0),
+        &[],
+    ));
+    assert_failure(&x.c.failure(), "a stop for another connection's id");
+
+    // The attacker leaving does not take the owner with it.
+    x.c.close();
+    thread::sleep(QUIET);
+    // (d is a leecher now: its offers said left = 1000.)
+    let counts = s.scrape_one(&hash);
+    assert_eq!((counts.complete, counts.incomplete), (0, 2), "{counts:?}");
+    d.offer(&hash, 5, &offers(1, 100));
+    assert!(
+        owner.c.relayed(WS_TIMEOUT).is_some(),
+        "the owner lost its offers"
+    );
+
+    // Once the owner stops, the id is free for another connection.
+    owner.c.send_json(&announce_msg(
+        &hash,
+        &owner.peer_id,
+        10,
+        Some("stopped"),
+        Some(0),
+        &[],
+    ));
+    owner.c.announce_reply(&hash);
+    let mut y = Peer {
+        c: connect(t.http_addr(), "/announce"),
+        peer_id: owner.peer_id,
+    };
+    let r = y.join(&hash, 10);
+    assert_eq!(int_at(&r, "incomplete"), 2, "d and y: {r}");
 }
 
 #[test]

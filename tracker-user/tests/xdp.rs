@@ -297,6 +297,39 @@ fn connects_are_answered_in_kernel_and_requests_served_through_af_xdp() {
     );
 }
 
+/// The program and userland compute ids from one definition, bound to the
+/// client's IP only: an id the kernel hands to one socket is accepted by
+/// userland from another port of the same IP (libtorrent's shared id, NAT
+/// rebinding).
+#[test]
+fn id_from_a_kernel_answered_connect_is_accepted_from_another_port() {
+    let net = TestNet::new(1);
+    let t = net.tracker("");
+    assert_xdp_in_use(&t);
+    for v6 in [false, true] {
+        let hash = random_hash();
+        let a = net.client(v6);
+        let b = net.client(v6);
+        assert_ne!(a.local_addr().port(), b.local_addr().port());
+        let before = net.counters();
+        let id = a.connect();
+        let after = net.counters();
+        assert_eq!(
+            after.answered - before.answered,
+            1,
+            "v6={v6}: the connect was answered by the program: {before:?} → {after:?}"
+        );
+        b.set_conn_id(id);
+        let r = b.announce(&Announce::new(hash, 7100).leecher());
+        assert_eq!(r.leechers, 1, "v6={v6}");
+        assert_eq!(b.scrape(&[hash]).0, vec![(0, 0, 1)], "v6={v6}");
+        assert!(
+            net.counters().redirected - after.redirected >= 2,
+            "v6={v6}: announce and scrape went through AF_XDP"
+        );
+    }
+}
+
 #[test]
 fn other_traffic_still_reaches_the_server_kernel() {
     let net = TestNet::new(1);

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use crossbeam_channel::{Sender, TrySendError};
 use slab::Slab;
 use tracker_proto::connection_id::{ip_to_16, make_connection_id, verify_connection_id};
+use tracker_proto::http::HttpParseError;
 use tracker_proto::udp::{
     write_connect_response, write_error_response, AnnounceResponse, PeerV4, PeerV6, Peers, Request,
     Response, ScrapeResponse, ScrapeStats, TransactionId,
@@ -24,6 +25,19 @@ const MAX_BATCH_JOBS: usize = 512;
 
 const INVALID_CONNECTION_ID: &[u8] = b"connection id invalid or expired";
 const NOT_ALLOWED: &[u8] = b"info hash not allowed";
+/// The wording HTTP gives the same mistake: a peer at port 0 cannot be
+/// connected to, so handing it out as `IP:0` only wastes other peers' time.
+const INVALID_PORT: &[u8] = HttpParseError::InvalidPort.message().as_bytes();
+/// For scrapes of more than [`MAX_SCRAPE_HASHES`], which a socket receives
+/// cut short (see [`RequestHandler::too_large`]) and AF_XDP may receive whole.
+const TOO_LARGE: &[u8] = b"request too large (a scrape may carry at most 101 info hashes)";
+/// The most hashes a scrape may carry: what fits a socket receive slot.
+/// AF_XDP frames can hold more; refusing those too keeps one contract.
+const MAX_SCRAPE_HASHES: usize = (super::mmsg::RECV_BUF_LEN - 16) / 20;
+const _: () = assert!(
+    MAX_SCRAPE_HASHES == 101,
+    "TOO_LARGE names MAX_SCRAPE_HASHES"
+);
 
 /// Where responses go. `handle` is whatever the front end passed to
 /// [`RequestHandler::handle`] for the request being answered.
@@ -58,6 +72,13 @@ pub struct Counters {
     pub dropped_busy: u64,
     /// Responses the front end could not queue.
     pub dropped_queue_full: u64,
+    /// Announces and scrapes refused for a connection id that is forged,
+    /// expired or issued to another IP.
+    pub rejected_connection_id: u64,
+    /// Announces refused for announcing port 0.
+    pub rejected_port_zero: u64,
+    /// Datagrams longer than the receive slot, refused as too large.
+    pub rejected_too_large: u64,
 }
 
 /// The BEP 15 request logic of one front-end thread, whatever carries its
@@ -74,6 +95,9 @@ pub struct RequestHandler<R> {
     pending: Slab<PendingScrape>,
     next_generation: u32,
     counters: Counters,
+    /// The tick of the last rejected-id log line: at most one a second per
+    /// front end, so a flood of bad ids cannot flood the log.
+    last_rejection_log: u32,
 }
 
 impl<R: Responder> RequestHandler<R> {
@@ -93,6 +117,7 @@ impl<R: Responder> RequestHandler<R> {
             pending: Slab::new(),
             next_generation: 0,
             counters: Counters::default(),
+            last_rejection_log: 0,
             settings,
             access_list,
         }
@@ -122,7 +147,7 @@ impl<R: Responder> RequestHandler<R> {
         let settings = &self.settings;
         match request {
             Request::Connect(connect) => {
-                let id = make_connection_id(&settings.secret, tick, &ip, addr.port());
+                let id = make_connection_id(&settings.secret, tick, &ip);
                 self.respond(handle, addr, |buf| {
                     write_connect_response(buf, connect.transaction_id, id).ok()
                 });
@@ -134,9 +159,13 @@ impl<R: Responder> RequestHandler<R> {
                     tick,
                     settings.connection_id_lifetime,
                     &ip,
-                    addr.port(),
                 ) {
+                    self.rejected_connection_id(addr, tick);
                     return self.error(handle, addr, a.transaction_id, INVALID_CONNECTION_ID);
+                }
+                if a.port == 0 {
+                    self.counters.rejected_port_zero += 1;
+                    return self.error(handle, addr, a.transaction_id, INVALID_PORT);
                 }
                 if !self.access_list.allows(&a.info_hash) {
                     return self.error(handle, addr, a.transaction_id, NOT_ALLOWED);
@@ -181,12 +210,41 @@ impl<R: Responder> RequestHandler<R> {
                     tick,
                     settings.connection_id_lifetime,
                     &ip,
-                    addr.port(),
                 ) {
+                    self.rejected_connection_id(addr, tick);
                     return self.error(handle, addr, s.transaction_id, INVALID_CONNECTION_ID);
+                }
+                if s.info_hashes.len() > MAX_SCRAPE_HASHES {
+                    self.counters.rejected_too_large += 1;
+                    return self.error(handle, addr, s.transaction_id, TOO_LARGE);
                 }
                 self.scrape(handle, addr, s.transaction_id, s.info_hashes);
             }
+        }
+    }
+
+    /// Answers a datagram the front end had to cut to its receive slot.
+    /// Only a scrape of more than 101 hashes is that long; refusing it
+    /// says what went wrong, where parsing the cut copy would claim its
+    /// length is not a multiple of 20, and answering the hashes that fit
+    /// would silently drop some the client believes it asked about.
+    pub fn too_large(&mut self, handle: u32, addr: SocketAddr, data: &[u8]) {
+        self.counters.requests += 1;
+        self.counters.rejected_too_large += 1;
+        if let Some(id) = data.get(12..16) {
+            let transaction_id = TransactionId(u32::from_be_bytes([id[0], id[1], id[2], id[3]]));
+            self.error(handle, addr, transaction_id, TOO_LARGE);
+        }
+    }
+
+    fn rejected_connection_id(&mut self, addr: SocketAddr, tick: u32) {
+        self.counters.rejected_connection_id += 1;
+        if tick != self.last_rejection_log {
+            self.last_rejection_log = tick;
+            log::debug!(
+                "connection id invalid or expired from {addr} ({} rejected by this worker so far)",
+                self.counters.rejected_connection_id
+            );
         }
     }
 

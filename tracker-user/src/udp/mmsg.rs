@@ -9,8 +9,9 @@ use std::os::fd::RawFd;
 /// Datagrams per system call.
 pub const BATCH: usize = 64;
 /// Receive buffer per datagram. Requests are at most a few hundred bytes
-/// (a 74-hash scrape is 1496); anything larger is not a tracker request and
-/// arrives truncated, which the parser then rejects or ignores.
+/// (a 74-hash scrape is 1496, and 101 hashes fill 2036); anything larger
+/// arrives cut to this length, which [`RecvBatch::truncated`] reports so
+/// that it is refused as too large rather than parsed.
 pub const RECV_BUF_LEN: usize = 2048;
 
 pub struct RecvBatch {
@@ -102,6 +103,12 @@ impl RecvBatch {
         let len = (h.msg_len as usize).min(RECV_BUF_LEN);
         let addr = sockaddr_to_std(&self.addrs[i]);
         Some((&self.buffers[i][..len], addr))
+    }
+
+    /// Whether the `i`th datagram of the last `recv` was longer than its
+    /// slot and arrived cut short (MSG_TRUNC).
+    pub fn truncated(&self, i: usize) -> bool {
+        i < self.received && self.headers[i].msg_hdr.msg_flags & libc::MSG_TRUNC != 0
     }
 }
 
@@ -338,5 +345,26 @@ mod tests {
             batch.recv(server.as_raw_fd()).is_err(),
             "nothing left: WouldBlock"
         );
+    }
+
+    #[test]
+    fn recv_batch_flags_datagrams_longer_than_a_slot() {
+        let server = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let client = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let to = server.local_addr().unwrap();
+        client.send_to(&[7u8; RECV_BUF_LEN + 1], to).unwrap();
+        client.send_to(&[8u8; RECV_BUF_LEN], to).unwrap();
+        let mut batch = RecvBatch::new();
+        let mut seen = Vec::new();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
+        while seen.len() < 2 && std::time::Instant::now() < deadline {
+            if let Ok(n) = batch.recv(server.as_raw_fd()) {
+                for i in 0..n {
+                    let (data, _) = batch.get(i).unwrap();
+                    seen.push((data.len(), batch.truncated(i)));
+                }
+            }
+        }
+        assert_eq!(seen, vec![(RECV_BUF_LEN, true), (RECV_BUF_LEN, false)]);
     }
 }

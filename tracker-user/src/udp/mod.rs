@@ -1,6 +1,8 @@
 //! The BEP 15 front end on plain UDP sockets.
 
 mod handler;
+#[cfg(test)]
+mod handler_tests;
 mod mmsg;
 mod worker;
 

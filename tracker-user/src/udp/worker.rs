@@ -138,7 +138,11 @@ fn receive(
                 let tick = unix_tick();
                 for i in 0..n {
                     if let Some((data, Some(addr))) = recv.get(i) {
-                        handler.handle(socket as u32, addr, data, tick);
+                        if recv.truncated(i) {
+                            handler.too_large(socket as u32, addr, data);
+                        } else {
+                            handler.handle(socket as u32, addr, data, tick);
+                        }
                     }
                 }
                 // Edge-triggered readiness fires again for every new

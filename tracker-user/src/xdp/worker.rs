@@ -145,6 +145,15 @@ impl XdpWorker {
                 let tick = unix_tick();
                 for &(start, len) in &staging.frames {
                     let frame = &staging.bytes[start..start + len];
+                    // Unlike recvmmsg, AF_XDP never hands over a cut
+                    // frame, so there is no "too large" case here: the
+                    // socket is bound without XDP_USE_SG, so the kernel
+                    // drops a frame that does not fit a UMEM frame
+                    // (counted in rx_dropped), and the parser refuses a
+                    // UDP length beyond the frame. A scrape too long for one
+                    // frame is IP-fragmented, and the XDP program passes
+                    // fragments to the kernel stack, whose socket path
+                    // detects truncation.
                     match parse_udp_frame(frame) {
                         Ok(parsed) => {
                             let seq = handler.responder_mut().paths.insert(parsed.path);

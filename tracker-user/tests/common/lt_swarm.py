@@ -1,6 +1,11 @@
-"""Two libtorrent sessions meet through an HTTP tracker and move a file.
+"""Two libtorrent sessions meet through a tracker and move a file.
 
-Usage: python3 lt_swarm.py ANNOUNCE_URL WORKDIR
+Usage: python3 lt_swarm.py ANNOUNCE_URL WORKDIR [TIMEOUT_SECS]
+
+ANNOUNCE_URL may be http:// or udp://. Both sessions live in this one
+process on 127.0.0.1 with their own listen ports, so over udp:// they
+announce from two source ports; libtorrent keeps one BEP 15 connection id
+per tracker for the whole process and reuses it from both.
 
 A seeder session announces a fresh v1-only torrent of a random 1 MiB file;
 once the tracker has answered it, a leecher session adds the same torrent
@@ -10,7 +15,9 @@ verify the whole file; then the leecher scrapes the tracker until it
 reports both seeding and one completed download.
 
 Prints one JSON line with what happened and exits 0; exits 1 with a
-message on stderr on failure or after TIMEOUT seconds.
+message on stderr on failure or after TIMEOUT_SECS (default 40) seconds.
+The JSON has `download_secs`: from adding the torrent to the leecher until
+it is seeding.
 """
 
 import hashlib
@@ -21,7 +28,7 @@ import time
 
 import libtorrent as lt
 
-TIMEOUT = 40
+TIMEOUT = float(sys.argv[3]) if len(sys.argv) > 3 else 40
 PIECE = 16 * 1024
 SIZE = 1024 * 1024
 
@@ -112,6 +119,7 @@ while True:
 leecher = session(0)
 leecher_port = leecher.listen_port()
 state["leecher_port"] = leecher_port
+leech_started = time.time()
 lh = leecher.add_torrent({"ti": lt.torrent_info(info), "save_path": leech_dir})
 
 # The leecher gets the seeder from the tracker and downloads the file.
@@ -135,6 +143,7 @@ while True:
         if p.source & lt.peer_info.tracker:
             peers_from_tracker.add(f"{p.ip[0]}:{p.ip[1]}")
     if lh.status().is_seeding:
+        state["download_secs"] = round(time.time() - leech_started, 3)
         break
     time.sleep(0.05)
 

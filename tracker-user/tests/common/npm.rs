@@ -383,3 +383,56 @@ impl Drop for WsPeerProcess {
         let _ = self.child.wait();
     }
 }
+
+// ---------------------------------------------------------------------------
+// WebTorrent: two clients in one process, one shared WebSocket
+// ---------------------------------------------------------------------------
+
+/// What one run of `shared_socket.mjs` printed.
+pub struct SharedSocketRun {
+    /// Exit 0: both clients connected over WebRTC, greeted and scraped.
+    pub success: bool,
+    /// The script's JSON line (see the script's header).
+    pub seen: serde_json::Value,
+    pub stderr: String,
+}
+
+/// Runs `node shared_socket.mjs URL INFO_HASH_HEX` to its end.
+pub fn run_shared_socket(url: &str, info_hash_hex: &str) -> SharedSocketRun {
+    let dir = ensure_installed();
+    let mut child = Command::new("node")
+        .args(["shared_socket.mjs", url, info_hash_hex])
+        .current_dir(&dir)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn node shared_socket.mjs");
+    // The script gives up after 20 s by itself; this is a backstop.
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > Duration::from_secs(40) {
+            let _ = child.kill();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .unwrap_or_else(|| {
+            panic!(
+                "shared_socket.mjs printed no JSON line ({}):\n{stdout}\n{stderr}",
+                out.status
+            )
+        });
+    SharedSocketRun {
+        success: out.status.success(),
+        seen: serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")),
+        stderr,
+    }
+}

@@ -308,10 +308,15 @@ impl Bench {
                     Some(_) => ("[]", listen.as_str()),
                     None => (listen.as_str(), "[]"),
                 };
+                // Every generator connection comes from 127.0.0.1, so the
+                // per-IP connection cap (meant for real hosts) is raised to
+                // the generator's connection count.
                 let _ = write!(
                     text,
                     "log_level = \"info\"\n\n[swarm]\nworkers = 1\n\n[udp]\nlisten = []\n\n\
-                     [http]\nworkers = 1\nlisten = {plain}\ntls_listen = {secure}\n"
+                     [http]\nworkers = 1\nlisten = {plain}\ntls_listen = {secure}\n\
+                     max_connections_per_ip = {PER_IP}\n",
+                    PER_IP = HTTP_CONNECTIONS.max(WS_CONNECTIONS)
                 );
                 if self.protocol == Protocol::Ws {
                     let _ = write!(
