@@ -402,6 +402,19 @@ fn other_traffic_still_reaches_the_server_kernel() {
 /// An Ethernet frame from the client's veth to the server's with an IPv4
 /// UDP datagram to the tracker whose UDP length claims more than is there.
 fn send_lying_udp_frame(net: &TestNet) {
+    let payload = [0u8; 16];
+    let mut udp = Vec::new();
+    udp.extend(40000u16.to_be_bytes());
+    udp.extend(PORT.to_be_bytes());
+    udp.extend(400u16.to_be_bytes()); // UDP length: a lie
+    udp.extend(0u16.to_be_bytes());
+    udp.extend(payload);
+    send_ipv4_udp_frame(net, &udp);
+}
+
+/// The MAC addresses of the server's and the client's veth ends, and the
+/// client end's name.
+fn veth_macs(net: &TestNet) -> ([u8; 6], [u8; 6], String) {
     let mac = |ns: &str, dev: &str| -> [u8; 6] {
         let out = run("ip", &["-n", ns, "-j", "link", "show", "dev", dev]);
         let v: serde_json::Value = serde_json::from_str(&out).unwrap();
@@ -415,11 +428,18 @@ fn send_lying_udp_frame(net: &TestNet) {
     let client_if = net.server_if.replacen("xs", "xc", 1);
     let dst = mac(&net.server_ns, &net.server_if);
     let src = mac(&net.client_ns, &client_if);
-    let payload = [0u8; 16];
+    (dst, src, client_if)
+}
+
+/// Sends `udp` (header and payload, as given) from the client's address to
+/// the server's in an IPv4 packet with a correct header checksum, as a raw
+/// Ethernet frame from the client's veth, so no kernel fixes anything up.
+fn send_ipv4_udp_frame(net: &TestNet, udp: &[u8]) {
+    let (dst, src, client_if) = veth_macs(net);
     let mut ip = vec![0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 17, 0, 0];
     ip.extend(CLIENT_V4.parse::<std::net::Ipv4Addr>().unwrap().octets());
     ip.extend(SERVER_V4.parse::<std::net::Ipv4Addr>().unwrap().octets());
-    let total = (20 + 8 + payload.len()) as u16;
+    let total = (20 + udp.len()) as u16;
     ip[2..4].copy_from_slice(&total.to_be_bytes());
     let mut sum = 0u32;
     for pair in ip.chunks(2) {
@@ -434,11 +454,7 @@ fn send_lying_udp_frame(net: &TestNet) {
     frame.extend(src);
     frame.extend(0x0800u16.to_be_bytes());
     frame.extend(&ip);
-    frame.extend(40000u16.to_be_bytes());
-    frame.extend(PORT.to_be_bytes());
-    frame.extend(400u16.to_be_bytes()); // UDP length: a lie
-    frame.extend(0u16.to_be_bytes());
-    frame.extend(payload);
+    frame.extend(udp);
     TestNet::in_ns(&net.client_ns, move || {
         let name = std::ffi::CString::new(client_if).unwrap();
         let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) };
@@ -650,4 +666,86 @@ fn a_binary_without_the_program_falls_back_to_sockets() {
         "started without XDP although required"
     );
     assert!(stderr.contains("cargo xtask build-ebpf"), "{stderr}");
+}
+
+/// A BEP 15 connect from `client_port` to the tracker with transaction id
+/// `txid`, as UDP header and payload. `check` is what goes into the UDP
+/// checksum field: `None` for the correct checksum, or a value of choice.
+fn raw_connect(client_port: u16, txid: u32, check: Option<u16>) -> Vec<u8> {
+    let mut udp = Vec::new();
+    udp.extend(client_port.to_be_bytes());
+    udp.extend(PORT.to_be_bytes());
+    udp.extend(24u16.to_be_bytes());
+    udp.extend([0, 0]);
+    udp.extend(0x0417_2710_1980u64.to_be_bytes());
+    udp.extend(0u32.to_be_bytes());
+    udp.extend(txid.to_be_bytes());
+    let correct = {
+        let mut pseudo = Vec::new();
+        pseudo.extend(CLIENT_V4.parse::<std::net::Ipv4Addr>().unwrap().octets());
+        pseudo.extend(SERVER_V4.parse::<std::net::Ipv4Addr>().unwrap().octets());
+        pseudo.extend([0, 17, 0, 24]);
+        let mut sum = 0u32;
+        for pair in pseudo.chunks(2).chain(udp.chunks(2)) {
+            sum += u32::from(u16::from_be_bytes([pair[0], pair[1]]));
+        }
+        while sum > 0xffff {
+            sum = (sum & 0xffff) + (sum >> 16);
+        }
+        !(sum as u16)
+    };
+    udp[6..8].copy_from_slice(&check.unwrap_or(correct).to_be_bytes());
+    udp
+}
+
+/// The UDP checksum rule of the XDP path, seen from a client: a connect
+/// whose checksum is wrong gets no answer (the kernel would have dropped
+/// it), one without a checksum over IPv4 is answered like a correct one.
+#[test]
+fn connects_with_a_wrong_udp_checksum_get_no_answer() {
+    let net = TestNet::new(1);
+    let t = net.tracker("");
+    assert_xdp_in_use(&t);
+    let sock = net.client_socket(false);
+    sock.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let port = sock.local_addr().unwrap().port();
+    let mut buf = [0u8; 64];
+
+    // The control: the same frame with a correct checksum is answered, by
+    // the program, with the connect response.
+    let before = net.counters();
+    send_ipv4_udp_frame(&net, &raw_connect(port, 0x1111_0001, None));
+    let (n, from) = sock.recv_from(&mut buf).expect("answer to a good connect");
+    assert_eq!(from, tracker_addr(false));
+    assert_eq!(n, 16);
+    assert_eq!(&buf[..8], &[0, 0, 0, 0, 0x11, 0x11, 0, 1]);
+    assert_eq!(net.counters().answered, before.answered + 1);
+
+    // Wrong: not answered in the kernel, and dropped by the AF_XDP worker
+    // it is steered to.
+    let before = net.counters();
+    send_ipv4_udp_frame(&net, &raw_connect(port, 0x1111_0002, Some(0x1234)));
+    assert!(
+        sock.recv_from(&mut buf).is_err(),
+        "a connect with a wrong checksum was answered: {:?}",
+        &buf[..16]
+    );
+    let after = net.counters();
+    assert_eq!(after.answered, before.answered, "{before:?} → {after:?}");
+    assert_eq!(
+        after.redirected,
+        before.redirected + 1,
+        "{before:?} → {after:?}"
+    );
+
+    // Zero: "no checksum" over IPv4, answered (and without one).
+    let before = net.counters();
+    send_ipv4_udp_frame(&net, &raw_connect(port, 0x1111_0003, Some(0)));
+    let (n, _) = sock
+        .recv_from(&mut buf)
+        .expect("answer to a connect without checksum");
+    assert_eq!(n, 16);
+    assert_eq!(&buf[4..8], &[0x11, 0x11, 0, 3]);
+    assert_eq!(net.counters().answered, before.answered + 1);
 }
