@@ -268,7 +268,7 @@ impl Default for SwarmConfig {
             max_peers_per_torrent: 1_000_000,
             // A household or office NAT seldom has more than a few clients
             // in one torrent; one host varying its port gets no further.
-            max_peers_per_ip: 8,
+            max_peers_per_ip: 32,
             // WebTorrent is a far smaller population: about 0.33 GB of
             // torrents plus 0.45 GB of peers at most.
             max_ws_torrents: 1_000_000,
