@@ -22,6 +22,14 @@
 //!   out; a `#[serde(flatten)]` field lists its type's keys at the current
 //!   level.
 //!
+//! - An enum used as a value can derive `ConfigDocs` too: each unit
+//!   variant's doc comment describes that value, named as serde writes it
+//!   (`rename_all`, `rename`, `skip` respected). A field of that enum marked
+//!   `#[config(values)]` prints its own doc comment followed by one
+//!   `- value: doc` line per variant, so the list of accepted values cannot
+//!   drift from the enum. Without the attribute the enum is a plain key and
+//!   needs no derive.
+//!
 //! Missing documentation is a compile error, not a bare key in `-p`: every
 //! deriving struct and every printed field needs a doc comment.
 //!
@@ -43,6 +51,40 @@
 //! }
 //! ```
 //!
+//!
+//! ```compile_fail
+//! use tracker_config::ConfigDocs;
+//! #[derive(ConfigDocs)]
+//! enum Mode {
+//!     /// Documented.
+//!     On,
+//!     Off,
+//! }
+//! ```
+//!
+//! `#[config(values)]` on a field whose type is not such an enum (a struct
+//! has no values) fails to compile as well:
+//!
+//! ```compile_fail
+//! use tracker_config::ConfigDocs;
+//! /// A section.
+//! #[derive(ConfigDocs)]
+//! struct Inner {
+//!     /// Documented.
+//!     key: u32,
+//! }
+//! /// The root.
+//! #[derive(ConfigDocs)]
+//! struct Root {
+//!     /// Not an enum.
+//!     #[config(values)]
+//!     inner: Inner,
+//! }
+//! fn main() {
+//!     tracker_config::key_docs::<Root>();
+//! }
+//! ```
+//!
 //! A field whose type is a section but lacks `#[config(section)]` compiles
 //! (the derive cannot see types), prints as one key with its sub-keys
 //! uncommented, and fails [`tracker_config::undocumented_keys`]: keep the
@@ -54,6 +96,10 @@
 //!    `use tracker_config::ConfigDocs;`.
 //! 2. Add `ConfigDocs` to the `#[derive(…)]` of the root struct and of every
 //!    section struct. Enums used as values need nothing: they are leaves.
+//!    Optionally, where a comment lists an enum's values by hand (say
+//!    `off, error, warn, …`), derive `ConfigDocs` on the enum, document each
+//!    variant, mark the field `#[config(values)]` and drop the hand-kept
+//!    list from its comment (this changes the `-p` layout of that comment).
 //! 3. For each entry of the table, make its text the doc comment of the
 //!    field (or, for a section entry, of the section struct) with the same
 //!    line breaks: each `\n` of the table string starts a new `///` line.
@@ -118,28 +164,57 @@ pub fn derive_config_docs(input: TokenStream) -> TokenStream {
 
 fn expand(input: &DeriveInput) -> syn::Result<TokenStream2> {
     let name = &input.ident;
-    let Data::Struct(data) = &input.data else {
-        return Err(syn::Error::new(
-            Span::call_site(),
-            "ConfigDocs is for structs with named fields; enum values are plain keys",
-        ));
+    let (doc, values, pushes) = match &input.data {
+        Data::Struct(data) => {
+            let Fields::Named(fields) = &data.fields else {
+                return Err(syn::Error::new(
+                    data.fields.span(),
+                    "ConfigDocs needs named fields: each is a TOML key",
+                ));
+            };
+            let doc = doc_text(&input.attrs).ok_or_else(|| {
+                syn::Error::new(
+                    name.span(),
+                    format!(
+                        "`{name}` needs a doc comment: it is the comment printed above a section \
+                         of this type"
+                    ),
+                )
+            })?;
+            (doc, Vec::new(), struct_fields(input, fields)?)
+        }
+        Data::Enum(data) => {
+            let doc = doc_text(&input.attrs).unwrap_or_default();
+            (doc, enum_values(input, data)?, Vec::new())
+        }
+        Data::Union(_) => {
+            return Err(syn::Error::new(
+                Span::call_site(),
+                "ConfigDocs is for config structs and the enums of their values",
+            ))
+        }
     };
-    let Fields::Named(fields) = &data.fields else {
-        return Err(syn::Error::new(
-            data.fields.span(),
-            "ConfigDocs needs named fields: each is a TOML key",
-        ));
-    };
-    let struct_doc = doc_text(&input.attrs).ok_or_else(|| {
-        syn::Error::new(
-            name.span(),
-            format!(
-                "`{name}` needs a doc comment: it is the comment printed above a section of this type"
-            ),
-        )
-    })?;
-    let rename_all = serde_container(&input.attrs)?;
+    let values = values.iter().map(|(value, doc)| quote! { (#value, #doc) });
 
+    let (impl_generics, ty_generics, where_clause) = input.generics.split_for_impl();
+    Ok(quote! {
+        impl #impl_generics ::tracker_config::ConfigDocs for #name #ty_generics #where_clause {
+            const DOC: &'static str = #doc;
+            const VALUES: &'static [(&'static str, &'static str)] = &[#(#values),*];
+            fn key_docs(
+                prefix: &str,
+                out: &mut ::std::vec::Vec<::tracker_config::KeyDoc>,
+            ) {
+                let _ = (&prefix, &out);
+                #(#pushes)*
+            }
+        }
+    })
+}
+
+/// The statements that push each field's `(path, comment)`.
+fn struct_fields(input: &DeriveInput, fields: &syn::FieldsNamed) -> syn::Result<Vec<TokenStream2>> {
+    let rename_all = serde_container(&input.attrs)?;
     let mut pushes = Vec::new();
     for field in &fields.named {
         let ident = field.ident.as_ref().expect("named field");
@@ -147,15 +222,15 @@ fn expand(input: &DeriveInput) -> syn::Result<TokenStream2> {
         if serde.skip {
             continue;
         }
-        let section = config_section(&field.attrs)?;
+        let kind = config_kind(&field.attrs)?;
         let ty = &field.ty;
         let doc = doc_text(&field.attrs);
         if serde.flatten {
-            if doc.is_some() || section {
+            if doc.is_some() || kind != Kind::Key {
                 return Err(syn::Error::new(
                     ident.span(),
-                    "a #[serde(flatten)] field prints its type's keys in place: it has no comment or \
-                     section of its own",
+                    "a #[serde(flatten)] field prints its type's keys in place: it has no \
+                     comment or section of its own",
                 ));
             }
             pushes.push(quote! {
@@ -165,46 +240,85 @@ fn expand(input: &DeriveInput) -> syn::Result<TokenStream2> {
         }
         let key = match serde.rename {
             Some(key) => key,
-            None => rename(&ident.to_string(), rename_all.as_deref(), ident.span())?,
+            None => rename_field(&ident.to_string(), rename_all.as_deref(), ident.span())?,
         };
-        if section {
+        if kind == Kind::Section {
             let comment = match doc {
                 Some(doc) => quote! { #doc },
                 None => quote! { <#ty as ::tracker_config::ConfigDocs>::DOC },
             };
             pushes.push(quote! {
                 let path = ::tracker_config::join(prefix, #key);
-                out.push((path.clone(), #comment));
+                out.push((path.clone(), ::std::borrow::Cow::Borrowed(#comment)));
                 <#ty as ::tracker_config::ConfigDocs>::key_docs(&path, out);
             });
-        } else {
-            let doc = doc.ok_or_else(|| {
-                syn::Error::new(
-                    ident.span(),
-                    format!(
-                        "field `{ident}` needs a doc comment: it is the comment printed above key \
-                         `{key}` (or mark a section field #[config(section)])"
-                    ),
-                )
-            })?;
-            pushes.push(quote! {
-                out.push((::tracker_config::join(prefix, #key), #doc));
-            });
+            continue;
         }
-    }
-
-    let (impl_generics, ty_generics, where_clause) = input.generics.split_for_impl();
-    Ok(quote! {
-        impl #impl_generics ::tracker_config::ConfigDocs for #name #ty_generics #where_clause {
-            const DOC: &'static str = #struct_doc;
-            fn key_docs(
-                prefix: &str,
-                out: &mut ::std::vec::Vec<(::std::string::String, &'static str)>,
-            ) {
-                #(#pushes)*
+        let doc = doc.ok_or_else(|| {
+            syn::Error::new(
+                ident.span(),
+                format!(
+                    "field `{ident}` needs a doc comment: it is the comment printed above key \
+                     `{key}` (or mark a section field #[config(section)])"
+                ),
+            )
+        })?;
+        let comment = if kind == Kind::Values {
+            quote! {
+                ::std::borrow::Cow::Owned(::tracker_config::with_values(
+                    #doc,
+                    const {
+                        let values = <#ty as ::tracker_config::ConfigDocs>::VALUES;
+                        assert!(
+                            !values.is_empty(),
+                            "#[config(values)] needs a type that derives ConfigDocs as an enum"
+                        );
+                        values
+                    },
+                ))
             }
+        } else {
+            quote! { ::std::borrow::Cow::Borrowed(#doc) }
+        };
+        pushes.push(quote! {
+            out.push((::tracker_config::join(prefix, #key), #comment));
+        });
+    }
+    Ok(pushes)
+}
+
+/// Each unit variant as serde writes it, with its doc comment.
+fn enum_values(input: &DeriveInput, data: &syn::DataEnum) -> syn::Result<Vec<(String, String)>> {
+    let rename_all = serde_container(&input.attrs)?;
+    let mut values = Vec::new();
+    for variant in &data.variants {
+        let ident = &variant.ident;
+        let serde = serde_field(&variant.attrs)?;
+        if serde.skip {
+            continue;
         }
-    })
+        if !matches!(variant.fields, Fields::Unit) {
+            return Err(syn::Error::new(
+                ident.span(),
+                "ConfigDocs describes enums of plain values: unit variants only",
+            ));
+        }
+        let value = match serde.rename {
+            Some(value) => value,
+            None => rename_variant(&ident.to_string(), rename_all.as_deref(), ident.span())?,
+        };
+        let doc = doc_text(&variant.attrs).ok_or_else(|| {
+            syn::Error::new(
+                ident.span(),
+                format!(
+                    "variant `{ident}` needs a doc comment: it is printed after `- {value}:` \
+                     where a key takes this enum"
+                ),
+            )
+        })?;
+        values.push((value, doc));
+    }
+    Ok(values)
 }
 
 /// The doc comment as comment text: one line per doc line, one leading
@@ -238,20 +352,36 @@ fn doc_text(attrs: &[Attribute]) -> Option<String> {
     Some(lines[first..].join("\n"))
 }
 
-/// Whether the field carries `#[config(section)]`.
-fn config_section(attrs: &[Attribute]) -> syn::Result<bool> {
-    let mut section = false;
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// A plain key: its doc comment is its comment.
+    Key,
+    /// `#[config(section)]`: a `[section]` of a ConfigDocs struct.
+    Section,
+    /// `#[config(values)]`: a key whose comment lists its enum's values.
+    Values,
+}
+
+/// What `#[config(…)]` makes of a field.
+fn config_kind(attrs: &[Attribute]) -> syn::Result<Kind> {
+    let mut kind = Kind::Key;
     for attr in attrs.iter().filter(|a| a.path().is_ident("config")) {
         attr.parse_nested_meta(|meta| {
-            if meta.path.is_ident("section") {
-                section = true;
-                Ok(())
+            let this = if meta.path.is_ident("section") {
+                Kind::Section
+            } else if meta.path.is_ident("values") {
+                Kind::Values
             } else {
-                Err(meta.error("expected `section`"))
+                return Err(meta.error("expected `section` or `values`"));
+            };
+            if kind != Kind::Key && kind != this {
+                return Err(meta.error("a field is a section or takes values, not both"));
             }
+            kind = this;
+            Ok(())
         })?;
     }
-    Ok(section)
+    Ok(kind)
 }
 
 #[derive(Default)]
@@ -331,7 +461,7 @@ fn skip_meta_value(meta: &syn::meta::ParseNestedMeta) -> syn::Result<()> {
 }
 
 /// A snake_case field name as serde's `rename_all` rule prints it.
-fn rename(field: &str, rule: Option<&str>, span: Span) -> syn::Result<String> {
+fn rename_field(field: &str, rule: Option<&str>, span: Span) -> syn::Result<String> {
     let field = field.strip_prefix("r#").unwrap_or(field);
     let words = || field.split('_').filter(|w| !w.is_empty());
     let capitalized = |w: &str| {
@@ -363,13 +493,49 @@ fn rename(field: &str, rule: Option<&str>, span: Span) -> syn::Result<String> {
     })
 }
 
+/// A PascalCase variant name as serde's `rename_all` rule prints it.
+fn rename_variant(variant: &str, rule: Option<&str>, span: Span) -> syn::Result<String> {
+    let variant = variant.strip_prefix("r#").unwrap_or(variant);
+    let snake = || {
+        let mut out = String::new();
+        for (i, c) in variant.char_indices() {
+            if c.is_uppercase() && i > 0 {
+                out.push('_');
+            }
+            out.extend(c.to_lowercase());
+        }
+        out
+    };
+    Ok(match rule {
+        None | Some("PascalCase") => variant.to_owned(),
+        Some("lowercase") => variant.to_lowercase(),
+        Some("UPPERCASE") => variant.to_uppercase(),
+        Some("camelCase") => {
+            let mut chars = variant.chars();
+            chars.next().map_or_else(String::new, |c| {
+                c.to_lowercase().chain(chars).collect::<String>()
+            })
+        }
+        Some("snake_case") => snake(),
+        Some("SCREAMING_SNAKE_CASE") => snake().to_uppercase(),
+        Some("kebab-case") => snake().replace('_', "-"),
+        Some("SCREAMING-KEBAB-CASE") => snake().replace('_', "-").to_uppercase(),
+        Some(other) => {
+            return Err(syn::Error::new(
+                span,
+                format!("unknown serde rename_all rule `{other}`"),
+            ))
+        }
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn rename_all_rules_match_serde() {
-        let r = |rule| rename("max_in_flight", Some(rule), Span::call_site()).unwrap();
+        let r = |rule| rename_field("max_in_flight", Some(rule), Span::call_site()).unwrap();
         assert_eq!(r("snake_case"), "max_in_flight");
         assert_eq!(r("lowercase"), "max_in_flight");
         assert_eq!(r("UPPERCASE"), "MAX_IN_FLIGHT");
@@ -378,7 +544,16 @@ mod tests {
         assert_eq!(r("SCREAMING-KEBAB-CASE"), "MAX-IN-FLIGHT");
         assert_eq!(r("PascalCase"), "MaxInFlight");
         assert_eq!(r("camelCase"), "maxInFlight");
-        assert!(rename("a", Some("Title Case"), Span::call_site()).is_err());
+        assert!(rename_field("a", Some("Title Case"), Span::call_site()).is_err());
+        let v = |rule| rename_variant("ZeroCopy", Some(rule), Span::call_site()).unwrap();
+        assert_eq!(v("PascalCase"), "ZeroCopy");
+        assert_eq!(v("lowercase"), "zerocopy");
+        assert_eq!(v("UPPERCASE"), "ZEROCOPY");
+        assert_eq!(v("camelCase"), "zeroCopy");
+        assert_eq!(v("snake_case"), "zero_copy");
+        assert_eq!(v("SCREAMING_SNAKE_CASE"), "ZERO_COPY");
+        assert_eq!(v("kebab-case"), "zero-copy");
+        assert_eq!(v("SCREAMING-KEBAB-CASE"), "ZERO-COPY");
     }
 
     #[test]

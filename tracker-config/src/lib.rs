@@ -5,6 +5,8 @@
 //! `tracker_config_derive` for the recipe), or from a hand-kept table of
 //! comments for a module not converted yet. This crate only walks them.
 
+use std::borrow::Cow;
+
 pub use tracker_config_derive::ConfigDocs;
 
 // The derive names `::tracker_config`; this lets this crate's own tests use it.
@@ -14,18 +16,43 @@ extern crate self as tracker_config;
 /// the order the keys are printed.
 pub type Comments = [(&'static str, &'static str)];
 
+/// A dotted key path and its comment.
+pub type KeyDoc = (String, Cow<'static, str>);
+
 /// The comments of a config struct's keys, from its doc comments. Derive it
 /// (`#[derive(ConfigDocs)]`) rather than implementing it by hand.
 pub trait ConfigDocs {
-    /// The struct's doc comment: what is printed above a section of this type.
+    /// The type's doc comment: what is printed above a section of this type.
     const DOC: &'static str;
+    /// For an enum used as a value: each value as written in the file, with
+    /// its doc comment. Empty for a struct.
+    const VALUES: &'static [(&'static str, &'static str)] = &[];
     /// Appends `(path, comment)` for each key and nested section, in
     /// declaration order (which is print order), paths under `prefix`.
-    fn key_docs(prefix: &str, out: &mut Vec<(String, &'static str)>);
+    fn key_docs(prefix: &str, out: &mut Vec<KeyDoc>);
+}
+
+/// A key's comment followed by the values it takes, one `- value: doc` line
+/// each (a doc's further lines indented under it): what a field marked
+/// `#[config(values)]` prints.
+pub fn with_values(doc: &str, values: &[(&str, &str)]) -> String {
+    let mut out = String::from(doc);
+    for (value, value_doc) in values {
+        let mut lines = value_doc.lines();
+        out.push_str(&format!("\n- {value}: {}", lines.next().unwrap_or("")));
+        for line in lines {
+            out.push('\n');
+            if !line.is_empty() {
+                out.push_str("  ");
+                out.push_str(line);
+            }
+        }
+    }
+    out
 }
 
 /// Every dotted key path of `T` with its comment, in print order.
-pub fn key_docs<T: ConfigDocs>() -> Vec<(String, &'static str)> {
+pub fn key_docs<T: ConfigDocs>() -> Vec<KeyDoc> {
     let mut out = Vec::new();
     T::key_docs("", &mut out);
     out
@@ -48,7 +75,7 @@ pub fn commented_toml<T: ConfigDocs + serde::Serialize>(value: &T, header: &str)
 /// comments give, keys in declaration order.
 pub fn write_documented<T: ConfigDocs>(out: &mut String, table: &toml::Table) {
     let docs = key_docs::<T>();
-    let comments: Vec<(&str, &str)> = docs.iter().map(|(p, c)| (p.as_str(), *c)).collect();
+    let comments: Vec<(&str, &str)> = docs.iter().map(|(p, c)| (p.as_str(), &**c)).collect();
     write_table(out, "", table, &comments);
 }
 
@@ -65,7 +92,7 @@ pub fn undocumented_keys<T: ConfigDocs>(table: &toml::Table) -> Vec<String> {
 fn collect_undocumented(
     table: &toml::Table,
     prefix: &str,
-    docs: &[(String, &'static str)],
+    docs: &[KeyDoc],
     missing: &mut Vec<String>,
 ) {
     for (key, value) in table {
@@ -367,5 +394,46 @@ mod tests {
             panic!("not a table");
         };
         assert_eq!(undocumented_keys::<Forgot>(&table), vec!["inner.list"]);
+    }
+
+    /// How to attach (never printed: values only).
+    #[derive(serde::Serialize, ConfigDocs)]
+    #[serde(rename_all = "kebab-case")]
+    #[allow(dead_code)] // Only one variant is serialized.
+    enum Mode {
+        /// Driver mode where the driver has it,
+        /// else generic.
+        AutoDetect,
+        /// Only driver mode.
+        Driver,
+        /// Spelled its own way.
+        #[serde(rename = "skb")]
+        Generic,
+        #[serde(skip)]
+        Hidden,
+    }
+
+    /// Keys whose values are described.
+    #[derive(serde::Serialize, ConfigDocs)]
+    struct WithValues {
+        /// How the program is attached:
+        #[config(values)]
+        mode: Mode,
+    }
+
+    #[test]
+    fn values_of_an_enum_follow_its_key_comment() {
+        let text = commented_toml(
+            &WithValues {
+                mode: Mode::AutoDetect,
+            },
+            "",
+        );
+        assert_eq!(
+            text,
+            "\n# How the program is attached:\n# - auto-detect: Driver mode where the driver has it,\n\
+             #   else generic.\n# - driver: Only driver mode.\n# - skb: Spelled its own way.\n\
+             mode = \"auto-detect\"\n"
+        );
     }
 }
