@@ -21,7 +21,6 @@
 //!   give the key its printed name; `skip`/`skip_serializing` fields are left
 //!   out; a `#[serde(flatten)]` field lists its type's keys at the current
 //!   level.
-//!
 //! - An enum used as a value can derive `ConfigDocs` too: each unit
 //!   variant's doc comment describes that value, named as serde writes it
 //!   (`rename_all`, `rename`, `skip` respected). A field of that enum marked
@@ -87,7 +86,7 @@
 //!
 //! A field whose type is a section but lacks `#[config(section)]` compiles
 //! (the derive cannot see types), prints as one key with its sub-keys
-//! uncommented, and fails [`tracker_config::undocumented_keys`]: keep the
+//! uncommented, and fails `tracker_config::undocumented_keys`: keep the
 //! test in step 5 below.
 //!
 //! # Recipe: converting a config module with a `COMMENTS` table
@@ -106,6 +105,9 @@
 //!    Where the old doc comment said something the table did not, merge it
 //!    in; the doc comment is now the only source. Give the root struct a doc
 //!    comment too (it is never printed: `-p` opens with its own header).
+//!    Where comments name a section as `[tls]`, add
+//!    `#![allow(rustdoc::broken_intra_doc_links)]` to the module: rustdoc
+//!    takes it for a link, the operator reads a TOML section.
 //! 4. Mark each field whose type is a section struct `#[config(section)]`,
 //!    remove a doc comment on it unless it should override the struct's.
 //! 5. Replace the printing body with

@@ -5,6 +5,9 @@
 //! silently ignored setting, and errors name file:line:key. The doc comment
 //! of each field and section struct is what `-p` prints above it
 //! (`#[derive(ConfigDocs)]`), so write them for the operator reading the file.
+// Those doc comments are TOML comments first: `[profile]` there names a
+// section of the file, not an item to link to.
+#![allow(rustdoc::broken_intra_doc_links)]
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
@@ -13,7 +16,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 use tracker_config::{find_key_line, line_column, ConfigDocs};
 
-/// The whole file: [profile] for every protocol, then one section each.
+/// The whole file: `[profile]` for every protocol, then one section each.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ConfigDocs)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
