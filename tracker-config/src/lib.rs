@@ -1,11 +1,110 @@
 //! Config-file plumbing shared by `tracker-user` and `tracker-load`: both
 //! print their defaults as commented TOML (`-p`) and report a bad file by
-//! line, column and key path. Each crate keeps its own structs and its own
-//! table of comments; this crate only walks them.
+//! line, column and key path. Each crate keeps its own structs; the comments
+//! come from their doc comments through `#[derive(ConfigDocs)]` (see
+//! `tracker_config_derive` for the recipe), or from a hand-kept table of
+//! comments for a module not converted yet. This crate only walks them.
+
+use std::borrow::Cow;
+
+pub use tracker_config_derive::ConfigDocs;
+
+// The derive names `::tracker_config`; this lets this crate's own tests use it.
+extern crate self as tracker_config;
 
 /// A comment for each dotted key path (`"section"`, `"section.key"`), in
 /// the order the keys are printed.
 pub type Comments = [(&'static str, &'static str)];
+
+/// A dotted key path and its comment.
+pub type KeyDoc = (String, Cow<'static, str>);
+
+/// The comments of a config struct's keys, from its doc comments. Derive it
+/// (`#[derive(ConfigDocs)]`) rather than implementing it by hand.
+pub trait ConfigDocs {
+    /// The type's doc comment: what is printed above a section of this type.
+    const DOC: &'static str;
+    /// For an enum used as a value: each value as written in the file, with
+    /// its doc comment. Empty for a struct.
+    const VALUES: &'static [(&'static str, &'static str)] = &[];
+    /// Appends `(path, comment)` for each key and nested section, in
+    /// declaration order (which is print order), paths under `prefix`.
+    fn key_docs(prefix: &str, out: &mut Vec<KeyDoc>);
+}
+
+/// A key's comment followed by the values it takes, one `- value: doc` line
+/// each (a doc's further lines indented under it): what a field marked
+/// `#[config(values)]` prints.
+pub fn with_values(doc: &str, values: &[(&str, &str)]) -> String {
+    let mut out = String::from(doc);
+    for (value, value_doc) in values {
+        let mut lines = value_doc.lines();
+        out.push_str(&format!("\n- {value}: {}", lines.next().unwrap_or("")));
+        for line in lines {
+            out.push('\n');
+            if !line.is_empty() {
+                out.push_str("  ");
+                out.push_str(line);
+            }
+        }
+    }
+    out
+}
+
+/// Every dotted key path of `T` with its comment, in print order.
+pub fn key_docs<T: ConfigDocs>() -> Vec<KeyDoc> {
+    let mut out = Vec::new();
+    T::key_docs("", &mut out);
+    out
+}
+
+/// `header`, then `value` as TOML with each key and section preceded by its
+/// doc comment: what `-p` prints.
+pub fn commented_toml<T: ConfigDocs + serde::Serialize>(value: &T, header: &str) -> String {
+    let mut out = String::from(header);
+    match toml::Value::try_from(value) {
+        Ok(toml::Value::Table(root)) => write_documented::<T>(&mut out, &root),
+        // Unreachable for a plain-data config struct, but a comment beats a panic.
+        Ok(other) => out.push_str(&format!("# cannot print config: not a table: {other}\n")),
+        Err(e) => out.push_str(&format!("# cannot print config: {e}\n")),
+    }
+    out
+}
+
+/// Appends `table` (a serialized `T`) as TOML with the comments `T`'s doc
+/// comments give, keys in declaration order.
+pub fn write_documented<T: ConfigDocs>(out: &mut String, table: &toml::Table) {
+    let docs = key_docs::<T>();
+    let comments: Vec<(&str, &str)> = docs.iter().map(|(p, c)| (p.as_str(), &**c)).collect();
+    write_table(out, "", table, &comments);
+}
+
+/// Key paths of `table` (a serialized `T`) that `T` has no comment for: a
+/// section field missing `#[config(section)]` shows up here. A config
+/// crate's tests assert it is empty for the serialized default.
+pub fn undocumented_keys<T: ConfigDocs>(table: &toml::Table) -> Vec<String> {
+    let docs = key_docs::<T>();
+    let mut missing = Vec::new();
+    collect_undocumented(table, "", &docs, &mut missing);
+    missing
+}
+
+fn collect_undocumented(
+    table: &toml::Table,
+    prefix: &str,
+    docs: &[KeyDoc],
+    missing: &mut Vec<String>,
+) {
+    for (key, value) in table {
+        let path = join(prefix, key);
+        if !docs.iter().any(|(p, c)| *p == path && !c.trim().is_empty()) {
+            missing.push(path.clone());
+        }
+        if let toml::Value::Table(sub) = value {
+            collect_undocumented(sub, &path, docs, missing);
+        }
+    }
+}
 
 /// 1-based line and column (in characters) of a byte offset.
 pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
@@ -55,6 +154,10 @@ pub fn find_key_line(text: &str, path: &str) -> Option<usize> {
 
 /// The comment `comments` has for `path`.
 pub fn comment_for(comments: &'static Comments, path: &str) -> Option<&'static str> {
+    find_comment(comments, path)
+}
+
+fn find_comment<'a>(comments: &[(&str, &'a str)], path: &str) -> Option<&'a str> {
     comments.iter().find(|(p, _)| *p == path).map(|(_, c)| *c)
 }
 
@@ -73,19 +176,27 @@ pub fn write_commented(out: &mut String, table: &toml::Table, comments: &'static
     write_table(out, "", table, comments);
 }
 
-fn push_comment(out: &mut String, path: &str, comments: &'static Comments) {
+fn push_comment(out: &mut String, path: &str, comments: &[(&str, &str)]) {
     // A key missing from the comments still prints; each crate has a test
     // that catches the omission.
-    for line in comment_for(comments, path).unwrap_or("").lines() {
-        out.push_str("# ");
-        out.push_str(line);
+    for line in find_comment(comments, path).unwrap_or("").lines() {
+        // A paragraph break prints as a bare `#`: no trailing space.
+        out.push('#');
+        if !line.is_empty() {
+            out.push(' ');
+            out.push_str(line);
+        }
         out.push('\n');
     }
 }
 
 /// Keys of `table` in `comments` order, then any the table has but
 /// `comments` lacks (sorted, since the map is a BTreeMap).
-fn ordered_keys<'a>(table: &'a toml::Table, prefix: &str, comments: &Comments) -> Vec<&'a str> {
+fn ordered_keys<'a>(
+    table: &'a toml::Table,
+    prefix: &str,
+    comments: &[(&str, &str)],
+) -> Vec<&'a str> {
     let mut keys: Vec<&str> = Vec::with_capacity(table.len());
     for (path, _) in comments {
         let child = match prefix {
@@ -110,7 +221,7 @@ fn ordered_keys<'a>(table: &'a toml::Table, prefix: &str, comments: &Comments) -
 
 /// Writes the plain keys of `table` first, then each sub-table as its own
 /// `[section]`: TOML assigns keys after a header to that header's table.
-fn write_table(out: &mut String, prefix: &str, table: &toml::Table, comments: &'static Comments) {
+fn write_table(out: &mut String, prefix: &str, table: &toml::Table, comments: &[(&str, &str)]) {
     let keys = ordered_keys(table, prefix, comments);
     for key in &keys {
         let value = &table[*key];
@@ -180,5 +291,149 @@ mod tests {
         );
         let back: toml::Table = toml::from_str(&out).unwrap();
         assert_eq!(back, table);
+    }
+
+    /// The whole file (never printed).
+    #[derive(serde::Serialize, ConfigDocs)]
+    struct Root {
+        /// The top key,
+        /// on two lines.
+        top: u32,
+        #[config(section)]
+        outer: Outer,
+        /// This place's own comment for a reused section.
+        #[config(section)]
+        other: Inner,
+    }
+
+    /// The outer section.
+    #[derive(serde::Serialize, ConfigDocs)]
+    #[serde(rename_all = "kebab-case")]
+    struct Outer {
+        /// Renamed by the struct's rule.
+        max_in_flight: u32,
+        /// Renamed by its own attribute.
+        #[serde(rename = "exact")]
+        renamed: bool,
+        #[serde(skip)]
+        #[allow(dead_code)] // Skipped by serde, which is the point.
+        hidden: u8,
+        #[config(section)]
+        inner: Inner,
+        #[serde(flatten)]
+        flat: Flat,
+    }
+
+    /// The inner section.
+    ///
+    /// A second paragraph.
+    #[derive(serde::Serialize, ConfigDocs)]
+    struct Inner {
+        /// A list:
+        ///   indented continuation.
+        list: Vec<u16>,
+    }
+
+    /// Never printed: flattened.
+    #[derive(serde::Serialize, ConfigDocs)]
+    struct Flat {
+        /// Lifted into the outer section.
+        lifted: String,
+    }
+
+    fn root() -> Root {
+        Root {
+            top: 1,
+            outer: Outer {
+                max_in_flight: 16,
+                renamed: true,
+                hidden: 9,
+                inner: Inner { list: vec![1, 2] },
+                flat: Flat { lifted: "x".into() },
+            },
+            other: Inner { list: vec![] },
+        }
+    }
+
+    #[test]
+    fn derived_docs_print_nested_sections_byte_for_byte() {
+        let text = commented_toml(&root(), "# header\n");
+        assert_eq!(
+            text,
+            "# header\n\
+             \n# The top key,\n# on two lines.\ntop = 1\n\
+             \n# The outer section.\n[outer]\n\
+             \n# Renamed by the struct's rule.\nmax-in-flight = 16\n\
+             \n# Renamed by its own attribute.\nexact = true\n\
+             \n# Lifted into the outer section.\nlifted = \"x\"\n\
+             \n# The inner section.\n#\n# A second paragraph.\n[outer.inner]\n\
+             \n# A list:\n#   indented continuation.\nlist = [1, 2]\n\
+             \n# This place's own comment for a reused section.\n[other]\n\
+             \n# A list:\n#   indented continuation.\nlist = []\n"
+        );
+        let toml::Value::Table(table) = toml::Value::try_from(root()).unwrap() else {
+            panic!("not a table");
+        };
+        assert_eq!(toml::from_str::<toml::Table>(&text).unwrap(), table);
+        assert_eq!(undocumented_keys::<Root>(&table), Vec::<String>::new());
+    }
+
+    /// A section field that lacks `#[config(section)]`.
+    #[derive(serde::Serialize, ConfigDocs)]
+    struct Forgot {
+        /// Documented as a key, but its sub-keys are not.
+        inner: Inner,
+    }
+
+    #[test]
+    fn undocumented_keys_names_a_section_missing_its_attribute() {
+        let value = Forgot {
+            inner: Inner { list: vec![3] },
+        };
+        let toml::Value::Table(table) = toml::Value::try_from(value).unwrap() else {
+            panic!("not a table");
+        };
+        assert_eq!(undocumented_keys::<Forgot>(&table), vec!["inner.list"]);
+    }
+
+    /// How to attach (never printed: values only).
+    #[derive(serde::Serialize, ConfigDocs)]
+    #[serde(rename_all = "kebab-case")]
+    #[allow(dead_code)] // Only one variant is serialized.
+    enum Mode {
+        /// Driver mode where the driver has it,
+        /// else generic.
+        AutoDetect,
+        /// Only driver mode.
+        Driver,
+        /// Spelled its own way.
+        #[serde(rename = "skb")]
+        Generic,
+        #[serde(skip)]
+        Hidden,
+    }
+
+    /// Keys whose values are described.
+    #[derive(serde::Serialize, ConfigDocs)]
+    struct WithValues {
+        /// How the program is attached:
+        #[config(values)]
+        mode: Mode,
+    }
+
+    #[test]
+    fn values_of_an_enum_follow_its_key_comment() {
+        let text = commented_toml(
+            &WithValues {
+                mode: Mode::AutoDetect,
+            },
+            "",
+        );
+        assert_eq!(
+            text,
+            "\n# How the program is attached:\n# - auto-detect: Driver mode where the driver has it,\n\
+             #   else generic.\n# - driver: Only driver mode.\n# - skb: Spelled its own way.\n\
+             mode = \"auto-detect\"\n"
+        );
     }
 }

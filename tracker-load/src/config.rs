@@ -2,48 +2,77 @@
 //!
 //! Same conventions as tracker-user's config: every knob has a default,
 //! every struct is `deny_unknown_fields` so a typo is an error rather than a
-//! silently ignored setting, and errors name file:line:key.
+//! silently ignored setting, and errors name file:line:key. The doc comment
+//! of each field and section struct is what `-p` prints above it
+//! (`#[derive(ConfigDocs)]`), so write them for the operator reading the file.
+// Those doc comments are TOML comments first: `[profile]` there names a
+// section of the file, not an item to link to.
+#![allow(rustdoc::broken_intra_doc_links)]
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
-use tracker_config::{find_key_line, line_column};
+use tracker_config::{find_key_line, line_column, ConfigDocs};
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+/// The whole file: `[profile]` for every protocol, then one section each.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ConfigDocs)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
+    #[config(section)]
     pub profile: ProfileConfig,
+    #[config(section)]
     pub udp: UdpConfig,
+    #[config(section)]
     pub http: HttpConfig,
+    #[config(section)]
     pub ws: WsConfig,
 }
 
-/// What the simulated swarm looks like, whatever the protocol. The defaults
-/// are aquatic_udp_load_test 0.9's, so figures from the two compare.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// The simulated swarm, for every protocol. Defaults are
+/// aquatic_udp_load_test 0.9's, so figures from the two are comparable.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ConfigDocs)]
 #[serde(default, deny_unknown_fields)]
 pub struct ProfileConfig {
     /// Distinct info hashes requests are spread over.
     pub torrents: u32,
-    /// Simulated clients; each keeps one torrent, role and port for the run.
+    /// Simulated clients. Each keeps one torrent, one role (seeder or leecher),
+    /// one announced port and one set of scraped torrents for the whole run,
+    /// and is bound to one UDP socket (as its connection id is) or one HTTP
+    /// connection. Over WebSocket a connection is one WebTorrent client with
+    /// one peer id, announcing the torrents of the simulated clients bound
+    /// to it in turn.
     pub peers: u32,
-    /// Relative frequency of connect requests.
+    /// Relative frequency of connect requests (besides the connects a socket
+    /// sends when it has no valid connection id). UDP only: HTTP and
+    /// WebSocket have no connect request, so they draw announces and scrapes
+    /// by the two weights below alone (50 : 1 by default).
     pub weight_connect: u32,
     /// Relative frequency of announce requests.
     pub weight_announce: u32,
     /// Relative frequency of scrape requests.
     pub weight_scrape: u32,
     /// Peers asked for per announce; negative asks for the tracker's default.
+    /// Answers with more peers than this are counted invalid. WebSocket
+    /// announces ask for ws.offers_per_request instead.
     pub numwant: i32,
-    /// Share of clients that are seeders (left = 0).
+    /// Share of clients that are seeders: they announce left = 0 with event
+    /// "completed"; leechers announce left = 50 with event "started"
+    /// (aquatic's choice). 0.0 to 1.0.
     pub seeder_probability: f64,
-    /// Most info hashes per scrape; each client scrapes 1..=this many.
+    /// Most info hashes per scrape; each client scrapes a uniform
+    /// 1..=this many. 1 to 74.
     pub scrape_max_torrents: u32,
-    /// Natural log of the hottest torrent's weight over the floor.
+    /// Torrent popularity follows aquatic 0.9: torrent i (0 = hottest) is
+    /// picked with weight
+    ///   torrents / peers + exp(popularity_head - popularity_decay * i / torrents)
+    /// (a uniform floor plus an exponentially decaying hot head). With the
+    /// defaults about 73 % of picks land on the hottest 1.3 % of torrents.
+    /// This key is the natural log of the hottest torrent's weight over the floor.
     pub popularity_head: f64,
-    /// How fast popularity falls with torrent rank; 0 is uniform.
+    /// How fast popularity falls with rank (see popularity_head); the hot head
+    /// spans about popularity_head / popularity_decay of the torrents. 0 is uniform.
     pub popularity_decay: f64,
     /// Seed of every random choice, so runs are repeatable.
     pub seed: u64,
@@ -67,38 +96,63 @@ impl Default for ProfileConfig {
     }
 }
 
-/// How the UDP (BEP 15) load is sent.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// The UDP tracker protocol (BEP 15).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ConfigDocs)]
 #[serde(default, deny_unknown_fields)]
 pub struct UdpConfig {
-    /// The tracker to load.
+    /// The tracker to load (also `--tracker`).
     pub tracker: SocketAddr,
-    /// Local addresses sockets bind to, round-robin.
+    /// Local addresses sockets bind to, round-robin: several source IPs
+    /// (127.0.0.2, 127.0.0.3, ...) spread clients over a tracker's
+    /// SO_REUSEPORT sockets. Same address family as tracker.
     pub bind: Vec<IpAddr>,
-    /// Sending threads.
+    /// Sending threads (also `--workers`), each with its own sockets and clients.
     pub workers: usize,
-    /// Sockets per worker.
+    /// Sockets per worker; each has its own source port and connection id.
     pub sockets_per_worker: usize,
-    /// Datagrams per sendmmsg/recvmmsg call.
+    /// Most datagrams per sendmmsg/recvmmsg call. 1 to 1024.
     pub batch_size: usize,
-    /// Requests one socket keeps outstanding.
+    /// Requests one socket keeps outstanding: it sends only while fewer are
+    /// unanswered, so the load follows what the tracker answers instead of
+    /// flooding. The default (16 x 16 sockets) keeps a one-core tracker busy
+    /// without drops; more pushes it into
+    /// overload (a little more throughput, and losses).
     pub max_in_flight: usize,
     /// Seconds after which an unanswered request stops counting against
-    /// `max_in_flight`.
+    /// max_in_flight, so a few drops cannot stall a socket.
+    /// At most request_timeout.
     pub window_timeout: f64,
     /// Seconds after which an unanswered request is counted as lost.
     pub request_timeout: f64,
-    /// Seconds measured, after the warmup.
+    /// Seconds measured after the warmup (also `--duration`). The run ends by
+    /// itself after warmup + duration, plus at most request_timeout to collect
+    /// late answers.
     pub duration: f64,
-    /// Seconds of load before measuring starts.
+    /// Seconds of load before measuring, not counted (connection ids, swarms
+    /// and caches fill up).
     pub warmup: f64,
-    /// Seconds a connection id is used before a fresh one is asked for.
+    /// Seconds a connection id is used before a socket asks for a fresh one
+    /// (BEP 15 ids live two minutes). An error response also forces a fresh one.
     pub connection_id_max_age: f64,
-    /// SO_RCVBUF in bytes per socket; 0 keeps the kernel default.
+    /// SO_RCVBUF in bytes per socket; 0 keeps the kernel default
+    /// (the kernel caps it at net.core.rmem_max).
     pub recv_buffer_size: usize,
-    /// Hand equal-length requests to the kernel as one UDP GSO buffer.
+    /// Hand equal-length requests (all connects, all announces of a batch) to
+    /// the kernel as one UDP GSO buffer, which it splits into ordinary datagrams:
+    /// the tracker sees the same packets, the generator walks the send path once
+    /// per batch. Falls back to one by one where the kernel refuses (before 4.18).
     pub gso: bool,
-    /// Announce every client once before the warmup.
+    /// Before the warmup, announce every client of the profile once (also
+    /// `--prefill`): each from the socket the load uses for it, with its own
+    /// torrent, port and role, and numwant 0. Each socket keeps max_in_flight
+    /// announces outstanding; one unanswered after window_timeout is sent
+    /// again (8 sends at most). The tracker then holds the whole population
+    /// (profile.peers) from the start instead of what a short run happens to
+    /// draw. The report gains prefill_seconds, prefilled_peers (clients
+    /// confirmed), prefill_failed, prefill_swarm_peers (distinct (source
+    /// address, port, torrent) among them: what the tracker should hold) and
+    /// prefill_swarm_torrents. Clients of a torrent share a port by chance:
+    /// more bind addresses make fewer of them collide.
     pub prefill: bool,
 }
 
@@ -123,26 +177,39 @@ impl Default for UdpConfig {
     }
 }
 
-/// How the HTTP (BEP 3) load is sent.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// The HTTP tracker protocol (BEP 3, compact peers). Each request is a
+/// keep-alive GET /announce (uploaded=0, downloaded=0, left and event as
+/// for UDP, numwant, compact=1) or GET /scrape with the client's hashes.
+/// Answers must be bencoded and complete: interval, complete, incomplete
+/// and peers (6 bytes each) for an announce, a files entry for every
+/// hash asked for a scrape; a failure reason counts as an error.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ConfigDocs)]
 #[serde(default, deny_unknown_fields)]
 pub struct HttpConfig {
-    /// The tracker to load.
+    /// The tracker to load (also `--tracker`).
     pub tracker: SocketAddr,
-    /// Sending threads.
+    /// Sending threads (also `--workers`), each running its own connections.
     pub workers: usize,
-    /// Keep-alive TCP connections, over all workers.
+    /// Keep-alive TCP connections, over all workers (at least one each). A
+    /// connection the tracker closes is opened again. With one request in
+    /// flight each, a tracker that answers slowly (aquatic_http takes some
+    /// 8 ms whatever its load) needs many to be kept busy.
     pub connections: usize,
-    /// Requests one connection keeps outstanding.
+    /// Requests one connection keeps outstanding (HTTP/1.1 pipelining); 1
+    /// waits for each answer before the next request, as clients do.
+    /// aquatic_http 0.9 answers only the first of pipelined requests.
     pub pipeline: usize,
-    /// Speak HTTPS (accepting any certificate).
+    /// Speak HTTPS. For benchmarking only: any certificate is accepted, so
+    /// the tracker can use a self-signed one.
     pub tls: bool,
-    /// Seconds after which an unanswered request is counted as lost and
-    /// its connection closed.
+    /// Seconds after which an unanswered request is counted as lost; its
+    /// connection is closed (the answers behind it could never arrive) and
+    /// opened again.
     pub request_timeout: f64,
-    /// Seconds measured, after the warmup.
+    /// Seconds measured after the warmup (also `--duration`).
     pub duration: f64,
-    /// Seconds of load before measuring starts.
+    /// Seconds of load before measuring, not counted (connections open,
+    /// swarms fill up).
     pub warmup: f64,
 }
 
@@ -161,29 +228,46 @@ impl Default for HttpConfig {
     }
 }
 
-/// How the WebTorrent (WebSocket) load is sent.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// The WebTorrent tracker protocol (JSON over WebSocket), as
+/// aquatic_ws_load_test drives it. Each connection is a client with its own
+/// peer id that announces torrents with offers (fake SDP) and answers
+/// the offers relayed to it, as WebTorrent clients do; the tracker relays
+/// the answers back. Received messages (announce replies, relayed
+/// offers and answers, scrape replies) are all counted as responses.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ConfigDocs)]
 #[serde(default, deny_unknown_fields)]
 pub struct WsConfig {
-    /// The tracker to load.
+    /// The tracker to load (also `--tracker`).
     pub tracker: SocketAddr,
-    /// Sending threads.
+    /// Sending threads (also `--workers`), each running its own connections.
     pub workers: usize,
-    /// WebSocket connections, over all workers; each is one client.
+    /// WebSocket connections, over all workers (at least one each). Swarms
+    /// hold at most this many peers, as peers are keyed by peer id. Each
+    /// connection announces the torrents of all its clients over the run,
+    /// as aquatic_ws_load_test's do: far more than a browser. A tracker
+    /// that caps torrents per connection (tracker-user's
+    /// ws.max_torrents_per_connection, 64) answers the rest with failures:
+    /// raise the cap, or give [profile] fewer torrents than it.
     pub connections: usize,
-    /// Announces and scrapes one connection keeps outstanding.
+    /// Announces and scrapes one connection keeps unanswered (answers to
+    /// offers do not count: they go out as offers arrive).
     pub max_in_flight: usize,
-    /// Offers in each announce; also its numwant.
+    /// Offers in each announce, which is also its numwant
+    /// (aquatic_ws_load_test sends 10, aquatic_ws relays at most 10).
     pub offers_per_request: usize,
-    /// Share of relayed offers answered.
+    /// Share of relayed offers answered, 0.0 to 1.0. WebTorrent clients
+    /// answer every offer.
     pub answer_probability: f64,
-    /// Speak wss:// (accepting any certificate).
+    /// Speak wss://. For benchmarking only: any certificate is accepted, so
+    /// the tracker can use a self-signed one.
     pub tls: bool,
-    /// Seconds after which an unanswered request is counted as lost.
+    /// Seconds after which an unanswered announce or scrape is counted as
+    /// lost.
     pub request_timeout: f64,
-    /// Seconds measured, after the warmup.
+    /// Seconds measured after the warmup (also `--duration`).
     pub duration: f64,
-    /// Seconds of load before measuring starts.
+    /// Seconds of load before measuring, not counted (connections open,
+    /// swarms fill up).
     pub warmup: f64,
 }
 
@@ -441,16 +525,7 @@ impl Config {
     /// The whole config as TOML with a `#` comment above every key and
     /// section, values taken from `self`.
     pub fn to_commented_toml(&self) -> String {
-        let mut out = String::from(HEADER);
-        match toml::Value::try_from(self) {
-            Ok(toml::Value::Table(root)) => {
-                tracker_config::write_commented(&mut out, &root, COMMENTS)
-            }
-            // Unreachable for this all-plain-data config, but a comment beats a panic.
-            Ok(other) => out.push_str(&format!("# cannot print config: not a table: {other}\n")),
-            Err(e) => out.push_str(&format!("# cannot print config: {e}\n")),
-        }
-        out
+        tracker_config::commented_toml(self, HEADER)
     }
 }
 
@@ -475,258 +550,9 @@ const HEADER: &str = "\
 # Command-line options override the file.
 ";
 
-/// The comment printed above each key and section, in print order. A test
-/// fails when a field lacks one.
-const COMMENTS: &[(&str, &str)] = &[
-    (
-        "profile",
-        "The simulated swarm, for every protocol. Defaults are\naquatic_udp_load_test 0.9's, \
-         so figures from the two are comparable.",
-    ),
-    (
-        "profile.torrents",
-        "Distinct info hashes requests are spread over.",
-    ),
-    (
-        "profile.peers",
-        "Simulated clients. Each keeps one torrent, one role (seeder or leecher),\none \
-         announced port and one set of scraped torrents for the whole run,\nand is bound to \
-         one UDP socket (as its connection id is) or one HTTP\nconnection. Over WebSocket a \
-         connection is one WebTorrent client with\none peer id, announcing the torrents of \
-         the simulated clients bound\nto it in turn.",
-    ),
-    (
-        "profile.weight_connect",
-        "Relative frequency of connect requests (besides the connects a socket\nsends when \
-         it has no valid connection id). UDP only: HTTP and\nWebSocket have no connect \
-         request, so they draw announces and scrapes\nby the two weights below alone \
-         (50 : 1 by default).",
-    ),
-    (
-        "profile.weight_announce",
-        "Relative frequency of announce requests.",
-    ),
-    (
-        "profile.weight_scrape",
-        "Relative frequency of scrape requests.",
-    ),
-    (
-        "profile.numwant",
-        "Peers asked for per announce; negative asks for the tracker's default.\nAnswers \
-         with more peers than this are counted invalid. WebSocket\nannounces ask for \
-         ws.offers_per_request instead.",
-    ),
-    (
-        "profile.seeder_probability",
-        "Share of clients that are seeders: they announce left = 0 with event\n\"completed\"; \
-         leechers announce left = 50 with event \"started\"\n(aquatic's choice). 0.0 to 1.0.",
-    ),
-    (
-        "profile.scrape_max_torrents",
-        "Most info hashes per scrape; each client scrapes a uniform\n1..=this many. 1 to 74.",
-    ),
-    (
-        "profile.popularity_head",
-        "Torrent popularity follows aquatic 0.9: torrent i (0 = hottest) is\npicked with \
-         weight\n  torrents / peers + exp(popularity_head - popularity_decay * i / torrents)\n\
-         (a uniform floor plus an exponentially decaying hot head). With the\ndefaults about \
-         73 % of picks land on the hottest 1.3 % of torrents.\nThis key is the natural log \
-         of the hottest torrent's weight over the floor.",
-    ),
-    (
-        "profile.popularity_decay",
-        "How fast popularity falls with rank (see popularity_head); the hot head\nspans \
-         about popularity_head / popularity_decay of the torrents. 0 is uniform.",
-    ),
-    (
-        "profile.seed",
-        "Seed of every random choice, so runs are repeatable.",
-    ),
-    ("udp", "The UDP tracker protocol (BEP 15)."),
-    ("udp.tracker", "The tracker to load (also `--tracker`)."),
-    (
-        "udp.bind",
-        "Local addresses sockets bind to, round-robin: several source IPs\n(127.0.0.2, \
-         127.0.0.3, ...) spread clients over a tracker's\nSO_REUSEPORT sockets. Same address \
-         family as tracker.",
-    ),
-    (
-        "udp.workers",
-        "Sending threads (also `--workers`), each with its own sockets and clients.",
-    ),
-    (
-        "udp.sockets_per_worker",
-        "Sockets per worker; each has its own source port and connection id.",
-    ),
-    (
-        "udp.batch_size",
-        "Most datagrams per sendmmsg/recvmmsg call. 1 to 1024.",
-    ),
-    (
-        "udp.max_in_flight",
-        "Requests one socket keeps outstanding: it sends only while fewer are\nunanswered, \
-         so the load follows what the tracker answers instead of\nflooding. The default \
-         (16 x 16 sockets) keeps a one-core tracker busy\nwithout drops; more pushes it \
-         into\noverload (a little more throughput, and losses).",
-    ),
-    (
-        "udp.window_timeout",
-        "Seconds after which an unanswered request stops counting against\nmax_in_flight, so \
-         a few drops cannot stall a socket.\nAt most request_timeout.",
-    ),
-    (
-        "udp.request_timeout",
-        "Seconds after which an unanswered request is counted as lost.",
-    ),
-    (
-        "udp.duration",
-        "Seconds measured after the warmup (also `--duration`). The run ends by\nitself \
-         after warmup + duration, plus at most request_timeout to collect\nlate answers.",
-    ),
-    (
-        "udp.warmup",
-        "Seconds of load before measuring, not counted (connection ids, swarms\nand caches \
-         fill up).",
-    ),
-    (
-        "udp.connection_id_max_age",
-        "Seconds a connection id is used before a socket asks for a fresh one\n(BEP 15 ids \
-         live two minutes). An error response also forces a fresh one.",
-    ),
-    (
-        "udp.recv_buffer_size",
-        "SO_RCVBUF in bytes per socket; 0 keeps the kernel default\n(the kernel caps it at \
-         net.core.rmem_max).",
-    ),
-    (
-        "udp.gso",
-        "Hand equal-length requests (all connects, all announces of a batch) to\nthe kernel \
-         as one UDP GSO buffer, which it splits into ordinary datagrams:\nthe tracker sees \
-         the same packets, the generator walks the send path once\nper batch. Falls back \
-         to one by one where the kernel refuses (before 4.18).",
-    ),
-    (
-        "udp.prefill",
-        "Before the warmup, announce every client of the profile once (also\n\
-         `--prefill`): each from the socket the load uses for it, with its own\n\
-         torrent, port and role, and numwant 0. Each socket keeps max_in_flight\n\
-         announces outstanding; one unanswered after window_timeout is sent\n\
-         again (8 sends at most). The tracker then holds the whole population\n\
-         (profile.peers) from the start instead of what a short run happens to\n\
-         draw. The report gains prefill_seconds, prefilled_peers (clients\n\
-         confirmed), prefill_failed, prefill_swarm_peers (distinct (source\n\
-         address, port, torrent) among them: what the tracker should hold) and\n\
-         prefill_swarm_torrents. Clients of a torrent share a port by chance:\n\
-         more bind addresses make fewer of them collide.",
-    ),
-    (
-        "http",
-        "The HTTP tracker protocol (BEP 3, compact peers). Each request is a\nkeep-alive GET \
-         /announce (uploaded=0, downloaded=0, left and event as\nfor UDP, numwant, compact=1) \
-         or GET /scrape with the client's hashes.\nAnswers must be bencoded and complete: \
-         interval, complete, incomplete\nand peers (6 bytes each) for an announce, a files \
-         entry for every\nhash asked for a scrape; a failure reason counts as an error.",
-    ),
-    ("http.tracker", "The tracker to load (also `--tracker`)."),
-    (
-        "http.workers",
-        "Sending threads (also `--workers`), each running its own connections.",
-    ),
-    (
-        "http.connections",
-        "Keep-alive TCP connections, over all workers (at least one each). A\nconnection \
-         the tracker closes is opened again. With one request in\nflight each, a tracker \
-         that answers slowly (aquatic_http takes some\n8 ms whatever its load) needs many \
-         to be kept busy.",
-    ),
-    (
-        "http.pipeline",
-        "Requests one connection keeps outstanding (HTTP/1.1 pipelining); 1\nwaits for each \
-         answer before the next request, as clients do.\naquatic_http 0.9 answers only the \
-         first of pipelined requests.",
-    ),
-    (
-        "http.tls",
-        "Speak HTTPS. For benchmarking only: any certificate is accepted, so\nthe tracker \
-         can use a self-signed one.",
-    ),
-    (
-        "http.request_timeout",
-        "Seconds after which an unanswered request is counted as lost; its\nconnection is \
-         closed (the answers behind it could never arrive) and\nopened again.",
-    ),
-    (
-        "http.duration",
-        "Seconds measured after the warmup (also `--duration`).",
-    ),
-    (
-        "http.warmup",
-        "Seconds of load before measuring, not counted (connections open,\nswarms fill up).",
-    ),
-    (
-        "ws",
-        "The WebTorrent tracker protocol (JSON over WebSocket), as\naquatic_ws_load_test \
-         drives it. Each connection is a client with its own\npeer id that announces torrents \
-         with offers (fake SDP) and answers\nthe offers relayed to it, as WebTorrent clients \
-         do; the tracker relays\nthe answers back. Received messages (announce replies, \
-         relayed\noffers and answers, scrape replies) are all counted as responses.",
-    ),
-    ("ws.tracker", "The tracker to load (also `--tracker`)."),
-    (
-        "ws.workers",
-        "Sending threads (also `--workers`), each running its own connections.",
-    ),
-    (
-        "ws.connections",
-        "WebSocket connections, over all workers (at least one each). Swarms\nhold at most \
-         this many peers, as peers are keyed by peer id. Each\nconnection announces the \
-         torrents of all its clients over the run,\nas aquatic_ws_load_test's do: far more \
-         than a browser. A tracker\nthat caps torrents per connection (tracker-user's\n\
-         ws.max_torrents_per_connection, 64) answers the rest with failures:\nraise the cap, \
-         or give [profile] fewer torrents than it.",
-    ),
-    (
-        "ws.max_in_flight",
-        "Announces and scrapes one connection keeps unanswered (answers to\noffers do not \
-         count: they go out as offers arrive).",
-    ),
-    (
-        "ws.offers_per_request",
-        "Offers in each announce, which is also its numwant\n(aquatic_ws_load_test sends 10, \
-         aquatic_ws relays at most 10).",
-    ),
-    (
-        "ws.answer_probability",
-        "Share of relayed offers answered, 0.0 to 1.0. WebTorrent clients\nanswer every offer.",
-    ),
-    (
-        "ws.tls",
-        "Speak wss://. For benchmarking only: any certificate is accepted, so\nthe tracker can \
-         use a self-signed one.",
-    ),
-    (
-        "ws.request_timeout",
-        "Seconds after which an unanswered announce or scrape is counted as\nlost.",
-    ),
-    (
-        "ws.duration",
-        "Seconds measured after the warmup (also `--duration`).",
-    ),
-    (
-        "ws.warmup",
-        "Seconds of load before measuring, not counted (connections open,\nswarms fill up).",
-    ),
-];
-
-#[cfg(test)]
-fn comment_for(path: &str) -> Option<&'static str> {
-    tracker_config::comment_for(COMMENTS, path)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use tracker_config::join;
 
     fn temp_file(text: &str) -> std::path::PathBuf {
         use std::sync::atomic::{AtomicU32, Ordering};
@@ -798,21 +624,12 @@ mod tests {
         let toml::Value::Table(root) = toml::Value::try_from(Config::default()).unwrap() else {
             panic!("not a table");
         };
-        let mut n = 0;
-        for (section, value) in &root {
-            assert!(comment_for(section).is_some(), "{section}");
-            n += 1;
-            if let toml::Value::Table(t) = value {
-                for key in t.keys() {
-                    assert!(
-                        comment_for(&join(section, key)).is_some(),
-                        "{section}.{key}"
-                    );
-                    n += 1;
-                }
-            }
-        }
-        assert_eq!(n, COMMENTS.len(), "COMMENTS has stale entries");
+        assert_eq!(
+            tracker_config::undocumented_keys::<Config>(&root),
+            Vec::<String>::new()
+        );
+        // Sections and keys alike: 4 sections, 43 keys.
+        assert_eq!(tracker_config::key_docs::<Config>().len(), 47);
     }
 
     #[test]
