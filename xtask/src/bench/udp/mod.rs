@@ -1,0 +1,407 @@
+//! `cargo xtask bench udp`: our tracker against aquatic_udp, side by side.
+//!
+//! Three scenarios, each a series of short runs with a fresh tracker per run:
+//! loopback over plain sockets, a veth pair from a client network namespace
+//! over plain sockets, and the same veth pair with the XDP fast path. The
+//! tracker is pinned to core 0 and the generator (`tracker-load udp`) to
+//! core 1. For every run we take, over the generator's measured window:
+//! responses/s (from the generator's JSON), server-side CPU (all busy CPU
+//! time of the machine from /proc/stat, softirq included, minus the
+//! generator process's own), the tracker process's own CPU time, its peak
+//! RSS, and for XDP runs the share of connects the kernel answered. Medians
+//! and ratios go to the `udp` section of docs/benchmarks.md and stdout.
+//!
+//! Everything it creates (namespaces, veth pair, bpffs pins, processes) is
+//! removed on the way out, on errors and on Ctrl-C too.
+
+use std::fmt::Write as _;
+use std::fs;
+use std::net::{SocketAddr, UdpSocket};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+
+use super::proc::Tracker;
+use super::report::{alternate, now_utc, write_sections, Progress, Series};
+use super::sample::{measure, measure_background, Hooks, Load, RunResult};
+use super::{
+    check_stop, generator_keys, has_key, parse_opts, prepare, printed_value, write_load_config,
+    Binaries, Opts, ONE_HOST_PEERS_PER_IP,
+};
+
+mod counters;
+mod markdown;
+mod net;
+mod pass_program;
+
+use counters::xdp_answered;
+use markdown::{drops, report, sections};
+pub(super) use net::free_loopback_port;
+use net::{in_ns, remove_stale_namespaces, stats_delta, VethNet};
+
+/// Seconds both trackers keep a peer that does not announce again: far
+/// beyond any tracker's life in a bench, so no peer expires during a run
+/// (the defaults, 1200 s for both, would do too; this keeps it so).
+pub const PEER_AGE: u32 = 3600;
+
+const VETH_SERVER_V4: &str = "10.201.0.1";
+const VETH_CLIENT_V4: &str = "10.201.0.2";
+const VETH_PORT: u16 = 6969;
+
+/// `cargo xtask bench udp`: `args` is the whole command after `bench`,
+/// `rest` its options.
+pub fn run(args: &[String], rest: &[String]) -> Result<()> {
+    let mut steer = true;
+    let opts = parse_opts("udp", rest, |flag| {
+        let known = flag == "--no-steer";
+        steer &= !known;
+        known
+    })?;
+    let work = prepare("udp", "it creates network namespaces and attaches XDP")?;
+    let bins = Binaries::locate("aquatic_udp");
+    if opts.build {
+        crate::ebpf::build().context("building the XDP program")?;
+        super::build_ours()?;
+        super::install_anchor("aquatic_udp")?;
+    }
+    bins.check("udp")?;
+    remove_stale_namespaces();
+    let gen_keys = generator_keys(&bins.load, "udp")?;
+    let bench = Bench {
+        bins,
+        opts: opts.clone(),
+        steer,
+        work,
+        gen_keys,
+    };
+    let started = now_utc();
+    let results = bench.run_all()?;
+    let command = super::report::command_line(args);
+    print!("\n{}\n", sections(&results, &opts));
+    let text = report(&opts, steer, &command, &started, &results);
+    let path = write_sections("udp", &bench.work, opts.quick, &[("udp", text)])?;
+    eprintln!("xtask: results written to {}", path.display());
+    Ok(())
+}
+
+// ---------------------------------------------------------------- systems
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum System {
+    Ours,
+    OursXdp,
+    Aquatic,
+}
+
+pub(super) const OURS: &str = "tracker-user (sockets)";
+const OURS_XDP: &str = "tracker-user (XDP)";
+pub(super) const AQUATIC: &str = "aquatic_udp 0.9.0";
+
+impl System {
+    pub(super) fn label(self) -> &'static str {
+        match self {
+            System::Ours => OURS,
+            System::OursXdp => OURS_XDP,
+            System::Aquatic => AQUATIC,
+        }
+    }
+
+    pub(super) fn tag(self) -> &'static str {
+        match self {
+            System::Ours => "ours",
+            System::OursXdp => "xdp",
+            System::Aquatic => "aquatic",
+        }
+    }
+}
+
+struct Results {
+    loopback: Vec<Series>,
+    veth: Vec<Series>,
+    idle_background: f64,
+}
+
+pub(super) struct Bench {
+    pub(super) bins: Binaries,
+    pub(super) opts: Opts,
+    /// Steer each veth end's receive work to its own side's core.
+    pub(super) steer: bool,
+    pub(super) work: PathBuf,
+    /// What `tracker-load udp -p` prints.
+    pub(super) gen_keys: String,
+}
+
+/// The UDP figures of a run for the progress log.
+pub(super) fn udp_log(r: &RunResult) -> String {
+    let mut extra = format!(
+        ", server NAPI {:.2} s, UDP receive-buffer drops {}",
+        r.server_napi_cpu_s,
+        drops(r)
+    );
+    if let Some(share) = r.kernel_connect_share {
+        let _ = write!(
+            extra,
+            ", connects answered in the kernel {:.1} % of {:.0}/s",
+            share * 100.0,
+            r.connects_per_s
+        );
+    }
+    extra
+}
+
+impl Bench {
+    fn run_all(&self) -> Result<Results> {
+        let idle_background = measure_background(Duration::from_secs(2))?;
+        eprintln!(
+            "xtask: machine busy {:.0} % of a core with nothing of ours running",
+            idle_background * 100.0
+        );
+        let mut progress = Progress::new(self.opts.runs * 5);
+
+        // (a) loopback
+        let port = free_loopback_port()?;
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
+        let loopback = alternate(
+            "loopback",
+            &[(System::Ours, OURS), (System::Aquatic, AQUATIC)],
+            self.opts.runs,
+            &mut progress,
+            udp_log,
+            |system, round| self.one_run(system, addr, None, round),
+        )?;
+
+        // (b) and (c): one veth pair, the three systems in turn each round
+        let net = VethNet::create(self.steer)?;
+        let addr: SocketAddr = format!("{VETH_SERVER_V4}:{VETH_PORT}").parse()?;
+        let veth = alternate(
+            "veth",
+            &[
+                (System::Ours, OURS),
+                (System::Aquatic, AQUATIC),
+                (System::OursXdp, OURS_XDP),
+            ],
+            self.opts.runs,
+            &mut progress,
+            udp_log,
+            |system, round| self.one_run(system, addr, Some(&net), round),
+        )?;
+        drop(net);
+        Ok(Results {
+            loopback,
+            veth,
+            idle_background,
+        })
+    }
+
+    fn one_run(
+        &self,
+        system: System,
+        addr: SocketAddr,
+        net: Option<&VethNet>,
+        round: usize,
+    ) -> Result<RunResult> {
+        check_stop()?;
+        let scenario = if net.is_some() { "veth" } else { "lo" };
+        let tag = format!("{scenario}-{}-{}", system.tag(), round + 1);
+        let client_ns = net.map(|n| n.client_ns.as_str());
+
+        // The tracker, ready before the load starts.
+        let mut tracker = self.start_tracker(system, addr, net, &tag)?;
+        probe(addr, client_ns, Duration::from_secs(20))
+            .with_context(|| format!("{} never answered a connect on {addr}", system.label()))
+            .map_err(|e| tracker.explain(e))?;
+        let xdp_mode = tracker.log_line_containing("XDP program attached");
+        if system == System::OursXdp && xdp_mode.is_none() {
+            bail!(
+                "{} did not report the XDP program attached:\n{}",
+                system.label(),
+                tracker.log_tail()
+            );
+        }
+
+        let gen_config = self.write_generator_config(addr, net, &tag)?;
+        let prefill_peers = self.prefills(net).then(|| {
+            printed_value(&self.gen_keys, "profile", "peers")
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(2_000_000)
+        });
+        let load = Load {
+            opts: &self.opts,
+            work: &self.work,
+            program: &self.bins.load,
+            protocol: "udp",
+            config: gen_config,
+            tag: &tag,
+            client_ns,
+            prefill_peers,
+        };
+        let mut hooks = VethHooks {
+            net,
+            xdp: system == System::OursXdp,
+            nic0: None,
+            stats_path: self.work.join(format!("{tag}.veth-stats.txt")),
+        };
+        let mut result = measure(&load, &mut tracker, &mut hooks)?;
+        result.xdp_mode = xdp_mode.filter(|_| system == System::OursXdp);
+        Ok(result)
+    }
+
+    /// Starts `system` on `addr` (in the server namespace of `net`, if
+    /// given), with its config and log named by `tag`.
+    pub(super) fn start_tracker(
+        &self,
+        system: System,
+        addr: SocketAddr,
+        net: Option<&VethNet>,
+        tag: &str,
+    ) -> Result<Tracker> {
+        let ns = net.map(|n| n.server_ns.as_str());
+        let log_path = self.work.join(format!("{tag}.tracker.log"));
+        let config = self.work.join(format!("{tag}.tracker.toml"));
+        let (program, args, ready) = match system {
+            System::Ours | System::OursXdp => {
+                let mut text = format!(
+                    "# written by cargo xtask bench udp\n\
+                     log_level = \"info\"\n\n\
+                     [swarm]\nworkers = 1\nmax_peer_age = {PEER_AGE}\n\
+                     max_peers_per_ip = {ONE_HOST_PEERS_PER_IP}\n\n\
+                     [udp]\nworkers = 1\n\n\
+                     [http]\nlisten = []\n",
+                );
+                let mut args = vec![
+                    "-c".to_owned(),
+                    config.display().to_string(),
+                    "--udp".to_owned(),
+                    addr.to_string(),
+                ];
+                if system == System::OursXdp {
+                    let net = net.context("XDP runs need the veth pair")?;
+                    let _ = writeln!(
+                        text,
+                        "\n[xdp]\nrequired = true\npin_path = \"{}\"",
+                        net.pin_dir.display()
+                    );
+                    args.push("--iface".to_owned());
+                    args.push(net.server_if.clone());
+                }
+                fs::write(&config, text)?;
+                (&self.bins.tracker, args, Some("UDP listening on"))
+            }
+            System::Aquatic => {
+                let text = format!(
+                    "# written by cargo xtask bench udp\n\
+                     socket_workers = 1\n\
+                     log_level = \"warn\"\n\n\
+                     [network]\naddress = \"{addr}\"\nonly_ipv6 = false\n\n\
+                     [cleaning]\nmax_peer_age = {PEER_AGE}\n\n\
+                     [statistics]\ninterval = 0\n\n\
+                     [privileges]\ndrop_privileges = false\n"
+                );
+                fs::write(&config, text)?;
+                (
+                    &self.bins.anchor,
+                    vec!["-c".to_owned(), config.display().to_string()],
+                    None,
+                )
+            }
+        };
+        Tracker::start(program, &args, ns, &log_path, ready, system.label())
+    }
+
+    /// Whether the generator prefills: over loopback, if it can.
+    fn prefills(&self, net: Option<&VethNet>) -> bool {
+        net.is_none() && has_key(&self.gen_keys, "udp", "prefill")
+    }
+
+    fn write_generator_config(
+        &self,
+        addr: SocketAddr,
+        net: Option<&VethNet>,
+        tag: &str,
+    ) -> Result<PathBuf> {
+        let bind = match net {
+            Some(_) => VETH_CLIENT_V4,
+            None => "127.0.0.1",
+        };
+        let mut text = String::from("# written by cargo xtask bench udp\n");
+        // Everything else, the [profile] included, keeps the generator's
+        // defaults, which are aquatic's load profile.
+        let _ = writeln!(text, "[udp]");
+        let _ = writeln!(text, "tracker = \"{addr}\"");
+        if has_key(&self.gen_keys, "udp", "bind") {
+            let _ = writeln!(text, "bind = [\"{bind}\"]");
+        }
+        let _ = writeln!(text, "workers = 1");
+        if self.prefills(net) {
+            let _ = writeln!(text, "prefill = true");
+        }
+        write_load_config(&self.work, tag, &self.opts, text)
+    }
+}
+
+/// What the veth runs add around the measured window: pinning the NAPI
+/// threads (which exist once XDP programs are attached on both ends), the
+/// XDP counter, and veth's own counters.
+struct VethHooks<'a> {
+    net: Option<&'a VethNet>,
+    /// The XDP program is ours to read (its pins are under the pin dir).
+    xdp: bool,
+    nic0: Option<Vec<(String, u64)>>,
+    stats_path: PathBuf,
+}
+
+impl Hooks for VethHooks<'_> {
+    fn opening(&mut self) -> Result<(Vec<u32>, Vec<u32>)> {
+        let Some(net) = self.net else {
+            return Ok((Vec::new(), Vec::new()));
+        };
+        let pids = net.pin_napi_threads()?;
+        self.nic0 = Some(net.ethtool_stats());
+        Ok(pids)
+    }
+
+    fn answered(&self) -> Option<Result<u64>> {
+        let net = self.net.filter(|_| self.xdp)?;
+        Some(xdp_answered(&net.pin_dir))
+    }
+
+    fn closed(&mut self) {
+        if let (Some(net), Some(nic0)) = (self.net, &self.nic0) {
+            let nic1 = net.ethtool_stats();
+            let _ = fs::write(&self.stats_path, stats_delta(nic0, &nic1));
+        }
+    }
+}
+
+/// Sends BEP 15 connects to `addr` until one is answered.
+pub(super) fn probe(addr: SocketAddr, ns: Option<&str>, timeout: Duration) -> Result<()> {
+    let socket = match ns {
+        Some(ns) => in_ns(ns, || UdpSocket::bind("0.0.0.0:0"))??,
+        None => UdpSocket::bind("127.0.0.1:0")?,
+    };
+    socket.set_read_timeout(Some(Duration::from_millis(200)))?;
+    let deadline = Instant::now() + timeout;
+    let mut tid: u32 = 0x6265_6e63;
+    while Instant::now() < deadline {
+        check_stop()?;
+        tid = tid.wrapping_add(1);
+        let mut req = Vec::with_capacity(16);
+        req.extend_from_slice(&0x0417_2710_1980u64.to_be_bytes());
+        req.extend_from_slice(&0u32.to_be_bytes());
+        req.extend_from_slice(&tid.to_be_bytes());
+        let _ = socket.send_to(&req, addr);
+        let mut buf = [0u8; 64];
+        let until = Instant::now() + Duration::from_millis(300);
+        while Instant::now() < until {
+            match socket.recv_from(&mut buf) {
+                Ok((n, _)) if n >= 16 && buf[0..4] == [0; 4] && buf[4..8] == tid.to_be_bytes() => {
+                    return Ok(());
+                }
+                Ok(_) => {}
+                Err(_) => break,
+            }
+        }
+    }
+    bail!("no connect response within {timeout:?}")
+}
