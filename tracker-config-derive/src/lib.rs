@@ -148,6 +148,7 @@
 //!      \n# The swarm store.\n[swarm]\n\n# Request workers;\n# 1 to 1024.\nworkers = 0\n"
 //! );
 //! ```
+#![forbid(unsafe_code)]
 
 use proc_macro::TokenStream;
 use proc_macro2::{Span, TokenStream as TokenStream2};

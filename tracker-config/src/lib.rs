@@ -4,6 +4,7 @@
 //! come from their doc comments through `#[derive(ConfigDocs)]` (see
 //! `tracker_config_derive` for the recipe), or from a hand-kept table of
 //! comments for a module not converted yet. This crate only walks them.
+#![forbid(unsafe_code)]
 
 use std::borrow::Cow;
 

@@ -15,6 +15,7 @@
 //! Every queue is bounded: a full request-worker inbox answers "tracker
 //! busy", a full relay channel drops the offer, a WebSocket peer that does
 //! not read its messages is disconnected.
+#![forbid(unsafe_code)]
 
 mod buf;
 mod conn_limits;

@@ -88,6 +88,7 @@ fn main() -> io::Result<()> {
             iov_len: SLOT,
         })
         .collect();
+    // SAFETY: all-zero is a valid (empty) mmsghdr; it is filled in before use.
     let mut hdr_in: Vec<libc::mmsghdr> = (0..BATCH).map(|_| unsafe { zeroed() }).collect();
     let mut iov_out: Vec<libc::iovec> = (0..BATCH)
         .map(|_| libc::iovec {
@@ -95,6 +96,7 @@ fn main() -> io::Result<()> {
             iov_len: 0,
         })
         .collect();
+    // SAFETY: as for `hdr_in`.
     let mut hdr_out: Vec<libc::mmsghdr> = (0..BATCH).map(|_| unsafe { zeroed() }).collect();
     let mut cmsgs = vec![Cmsg([0; 32]); BATCH];
     let mut order = [0usize; BATCH];

@@ -5,6 +5,7 @@
 //! ends (UDP socket and AF_XDP workers, HTTP/WebSocket socket workers)
 //! send [`Batch`]es of jobs over bounded channels and get the same batch
 //! back with results filled in.
+#![forbid(unsafe_code)]
 
 pub mod clock;
 mod limits;

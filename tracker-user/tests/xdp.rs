@@ -27,6 +27,7 @@ const PORT: u16 = 6969;
 
 fn require_root() {
     assert_eq!(
+        // SAFETY: geteuid(2) has no arguments and cannot fail.
         unsafe { libc::geteuid() },
         0,
         "the XDP tests need root (CAP_BPF and CAP_NET_ADMIN); CI runs them as root"
@@ -118,6 +119,8 @@ impl TestNet {
         let path = format!("/var/run/netns/{ns}");
         std::thread::spawn(move || {
             let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+            // SAFETY: the fd is open (owned by `file`) for the whole call;
+            // setns(2) changes only this fresh thread's namespace.
             let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
             assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
             f()
@@ -457,19 +460,24 @@ fn send_ipv4_udp_frame(net: &TestNet, udp: &[u8]) {
     frame.extend(udp);
     TestNet::in_ns(&net.client_ns, move || {
         let name = std::ffi::CString::new(client_if).unwrap();
+        // SAFETY: `name` is a NUL-terminated string that outlives the call.
         let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) };
         assert_ne!(ifindex, 0);
+        // SAFETY: socket(2) takes plain integers; the fd is checked below.
         let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0) };
         assert!(
             fd >= 0,
             "AF_PACKET socket: {}",
             std::io::Error::last_os_error()
         );
+        // SAFETY: all-zero is a valid sockaddr_ll (plain integers and bytes).
         let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
         addr.sll_family = libc::AF_PACKET as u16;
         addr.sll_ifindex = ifindex as i32;
         addr.sll_halen = 6;
         addr.sll_addr[..6].copy_from_slice(&dst);
+        // SAFETY: `frame` and `addr` are live for the call and the lengths
+        // passed are theirs; the kernel only reads them.
         let sent = unsafe {
             libc::sendto(
                 fd,
@@ -480,6 +488,7 @@ fn send_ipv4_udp_frame(net: &TestNet, udp: &[u8]) {
                 std::mem::size_of::<libc::sockaddr_ll>() as u32,
             )
         };
+        // SAFETY: `fd` is ours, open, and not used after this.
         unsafe { libc::close(fd) };
         assert_eq!(
             sent,

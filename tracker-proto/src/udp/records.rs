@@ -16,11 +16,15 @@ use crate::common::InfoHash;
 /// slice of them and vice versa.
 pub(super) unsafe trait WireBytes: Copy {}
 
-// SAFETY: all four are `repr(C)`/`repr(transparent)` over `u8` arrays only;
-// the size and alignment asserts below pin the layout.
+// All four are `repr(C)`/`repr(transparent)` over `u8` arrays only; the
+// size and alignment asserts below pin the layout.
+// SAFETY: `repr(C)` over `[u8; 4]` and `[u8; 2]`: alignment 1, no padding.
 unsafe impl WireBytes for PeerV4 {}
+// SAFETY: `repr(C)` over `[u8; 16]` and `[u8; 2]`: alignment 1, no padding.
 unsafe impl WireBytes for PeerV6 {}
+// SAFETY: `repr(C)` over three `[u8; 4]`: alignment 1, no padding.
 unsafe impl WireBytes for ScrapeStats {}
+// SAFETY: `repr(transparent)` over `[u8; 20]`: alignment 1, no padding.
 unsafe impl WireBytes for InfoHash {}
 
 const _: () = {

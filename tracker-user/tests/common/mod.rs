@@ -425,6 +425,7 @@ impl Tracker {
     }
 
     pub fn signal(&self, sig: libc::c_int) {
+        // SAFETY: kill(2) takes plain integers and touches no memory of ours.
         let rc = unsafe { libc::kill(self.pid() as libc::pid_t, sig) };
         assert_eq!(rc, 0, "kill({}, {sig}) failed", self.pid());
     }
@@ -473,6 +474,8 @@ impl Drop for Tracker {
             return;
         };
         if let Ok(None) = child.try_wait() {
+            // SAFETY: kill(2) takes plain integers and touches no memory of
+            // ours; the child is not reaped yet, so its pid is still its own.
             unsafe {
                 libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
             }
