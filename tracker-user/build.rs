@@ -4,12 +4,14 @@
 
 use std::path::PathBuf;
 
+include!("ebpf_object_path.rs");
+
 fn main() {
     let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR").unwrap())
         .parent()
         .unwrap()
         .to_path_buf();
-    let object = root.join("target/ebpf/tracker-ebpf.o");
+    let object = root.join(EBPF_OBJECT_PATH);
     println!("cargo::rustc-check-cfg=cfg(tracker_ebpf_object)");
     println!("cargo::rerun-if-changed={}", object.display());
     println!("cargo::rerun-if-env-changed=TRACKER_EBPF_OBJECT");

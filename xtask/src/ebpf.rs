@@ -23,13 +23,13 @@ const CRATE_DIR: &str = "tracker-ebpf";
 /// binary name.
 const BINARY: &str = "tracker-ebpf";
 
+// `EBPF_OBJECT_PATH`, shared with tracker-user's build script.
+include!("../../tracker-user/ebpf_object_path.rs");
+
 /// Where the built object is copied; `tracker-user`'s build script embeds
 /// the file at this path when it exists.
 pub fn object_path() -> PathBuf {
-    super::workspace_root()
-        .join("target")
-        .join("ebpf")
-        .join("tracker-ebpf.o")
+    super::workspace_root().join(EBPF_OBJECT_PATH)
 }
 
 pub fn build() -> Result<()> {
