@@ -15,7 +15,8 @@ use std::process::{Command, Output};
 
 use anyhow::{bail, Context, Result};
 
-const TOOLCHAIN: &str = "nightly";
+/// Names the dated nightly the program is built with.
+const TOOLCHAIN_FILE: &str = "rust-toolchain.toml";
 const TARGET: &str = "bpfel-unknown-none";
 const BPF_LINKER_VERSION: &str = "0.10.4";
 const CRATE_DIR: &str = "tracker-ebpf";
@@ -33,18 +34,19 @@ pub fn object_path() -> PathBuf {
 }
 
 pub fn build() -> Result<()> {
-    ensure_nightly()?;
-    ensure_rust_src()?;
+    let root = super::workspace_root();
+    let channel = pinned_channel(&root.join(CRATE_DIR).join(TOOLCHAIN_FILE))?;
+    let toolchain = ensure_nightly(&channel)?;
+    ensure_rust_src(&toolchain)?;
     let linker_dir = ensure_bpf_linker()?;
 
-    let root = super::workspace_root();
     // A target directory of its own: the workspace build holds the lock on
     // `target/` and uses another toolchain, so sharing it would serialize
     // builds and rebuild std crates back and forth.
     let target_dir = root.join("target").join("ebpf-build");
     let args = [
         "run",
-        TOOLCHAIN,
+        &toolchain,
         "cargo",
         "build",
         "--release",
@@ -148,36 +150,115 @@ fn install(program: &str, args: &[&str], what: &str, hint: &str) -> Result<()> {
     Ok(())
 }
 
-fn ensure_nightly() -> Result<()> {
+/// The `channel` of tracker-ebpf's toolchain file: `nightly-YYYY-MM-DD`.
+fn pinned_channel(file: &Path) -> Result<String> {
+    let text =
+        fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    channel_from_toolchain_file(&text).with_context(|| {
+        format!(
+            "{} names no `channel = \"nightly-YYYY-MM-DD\"`",
+            file.display()
+        )
+    })
+}
+
+fn channel_from_toolchain_file(text: &str) -> Option<String> {
+    let value = text.lines().find_map(|l| {
+        let (key, value) = l.split_once('=')?;
+        (key.trim() == "channel").then(|| value.trim().trim_matches('"').to_owned())
+    })?;
+    nightly_date(&value).is_some().then_some(value)
+}
+
+/// `2026-05-20` from `nightly-2026-05-20`.
+fn nightly_date(channel: &str) -> Option<&str> {
+    let date = channel.strip_prefix("nightly-")?;
+    let digits = date.bytes().filter(u8::is_ascii_digit).count();
+    (date.len() == 10 && digits == 8 && date.as_bytes()[4] == b'-' && date.as_bytes()[7] == b'-')
+        .then_some(date)
+}
+
+/// The toolchain to build with: the pinned `channel` when rustup has it
+/// under that name, else a plain `nightly` whose manifest is of the pinned
+/// date (the same toolchain, installed before the pin; CI has only what is
+/// installed, since it reaches package registries but not rustup's
+/// server), else `channel` freshly installed.
+fn ensure_nightly(channel: &str) -> Result<String> {
     let out = capture("rustup", &["toolchain", "list"]).context(
         "`rustup toolchain list` failed: the eBPF build needs rustup \
          (https://rustup.rs) to fetch a nightly toolchain",
     )?;
-    // `nightly-<host>`, not a dated `nightly-2026-01-01-<host>`, which
-    // `rustup run nightly` would not pick.
-    let listed = String::from_utf8_lossy(&out.stdout).lines().any(|l| {
-        l.strip_prefix("nightly-")
-            .is_some_and(|rest| !rest.starts_with(|c: char| c.is_ascii_digit()))
-    });
-    if listed {
-        return Ok(());
+    let list = String::from_utf8_lossy(&out.stdout).into_owned();
+    let named = |name: &str| {
+        list.lines().any(|l| {
+            l.strip_prefix(name)
+                .and_then(|rest| rest.strip_prefix('-'))
+                // `<name>-<host>`, not `<name>-<date>-<host>`.
+                .is_some_and(|rest| !rest.starts_with(|c: char| c.is_ascii_digit()))
+        })
+    };
+    if named(channel) {
+        return Ok(channel.to_owned());
+    }
+    let want = nightly_date(channel).context("the pinned channel is not nightly-YYYY-MM-DD")?;
+    if named("nightly") {
+        match installed_date("nightly") {
+            Some(date) if date == want => return Ok("nightly".to_owned()),
+            Some(date) => eprintln!(
+                "xtask: the installed nightly is of {date}, the pin in \
+                 {CRATE_DIR}/{TOOLCHAIN_FILE} is {want}"
+            ),
+            None => eprintln!("xtask: cannot tell the date of the installed nightly"),
+        }
     }
     install(
         "rustup",
-        &["toolchain", "install", TOOLCHAIN, "--profile", "minimal"],
-        "installing the nightly toolchain",
-        "the eBPF target needs `-Z build-std`, which only nightly accepts; \
-         check network access to static.rust-lang.org, or run \
-         `rustup toolchain install nightly` by hand",
-    )
+        &["toolchain", "install", channel, "--profile", "minimal"],
+        &format!("installing {channel}"),
+        &format!(
+            "the eBPF target needs `-Z build-std`, which only nightly accepts; \
+             check network access to static.rust-lang.org, or run \
+             `rustup toolchain install {channel}` by hand"
+        ),
+    )?;
+    Ok(channel.to_owned())
 }
 
-fn ensure_rust_src() -> Result<()> {
+/// The release date of an installed toolchain, from the channel manifest
+/// rustup keeps in its sysroot (`rustc -V` shows the commit date, a day
+/// earlier than the nightly's).
+fn installed_date(toolchain: &str) -> Option<String> {
+    let out = capture("rustup", &["run", toolchain, "rustc", "--print", "sysroot"])?;
+    let sysroot = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+    let manifest = fs::read_to_string(
+        sysroot
+            .join("lib")
+            .join("rustlib")
+            .join("multirust-channel-manifest.toml"),
+    )
+    .ok()?;
+    manifest_date(&manifest).map(str::to_owned)
+}
+
+/// The top-level `date = "YYYY-MM-DD"` of a rustup channel manifest.
+fn manifest_date(manifest: &str) -> Option<&str> {
+    manifest
+        .lines()
+        .take_while(|l| !l.starts_with('['))
+        .find_map(|l| {
+            let (key, value) = l.split_once('=')?;
+            (key.trim() == "date").then(|| value.trim().trim_matches('"'))
+        })
+}
+
+fn ensure_rust_src(toolchain: &str) -> Result<()> {
     let out = capture(
         "rustup",
-        &["component", "list", "--installed", "--toolchain", TOOLCHAIN],
+        &["component", "list", "--installed", "--toolchain", toolchain],
     )
-    .context("`rustup component list --installed --toolchain nightly` failed")?;
+    .with_context(|| {
+        format!("`rustup component list --installed --toolchain {toolchain}` failed")
+    })?;
     let has_src = String::from_utf8_lossy(&out.stdout)
         .lines()
         .any(|l| l.trim() == "rust-src" || l.starts_with("rust-src "));
@@ -186,11 +267,10 @@ fn ensure_rust_src() -> Result<()> {
     }
     install(
         "rustup",
-        &["component", "add", "rust-src", "--toolchain", TOOLCHAIN],
-        "adding rust-src to nightly",
+        &["component", "add", "rust-src", "--toolchain", toolchain],
+        &format!("adding rust-src to {toolchain}"),
         "`-Z build-std=core` compiles `core` from the rust-src component; \
-         this nightly may lack it (try `rustup toolchain install nightly` \
-         for a newer one)",
+         check network access to static.rust-lang.org",
     )
 }
 
@@ -266,4 +346,40 @@ fn path_with(dir: &Path) -> Result<OsString> {
     let rest = env::var_os("PATH").unwrap_or_default();
     let dirs = std::iter::once(dir.to_path_buf()).chain(env::split_paths(&rest));
     env::join_paths(dirs).context("cannot build PATH with the bpf-linker directory")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_checked_in_pin_is_a_dated_nightly() {
+        let file = super::super::workspace_root()
+            .join(CRATE_DIR)
+            .join(TOOLCHAIN_FILE);
+        let channel = pinned_channel(&file).unwrap();
+        assert!(nightly_date(&channel).is_some(), "{channel}");
+    }
+
+    #[test]
+    fn channel_must_be_dated() {
+        let file = "[toolchain]\nchannel = \"nightly-2026-05-20\"\n";
+        assert_eq!(
+            channel_from_toolchain_file(file).as_deref(),
+            Some("nightly-2026-05-20")
+        );
+        assert_eq!(channel_from_toolchain_file("channel = \"nightly\"\n"), None);
+        assert_eq!(channel_from_toolchain_file("channel = \"stable\"\n"), None);
+        assert_eq!(channel_from_toolchain_file("[toolchain]\n"), None);
+        assert_eq!(nightly_date("nightly-2026-5-20"), None);
+        assert_eq!(nightly_date("nightly-2026-05-20"), Some("2026-05-20"));
+    }
+
+    #[test]
+    fn manifest_date_is_the_top_level_one() {
+        let manifest = "manifest-version = \"2\"\ndate = \"2026-05-20\"\n\
+                        [pkg.cargo]\nversion = \"x\"\ndate = \"2000-01-01\"\n";
+        assert_eq!(manifest_date(manifest), Some("2026-05-20"));
+        assert_eq!(manifest_date("[pkg]\ndate = \"2000-01-01\"\n"), None);
+    }
 }
