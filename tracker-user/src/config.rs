@@ -2,35 +2,51 @@
 //!
 //! Every limit the tracker enforces is a field here with a safe default.
 //! Each struct is `deny_unknown_fields` so a typo in an operator's file is an
-//! error rather than a silently ignored setting.
+//! error rather than a silently ignored setting. The doc comment of each
+//! field and section struct is what `-p` prints above it
+//! (`#[derive(ConfigDocs)]`), so write them for the operator reading the file.
+// Those doc comments are TOML comments first: `[tls]` there names a section
+// of the file, not an item to link to.
+#![allow(rustdoc::broken_intra_doc_links)]
 
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
-use tracker_config::{find_key_line, line_column};
+use tracker_config::{find_key_line, line_column, ConfigDocs};
 
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+/// The whole file: top-level keys, then one section per part of the tracker.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ConfigDocs)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
-    /// Least severe log level written to stderr.
+    /// Least severe log level written to stderr:
+    /// off, error, warn, info, debug or trace.
     pub log_level: LogLevel,
+    #[config(section)]
     pub swarm: SwarmConfig,
+    #[config(section)]
     pub protocol: ProtocolConfig,
+    #[config(section)]
     pub udp: UdpConfig,
+    #[config(section)]
     pub http: HttpConfig,
+    #[config(section)]
     pub ws: WsConfig,
+    #[config(section)]
     pub tls: TlsConfig,
+    #[config(section)]
     pub access_list: AccessListConfig,
+    #[config(section)]
     pub xdp: XdpConfig,
 }
 
 /// The in-memory swarm store and the request workers that own its shards.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ConfigDocs)]
 #[serde(default, deny_unknown_fields)]
 pub struct SwarmConfig {
     /// Request workers; each owns the torrents whose info hash maps to it.
+    /// 1 to 1024.
     pub workers: usize,
     /// Batches that may wait in one request worker's inbox; beyond it,
     /// socket workers drop requests instead of queueing without bound.
@@ -39,37 +55,50 @@ pub struct SwarmConfig {
     pub cleaning_interval: u64,
     /// Seconds after its last announce that a peer is forgotten.
     pub max_peer_age: u64,
-    /// UDP/HTTP torrents held; an announce that would add one more is
-    /// refused. About 234 bytes each with its first peer.
+    /// UDP/HTTP torrents held. An announce that would add one more is
+    /// refused ("tracker is full: torrent limit reached"); existing torrents
+    /// keep working. Each request worker holds its share (this / workers,
+    /// rounded up). About 234 bytes per torrent with its first peer:
+    /// the default bounds torrents at about 2.3 GB.
     pub max_torrents: usize,
-    /// UDP/HTTP peers held (both address families); a new one past it is
-    /// refused. About 30-55 bytes each beyond a torrent's first.
+    /// UDP/HTTP peers held, both address families. A new peer past it is
+    /// refused ("tracker is full: peer limit reached"); known peers always
+    /// re-announce. Split between request workers like max_torrents.
+    /// About 30-55 bytes per peer beyond a torrent's first: the default
+    /// bounds peers at about 2.2 GB more.
     pub max_peers: usize,
-    /// Peers in one torrent (UDP/HTTP, and WebTorrent swarms too).
+    /// Peers in one torrent, UDP/HTTP and WebTorrent swarms alike (about
+    /// 55 MB for a full UDP/HTTP swarm at the default).
     pub max_peers_per_torrent: usize,
-    /// UDP/HTTP peers with one IP address in one torrent (clients behind
-    /// one NAT differ only by port).
+    /// UDP/HTTP peers with one IP address in one torrent: clients behind
+    /// one NAT differ only by port, but one host varying its port must
+    /// not fill a swarm. Not applied to WebTorrent peers, which have no
+    /// address in the swarm.
     pub max_peers_per_ip: usize,
-    /// WebTorrent torrents held, counted apart from UDP/HTTP ones. About
-    /// 330 bytes each with its first peer.
+    /// WebTorrent torrents held, counted apart from UDP/HTTP ones so a
+    /// flood on one protocol cannot lock the other out. About 330 bytes
+    /// per torrent with its first peer: about 0.33 GB at the default.
     pub max_ws_torrents: usize,
-    /// WebTorrent peers held. About 90 bytes each beyond a torrent's first.
+    /// WebTorrent peers held. About 90 bytes per peer beyond a torrent's
+    /// first: about 0.45 GB at the default.
     pub max_ws_peers: usize,
 }
 
 /// Rules shared by every tracker protocol.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ConfigDocs)]
 #[serde(default, deny_unknown_fields)]
 pub struct ProtocolConfig {
     /// Seconds a client is told to wait between announces.
     pub announce_interval: u32,
     /// Peers returned when the client asks for the default (numwant -1 or absent).
+    /// At most max_numwant.
     pub default_numwant: usize,
     /// Most peers returned by one announce, whatever the client asks for.
     pub max_numwant: usize,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// The UDP tracker protocol (BEP 15).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ConfigDocs)]
 #[serde(default, deny_unknown_fields)]
 pub struct UdpConfig {
     /// Addresses to serve BEP 15 on. Every socket worker binds each of them
@@ -77,12 +106,13 @@ pub struct UdpConfig {
     pub listen: Vec<SocketAddr>,
     /// Socket workers (threads that receive, parse and answer datagrams).
     pub workers: usize,
-    /// Most info hashes answered in one scrape (BEP 15 fits 74 in a packet).
+    /// Most info hashes answered in one scrape, 1 to 74
+    /// (BEP 15: about 74 fit one datagram).
     pub max_scrape_torrents: usize,
     /// Seconds a connection id stays valid (BEP 15 says two minutes).
     pub connection_id_lifetime: u32,
-    /// SO_RCVBUF in bytes for each socket; 0 keeps the kernel default.
-    /// Capped by the kernel at net.core.rmem_max.
+    /// SO_RCVBUF in bytes for each socket; 0 keeps the kernel default (about
+    /// 208 KiB). The kernel caps it at net.core.rmem_max (a warning says so).
     pub recv_buffer_size: usize,
     /// Responses one socket worker holds when the kernel will not take
     /// more; beyond it, responses are dropped.
@@ -91,75 +121,100 @@ pub struct UdpConfig {
     pub max_pending_scrapes: usize,
 }
 
-/// The HTTP tracker protocol (BEP 3, 7, 23, 24, 48); its listeners also
-/// take WebSocket upgrades.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// The HTTP tracker protocol (BEP 3, 7, 23, 24, 48). Its listeners also take
+/// WebSocket upgrades (WebTorrent) on any path, told apart by the Upgrade header.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ConfigDocs)]
 #[serde(default, deny_unknown_fields)]
 pub struct HttpConfig {
-    /// Plain TCP addresses serving HTTP and WebSocket upgrades (any path).
+    /// Plain TCP addresses serving HTTP and WebSocket (also `--http`).
+    /// An empty list (with the other TCP lists empty) turns HTTP and WebSocket off.
     pub listen: Vec<SocketAddr>,
-    /// TLS addresses serving HTTPS and WSS; needs [tls].
+    /// TLS addresses serving HTTPS and WSS, with the certificate in [tls].
     pub tls_listen: Vec<SocketAddr>,
-    /// Socket workers for HTTP and WebSocket connections.
+    /// Socket workers (threads) for HTTP and WebSocket connections.
     pub workers: usize,
-    /// Open connections (HTTP and WebSocket) per socket worker.
+    /// Open connections (HTTP and WebSocket) per socket worker; beyond it new
+    /// connections are closed at once.
     pub max_connections: usize,
-    /// Bytes of one request's line and headers.
+    /// Bytes of one request's line and headers, 256 to 1048576; a larger request
+    /// gets a failure reason and the connection is closed.
     pub max_request_size: usize,
-    /// Seconds a client has to send a whole request once it started.
+    /// Seconds a client has to send a whole request once it started (slow
+    /// clients are dropped).
     pub request_timeout: u64,
-    /// Seconds an idle keep-alive connection stays open.
+    /// Seconds an idle keep-alive HTTP connection stays open.
     pub keep_alive_timeout: u64,
-    /// Seconds a new connection has to finish any TLS handshake and send
-    /// its first request bytes.
+    /// Seconds a new connection has, from accept, to finish its TLS handshake (if
+    /// any) and send its first request bytes; a silent one is closed. Keeps idle
+    /// connections from holding every slot of max_connections.
     pub first_byte_timeout: u64,
-    /// Open connections from one address (IPv4) or /64 (IPv6), split evenly
-    /// over the socket workers; not applied with `real_ip_header`.
+    /// Open connections from one client address (IPv4; IPv6 by /64), over all
+    /// socket workers; more are closed at once. Each worker allows its share,
+    /// ceil(this / http.workers), about 40 bytes of state per address. Roomy
+    /// for carrier-grade NAT. Not applied when real_ip_header is set (every
+    /// connection then comes from the proxy).
     pub max_connections_per_ip: usize,
-    /// `min interval` in announce responses; 0 leaves it out.
+    /// `min interval` in HTTP announce responses, in seconds; 0 leaves it out.
+    /// At most protocol.announce_interval.
     pub min_announce_interval: u32,
-    /// Most info hashes in one scrape (HTTP and WebSocket).
+    /// Most info hashes in one scrape (HTTP and WebSocket); more gets a failure.
     pub max_scrape_torrents: usize,
-    /// Answer a scrape without info_hash with every torrent.
+    /// Answer a scrape without info_hash with every torrent (HTTP: UDP/HTTP
+    /// swarms; WebSocket: WebTorrent swarms). Off: such a scrape gets a failure.
     pub full_scrape: bool,
-    /// Most torrents in a full scrape answer.
+    /// Most torrents in a full scrape answer; the rest are left out.
     pub max_full_scrape_torrents: usize,
-    /// Header with the client's address behind a reverse proxy; empty: the socket's.
+    /// Behind a reverse proxy: the header holding the client's address, e.g.
+    /// X-Forwarded-For (its last address is used) or X-Real-IP. A request without
+    /// it is refused. Empty: the address of the TCP connection.
     pub real_ip_header: String,
 }
 
-/// WebTorrent over WebSocket.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// WebTorrent over WebSocket: offers and answers relayed between browsers.
+/// WebTorrent swarms are kept apart from UDP/HTTP ones (they cannot reach each
+/// other) but share the request workers.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ConfigDocs)]
 #[serde(default, deny_unknown_fields)]
 pub struct WsConfig {
-    /// Plain TCP addresses serving WebSocket only.
+    /// Plain TCP addresses serving WebSocket only (the [http] listeners take
+    /// WebSocket upgrades too).
     pub listen: Vec<SocketAddr>,
-    /// TLS addresses serving WebSocket only; needs [tls].
+    /// TLS addresses serving WebSocket only, with the certificate in [tls].
     pub tls_listen: Vec<SocketAddr>,
     /// Seconds a WebTorrent client is told to wait between announces.
     pub announce_interval: u32,
-    /// Bytes of one WebSocket message.
+    /// Bytes of one WebSocket message, 1024 to 16777216; a larger one closes the
+    /// connection.
     pub max_message_size: usize,
-    /// Offers of one announce relayed; the rest are ignored.
+    /// Offers of one announce relayed to other peers; the rest are ignored
+    /// (browsers send up to 10).
     pub max_offers: usize,
-    /// Relayed offers one connection may still answer.
+    /// Relayed offers one connection may still answer; the oldest are forgotten
+    /// first. An answer to an offer not pending is dropped.
     pub max_pending_offers: usize,
     /// Seconds a relayed offer may be answered.
     pub offer_timeout: u64,
-    /// Bytes queued for one connection before it is dropped as too slow.
+    /// Bytes queued for one connection; a reader slower than this is
+    /// disconnected. At least max_message_size.
     pub max_outgoing_bytes: usize,
-    /// Torrents one connection may announce at once, each peer id's
-    /// counted apart.
+    /// Torrents one connection may announce at once (each peer id's
+    /// counted apart); more gets a failure. A browser shares one connection per tracker among all its torrents, answers
+    /// included: keep this well above what one user seeds.
     pub max_torrents_per_connection: usize,
-    /// Distinct peer ids one connection may announce at once (several
-    /// clients share a socket); more gets a failure.
+    /// Distinct peer ids one connection may announce at once; more gets a
+    /// failure. The npm client and browsers share one connection among all
+    /// their clients, each with its own peer id. Each (torrent, peer id) pair
+    /// counts against max_torrents_per_connection, so this adds at most 24
+    /// bytes a peer id to a connection (384 at 16), never more swarm entries.
     pub max_peer_ids_per_connection: usize,
-    /// Seconds a WebSocket connection may stay silent.
+    /// Seconds a WebSocket connection may stay silent before it is closed.
     pub idle_timeout: u64,
 }
 
-/// Certificate and key for the TLS listeners (rustls).
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+/// Certificate for the TLS listeners (rustls). Both files are read at start
+/// (a bad file stops the tracker, naming it) and again on SIGUSR1 (a bad file
+/// keeps the old certificate; open connections are kept either way).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ConfigDocs)]
 #[serde(default, deny_unknown_fields)]
 pub struct TlsConfig {
     /// PEM file with the certificate chain, leaf first.
@@ -168,34 +223,41 @@ pub struct TlsConfig {
     pub private_key_path: PathBuf,
 }
 
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// Which torrents are served, by info hash. The file is reloaded on SIGUSR1;
+/// a bad file keeps the old list.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ConfigDocs)]
 #[serde(default, deny_unknown_fields)]
 pub struct AccessListConfig {
     /// off: every torrent is served; black: torrents in the file are refused;
     /// white: only torrents in the file are served.
     pub mode: AccessListMode,
-    /// File of hex info hashes, one per line, `#` starts a comment. Reloaded on SIGUSR1.
+    /// File of hex info hashes, one per line, `#` starts a comment.
+    /// Required unless mode is off.
     pub path: PathBuf,
 }
 
-/// The XDP fast path: an XDP program steers tracker datagrams into AF_XDP
-/// sockets, one per RX queue, and answers connects in the kernel.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+/// The XDP fast path (Linux): an XDP program steers tracker datagrams into
+/// AF_XDP sockets, one per RX queue, and answers connects in the kernel.
+/// Needs the program built in (`cargo xtask build-ebpf`) and CAP_BPF + CAP_NET_ADMIN.
+/// The plain sockets keep serving whatever the program passes to the kernel.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ConfigDocs)]
 #[serde(default, deny_unknown_fields)]
 pub struct XdpConfig {
-    /// Interface to attach to; empty serves on plain sockets only.
+    /// Interface to attach to (also `--iface`); empty serves on plain sockets only.
     pub iface: String,
-    /// How to attach: auto (driver, else generic), driver or generic.
+    /// auto: driver (native) mode, falling back to generic; or driver, or generic.
     pub attach_mode: XdpAttachMode,
-    /// Exit when XDP cannot be set up instead of serving on plain sockets.
+    /// true: exit when XDP cannot be set up; false: warn and serve on plain sockets.
     pub required: bool,
-    /// Replace an XDP program another tool attached to the interface.
+    /// Replace an XDP program another tool attached to the interface;
+    /// false refuses to start instead.
     pub replace_existing: bool,
-    /// Answer BEP 15 connects in the kernel with XDP_TX.
+    /// Answer BEP 15 connects in the kernel with XDP_TX, with the same
+    /// connection ids userland issues.
     pub connect_in_kernel: bool,
-    /// bpffs directory where the program and its maps are pinned for bpftool.
+    /// bpffs directory where the program and its maps are pinned, for bpftool.
     pub pin_path: std::path::PathBuf,
-    /// UMEM frames per AF_XDP socket (half receive, half transmit).
+    /// UMEM frames per AF_XDP socket (2048 bytes each; half receive, half transmit).
     pub frame_count: u32,
     /// Ask for zero-copy AF_XDP; copy mode is used where the driver lacks it.
     pub zero_copy: bool,
@@ -829,17 +891,9 @@ impl Config {
     /// section, values taken from `self`: `-p` prints this machine's defaults
     /// as a starting point for an operator's file.
     pub fn to_commented_toml(&self) -> String {
-        let mut out = String::from(HEADER);
-        match toml::Value::try_from(self) {
-            Ok(toml::Value::Table(root)) => {
-                tracker_config::write_commented(&mut out, &root, COMMENTS)
-            }
-            // Only a path that is not UTF-8 can get here, and such a config
-            // never came from a TOML file; say so instead of panicking.
-            Ok(other) => out.push_str(&format!("# cannot print config: not a table: {other}\n")),
-            Err(e) => out.push_str(&format!("# cannot print config: {e}\n")),
-        }
-        out
+        // Only a path that is not UTF-8 fails to print, and such a config
+        // never came from a TOML file; the writer says so in a comment.
+        tracker_config::commented_toml(self, HEADER)
     }
 }
 
@@ -888,336 +942,10 @@ const HEADER: &str = "\
 # default. Print a fresh copy with `tracker-user -p`.
 ";
 
-/// The comment printed above each key and section by
-/// [`Config::to_commented_toml`], in the order they are printed. Keep it in
-/// step with the fields: a test fails when one lacks a comment.
-const COMMENTS: &[(&str, &str)] = &[
-    (
-        "log_level",
-        "Least severe log level written to stderr:\noff, error, warn, info, debug or trace.",
-    ),
-    (
-        "swarm",
-        "The in-memory swarm store and the request workers that own its shards.",
-    ),
-    (
-        "swarm.workers",
-        "Request workers; each owns the torrents whose info hash maps to it.\n1 to 1024.",
-    ),
-    (
-        "swarm.channel_capacity",
-        "Batches that may wait in one request worker's inbox; beyond it,\nsocket workers \
-         drop requests instead of queueing without bound.",
-    ),
-    (
-        "swarm.cleaning_interval",
-        "Seconds between sweeps that drop expired peers and empty torrents.",
-    ),
-    (
-        "swarm.max_peer_age",
-        "Seconds after its last announce that a peer is forgotten.",
-    ),
-    (
-        "swarm.max_torrents",
-        "UDP/HTTP torrents held. An announce that would add one more is\nrefused \
-         (\"tracker is full: torrent limit reached\"); existing torrents\nkeep working. \
-         Each request worker holds its share (this / workers,\nrounded up). About 234 \
-         bytes per torrent with its first peer:\nthe default bounds torrents at about 2.3 GB.",
-    ),
-    (
-        "swarm.max_peers",
-        "UDP/HTTP peers held, both address families. A new peer past it is\nrefused \
-         (\"tracker is full: peer limit reached\"); known peers always\nre-announce. \
-         Split between request workers like max_torrents.\nAbout 30-55 bytes per peer beyond \
-         a torrent's first: the default\nbounds peers at about 2.2 GB more.",
-    ),
-    (
-        "swarm.max_peers_per_torrent",
-        "Peers in one torrent, UDP/HTTP and WebTorrent swarms alike (about\n55 MB for a \
-         full UDP/HTTP swarm at the default).",
-    ),
-    (
-        "swarm.max_peers_per_ip",
-        "UDP/HTTP peers with one IP address in one torrent: clients behind\none NAT differ \
-         only by port, but one host varying its port must\nnot fill a swarm. Not applied to \
-         WebTorrent peers, which have no\naddress in the swarm.",
-    ),
-    (
-        "swarm.max_ws_torrents",
-        "WebTorrent torrents held, counted apart from UDP/HTTP ones so a\nflood on one \
-         protocol cannot lock the other out. About 330 bytes\nper torrent with its first \
-         peer: about 0.33 GB at the default.",
-    ),
-    (
-        "swarm.max_ws_peers",
-        "WebTorrent peers held. About 90 bytes per peer beyond a torrent's\nfirst: about \
-         0.45 GB at the default.",
-    ),
-    ("protocol", "Rules shared by every tracker protocol."),
-    (
-        "protocol.announce_interval",
-        "Seconds a client is told to wait between announces.",
-    ),
-    (
-        "protocol.default_numwant",
-        "Peers returned when the client asks for the default (numwant -1 or absent).\n\
-         At most max_numwant.",
-    ),
-    (
-        "protocol.max_numwant",
-        "Most peers returned by one announce, whatever the client asks for.",
-    ),
-    ("udp", "The UDP tracker protocol (BEP 15)."),
-    (
-        "udp.listen",
-        "Addresses to serve BEP 15 on. Every socket worker binds each of them\nwith \
-         SO_REUSEPORT. An empty list turns UDP off.",
-    ),
-    (
-        "udp.workers",
-        "Socket workers (threads that receive, parse and answer datagrams).",
-    ),
-    (
-        "udp.max_scrape_torrents",
-        "Most info hashes answered in one scrape, 1 to 74\n(BEP 15: about 74 fit one \
-         datagram).",
-    ),
-    (
-        "udp.connection_id_lifetime",
-        "Seconds a connection id stays valid (BEP 15 says two minutes).",
-    ),
-    (
-        "udp.recv_buffer_size",
-        "SO_RCVBUF in bytes for each socket; 0 keeps the kernel default (about\n208 KiB). \
-         The kernel caps it at net.core.rmem_max (a warning says so).",
-    ),
-    (
-        "udp.outgoing_queue_len",
-        "Responses one socket worker holds when the kernel will not take\nmore; beyond it, \
-         responses are dropped.",
-    ),
-    (
-        "udp.max_pending_scrapes",
-        "Scrapes one socket worker may have waiting on request workers.",
-    ),
-    (
-        "http",
-        "The HTTP tracker protocol (BEP 3, 7, 23, 24, 48). Its listeners also take\n\
-         WebSocket upgrades (WebTorrent) on any path, told apart by the Upgrade header.",
-    ),
-    (
-        "http.listen",
-        "Plain TCP addresses serving HTTP and WebSocket (also `--http`).\nAn empty list \
-         (with the other TCP lists empty) turns HTTP and WebSocket off.",
-    ),
-    (
-        "http.tls_listen",
-        "TLS addresses serving HTTPS and WSS, with the certificate in [tls].",
-    ),
-    (
-        "http.workers",
-        "Socket workers (threads) for HTTP and WebSocket connections.",
-    ),
-    (
-        "http.max_connections",
-        "Open connections (HTTP and WebSocket) per socket worker; beyond it new\n\
-         connections are closed at once.",
-    ),
-    (
-        "http.max_request_size",
-        "Bytes of one request's line and headers, 256 to 1048576; a larger request\n\
-         gets a failure reason and the connection is closed.",
-    ),
-    (
-        "http.request_timeout",
-        "Seconds a client has to send a whole request once it started (slow\n\
-         clients are dropped).",
-    ),
-    (
-        "http.keep_alive_timeout",
-        "Seconds an idle keep-alive HTTP connection stays open.",
-    ),
-    (
-        "http.first_byte_timeout",
-        "Seconds a new connection has, from accept, to finish its TLS handshake (if\n\
-         any) and send its first request bytes; a silent one is closed. Keeps idle\n\
-         connections from holding every slot of max_connections.",
-    ),
-    (
-        "http.max_connections_per_ip",
-        "Open connections from one client address (IPv4; IPv6 by /64), over all\n\
-         socket workers; more are closed at once. Each worker allows its share,\n\
-         ceil(this / http.workers), about 40 bytes of state per address. Roomy\n\
-         for carrier-grade NAT. Not applied when real_ip_header is set (every\n\
-         connection then comes from the proxy).",
-    ),
-    (
-        "http.min_announce_interval",
-        "`min interval` in HTTP announce responses, in seconds; 0 leaves it out.\nAt \
-         most protocol.announce_interval.",
-    ),
-    (
-        "http.max_scrape_torrents",
-        "Most info hashes in one scrape (HTTP and WebSocket); more gets a failure.",
-    ),
-    (
-        "http.full_scrape",
-        "Answer a scrape without info_hash with every torrent (HTTP: UDP/HTTP\n\
-         swarms; WebSocket: WebTorrent swarms). Off: such a scrape gets a failure.",
-    ),
-    (
-        "http.max_full_scrape_torrents",
-        "Most torrents in a full scrape answer; the rest are left out.",
-    ),
-    (
-        "http.real_ip_header",
-        "Behind a reverse proxy: the header holding the client's address, e.g.\n\
-         X-Forwarded-For (its last address is used) or X-Real-IP. A request without\n\
-         it is refused. Empty: the address of the TCP connection.",
-    ),
-    (
-        "ws",
-        "WebTorrent over WebSocket: offers and answers relayed between browsers.\n\
-         WebTorrent swarms are kept apart from UDP/HTTP ones (they cannot reach each\n\
-         other) but share the request workers.",
-    ),
-    (
-        "ws.listen",
-        "Plain TCP addresses serving WebSocket only (the [http] listeners take\n\
-         WebSocket upgrades too).",
-    ),
-    (
-        "ws.tls_listen",
-        "TLS addresses serving WebSocket only, with the certificate in [tls].",
-    ),
-    (
-        "ws.announce_interval",
-        "Seconds a WebTorrent client is told to wait between announces.",
-    ),
-    (
-        "ws.max_message_size",
-        "Bytes of one WebSocket message, 1024 to 16777216; a larger one closes the\n\
-         connection.",
-    ),
-    (
-        "ws.max_offers",
-        "Offers of one announce relayed to other peers; the rest are ignored\n(browsers \
-         send up to 10).",
-    ),
-    (
-        "ws.max_pending_offers",
-        "Relayed offers one connection may still answer; the oldest are forgotten\n\
-         first. An answer to an offer not pending is dropped.",
-    ),
-    (
-        "ws.offer_timeout",
-        "Seconds a relayed offer may be answered.",
-    ),
-    (
-        "ws.max_outgoing_bytes",
-        "Bytes queued for one connection; a reader slower than this is\n\
-         disconnected. At least max_message_size.",
-    ),
-    (
-        "ws.max_torrents_per_connection",
-        "Torrents one connection may announce at once (each peer id's\ncounted apart); more gets a failure. A browser \
-         shares one connection per tracker among all its torrents, answers\nincluded: \
-         keep this well above what one user seeds.",
-    ),
-    (
-        "ws.max_peer_ids_per_connection",
-        "Distinct peer ids one connection may announce at once; more gets a\nfailure. \
-         The npm client and browsers share one connection among all\ntheir clients, each \
-         with its own peer id. Each (torrent, peer id) pair\ncounts against \
-         max_torrents_per_connection, so this adds at most 24\nbytes a peer id to a \
-         connection (384 at 16), never more swarm entries.",
-    ),
-    (
-        "ws.idle_timeout",
-        "Seconds a WebSocket connection may stay silent before it is closed.",
-    ),
-    (
-        "tls",
-        "Certificate for the TLS listeners (rustls). Both files are read at start\n\
-         (a bad file stops the tracker, naming it) and again on SIGUSR1 (a bad file\n\
-         keeps the old certificate; open connections are kept either way).",
-    ),
-    (
-        "tls.certificate_path",
-        "PEM file with the certificate chain, leaf first.",
-    ),
-    (
-        "tls.private_key_path",
-        "PEM file with the private key (PKCS#8, PKCS#1 or SEC1).",
-    ),
-    (
-        "access_list",
-        "Which torrents are served, by info hash. The file is reloaded on SIGUSR1;\na bad \
-         file keeps the old list.",
-    ),
-    (
-        "access_list.mode",
-        "off: every torrent is served; black: torrents in the file are refused;\nwhite: \
-         only torrents in the file are served.",
-    ),
-    (
-        "access_list.path",
-        "File of hex info hashes, one per line, `#` starts a comment.\nRequired unless \
-         mode is off.",
-    ),
-    (
-        "xdp",
-        "The XDP fast path (Linux): an XDP program steers tracker datagrams into\nAF_XDP \
-         sockets, one per RX queue, and answers connects in the kernel.\nNeeds the program \
-         built in (`cargo xtask build-ebpf`) and CAP_BPF + CAP_NET_ADMIN.\nThe plain sockets \
-         keep serving whatever the program passes to the kernel.",
-    ),
-    (
-        "xdp.iface",
-        "Interface to attach to (also `--iface`); empty serves on plain sockets only.",
-    ),
-    (
-        "xdp.attach_mode",
-        "auto: driver (native) mode, falling back to generic; or driver, or generic.",
-    ),
-    (
-        "xdp.required",
-        "true: exit when XDP cannot be set up; false: warn and serve on plain sockets.",
-    ),
-    (
-        "xdp.replace_existing",
-        "Replace an XDP program another tool attached to the interface;\nfalse refuses \
-         to start instead.",
-    ),
-    (
-        "xdp.connect_in_kernel",
-        "Answer BEP 15 connects in the kernel with XDP_TX, with the same\nconnection ids \
-         userland issues.",
-    ),
-    (
-        "xdp.pin_path",
-        "bpffs directory where the program and its maps are pinned, for bpftool.",
-    ),
-    (
-        "xdp.frame_count",
-        "UMEM frames per AF_XDP socket (2048 bytes each; half receive, half transmit).",
-    ),
-    (
-        "xdp.zero_copy",
-        "Ask for zero-copy AF_XDP; copy mode is used where the driver lacks it.",
-    ),
-];
-
-#[cfg(test)]
-fn comment_for(path: &str) -> Option<&'static str> {
-    tracker_config::comment_for(COMMENTS, path)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::io::Write;
-    use tracker_config::join;
 
     /// Writes `text` to a temp file and loads it; the file lives as long as
     /// the returned handle so messages can be compared with its path.
@@ -1631,35 +1359,15 @@ mod tests {
         round_trip(&no_udp);
     }
 
-    /// Every dotted key path (sections and leaves) of a TOML table.
-    fn key_paths(table: &toml::Table, prefix: &str, out: &mut Vec<String>) {
-        for (key, value) in table {
-            let path = join(prefix, key);
-            out.push(path.clone());
-            if let toml::Value::Table(sub) = value {
-                key_paths(sub, &path, out);
-            }
-        }
-    }
-
     #[test]
-    fn every_key_has_a_comment_and_every_comment_a_key() {
+    fn every_key_has_a_doc_comment() {
         let toml::Value::Table(root) = toml::Value::try_from(Config::default()).unwrap() else {
             panic!("config is not a table");
         };
-        let mut paths = Vec::new();
-        key_paths(&root, "", &mut paths);
-        for path in &paths {
-            let comment = comment_for(path).unwrap_or_else(|| panic!("no comment for `{path}`"));
-            assert!(!comment.trim().is_empty(), "empty comment for `{path}`");
-        }
-        for (path, _) in COMMENTS {
-            assert!(
-                paths.iter().any(|p| p == path),
-                "comment for unknown key `{path}`"
-            );
-        }
-        assert_eq!(paths.len(), COMMENTS.len(), "duplicate entries in COMMENTS");
+        assert_eq!(
+            tracker_config::undocumented_keys::<Config>(&root),
+            Vec::<String>::new()
+        );
     }
 
     #[test]
