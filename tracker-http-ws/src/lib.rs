@@ -17,6 +17,8 @@
 //! not read its messages is disconnected.
 
 mod buf;
+#[doc(hidden)]
+pub mod fuzzing;
 mod head;
 mod offers;
 pub mod settings;
