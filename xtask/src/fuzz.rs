@@ -7,7 +7,8 @@
 //! from a fresh copy of the committed seeds (`fuzz/corpus/<target>/`) in
 //! `target/fuzz-corpus/<target>/`, so what a run discovers never lands in
 //! the repository; crash inputs go to `target/fuzz-artifacts/<target>/`,
-//! with libFuzzer's output beside them in `log`.
+//! with libFuzzer's output beside them in `log`; `TMPDIR` is
+//! `target/fuzz-tmp/<target>/` for the targets that go through a file.
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -217,7 +218,10 @@ fn start(root: &Path, bin_dir: &Path, target: &str, seconds: u64) -> Result<Runn
     let seeds = fuzz_dir().join("corpus").join(target);
     let corpus = root.join("target").join("fuzz-corpus").join(target);
     let artifacts = root.join("target").join("fuzz-artifacts").join(target);
-    for dir in [&corpus, &artifacts] {
+    // The file-reading targets write each input to a scratch file in the
+    // temporary directory; this keeps those under target/ too.
+    let tmp = root.join("target").join("fuzz-tmp").join(target);
+    for dir in [&corpus, &artifacts, &tmp] {
         if dir.exists() {
             fs::remove_dir_all(dir).with_context(|| format!("cannot clear {}", dir.display()))?;
         }
@@ -253,6 +257,7 @@ fn start(root: &Path, bin_dir: &Path, target: &str, seconds: u64) -> Result<Runn
         .arg(artifact_prefix)
         .arg("-print_final_stats=1")
         .current_dir(root)
+        .env("TMPDIR", &tmp)
         .stdin(Stdio::null())
         .stdout(log_file.try_clone()?)
         .stderr(log_file)
