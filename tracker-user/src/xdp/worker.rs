@@ -14,7 +14,7 @@ use mio::{Events, Interest, Token};
 use super::frame::{parse_udp_frame, write_reply_frame, ReplyPath};
 use super::xsk::XskQueue;
 use crate::clock::unix_tick;
-use crate::udp::{FrontEnd, Responder};
+use crate::udp::{FrontEnd, ReplyRoute, Responder};
 
 const QUEUE: Token = Token(0);
 /// Frames taken from the RX ring per round.
@@ -46,21 +46,23 @@ impl ReplyPaths {
         }
     }
 
-    fn insert(&mut self, path: ReplyPath) -> u32 {
+    /// Remembers `path`; its sequence number is the request's route.
+    fn insert(&mut self, path: ReplyPath) -> ReplyRoute {
         let seq = self.next;
         self.next = self.next.wrapping_add(1);
         self.entries[seq as usize % REPLY_PATHS] = Some((seq, path));
-        seq
+        ReplyRoute(seq)
     }
 
-    fn get(&self, seq: u32) -> Option<&ReplyPath> {
-        match &self.entries[seq as usize % REPLY_PATHS] {
-            Some((stored, path)) if *stored == seq => Some(path),
+    fn get(&self, route: ReplyRoute) -> Option<&ReplyPath> {
+        match &self.entries[route.0 as usize % REPLY_PATHS] {
+            Some((stored, path)) if *stored == route.0 => Some(path),
             _ => None,
         }
     }
 }
 
+/// The worker's I/O: its queue, and the reply paths its answers need.
 struct XdpResponder {
     queue: XskQueue,
     paths: ReplyPaths,
@@ -69,11 +71,11 @@ struct XdpResponder {
 impl Responder for XdpResponder {
     fn respond(
         &mut self,
-        handle: u32,
+        route: ReplyRoute,
         _addr: SocketAddr,
         write: impl FnOnce(&mut [u8]) -> Option<usize>,
     ) -> bool {
-        let Some(path) = self.paths.get(handle).copied() else {
+        let Some(path) = self.paths.get(route).copied() else {
             return false;
         };
         self.queue
@@ -119,10 +121,11 @@ impl XdpWorker {
             log::error!("xdp worker {queue_id}: cannot poll the AF_XDP socket: {e}");
             return;
         }
-        let mut handler = front.handler(XdpResponder {
+        let mut handler = front.handler();
+        let mut out = XdpResponder {
             queue,
             paths: ReplyPaths::new(),
-        });
+        };
         let mut staging = Staging::default();
         let mut events = Events::with_capacity(8);
         let mut unparseable = 0u64;
@@ -136,10 +139,7 @@ impl XdpWorker {
                 }
             }
             staging.clear();
-            let received = handler
-                .responder_mut()
-                .queue
-                .receive(RX_BATCH, |frame| staging.push(frame));
+            let received = out.queue.receive(RX_BATCH, |frame| staging.push(frame));
             busy = received == RX_BATCH;
             if received > 0 {
                 let tick = unix_tick();
@@ -156,8 +156,9 @@ impl XdpWorker {
                     // detects truncation.
                     match parse_udp_frame(frame) {
                         Ok(parsed) => {
-                            let seq = handler.responder_mut().paths.insert(parsed.path);
-                            handler.handle(seq, parsed.path.client, parsed.payload, tick);
+                            let route = out.paths.insert(parsed.path);
+                            let client = parsed.path.client;
+                            handler.handle(&mut out, route, client, parsed.payload, tick);
                         }
                         // The program only steers well-formed tracker
                         // datagrams, so this is rare: count it, drop it.
@@ -167,14 +168,14 @@ impl XdpWorker {
             }
             handler.dispatch();
             while let Ok(batch) = front.returns.try_recv() {
-                handler.answer(batch);
+                handler.answer(&mut out, batch);
             }
-            handler.responder_mut().queue.flush();
+            out.queue.flush();
         }
         log::debug!(
             "xdp worker {queue_id} stopped: {:?}, {unparseable} unparseable frames, {:?}",
             handler.counters(),
-            handler.responder_mut().queue.stats()
+            out.queue.stats()
         );
     }
 }
