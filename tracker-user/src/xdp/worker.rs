@@ -179,3 +179,40 @@ impl XdpWorker {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::frame::VlanTag;
+    use super::*;
+
+    fn path(client_port: u16) -> ReplyPath {
+        ReplyPath {
+            client_mac: [2, 0, 0, 0, 0, 1],
+            local_mac: [2, 0, 0, 0, 0, 2],
+            vlans: [VlanTag::default(); 2],
+            vlan_count: 0,
+            client: SocketAddr::from(([192, 0, 2, 1], client_port)),
+            local: "192.0.2.2:6969".parse().unwrap(),
+        }
+    }
+
+    /// An answer that comes back after its slot was reused must be dropped,
+    /// never sent to the client that now holds the slot.
+    #[test]
+    fn a_late_answer_finds_its_own_path_or_none() {
+        let mut paths = ReplyPaths::new();
+        let first = paths.insert(path(1));
+        let second = paths.insert(path(2));
+        assert_eq!(paths.get(first).map(|p| p.client.port()), Some(1));
+        assert_eq!(paths.get(second).map(|p| p.client.port()), Some(2));
+        for port in 0..REPLY_PATHS as u16 - 1 {
+            paths.insert(path(port.wrapping_add(3)));
+        }
+        assert!(paths.get(first).is_none(), "first's slot was reused");
+        assert_eq!(
+            paths.get(second).map(|p| p.client.port()),
+            Some(2),
+            "second's slot is the next to go"
+        );
+    }
+}
