@@ -8,7 +8,6 @@
 //! connections named in the results, so the swarm side copies 40 bytes per
 //! target instead of the payload.
 
-use hashbrown::HashMap;
 use tracker_proto::{AnnounceEvent, InfoHash, PeerId};
 
 use crate::peer_map::PeerMap;
@@ -68,7 +67,7 @@ impl WsTorrent {
     }
 }
 
-pub(crate) type WsTorrentMap = HashMap<InfoHash, WsTorrent, foldhash::fast::RandomState>;
+pub(crate) type WsTorrentMap = crate::torrent_table::TorrentTable<WsTorrent>;
 
 /// What a WebTorrent announce produced.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -188,9 +187,7 @@ impl SwarmShard {
             }
             keep
         });
-        if self.ws_torrents.capacity() > 4 * self.ws_torrents.len().max(1024) {
-            self.ws_torrents.shrink_to_fit();
-        }
+        self.ws_torrents.shrink();
     }
 }
 
