@@ -15,9 +15,10 @@
 //! RSS is read idle before the flood, at its peak (VmHWM), and a few
 //! seconds after that clean.
 //!
-//! `--baseline PATH` runs another tracker binary (a build of `main`, say)
-//! the same way, alternating with this tree's, so both rows come from the
-//! same machine state.
+//! `--baseline PATH` (repeatable, each optionally named by a following
+//! `--baseline-label NAME`) runs another tracker binary (a build of `main`,
+//! say) the same way, alternating with this tree's, so all rows come from
+//! the same machine state.
 
 use std::fmt::Write as _;
 use std::fs;
@@ -83,18 +84,24 @@ struct RunResult {
 }
 
 pub fn run(args: &[String], rest: &[String]) -> Result<()> {
-    let mut baseline: Option<PathBuf> = None;
-    let mut baseline_label = String::from("baseline");
+    // (binary, label) of each --baseline, in the order given.
+    let mut baselines: Vec<(PathBuf, String)> = Vec::new();
     let mut flood_rate = FLOOD_RATE;
     let mut it = rest.iter();
     let mut common = Vec::new();
     while let Some(arg) = it.next() {
         match arg.as_str() {
             "--baseline" => {
-                baseline = Some(PathBuf::from(it.next().context("--baseline needs a path")?))
+                let path = PathBuf::from(it.next().context("--baseline needs a path")?);
+                let label = format!("baseline {}", baselines.len() + 1);
+                baselines.push((path, label));
             }
             "--baseline-label" => {
-                baseline_label = it.next().context("--baseline-label needs a name")?.clone()
+                let label = it.next().context("--baseline-label needs a name")?;
+                baselines
+                    .last_mut()
+                    .context("--baseline-label names the --baseline before it")?
+                    .1 = label.clone();
             }
             "--flood-rate" => {
                 let v = it.next().context("--flood-rate needs a value")?;
@@ -118,12 +125,12 @@ pub fn run(args: &[String], rest: &[String]) -> Result<()> {
         )?;
     }
     let mut systems = Vec::new();
-    if let Some(path) = baseline {
+    for (path, label) in baselines {
         if !path.is_file() {
             bail!("--baseline {}: no such file", path.display());
         }
         systems.push(System {
-            label: baseline_label,
+            label,
             binary: path,
         });
     }

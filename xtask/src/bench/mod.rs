@@ -51,7 +51,7 @@ usage: cargo xtask bench udp|http|ws [--runs N] [--seconds S] [--warmup W] [--qu
                                      [--no-build] [udp: --no-steer] [http, ws: --tls | --plain]
        cargo xtask bench scale [options]   (`cargo xtask bench scale --help`)
        cargo xtask bench flood [--seconds S] [--runs N] [--quick] [--no-build] [--flood-rate R]
-                               [--baseline PATH [--baseline-label NAME]]
+                               [--baseline PATH [--baseline-label NAME]]...
 
   udp           BEP 15 against aquatic_udp: loopback (prefilled: every client
                 announced once first, memory per peer measured), veth, veth
@@ -65,8 +65,8 @@ usage: cargo xtask bench udp|http|ws [--runs N] [--seconds S] [--warmup W] [--qu
                 default 20; R/s, default 100000, 0 = as fast as one core
                 sends) against a client announcing 1,000/s: its latency
                 and losses, torrents stored, RSS idle, at peak and after
-                every peer expired; --baseline runs another tracker binary
-                (e.g. a build of main) the same way for comparison
+                every peer expired; each --baseline runs another tracker
+                binary (e.g. a build of main) the same way for comparison
 
   --runs N      runs per system and scenario (default 5)
   --seconds S   measured seconds per run (default 12)
