@@ -19,8 +19,7 @@ fn main() -> ExitCode {
     // mimalloc purges freed pages only from later allocator calls, once
     // the delay passed; a request worker that went quiet after a clean
     // would never get there and keep a flood's peak resident. Purging at
-    // once costs an madvise per emptied 64 KiB page, which cleaning
-    // batches anyway.
+    // once costs an madvise per emptied span, mostly during cleaning.
     // SAFETY: sets a process-wide option before any thread is started.
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
     let cli = Cli::parse();
