@@ -11,7 +11,10 @@
 //! A resize rehashes and moves each record at roughly 10–20 ns, so 1 ms
 //! covers ~50–100 k records. 5 M / 1024 ≈ 4.9 k records per sub-table: a
 //! doubling there takes ~0.1 ms, leaving room for twice the planned size
-//! and a slower machine. An empty sub-table is a 32-byte `HashTable` with
+//! and a slower machine. Measured on a shared 2-core EPYC VM (release,
+//! 5 M inserts into one table): sub-table resizes at ~3.6 k records took
+//! 0.12 ms (median), where one table's doublings at 1.8 M and 3.7 M records
+//! took 311 and 748 ms. An empty sub-table is a 32-byte `HashTable` with
 //! no allocation, so the split costs 32 KiB per worker, and every
 //! sub-table keeps hashbrown's usual load factor, so the bytes per torrent
 //! stay those of one big table.
