@@ -10,12 +10,14 @@ pub mod clock;
 mod limits;
 mod peer_map;
 mod shard;
+pub mod torrent_table;
 mod webtorrent;
 mod worker;
 
 pub use limits::{Refusal, RefusalCounts, SwarmLimits};
 pub use peer_map::{PeerEntry, PeerKey, PeerMap};
 pub use shard::{Announce, CleanReport, PeerAddress, SwarmCounts, SwarmShard, Torrent};
+pub use torrent_table::TorrentTable;
 pub use webtorrent::{ConnRef, WsAnnounce, WsAnnounceOutcome, WsTarget, WsTorrent};
 pub use worker::{run_request_worker, Batch, Job, ReplyTo, RequestWorkerConfig, ReturnPath, Work};
 
