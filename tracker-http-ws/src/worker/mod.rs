@@ -1,0 +1,491 @@
+//! One HTTP/WebSocket socket worker: a mio event loop over its listeners
+//! and connections.
+//!
+//! # A round of the loop
+//!
+//! 1. Poll, then handle readiness: accept, read, parse, answer what needs
+//!    no swarm, and append jobs to the batch of the request worker that owns
+//!    each torrent (as the UDP front end does).
+//! 2. Deliver the offers and answers other workers relayed here.
+//! 3. Write the answers of the batches the request workers sent back.
+//! 4. Every second or so, close connections past their deadline.
+//! 5. Offer each filled batch to its request worker with `try_send`; a full
+//!    inbox answers every job in the batch "tracker busy" instead of
+//!    queueing.
+//! 6. Flush every connection that has something to write.
+//!
+//! # Connections
+//!
+//! A connection lives in a slab; its key is its mio token and, with a
+//! generation bumped for every accepted connection, its identity in jobs
+//! and relays, so a late answer for a closed connection is dropped rather
+//! than sent to the one that took its slot.
+//!
+//! An HTTP connection handles one request at a time: while a request is at
+//! the request workers, pipelined requests wait in its input buffer (which
+//! holds at most `max_request_size` bytes; reading stops when it is full),
+//! so answers go out in order without any reordering queue.
+//!
+//! # WebTorrent offers
+//!
+//! An announce's offers are written out, once each, as the JSON messages
+//! their targets will get (the message does not depend on the target) and
+//! kept in a slab entry while the announce visits the request worker; the
+//! job's reply tag names the entry. When the batch returns, target `i` gets
+//! message `i`: written straight into the target's queue when this worker
+//! holds it, else sent through the holder's relay channel.
+
+mod batches;
+mod connections;
+mod http;
+mod relay;
+mod scrape;
+mod state;
+mod ws;
+
+use self::batches::*;
+use self::connections::*;
+use self::http::*;
+use self::relay::*;
+use self::scrape::*;
+use self::state::*;
+use self::ws::*;
+
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::ops::Range;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+use mio::net::TcpListener;
+use mio::{Events, Interest, Poll, Token};
+use slab::Slab;
+use tracker_proto::http::{self as bhttp, HttpAnnounceResponse, HttpParseError, HttpRequest};
+use tracker_proto::udp::{PeerV4, PeerV6};
+use tracker_proto::ws::{self as jws, Action, AnnounceRequest, InMessage, OfferId, ScrapeRequest};
+use tracker_proto::{AnnounceEvent, InfoHash, PeerId};
+use tracker_swarm::clock::Clock;
+use tracker_swarm::{
+    worker_for, Announce, Batch, ConnRef, Job, ReplyTo, SwarmCounts, TorrentFilter, Work,
+    WsAnnounce, WsTarget,
+};
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::protocol::frame::Utf8Bytes;
+use tungstenite::protocol::{CloseFrame, Message, Role, WebSocketConfig, WebSocketContext};
+
+use crate::buf::OutBuf;
+use crate::conn_limits::{ws_close_for, PerIpConns};
+use crate::head::{self, Head, Method, Parsed, RealIp, Status, Upgrade};
+use crate::offers::PendingOffers;
+use crate::settings::{ListenerKind, ListenerSpec, Settings};
+use crate::tls::{self, SharedTls};
+use crate::transport::{Flushed, Transport, WsIo};
+use crate::ws_peers::WsPeers;
+use crate::{Relay, RelayPath, RelayedOfferId, RELAY_CAPACITY, WAKER};
+
+/// Jobs per batch before it is set aside for sending: bounds a request
+/// worker's latency and a batch's memory.
+const MAX_BATCH_JOBS: usize = 512;
+/// Bytes read from a socket at a time.
+const READ_CHUNK: usize = 16 * 1024;
+/// Reads per readiness before a connection yields to the others.
+const MAX_READS: usize = 16;
+/// WebSocket messages handled per readiness before yielding.
+const MAX_WS_MESSAGES: usize = 64;
+/// Requests one WebSocket connection may have at the request workers at
+/// once; beyond it the worker stops reading from it until some return,
+/// which bounds the offers kept for it.
+const MAX_WS_IN_FLIGHT: u32 = 8;
+/// Queued answer bytes beyond which an HTTP connection's pipelined
+/// requests wait until the client reads.
+const HTTP_HIGH_WATER: usize = 64 * 1024;
+/// Full scrapes one worker runs at once (each may hold many torrents).
+const MAX_FULL_SCRAPES: usize = 2;
+/// Connections accepted per listener per round.
+const ACCEPTS_PER_ROUND: usize = 256;
+/// How long a closing connection's remaining input is read and dropped,
+/// so that closing does not reset the connection under its last answer.
+const LINGER: Duration = Duration::from_secs(2);
+/// tungstenite's per-connection read buffer (it grows for larger messages).
+const WS_READ_BUFFER: usize = 4096;
+/// Smallest request head limit honoured, whatever the config says.
+const MIN_REQUEST_SIZE: usize = 256;
+/// Bytes a WebSocket scrape answer takes per torrent, at most: a full
+/// scrape is capped so that its answer fits the connection's queue.
+const WS_SCRAPE_FILE_BYTES: usize = 112;
+/// First token of the listeners, counting down.
+const LISTENER_TOKEN_TOP: usize = usize::MAX - 1;
+
+const BUSY: &str = "tracker busy, try again";
+const NOT_ALLOWED: &str = "info hash not allowed";
+const FULL_SCRAPE_DISABLED: &str = "full scrape is disabled";
+const TOO_MANY_HASHES: &str = "too many info hashes in one scrape";
+const PEER_ID_TAKEN: &str = "peer_id is in use by another connection";
+const TOO_LARGE: &str = "request too large";
+const WS_ONLY: &str = "this port serves WebSocket connections only";
+const GET_ONLY: &str = "only GET requests are served";
+const NO_BODY: &str = "requests with a body are not served";
+
+/// An HTTP/WebSocket socket worker; [`run`](Self::run) it on a thread of
+/// its own.
+pub struct SocketWorker {
+    /// Its index among the HTTP/WebSocket socket workers
+    /// (`ConnRef::front_end`, and its place in `relays`).
+    pub index: usize,
+    /// Index of its return channel (`Batch::origin`).
+    pub origin: usize,
+    /// With the worker's one waker registered under [`WAKER`].
+    pub poll: Poll,
+    pub to_swarm: Vec<Sender<Batch>>,
+    pub returns: Receiver<Batch>,
+    pub relay_in: Receiver<Relay>,
+    /// Every worker's relay channel, this one's included.
+    pub relays: Vec<RelayPath>,
+    pub listeners: Vec<(TcpListener, ListenerSpec)>,
+    pub settings: Arc<Settings>,
+    /// Needed when any listener has TLS.
+    pub tls: Option<Arc<SharedTls>>,
+    pub filter: Arc<dyn TorrentFilter>,
+    pub clock: Clock,
+    pub shutdown: Arc<AtomicBool>,
+}
+
+/// What happened, for the log line a worker writes when it stops.
+#[derive(Debug, Default, Clone, Copy)]
+struct Counters {
+    accepted: u64,
+    /// Closed at once: over `max_connections`.
+    refused: u64,
+    /// Closed at once: their address already held its share of
+    /// `max_connections_per_ip` on this worker.
+    refused_per_ip: u64,
+    /// Closed for sending nothing (or not finishing a TLS handshake)
+    /// within `first_byte_timeout` of accept; not in `timeouts`.
+    first_byte_timeouts: u64,
+    http_requests: u64,
+    ws_messages: u64,
+    /// Jobs answered "tracker busy" because a request worker was behind.
+    busy: u64,
+    relays_sent: u64,
+    /// Offers and answers dropped: full relay channel, gone connection.
+    relays_dropped: u64,
+    /// Answers to offers the connection was never sent (or too late).
+    answers_refused: u64,
+    /// Announces refused for claiming a peer id another connection holds.
+    peer_ids_refused: u64,
+    /// WebSocket connections closed for not reading their messages.
+    slow_readers: u64,
+    timeouts: u64,
+}
+
+// ---------------------------------------------------------------------------
+// Connection state
+
+struct Conn {
+    generation: u32,
+    transport: Transport,
+    addr: SocketAddr,
+    kind: ListenerKind,
+    out: OutBuf,
+    phase: Phase,
+    /// The socket refused bytes; a writable event resumes.
+    write_blocked: bool,
+    /// Reading stopped before the socket said it was empty (edge-triggered
+    /// readiness will not say it again): read again when unblocked.
+    read_pending: bool,
+    /// Close once everything queued is written.
+    close_after_flush: bool,
+    in_retry: bool,
+    in_dirty: bool,
+    /// Closed; removed at the next reap.
+    dead: bool,
+}
+
+enum Phase {
+    Http(HttpConn),
+    Ws(Box<WsConn>),
+    /// Our side is shut; the peer's last bytes are read and dropped.
+    Linger {
+        until: Instant,
+    },
+}
+
+struct HttpConn {
+    /// Request bytes not yet handled (at most `max_request_size`).
+    in_buf: Vec<u8>,
+    /// The request at the request workers, if any.
+    busy: Option<InFlight>,
+    /// When the request being received (or waited on) began.
+    request_start: Option<Instant>,
+    /// When the connection last became idle.
+    idle_since: Instant,
+    /// The peer has finished sending.
+    eof: bool,
+    /// Some request bytes (past any TLS handshake) have arrived; until then
+    /// `first_byte_timeout` is the deadline.
+    heard: bool,
+}
+
+/// How to answer the request at the request workers.
+#[derive(Clone, Copy, Debug)]
+struct InFlight {
+    compact: bool,
+    keep_alive: bool,
+    http10: bool,
+}
+
+struct WsConn {
+    ctx: WebSocketContext,
+    /// The (torrent, peer id) pairs this connection announced: it leaves
+    /// them all when it closes.
+    torrents: WsPeers,
+    offers: PendingOffers,
+    in_flight: u32,
+    last_recv: Instant,
+}
+
+/// A scrape whose hashes are out at the request workers.
+struct PendingScrape {
+    generation: u32,
+    token: usize,
+    conn_generation: u32,
+    ws: bool,
+    /// A full scrape: `files` fills from every request worker's part.
+    full: bool,
+    /// Cap of a full scrape's answer.
+    limit: usize,
+    remaining: u32,
+    files: Vec<bhttp::ScrapeFile>,
+}
+
+/// A WebTorrent announce at the request workers, with what it will relay.
+#[derive(Default)]
+struct Kept {
+    generation: u32,
+    token: usize,
+    conn_generation: u32,
+    info_hash: InfoHash,
+    peer_id: PeerId,
+    /// Answer the announcer (not for a message that only carries an answer,
+    /// as the reference tracker does).
+    respond: bool,
+    /// The relayed messages, back to back.
+    messages: Vec<u8>,
+    /// Offer `i`: its id and where its message is in `messages`.
+    offers: Vec<(OfferId, Range<usize>)>,
+    answer: Option<Range<usize>>,
+}
+
+impl Kept {
+    fn reset(&mut self) {
+        self.messages.clear();
+        self.offers.clear();
+        self.answer = None;
+    }
+
+    fn message(&self, range: &Range<usize>) -> &[u8] {
+        self.messages.get(range.clone()).unwrap_or(&[])
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Worker state apart from the connections
+
+struct Core {
+    index: u32,
+    origin: usize,
+    /// The worker's own copy: request handlers clone the handle to read it
+    /// while they change the rest of `Core`, and an `Rc` makes that clone
+    /// a plain increment instead of an atomic one on a cache line every
+    /// socket worker shares.
+    settings: Rc<Settings>,
+    filter: Arc<dyn TorrentFilter>,
+    clock: Clock,
+    now: Instant,
+    now_secs: u32,
+    to_swarm: Vec<Sender<Batch>>,
+    /// The batch being filled for each request worker.
+    filling: Vec<Option<Batch>>,
+    /// Full batches waiting for the next dispatch, by request worker.
+    ready: Vec<(usize, Batch)>,
+    /// Jobs that cannot go anywhere (no request worker at all).
+    refused: Vec<Job>,
+    pool: Vec<Batch>,
+    relays: Vec<RelayPath>,
+    relay_woken: Vec<bool>,
+    scrapes: Slab<PendingScrape>,
+    full_scrapes: usize,
+    files_pool: Vec<Vec<bhttp::ScrapeFile>>,
+    kept: Slab<Kept>,
+    kept_pool: Vec<Kept>,
+    next_generation: u32,
+    /// Where answers are written before they are framed.
+    scratch: Vec<u8>,
+    read_buf: Box<[u8]>,
+    /// Connections to drive again without waiting for readiness.
+    retry: Vec<usize>,
+    /// Connections with something to write.
+    dirty: Vec<usize>,
+    /// Connections to close.
+    doomed: Vec<usize>,
+    ws_config: WebSocketConfig,
+    counters: Counters,
+    per_ip: PerIpConns,
+}
+
+// ---------------------------------------------------------------------------
+// The loop
+
+struct Worker {
+    core: Core,
+    conns: Slab<Conn>,
+    listeners: Vec<(TcpListener, ListenerSpec)>,
+    /// Listeners that may have connections waiting.
+    accept_pending: Vec<bool>,
+    /// Accepting failed (out of file descriptors, say): try again later.
+    accept_retry_at_sweep: bool,
+    tls: Option<Arc<SharedTls>>,
+    tls_missing_logged: bool,
+}
+
+impl SocketWorker {
+    /// Serves until `shutdown` is set (the server then wakes the poll).
+    pub fn run(self) {
+        let SocketWorker {
+            index,
+            origin,
+            mut poll,
+            to_swarm,
+            returns,
+            relay_in,
+            relays,
+            mut listeners,
+            settings,
+            tls,
+            filter,
+            clock,
+            shutdown,
+        } = self;
+        for (i, (listener, spec)) in listeners.iter_mut().enumerate() {
+            if let Err(e) =
+                poll.registry()
+                    .register(listener, listener_token(i), Interest::READABLE)
+            {
+                log::error!(
+                    "http worker {index}: cannot register listener {}: {e}",
+                    spec.addr
+                );
+                return;
+            }
+        }
+        let max_message = settings.ws_max_message_size.max(1);
+        let ws_config = WebSocketConfig::default()
+            .read_buffer_size(WS_READ_BUFFER)
+            .write_buffer_size(0)
+            .max_write_buffer_size(usize::MAX)
+            .max_message_size(Some(max_message))
+            .max_frame_size(Some(max_message));
+        let sweep_every = sweep_interval(&settings);
+        // Behind a proxy every connection comes from the proxy's address:
+        // capping it would cap all clients together.
+        let per_ip_cap = if settings.real_ip_header.is_some() {
+            0
+        } else {
+            settings.max_connections_per_ip.max(1)
+        };
+        let relays_count = relays.len();
+        let now = Instant::now();
+        let mut w = Worker {
+            core: Core {
+                index: index as u32,
+                origin,
+                filling: (0..to_swarm.len()).map(|_| None).collect(),
+                to_swarm,
+                ready: Vec::new(),
+                refused: Vec::new(),
+                pool: Vec::new(),
+                relay_woken: vec![false; relays.len()],
+                relays,
+                scrapes: Slab::new(),
+                full_scrapes: 0,
+                files_pool: Vec::new(),
+                kept: Slab::new(),
+                kept_pool: Vec::new(),
+                next_generation: 0,
+                scratch: Vec::with_capacity(4096),
+                read_buf: vec![0; READ_CHUNK].into_boxed_slice(),
+                retry: Vec::new(),
+                dirty: Vec::new(),
+                doomed: Vec::new(),
+                ws_config,
+                counters: Counters::default(),
+                per_ip: PerIpConns::new(per_ip_cap, relays_count),
+                now,
+                now_secs: clock.now_secs(),
+                clock,
+                settings: Rc::new(Settings::clone(&settings)),
+                filter,
+            },
+            conns: Slab::new(),
+            accept_pending: vec![false; listeners.len()],
+            listeners,
+            accept_retry_at_sweep: false,
+            tls,
+            tls_missing_logged: false,
+        };
+        let mut events = Events::with_capacity(1024);
+        let mut next_sweep = now + sweep_every;
+        while !shutdown.load(Ordering::Relaxed) {
+            // Work left over from the last round (including relays beyond
+            // one round's share) is done without sleeping.
+            let pending =
+                w.core.has_work() || w.accept_pending.contains(&true) || !relay_in.is_empty();
+            let timeout = if pending {
+                Duration::ZERO
+            } else {
+                next_sweep.saturating_duration_since(Instant::now())
+            };
+            if let Err(e) = poll.poll(&mut events, Some(timeout)) {
+                if e.kind() != io::ErrorKind::Interrupted {
+                    log::error!("http worker {index}: poll failed: {e}");
+                    break;
+                }
+            }
+            w.core.tick();
+            for event in events.iter() {
+                w.event(&poll, event);
+            }
+            for i in 0..w.listeners.len() {
+                if w.accept_pending[i] {
+                    w.accept(&poll, i);
+                }
+            }
+            w.run_retries();
+            for relay in relay_in.try_iter().take(RELAY_CAPACITY) {
+                deliver_local(
+                    &mut w.core,
+                    &mut w.conns,
+                    relay.to,
+                    &relay.message,
+                    relay.offer,
+                );
+            }
+            while let Ok(batch) = returns.try_recv() {
+                answer_batch(&mut w.core, &mut w.conns, batch);
+            }
+            if w.core.now >= next_sweep {
+                w.sweep();
+                next_sweep = w.core.now + sweep_every;
+            }
+            reap(&mut w.core, &mut w.conns);
+            dispatch(&mut w.core, &mut w.conns);
+            wake_relays(&mut w.core);
+            flush_dirty(&mut w.core, &mut w.conns);
+            reap(&mut w.core, &mut w.conns);
+        }
+        log::debug!("http worker {index} stopped: {:?}", w.core.counters);
+    }
+}

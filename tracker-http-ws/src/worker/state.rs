@@ -1,0 +1,142 @@
+//! The worker's state apart from its connections: batches being filled,
+//! pending scrapes and WebTorrent announces, scratch buffers, counters.
+
+use super::*;
+
+impl Core {
+    pub(super) fn tick(&mut self) {
+        self.now = Instant::now();
+        self.now_secs = self.clock.now_secs();
+    }
+
+    pub(super) fn next_generation(&mut self) -> u32 {
+        self.next_generation = self.next_generation.wrapping_add(1);
+        self.next_generation
+    }
+
+    pub(super) fn schedule(&mut self, token: usize, conn: &mut Conn) {
+        if !conn.in_retry {
+            conn.in_retry = true;
+            self.retry.push(token);
+        }
+    }
+
+    pub(super) fn mark_dirty(&mut self, token: usize, conn: &mut Conn) {
+        if !conn.in_dirty {
+            conn.in_dirty = true;
+            self.dirty.push(token);
+        }
+    }
+
+    pub(super) fn doom(&mut self, token: usize, conn: &mut Conn) {
+        if !conn.dead {
+            conn.dead = true;
+            self.doomed.push(token);
+        }
+    }
+
+    pub(super) fn conn_ref(&self, token: usize, generation: u32) -> ConnRef {
+        ConnRef {
+            front_end: self.index,
+            token: token as u32,
+            generation,
+        }
+    }
+
+    /// Appends a job to the batch of the request worker that owns its
+    /// torrent.
+    pub(super) fn enqueue(&mut self, job: Job) {
+        let workers = self.to_swarm.len();
+        match job.info_hash() {
+            Some(hash) if workers > 0 => {
+                let worker = worker_for(hash, workers);
+                self.enqueue_to(worker, job);
+            }
+            _ => self.refused.push(job),
+        }
+    }
+
+    pub(super) fn enqueue_to(&mut self, worker: usize, job: Job) {
+        let Some(slot) = self.filling.get_mut(worker) else {
+            self.refused.push(job);
+            return;
+        };
+        let origin = self.origin;
+        let pool = &mut self.pool;
+        let batch =
+            slot.get_or_insert_with(|| pool.pop().unwrap_or_else(|| Batch::with_origin(origin)));
+        batch.jobs.push(job);
+        if batch.jobs.len() >= MAX_BATCH_JOBS {
+            if let Some(full) = slot.take() {
+                self.ready.push((worker, full));
+            }
+        }
+    }
+
+    pub(super) fn has_work(&self) -> bool {
+        !self.retry.is_empty()
+            || !self.doomed.is_empty()
+            || !self.ready.is_empty()
+            || !self.refused.is_empty()
+            || self.filling.iter().any(Option::is_some)
+    }
+
+    pub(super) fn recycle_batch(&mut self, mut batch: Batch) {
+        batch.clear();
+        self.pool.push(batch);
+    }
+
+    pub(super) fn take_files(&mut self) -> Vec<bhttp::ScrapeFile> {
+        let mut files = self.files_pool.pop().unwrap_or_default();
+        files.clear();
+        files
+    }
+
+    pub(super) fn recycle_files(&mut self, mut files: Vec<bhttp::ScrapeFile>) {
+        // A full scrape's vector is not worth keeping around.
+        if files.capacity() <= 1024 {
+            files.clear();
+            self.files_pool.push(files);
+        }
+    }
+
+    pub(super) fn recycle_kept(&mut self, mut kept: Kept) {
+        if kept.messages.capacity() <= 64 * 1024 {
+            kept.reset();
+            self.kept_pool.push(kept);
+        }
+    }
+
+    /// Writes `reason` as a WebTorrent failure into `scratch`.
+    pub(super) fn ws_failure(&mut self, reason: &str, action: Action, info_hash: Option<InfoHash>) {
+        self.scratch.clear();
+        jws::write_failure(&mut self.scratch, reason, Some(action), info_hash);
+    }
+
+    pub(super) fn bencode_failure(&mut self, reason: &str) {
+        self.scratch.clear();
+        bhttp::write_failure(&mut self.scratch, reason.as_bytes());
+    }
+}
+
+pub(super) fn listener_token(i: usize) -> Token {
+    Token(LISTENER_TOKEN_TOP - i)
+}
+
+/// The connection under `token` if it is still the one with `generation`.
+pub(super) fn live(conns: &mut Slab<Conn>, token: usize, generation: u32) -> Option<&mut Conn> {
+    conns
+        .get_mut(token)
+        .filter(|c| c.generation == generation && !c.dead)
+}
+
+/// How often deadlines are checked: once a second, or more often when a
+/// timeout is shorter (as in tests).
+pub(super) fn sweep_interval(s: &Settings) -> Duration {
+    let shortest = s
+        .request_timeout
+        .min(s.keep_alive_timeout)
+        .min(s.first_byte_timeout)
+        .min(s.ws_idle_timeout);
+    (shortest / 4).clamp(Duration::from_millis(10), Duration::from_secs(1))
+}

@@ -1,0 +1,398 @@
+//! WebTorrent over WebSocket: messages, announces with their offers and
+//! answers, scrapes.
+
+use super::*;
+
+pub(super) fn drive_ws(core: &mut Core, token: usize, conn: &mut Conn) {
+    let mut budget = MAX_WS_MESSAGES;
+    loop {
+        if conn.dead || conn.close_after_flush {
+            break;
+        }
+        let Conn {
+            phase,
+            transport,
+            out,
+            ..
+        } = &mut *conn;
+        let Phase::Ws(ws) = phase else {
+            break;
+        };
+        if ws.in_flight >= MAX_WS_IN_FLIGHT {
+            // Resumed when an answer comes back.
+            conn.read_pending = true;
+            break;
+        }
+        if budget == 0 {
+            conn.read_pending = true;
+            core.schedule(token, conn);
+            break;
+        }
+        budget -= 1;
+        let result = ws.ctx.read(&mut WsIo { transport, out });
+        match result {
+            Ok(Message::Text(text)) => {
+                ws.last_recv = core.now;
+                core.counters.ws_messages += 1;
+                ws_text(core, token, conn, text.as_str());
+            }
+            Ok(Message::Binary(_)) => {
+                close_ws(
+                    core,
+                    token,
+                    conn,
+                    CloseCode::Unsupported,
+                    "binary messages are not served",
+                );
+                break;
+            }
+            // Pings are answered by tungstenite; a close frame is answered
+            // too, and the next read says the connection is done.
+            Ok(_) => ws.last_recv = core.now,
+            Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {
+                conn.read_pending = false;
+                break;
+            }
+            Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => {
+                leave_all(core, token, conn);
+                conn.close_after_flush = true;
+                break;
+            }
+            Err(e) => {
+                match ws_close_for(&e) {
+                    Some((code, reason)) => close_ws(core, token, conn, code, reason),
+                    None => core.doom(token, conn),
+                }
+                break;
+            }
+        }
+    }
+    if needs_flush(conn) {
+        core.mark_dirty(token, conn);
+    }
+}
+
+/// Sends a close frame, leaves every swarm, and closes once written.
+pub(super) fn close_ws(
+    core: &mut Core,
+    token: usize,
+    conn: &mut Conn,
+    code: CloseCode,
+    reason: &'static str,
+) {
+    leave_all(core, token, conn);
+    let Conn {
+        phase,
+        transport,
+        out,
+        ..
+    } = &mut *conn;
+    if let Phase::Ws(ws) = phase {
+        let frame = CloseFrame {
+            code,
+            reason: Utf8Bytes::from_static(reason),
+        };
+        let _ = ws.ctx.close(&mut WsIo { transport, out }, Some(frame));
+    }
+    conn.close_after_flush = true;
+}
+
+/// Queues one text message, unless the connection is closing.
+pub(super) fn ws_send(message: &[u8], conn: &mut Conn) {
+    if conn.close_after_flush {
+        return;
+    }
+    if let Phase::Ws(ws) = &conn.phase {
+        if ws.ctx.can_write() {
+            conn.out.push_ws_text(message);
+        }
+    }
+}
+
+/// One of the connection's requests came back from the request workers.
+pub(super) fn ws_request_done(core: &mut Core, token: usize, conn: &mut Conn) {
+    if let Phase::Ws(ws) = &mut conn.phase {
+        ws.in_flight = ws.in_flight.saturating_sub(1);
+        if conn.read_pending && ws.in_flight < MAX_WS_IN_FLIGHT {
+            core.schedule(token, conn);
+        }
+    }
+    core.mark_dirty(token, conn);
+}
+
+pub(super) fn ws_text(core: &mut Core, token: usize, conn: &mut Conn, text: &str) {
+    match InMessage::parse(text) {
+        Err(e) => {
+            core.scratch.clear();
+            jws::write_parse_failure(&mut core.scratch, &e);
+            ws_send(&core.scratch, conn);
+        }
+        Ok(InMessage::Announce(a)) => ws_announce(core, token, conn, a),
+        Ok(InMessage::Scrape(s)) => ws_scrape(core, token, conn, s),
+    }
+}
+
+pub(super) fn ws_announce(core: &mut Core, token: usize, conn: &mut Conn, a: AnnounceRequest<'_>) {
+    let settings = core.settings.clone();
+    let info_hash = a.info_hash;
+    let refuse = |core: &mut Core, conn: &mut Conn, reason| {
+        core.ws_failure(reason, Action::Announce, Some(info_hash));
+        ws_send(&core.scratch, conn);
+    };
+    if !core.filter.allows(&info_hash) {
+        return refuse(core, conn, NOT_ALLOWED);
+    }
+    let (generation, addr) = (conn.generation, conn.addr);
+    let Phase::Ws(ws) = &mut conn.phase else {
+        return;
+    };
+    let joined = ws.torrents.seeder(&info_hash, &a.peer_id);
+    let stopping = a.event == AnnounceEvent::Stopped;
+    if joined.is_none() && !stopping {
+        if let Some(reason) = ws.torrents.refuse_new(
+            &a.peer_id,
+            settings.ws_max_torrents_per_connection,
+            settings.ws_max_peer_ids_per_connection,
+        ) {
+            return refuse(core, conn, reason);
+        }
+    }
+    // A message without `left` (an answer, typically) keeps what the peer
+    // said before rather than turning a seeder into a leecher.
+    let seeder = match a.left {
+        Some(left) => left == 0,
+        None => joined.unwrap_or(false),
+    };
+
+    let mut kept = core.kept_pool.pop().unwrap_or_default();
+    kept.reset();
+    let mut answer_to = None;
+    if let Some(answer) = &a.answer {
+        let timeout = u32::try_from(settings.ws_offer_timeout.as_secs()).unwrap_or(u32::MAX);
+        if ws.offers.take(
+            &answer.offer_id,
+            &answer.to_peer_id,
+            &info_hash,
+            core.now_secs,
+            timeout,
+        ) {
+            let start = kept.messages.len();
+            jws::write_answer(
+                &mut kept.messages,
+                &jws::RelayedAnswer {
+                    info_hash,
+                    peer_id: a.peer_id,
+                    offer_id: &answer.offer_id,
+                    answer: answer.answer,
+                },
+            );
+            kept.answer = Some(start..kept.messages.len());
+            answer_to = Some(answer.to_peer_id);
+        } else {
+            core.counters.answers_refused += 1;
+        }
+    }
+    let offers = if stopping {
+        0
+    } else {
+        let wanted = a.numwant.map_or(settings.default_numwant, |n| n as usize);
+        a.offers
+            .len()
+            .min(wanted)
+            .min(settings.ws_max_offers)
+            .min(settings.max_numwant)
+    };
+    for offer in a.offers.iter().take(offers) {
+        let start = kept.messages.len();
+        jws::write_offer(
+            &mut kept.messages,
+            &jws::RelayedOffer {
+                info_hash,
+                peer_id: a.peer_id,
+                offer_id: &offer.offer_id,
+                offer: offer.offer,
+            },
+        );
+        kept.offers
+            .push((offer.offer_id.clone(), start..kept.messages.len()));
+    }
+    // Recorded before the request worker agrees, so a close while the
+    // announce is out still leaves; a leave for an entry another
+    // connection owns removes nothing there.
+    if stopping {
+        ws.torrents.leave(&info_hash, &a.peer_id);
+    } else {
+        ws.torrents.join(info_hash, a.peer_id, seeder);
+    }
+    kept.generation = core.next_generation();
+    kept.token = token;
+    kept.conn_generation = generation;
+    kept.info_hash = info_hash;
+    kept.peer_id = a.peer_id;
+    kept.respond = a.answer.is_none();
+    let kept_generation = kept.generation;
+    let slot = core.kept.insert(kept);
+    ws.in_flight += 1;
+    let conn_ref = core.conn_ref(token, generation);
+    core.enqueue(Job {
+        reply: ReplyTo {
+            addr,
+            handle: slot as u32,
+            tag: kept_generation,
+        },
+        work: Work::WsAnnounce {
+            announce: WsAnnounce {
+                info_hash,
+                peer_id: a.peer_id,
+                conn: conn_ref,
+                event: a.event,
+                seeder,
+                offers,
+                answer_to,
+            },
+            targets: 0..0,
+            counts: SwarmCounts::default(),
+            answer_target: None,
+            peer_id_taken: false,
+            refused: None,
+        },
+    });
+}
+
+pub(super) fn ws_scrape(core: &mut Core, token: usize, conn: &mut Conn, s: ScrapeRequest) {
+    let settings = core.settings.clone();
+    let (generation, addr) = (conn.generation, conn.addr);
+    let first = s.info_hashes.as_ref().and_then(|h| h.first().copied());
+    let refuse = |core: &mut Core, conn: &mut Conn, reason, info_hash| {
+        core.ws_failure(reason, Action::Scrape, info_hash);
+        ws_send(&core.scratch, conn);
+    };
+    match s.info_hashes {
+        None if !settings.full_scrape => refuse(core, conn, FULL_SCRAPE_DISABLED, None),
+        None if core.full_scrapes >= MAX_FULL_SCRAPES => refuse(core, conn, BUSY, None),
+        None => {
+            let fits = settings.ws_max_outgoing_bytes / WS_SCRAPE_FILE_BYTES;
+            let limit = settings.max_full_scrape_torrents.min(fits);
+            start_full_scrape(core, token, generation, addr, true, limit);
+            if let Phase::Ws(ws) = &mut conn.phase {
+                ws.in_flight += 1;
+            }
+        }
+        Some(hashes) if hashes.is_empty() => {
+            core.scratch.clear();
+            jws::write_scrape_response(&mut core.scratch, []);
+            ws_send(&core.scratch, conn);
+        }
+        Some(hashes) if hashes.len() > max_scrape(&settings) => {
+            refuse(core, conn, TOO_MANY_HASHES, first);
+        }
+        Some(hashes) => {
+            if let Some(refused) = hashes.iter().find(|h| !core.filter.allows(h)) {
+                return refuse(core, conn, NOT_ALLOWED, Some(*refused));
+            }
+            start_scrape(core, token, generation, addr, true, hashes.into_iter());
+            if let Phase::Ws(ws) = &mut conn.phase {
+                ws.in_flight += 1;
+            }
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+/// A limit of the swarm store refused a WebTorrent announce: a failure
+/// naming the limit, and none of its offers or its answer relayed. The
+/// connection forgets the peer as for a taken peer id, so it does not
+/// count against its own torrent cap.
+pub(super) fn refuse_ws_announce(
+    core: &mut Core,
+    conns: &mut Slab<Conn>,
+    reply: &ReplyTo,
+    announce: &WsAnnounce,
+    reason: &str,
+) {
+    let Some(kept) = take_kept(core, reply) else {
+        return;
+    };
+    if let Some(conn) = live(conns, kept.token, kept.conn_generation) {
+        if let Phase::Ws(ws) = &mut conn.phase {
+            ws.torrents.leave(&announce.info_hash, &announce.peer_id);
+        }
+        core.ws_failure(reason, Action::Announce, Some(announce.info_hash));
+        ws_send(&core.scratch, conn);
+        ws_request_done(core, kept.token, conn);
+    }
+    core.recycle_kept(kept);
+}
+
+pub(super) fn answer_ws_announce(
+    core: &mut Core,
+    conns: &mut Slab<Conn>,
+    reply: &ReplyTo,
+    announce: &WsAnnounce,
+    targets: &[WsTarget],
+    counts: &SwarmCounts,
+    answer_target: Option<ConnRef>,
+) {
+    let Some(kept) = take_kept(core, reply) else {
+        return;
+    };
+    let mut announcer_here = false;
+    if let Some(conn) = live(conns, kept.token, kept.conn_generation) {
+        announcer_here = true;
+        if kept.respond {
+            core.scratch.clear();
+            jws::write_announce_response(
+                &mut core.scratch,
+                &jws::AnnounceResponse {
+                    info_hash: announce.info_hash,
+                    interval: core.settings.ws_announce_interval,
+                    complete: counts.seeders,
+                    incomplete: counts.leechers,
+                    warning_message: None,
+                },
+            );
+            ws_send(&core.scratch, conn);
+        }
+        ws_request_done(core, kept.token, conn);
+    }
+    // An offer whose answer could not find its way back is not sent.
+    if announcer_here {
+        for (target, (offer_id, range)) in targets.iter().zip(&kept.offers) {
+            let offer = RelayedOfferId {
+                offer_id: offer_id.clone(),
+                from: kept.peer_id,
+                info_hash: kept.info_hash,
+            };
+            deliver(core, conns, target.conn, kept.message(range), Some(offer));
+        }
+    }
+    if let (Some(to), Some(range)) = (answer_target, &kept.answer) {
+        deliver(core, conns, to, kept.message(range), None);
+    }
+    core.recycle_kept(kept);
+}
+
+/// The announce claimed a peer id another connection holds in the swarm:
+/// the announcer gets a failure, its offers and answer go nowhere, and it
+/// stops counting the pair as its own (the request worker kept nothing).
+pub(super) fn refuse_taken_peer_id(
+    core: &mut Core,
+    conns: &mut Slab<Conn>,
+    reply: &ReplyTo,
+    announce: &WsAnnounce,
+) {
+    let Some(kept) = take_kept(core, reply) else {
+        return;
+    };
+    core.counters.peer_ids_refused += 1;
+    if let Some(conn) = live(conns, kept.token, kept.conn_generation) {
+        if let Phase::Ws(ws) = &mut conn.phase {
+            ws.torrents.leave(&announce.info_hash, &announce.peer_id);
+        }
+        core.ws_failure(PEER_ID_TAKEN, Action::Announce, Some(announce.info_hash));
+        ws_send(&core.scratch, conn);
+        ws_request_done(core, kept.token, conn);
+    }
+    core.recycle_kept(kept);
+}
