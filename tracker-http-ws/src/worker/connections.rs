@@ -2,7 +2,36 @@
 
 use super::*;
 
-impl Worker {
+pub(super) struct Conn {
+    pub(super) generation: u32,
+    pub(super) transport: Transport,
+    pub(super) addr: SocketAddr,
+    pub(super) kind: ListenerKind,
+    pub(super) out: OutBuf,
+    pub(super) phase: Phase,
+    /// The socket refused bytes; a writable event resumes.
+    pub(super) write_blocked: bool,
+    /// Reading stopped before the socket said it was empty (edge-triggered
+    /// readiness will not say it again): read again when unblocked.
+    pub(super) read_pending: bool,
+    /// Close once everything queued is written.
+    pub(super) close_after_flush: bool,
+    pub(super) in_retry: bool,
+    pub(super) in_dirty: bool,
+    /// Closed; removed at the next reap.
+    pub(super) dead: bool,
+}
+
+pub(super) enum Phase {
+    Http(HttpConn),
+    Ws(Box<WsConn>),
+    /// Our side is shut; the peer's last bytes are read and dropped.
+    Linger {
+        until: Instant,
+    },
+}
+
+impl EventLoop {
     pub(super) fn event(&mut self, poll: &Poll, event: &mio::event::Event) {
         let token = event.token();
         if token == WAKER {
@@ -23,28 +52,28 @@ impl Worker {
         if event.is_writable() || event.is_write_closed() || event.is_error() {
             conn.write_blocked = false;
             if needs_flush(conn) {
-                self.core.mark_dirty(t, conn);
+                self.state.mark_dirty(t, conn);
             }
         }
         if event.is_readable() || event.is_read_closed() || event.is_error() {
-            drive(&mut self.core, t, conn);
+            drive(&mut self.state, t, conn);
         }
     }
 
     pub(super) fn run_retries(&mut self) {
-        let mut retry = std::mem::take(&mut self.core.retry);
+        let mut retry = std::mem::take(&mut self.state.retry);
         for &token in &retry {
             if let Some(conn) = self.conns.get_mut(token) {
                 conn.in_retry = false;
                 if !conn.dead {
-                    drive(&mut self.core, token, conn);
+                    drive(&mut self.state, token, conn);
                 }
             }
         }
         retry.clear();
         // Keep the longer of the two vectors' allocations.
-        if self.core.retry.is_empty() {
-            self.core.retry = retry;
+        if self.state.retry.is_empty() {
+            self.state.retry = retry;
         }
     }
 
@@ -72,7 +101,7 @@ impl Worker {
                     if !self.accept_retry_at_sweep {
                         log::warn!(
                             "http worker {}: accept on {}: {e}",
-                            self.core.index,
+                            self.state.index,
                             spec.addr
                         );
                     }
@@ -81,14 +110,14 @@ impl Worker {
                     return;
                 }
             };
-            if self.conns.len() >= self.core.settings.max_connections {
+            if self.conns.len() >= self.state.settings.max_connections {
                 // Closed at once, so the backlog does not fill with clients
                 // that would wait for nothing.
-                self.core.counters.refused += 1;
+                self.state.counters.refused += 1;
                 continue;
             }
-            if !self.core.per_ip.admit(addr) {
-                self.core.counters.refused_per_ip += 1;
+            if !self.state.per_ip.admit(addr) {
+                self.state.counters.refused_per_ip += 1;
                 continue;
             }
             // From here on, a connection that is not inserted gives its
@@ -96,7 +125,7 @@ impl Worker {
             let Some(tls) =
                 tls::new_session(self.tls.as_deref(), &mut self.tls_missing_logged, spec)
             else {
-                self.core.per_ip.release(addr);
+                self.state.per_ip.release(addr);
                 continue;
             };
             let _ = stream.set_nodelay(true);
@@ -109,13 +138,13 @@ impl Worker {
             ) {
                 log::warn!(
                     "http worker {}: cannot register a connection: {e}",
-                    self.core.index
+                    self.state.index
                 );
-                self.core.per_ip.release(addr);
+                self.state.per_ip.release(addr);
                 continue;
             }
-            let generation = self.core.next_generation();
-            let now = self.core.now;
+            let generation = self.state.next_generation();
+            let now = self.state.now;
             entry.insert(Conn {
                 generation,
                 transport: Transport::new(stream, tls),
@@ -137,7 +166,7 @@ impl Worker {
                 in_dirty: false,
                 dead: false,
             });
-            self.core.counters.accepted += 1;
+            self.state.counters.accepted += 1;
         }
         // More may be waiting: come back after the others had their turn.
         self.accept_pending[i] = true;
@@ -145,8 +174,8 @@ impl Worker {
 
     /// Closes every connection past its deadline.
     pub(super) fn sweep(&mut self) {
-        let s = self.core.settings.clone();
-        let now = self.core.now;
+        let s = self.state.settings.clone();
+        let now = self.state.now;
         for (token, conn) in self.conns.iter_mut() {
             if conn.dead {
                 continue;
@@ -168,11 +197,11 @@ impl Worker {
             };
             if now >= deadline {
                 if first_byte {
-                    self.core.counters.first_byte_timeouts += 1;
+                    self.state.counters.first_byte_timeouts += 1;
                 } else {
-                    self.core.counters.timeouts += 1;
+                    self.state.counters.timeouts += 1;
                 }
-                self.core.doom(token, conn);
+                self.state.doom(token, conn);
             }
         }
         if std::mem::take(&mut self.accept_retry_at_sweep) {
@@ -182,24 +211,24 @@ impl Worker {
 }
 
 /// Closes the connections marked for it; a WebSocket leaves its swarms.
-pub(super) fn reap(core: &mut Core, conns: &mut Slab<Conn>) {
-    while let Some(token) = core.doomed.pop() {
+pub(super) fn reap(state: &mut WorkerState, conns: &mut Slab<Conn>) {
+    while let Some(token) = state.doomed.pop() {
         let Some(conn) = conns.get_mut(token) else {
             continue;
         };
         if !conn.dead {
             continue;
         }
-        leave_all(core, token, conn);
-        core.per_ip.release(conn.addr);
+        leave_all(state, token, conn);
+        state.per_ip.release(conn.addr);
         // Dropping the socket closes it and takes it out of the poll.
         conns.remove(token);
     }
 }
 
 /// Writes what every dirty connection has queued.
-pub(super) fn flush_dirty(core: &mut Core, conns: &mut Slab<Conn>) {
-    let mut dirty = std::mem::take(&mut core.dirty);
+pub(super) fn flush_dirty(state: &mut WorkerState, conns: &mut Slab<Conn>) {
+    let mut dirty = std::mem::take(&mut state.dirty);
     for &token in &dirty {
         let Some(conn) = conns.get_mut(token) else {
             continue;
@@ -209,8 +238,8 @@ pub(super) fn flush_dirty(core: &mut Core, conns: &mut Slab<Conn>) {
             continue;
         }
         if conn.out.overflowed() {
-            core.counters.slow_readers += 1;
-            core.doom(token, conn);
+            state.counters.slow_readers += 1;
+            state.doom(token, conn);
             continue;
         }
         if conn.write_blocked {
@@ -219,48 +248,48 @@ pub(super) fn flush_dirty(core: &mut Core, conns: &mut Slab<Conn>) {
         match conn.transport.flush(&mut conn.out) {
             Ok(Flushed::All) => {
                 if conn.close_after_flush {
-                    start_linger(core, token, conn);
+                    start_linger(state, token, conn);
                 } else if let Phase::Http(http) = &conn.phase {
                     // Pipelined requests may have waited for the queue to
                     // drain.
                     if http.busy.is_none() && (!http.in_buf.is_empty() || conn.read_pending) {
-                        core.schedule(token, conn);
+                        state.schedule(token, conn);
                     }
                 }
             }
             Ok(Flushed::SocketFull) => conn.write_blocked = true,
             Ok(Flushed::TlsPending) => {}
-            Err(_) => core.doom(token, conn),
+            Err(_) => state.doom(token, conn),
         }
     }
     dirty.clear();
-    if core.dirty.is_empty() {
-        core.dirty = dirty;
+    if state.dirty.is_empty() {
+        state.dirty = dirty;
     }
 }
 
 /// Everything is written: end our side and drain the peer's for a moment.
-pub(super) fn start_linger(core: &mut Core, token: usize, conn: &mut Conn) {
-    leave_all(core, token, conn);
+fn start_linger(state: &mut WorkerState, token: usize, conn: &mut Conn) {
+    leave_all(state, token, conn);
     conn.close_after_flush = false;
     conn.transport.shutdown_write();
     conn.phase = Phase::Linger {
-        until: core.now + LINGER,
+        until: state.now + LINGER,
     };
-    if conn.transport.discard(&mut core.read_buf) {
-        core.doom(token, conn);
+    if conn.transport.discard(&mut state.read_buf) {
+        state.doom(token, conn);
     }
 }
 
 /// A WebSocket connection that closes leaves every swarm it announced in.
-pub(super) fn leave_all(core: &mut Core, token: usize, conn: &mut Conn) {
+pub(super) fn leave_all(state: &mut WorkerState, token: usize, conn: &mut Conn) {
     let Phase::Ws(ws) = &mut conn.phase else {
         return;
     };
-    let conn_ref = core.conn_ref(token, conn.generation);
+    let conn_ref = state.conn_ref(token, conn.generation);
     let addr = conn.addr;
     for (info_hash, peer_id) in ws.torrents.drain() {
-        core.enqueue(Job {
+        state.enqueue(Job {
             reply: ReplyTo {
                 addr,
                 handle: token as u32,
@@ -281,13 +310,13 @@ pub(super) fn needs_flush(conn: &Conn) -> bool {
     conn.transport.wants_write(&conn.out) || conn.close_after_flush || conn.out.overflowed()
 }
 
-pub(super) fn drive(core: &mut Core, token: usize, conn: &mut Conn) {
+pub(super) fn drive(state: &mut WorkerState, token: usize, conn: &mut Conn) {
     match conn.phase {
-        Phase::Http(_) => drive_http(core, token, conn),
-        Phase::Ws(_) => drive_ws(core, token, conn),
+        Phase::Http(_) => drive_http(state, token, conn),
+        Phase::Ws(_) => drive_ws(state, token, conn),
         Phase::Linger { .. } => {
-            if conn.transport.discard(&mut core.read_buf) {
-                core.doom(token, conn);
+            if conn.transport.discard(&mut state.read_buf) {
+                state.doom(token, conn);
             }
         }
     }

@@ -2,6 +2,31 @@
 //! request workers.
 
 use super::*;
+use tracker_proto::http::{AnnounceQuery, ScrapeQuery};
+
+pub(super) struct HttpConn {
+    /// Request bytes not yet handled (at most `max_request_size`).
+    pub(super) in_buf: Vec<u8>,
+    /// The request at the request workers, if any.
+    pub(super) busy: Option<InFlight>,
+    /// When the request being received (or waited on) began.
+    pub(super) request_start: Option<Instant>,
+    /// When the connection last became idle.
+    pub(super) idle_since: Instant,
+    /// The peer has finished sending.
+    pub(super) eof: bool,
+    /// Some request bytes (past any TLS handshake) have arrived; until then
+    /// `first_byte_timeout` is the deadline.
+    pub(super) heard: bool,
+}
+
+/// How to answer the request at the request workers.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct InFlight {
+    pub(super) compact: bool,
+    pub(super) keep_alive: bool,
+    pub(super) http10: bool,
+}
 
 /// Why request processing stopped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -13,11 +38,11 @@ enum Stop {
     Upgraded,
 }
 
-pub(super) fn drive_http(core: &mut Core, token: usize, conn: &mut Conn) {
-    let max = core.settings.max_request_size.max(MIN_REQUEST_SIZE);
+pub(super) fn drive_http(state: &mut WorkerState, token: usize, conn: &mut Conn) {
+    let max = state.settings.max_request_size.max(MIN_REQUEST_SIZE);
     let mut reads = 0;
     let stop = loop {
-        let stop = process_http(core, token, conn);
+        let stop = process_http(state, token, conn);
         if matches!(stop, Stop::Closing | Stop::Upgraded) || conn.dead {
             break stop;
         }
@@ -35,12 +60,12 @@ pub(super) fn drive_http(core: &mut Core, token: usize, conn: &mut Conn) {
         }
         if reads == MAX_READS {
             conn.read_pending = true;
-            core.schedule(token, conn);
+            state.schedule(token, conn);
             break stop;
         }
         reads += 1;
-        let len = room.min(core.read_buf.len());
-        match conn.transport.read(&mut core.read_buf[..len]) {
+        let len = room.min(state.read_buf.len());
+        match conn.transport.read(&mut state.read_buf[..len]) {
             Ok(0) => {
                 http.eof = true;
                 conn.read_pending = false;
@@ -48,9 +73,9 @@ pub(super) fn drive_http(core: &mut Core, token: usize, conn: &mut Conn) {
             Ok(n) => {
                 http.heard = true;
                 if http.request_start.is_none() {
-                    http.request_start = Some(core.now);
+                    http.request_start = Some(state.now);
                 }
-                http.in_buf.extend_from_slice(&core.read_buf[..n]);
+                http.in_buf.extend_from_slice(&state.read_buf[..n]);
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                 conn.read_pending = false;
@@ -60,13 +85,13 @@ pub(super) fn drive_http(core: &mut Core, token: usize, conn: &mut Conn) {
             Err(_) => {
                 // A TLS alert may be waiting; send it if it goes at once.
                 let _ = conn.transport.flush(&mut conn.out);
-                core.doom(token, conn);
+                state.doom(token, conn);
                 return;
             }
         }
     };
     if stop == Stop::Upgraded {
-        return drive_ws(core, token, conn);
+        return drive_ws(state, token, conn);
     }
     if let Phase::Http(http) = &mut conn.phase {
         // The peer is done: once nothing complete is left to answer, close.
@@ -75,14 +100,14 @@ pub(super) fn drive_http(core: &mut Core, token: usize, conn: &mut Conn) {
         }
     }
     if needs_flush(conn) {
-        core.mark_dirty(token, conn);
+        state.mark_dirty(token, conn);
     }
 }
 
 /// Handles the complete requests at the front of the input buffer, one at
 /// a time.
-fn process_http(core: &mut Core, token: usize, conn: &mut Conn) -> Stop {
-    let max = core.settings.max_request_size.max(MIN_REQUEST_SIZE);
+fn process_http(state: &mut WorkerState, token: usize, conn: &mut Conn) -> Stop {
+    let max = state.settings.max_request_size.max(MIN_REQUEST_SIZE);
     loop {
         if conn.dead || conn.close_after_flush {
             return Stop::Closing;
@@ -99,28 +124,33 @@ fn process_http(core: &mut Core, token: usize, conn: &mut Conn) -> Stop {
         if http.in_buf.is_empty() {
             return Stop::NeedMore;
         }
-        match head::parse_head(&http.in_buf, core.settings.real_ip_header.as_deref()) {
+        match head::parse_head(&http.in_buf, state.settings.real_ip_header.as_deref()) {
             Parsed::Partial if http.in_buf.len() >= max => {
-                fail_and_close(core, conn, Status::Ok, TOO_LARGE);
+                fail_and_close(state, conn, Status::Ok, TOO_LARGE);
                 return Stop::Closing;
             }
             Parsed::Partial => return Stop::NeedMore,
             Parsed::Invalid(reason) => {
-                fail_and_close(core, conn, Status::BadRequest, reason);
+                fail_and_close(state, conn, Status::BadRequest, reason);
                 return Stop::Closing;
             }
             Parsed::Complete(head) => {
-                core.counters.http_requests += 1;
-                handle_request(core, token, conn, head);
+                state.counters.http_requests += 1;
+                handle_request(state, token, conn, head);
             }
         }
     }
 }
 
 /// Answers with a bencoded failure and closes the connection.
-pub(super) fn fail_and_close(core: &mut Core, conn: &mut Conn, status: Status, reason: &str) {
-    core.bencode_failure(reason);
-    head::write_response(&mut conn.out, status, false, false, &core.scratch);
+fn fail_and_close(
+    state: &mut WorkerState,
+    conn: &mut Conn,
+    status: Status,
+    reason: &str,
+) {
+    state.bencode_failure(reason);
+    head::write_response(&mut conn.out, status, false, false, &state.scratch);
     conn.close_after_flush = true;
     if let Phase::Http(http) = &mut conn.phase {
         http.in_buf.clear();
@@ -131,14 +161,35 @@ pub(super) fn fail_and_close(core: &mut Core, conn: &mut Conn, status: Status, r
 enum Outcome {
     /// Answered at once (the answer is in `out`).
     Answered { keep_alive: bool },
-    /// At the request workers.
-    Waiting,
+    /// At the request workers, to be answered as this says.
+    Waiting(InFlight),
     /// Now a WebSocket.
     Upgraded(Box<WsConn>),
 }
 
-pub(super) fn handle_request(core: &mut Core, token: usize, conn: &mut Conn, head: Head) {
-    let settings = core.settings.clone();
+/// Who asked, and how an answer to them is framed.
+#[derive(Clone, Copy)]
+struct Asker {
+    token: usize,
+    generation: u32,
+    addr: SocketAddr,
+    keep_alive: bool,
+    http10: bool,
+}
+
+impl Asker {
+    fn in_flight(&self, compact: bool) -> InFlight {
+        InFlight {
+            compact,
+            keep_alive: self.keep_alive,
+            http10: self.http10,
+        }
+    }
+}
+
+/// Handles one complete request head: decides what it is, answers it or
+/// sends it on, then readies the connection for what comes next.
+fn handle_request(state: &mut WorkerState, token: usize, conn: &mut Conn, head: Head) {
     let Conn {
         generation,
         addr,
@@ -152,145 +203,38 @@ pub(super) fn handle_request(core: &mut Core, token: usize, conn: &mut Conn, hea
     let Phase::Http(http) = phase else {
         return;
     };
-    let (keep_alive, http10) = (head.keep_alive, head.http10);
-    // Answers `reason` at once with `status`.
-    let fail = |core: &mut Core, out: &mut OutBuf, status, reason: &str, keep_alive| {
-        core.bencode_failure(reason);
-        head::write_response(out, status, keep_alive, http10, &core.scratch);
-        Outcome::Answered { keep_alive }
+    let asker = Asker {
+        token,
+        generation: *generation,
+        addr: *addr,
+        keep_alive: head.keep_alive,
+        http10: head.http10,
     };
     let outcome = match (&head.upgrade, *kind) {
         (Upgrade::WebSocket { accept }, _) => {
-            head::write_switching_protocols(out, accept);
-            let leftover = http.in_buf.get(head.len..).unwrap_or(&[]).to_vec();
-            let ctx =
-                WebSocketContext::from_partially_read(leftover, Role::Server, Some(core.ws_config));
-            out.set_limit(settings.ws_max_outgoing_bytes.max(1024));
-            Outcome::Upgraded(Box::new(WsConn {
-                ctx,
-                torrents: WsPeers::default(),
-                offers: PendingOffers::default(),
-                in_flight: 0,
-                last_recv: core.now,
-            }))
+            let leftover = http.in_buf.get(head.len..).unwrap_or(&[]);
+            upgrade(state, out, accept, leftover)
         }
-        (Upgrade::Invalid(reason), _) => fail(core, out, Status::BadRequest, reason, false),
+        (Upgrade::Invalid(reason), _) => {
+            fail(state, out, &asker, Status::BadRequest, reason, false)
+        }
         (Upgrade::None, ListenerKind::WsOnly) => {
-            fail(core, out, Status::BadRequest, WS_ONLY, false)
+            fail(state, out, &asker, Status::BadRequest, WS_ONLY, false)
         }
-        _ if head.has_body => fail(core, out, Status::BadRequest, NO_BODY, false),
+        _ if head.has_body => fail(state, out, &asker, Status::BadRequest, NO_BODY, false),
         // Closed after: a HEAD client would take the body for the next
         // answer.
-        _ if head.method != Method::Get => {
-            fail(core, out, Status::MethodNotAllowed, GET_ONLY, false)
-        }
+        _ if head.method != Method::Get => fail(
+            state,
+            out,
+            &asker,
+            Status::MethodNotAllowed,
+            GET_ONLY,
+            false,
+        ),
         _ => {
             let target = http.in_buf.get(head.target.clone()).unwrap_or(&[]);
-            let inflight = InFlight {
-                compact: false,
-                keep_alive,
-                http10,
-            };
-            match HttpRequest::parse(target) {
-                Err(HttpParseError::UnknownPath) => fail(
-                    core,
-                    out,
-                    Status::NotFound,
-                    HttpParseError::UnknownPath.message(),
-                    keep_alive,
-                ),
-                Err(e) => fail(core, out, Status::Ok, e.message(), keep_alive),
-                Ok(HttpRequest::Announce(q)) => {
-                    let ip = match head.real_ip {
-                        RealIp::NotConfigured => Ok(addr.ip().to_canonical()),
-                        RealIp::Ip(ip) => Ok(ip),
-                        RealIp::Missing => Err("missing"),
-                        RealIp::Invalid => Err("invalid"),
-                    };
-                    match ip {
-                        Err(what) => {
-                            let header = settings.real_ip_header.as_deref().unwrap_or_default();
-                            let reason = format!("{what} {header} header");
-                            fail(core, out, Status::Ok, &reason, keep_alive)
-                        }
-                        Ok(_) if !core.filter.allows(&q.info_hash) => {
-                            fail(core, out, Status::Ok, NOT_ALLOWED, keep_alive)
-                        }
-                        Ok(ip) => {
-                            let numwant = q
-                                .numwant
-                                .map_or(settings.default_numwant, |n| n as usize)
-                                .min(settings.max_numwant);
-                            let seeder = q.left == Some(0);
-                            let work = match ip {
-                                IpAddr::V4(v4) => Work::AnnounceV4 {
-                                    announce: Announce {
-                                        info_hash: q.info_hash,
-                                        peer: PeerV4::new(v4, q.port),
-                                        event: q.event,
-                                        seeder,
-                                        numwant,
-                                    },
-                                    peers: 0..0,
-                                    counts: SwarmCounts::default(),
-                                    refused: None,
-                                },
-                                IpAddr::V6(v6) => Work::AnnounceV6 {
-                                    announce: Announce {
-                                        info_hash: q.info_hash,
-                                        peer: PeerV6::new(v6, q.port),
-                                        event: q.event,
-                                        seeder,
-                                        numwant,
-                                    },
-                                    peers: 0..0,
-                                    counts: SwarmCounts::default(),
-                                    refused: None,
-                                },
-                            };
-                            core.enqueue(Job {
-                                reply: ReplyTo {
-                                    // The client's address as announced
-                                    // (proxy header included): the answer's
-                                    // `external ip` (BEP 24).
-                                    addr: SocketAddr::new(ip, addr.port()),
-                                    handle: token as u32,
-                                    tag: *generation,
-                                },
-                                work,
-                            });
-                            http.busy = Some(InFlight {
-                                compact: q.compact,
-                                ..inflight
-                            });
-                            Outcome::Waiting
-                        }
-                    }
-                }
-                Ok(HttpRequest::Scrape(s)) if s.is_empty() => {
-                    if !settings.full_scrape {
-                        fail(core, out, Status::Ok, FULL_SCRAPE_DISABLED, keep_alive)
-                    } else if core.full_scrapes >= MAX_FULL_SCRAPES {
-                        fail(core, out, Status::Ok, BUSY, keep_alive)
-                    } else {
-                        let limit = settings.max_full_scrape_torrents;
-                        start_full_scrape(core, token, *generation, *addr, false, limit);
-                        http.busy = Some(inflight);
-                        Outcome::Waiting
-                    }
-                }
-                Ok(HttpRequest::Scrape(s)) => {
-                    if s.len() > max_scrape(&settings) {
-                        fail(core, out, Status::Ok, TOO_MANY_HASHES, keep_alive)
-                    } else if s.info_hashes().any(|h| !core.filter.allows(&h)) {
-                        fail(core, out, Status::Ok, NOT_ALLOWED, keep_alive)
-                    } else {
-                        start_scrape(core, token, *generation, *addr, false, s.info_hashes());
-                        http.busy = Some(inflight);
-                        Outcome::Waiting
-                    }
-                }
-            }
+            tracker_request(state, out, &asker, target, head.real_ip)
         }
     };
     match outcome {
@@ -300,25 +244,199 @@ pub(super) fn handle_request(core: &mut Core, token: usize, conn: &mut Conn, hea
             *read_pending = true;
         }
         Outcome::Answered { keep_alive } => {
-            consume_head(http, head.len, core.now);
-            http.idle_since = core.now;
+            consume_head(http, head.len, state.now);
+            http.idle_since = state.now;
             if !keep_alive {
                 *close_after_flush = true;
             }
         }
-        Outcome::Waiting => {
-            consume_head(http, head.len, core.now);
+        Outcome::Waiting(inflight) => {
+            http.busy = Some(inflight);
+            consume_head(http, head.len, state.now);
             // The request being waited on started when its bytes came.
             if http.request_start.is_none() {
-                http.request_start = Some(core.now);
+                http.request_start = Some(state.now);
             }
         }
     }
 }
 
+/// Answers `reason` at once with `status`.
+fn fail(
+    state: &mut WorkerState,
+    out: &mut OutBuf,
+    asker: &Asker,
+    status: Status,
+    reason: &str,
+    keep_alive: bool,
+) -> Outcome {
+    state.bencode_failure(reason);
+    head::write_response(out, status, keep_alive, asker.http10, &state.scratch);
+    Outcome::Answered { keep_alive }
+}
+
+/// Accepts a WebSocket upgrade; `leftover` is what the client sent after
+/// the head (its first frames, perhaps).
+fn upgrade(state: &mut WorkerState, out: &mut OutBuf, accept: &str, leftover: &[u8]) -> Outcome {
+    head::write_switching_protocols(out, accept);
+    let ctx = WebSocketContext::from_partially_read(
+        leftover.to_vec(),
+        Role::Server,
+        Some(state.ws_config),
+    );
+    out.set_limit(state.settings.ws_max_outgoing_bytes.max(1024));
+    Outcome::Upgraded(Box::new(WsConn {
+        ctx,
+        torrents: WsPeers::default(),
+        offers: PendingOffers::default(),
+        in_flight: 0,
+        last_recv: state.now,
+    }))
+}
+
+/// An announce or scrape, by its request target.
+fn tracker_request(
+    state: &mut WorkerState,
+    out: &mut OutBuf,
+    asker: &Asker,
+    target: &[u8],
+    real_ip: RealIp,
+) -> Outcome {
+    let keep_alive = asker.keep_alive;
+    match HttpRequest::parse(target) {
+        Err(HttpParseError::UnknownPath) => fail(
+            state,
+            out,
+            asker,
+            Status::NotFound,
+            HttpParseError::UnknownPath.message(),
+            keep_alive,
+        ),
+        Err(e) => fail(state, out, asker, Status::Ok, e.message(), keep_alive),
+        Ok(HttpRequest::Announce(q)) => announce(state, out, asker, &q, real_ip),
+        Ok(HttpRequest::Scrape(s)) if s.is_empty() => full_scrape(state, out, asker),
+        Ok(HttpRequest::Scrape(s)) => scrape(state, out, asker, &s),
+    }
+}
+
+fn announce(
+    state: &mut WorkerState,
+    out: &mut OutBuf,
+    asker: &Asker,
+    q: &AnnounceQuery<'_>,
+    real_ip: RealIp,
+) -> Outcome {
+    let keep_alive = asker.keep_alive;
+    let ip = match real_ip {
+        RealIp::NotConfigured => asker.addr.ip().to_canonical(),
+        RealIp::Ip(ip) => ip,
+        RealIp::Missing | RealIp::Invalid => {
+            let what = if real_ip == RealIp::Missing {
+                "missing"
+            } else {
+                "invalid"
+            };
+            let header = state.settings.real_ip_header.as_deref().unwrap_or_default();
+            let reason = format!("{what} {header} header");
+            return fail(state, out, asker, Status::Ok, &reason, keep_alive);
+        }
+    };
+    if !state.filter.allows(&q.info_hash) {
+        return fail(state, out, asker, Status::Ok, NOT_ALLOWED, keep_alive);
+    }
+    let settings = &state.settings;
+    let numwant = q
+        .numwant
+        .map_or(settings.default_numwant, |n| n as usize)
+        .min(settings.max_numwant);
+    let seeder = q.left == Some(0);
+    let work = match ip {
+        IpAddr::V4(v4) => Work::AnnounceV4 {
+            announce: Announce {
+                info_hash: q.info_hash,
+                peer: PeerV4::new(v4, q.port),
+                event: q.event,
+                seeder,
+                numwant,
+            },
+            peers: 0..0,
+            counts: SwarmCounts::default(),
+            refused: None,
+        },
+        IpAddr::V6(v6) => Work::AnnounceV6 {
+            announce: Announce {
+                info_hash: q.info_hash,
+                peer: PeerV6::new(v6, q.port),
+                event: q.event,
+                seeder,
+                numwant,
+            },
+            peers: 0..0,
+            counts: SwarmCounts::default(),
+            refused: None,
+        },
+    };
+    state.enqueue(Job {
+        reply: ReplyTo {
+            // The client's address as announced (proxy header included):
+            // the answer's `external ip` (BEP 24).
+            addr: SocketAddr::new(ip, asker.addr.port()),
+            handle: asker.token as u32,
+            tag: asker.generation,
+        },
+        work,
+    });
+    Outcome::Waiting(asker.in_flight(q.compact))
+}
+
+fn full_scrape(state: &mut WorkerState, out: &mut OutBuf, asker: &Asker) -> Outcome {
+    let keep_alive = asker.keep_alive;
+    if !state.settings.full_scrape {
+        fail(
+            state,
+            out,
+            asker,
+            Status::Ok,
+            FULL_SCRAPE_DISABLED,
+            keep_alive,
+        )
+    } else if state.full_scrapes >= MAX_FULL_SCRAPES {
+        fail(state, out, asker, Status::Ok, BUSY, keep_alive)
+    } else {
+        let limit = state.settings.max_full_scrape_torrents;
+        start_full_scrape(
+            state,
+            asker.token,
+            asker.generation,
+            asker.addr,
+            false,
+            limit,
+        );
+        Outcome::Waiting(asker.in_flight(false))
+    }
+}
+
+fn scrape(
+    state: &mut WorkerState,
+    out: &mut OutBuf,
+    asker: &Asker,
+    s: &ScrapeQuery<'_>,
+) -> Outcome {
+    let keep_alive = asker.keep_alive;
+    if s.len() > max_scrape(&state.settings) {
+        fail(state, out, asker, Status::Ok, TOO_MANY_HASHES, keep_alive)
+    } else if s.info_hashes().any(|h| !state.filter.allows(&h)) {
+        fail(state, out, asker, Status::Ok, NOT_ALLOWED, keep_alive)
+    } else {
+        let (token, generation, addr) = (asker.token, asker.generation, asker.addr);
+        start_scrape(state, token, generation, addr, false, s.info_hashes());
+        Outcome::Waiting(asker.in_flight(false))
+    }
+}
+
 /// Drops a handled head from the buffer; what follows is the next
 /// request, started now as far as its timeout is concerned.
-pub(super) fn consume_head(http: &mut HttpConn, len: usize, now: Instant) {
+fn consume_head(http: &mut HttpConn, len: usize, now: Instant) {
     let len = len.min(http.in_buf.len());
     http.in_buf.drain(..len);
     http.request_start = if http.in_buf.is_empty() {
@@ -337,10 +455,10 @@ pub(super) fn max_scrape(settings: &Settings) -> usize {
 
 /// The request at the request workers has been answered: carry on with
 /// the connection.
-/// Sends the answer in `core.scratch` to the request in flight and makes
+/// Sends the answer in `state.scratch` to the request in flight and makes
 /// the connection ready for its next request (or to close).
 pub(super) fn finish_http_request(
-    core: &mut Core,
+    state: &mut WorkerState,
     token: usize,
     conn: &mut Conn,
     inflight: InFlight,
@@ -350,23 +468,23 @@ pub(super) fn finish_http_request(
         Status::Ok,
         inflight.keep_alive,
         inflight.http10,
-        &core.scratch,
+        &state.scratch,
     );
     if let Phase::Http(http) = &mut conn.phase {
         http.request_start = if http.in_buf.is_empty() {
             None
         } else {
-            Some(core.now)
+            Some(state.now)
         };
-        http.idle_since = core.now;
+        http.idle_since = state.now;
     }
     if inflight.keep_alive {
         // Pipelined requests, and reads that stopped while it waited.
-        core.schedule(token, conn);
+        state.schedule(token, conn);
     } else {
         conn.close_after_flush = true;
     }
-    core.mark_dirty(token, conn);
+    state.mark_dirty(token, conn);
 }
 
 /// Takes the in-flight request of an HTTP connection.
@@ -375,4 +493,59 @@ pub(super) fn take_in_flight(conn: &mut Conn) -> Option<InFlight> {
         Phase::Http(http) => http.busy.take(),
         _ => None,
     }
+}
+
+/// A limit of the swarm store refused the announce: the client hears why.
+pub(super) fn refuse_http_announce(
+    state: &mut WorkerState,
+    conns: &mut Slab<Conn>,
+    reply: &ReplyTo,
+    reason: &str,
+) {
+    let token = reply.handle as usize;
+    let Some(conn) = live(conns, token, reply.tag) else {
+        return;
+    };
+    let Some(inflight) = take_in_flight(conn) else {
+        return;
+    };
+    state.bencode_failure(reason);
+    finish_http_request(state, token, conn, inflight);
+}
+
+pub(super) fn answer_http_announce(
+    state: &mut WorkerState,
+    conns: &mut Slab<Conn>,
+    reply: &ReplyTo,
+    v4: &[PeerV4],
+    v6: &[PeerV6],
+    counts: &SwarmCounts,
+) {
+    let token = reply.handle as usize;
+    let Some(conn) = live(conns, token, reply.tag) else {
+        return;
+    };
+    let Some(inflight) = take_in_flight(conn) else {
+        return;
+    };
+    let s = &state.settings;
+    let peers = if inflight.compact {
+        bhttp::ResponsePeers::Compact { v4, v6 }
+    } else {
+        bhttp::ResponsePeers::Dicts { v4, v6 }
+    };
+    let response = HttpAnnounceResponse {
+        interval: s.announce_interval,
+        min_interval: (s.min_announce_interval > 0).then_some(s.min_announce_interval),
+        complete: counts.seeders,
+        incomplete: counts.leechers,
+        peers,
+        // BEP 24: the address the tracker saw, so a client behind NAT
+        // learns what to tell peers it meets elsewhere (DHT, PEX).
+        external_ip: Some(reply.addr.ip()),
+        warning_message: None,
+    };
+    state.scratch.clear();
+    bhttp::write_announce_response(&mut state.scratch, &response);
+    finish_http_request(state, token, conn, inflight);
 }

@@ -34,6 +34,15 @@
 //! job's reply tag names the entry. When the batch returns, target `i` gets
 //! message `i`: written straight into the target's queue when this worker
 //! holds it, else sent through the holder's relay channel.
+//!
+//! # Files
+//!
+//! This file holds the loop ([`SocketWorker::run`]); the rest is by role:
+//! `state` (the [`WorkerState`] request handlers borrow beside one
+//! connection), `connections` (accept, readiness, deadlines, flush, close),
+//! `http`, `ws` (WebTorrent), `scrape` (both protocols' pending scrapes),
+//! `batches` (to and from the request workers) and `relay` (offers and
+//! answers for connections of other socket workers).
 
 mod batches;
 mod connections;
@@ -181,166 +190,9 @@ struct Counters {
     timeouts: u64,
 }
 
-// ---------------------------------------------------------------------------
-// Connection state
-
-struct Conn {
-    generation: u32,
-    transport: Transport,
-    addr: SocketAddr,
-    kind: ListenerKind,
-    out: OutBuf,
-    phase: Phase,
-    /// The socket refused bytes; a writable event resumes.
-    write_blocked: bool,
-    /// Reading stopped before the socket said it was empty (edge-triggered
-    /// readiness will not say it again): read again when unblocked.
-    read_pending: bool,
-    /// Close once everything queued is written.
-    close_after_flush: bool,
-    in_retry: bool,
-    in_dirty: bool,
-    /// Closed; removed at the next reap.
-    dead: bool,
-}
-
-enum Phase {
-    Http(HttpConn),
-    Ws(Box<WsConn>),
-    /// Our side is shut; the peer's last bytes are read and dropped.
-    Linger {
-        until: Instant,
-    },
-}
-
-struct HttpConn {
-    /// Request bytes not yet handled (at most `max_request_size`).
-    in_buf: Vec<u8>,
-    /// The request at the request workers, if any.
-    busy: Option<InFlight>,
-    /// When the request being received (or waited on) began.
-    request_start: Option<Instant>,
-    /// When the connection last became idle.
-    idle_since: Instant,
-    /// The peer has finished sending.
-    eof: bool,
-    /// Some request bytes (past any TLS handshake) have arrived; until then
-    /// `first_byte_timeout` is the deadline.
-    heard: bool,
-}
-
-/// How to answer the request at the request workers.
-#[derive(Clone, Copy, Debug)]
-struct InFlight {
-    compact: bool,
-    keep_alive: bool,
-    http10: bool,
-}
-
-struct WsConn {
-    ctx: WebSocketContext,
-    /// The (torrent, peer id) pairs this connection announced: it leaves
-    /// them all when it closes.
-    torrents: WsPeers,
-    offers: PendingOffers,
-    in_flight: u32,
-    last_recv: Instant,
-}
-
-/// A scrape whose hashes are out at the request workers.
-struct PendingScrape {
-    generation: u32,
-    token: usize,
-    conn_generation: u32,
-    ws: bool,
-    /// A full scrape: `files` fills from every request worker's part.
-    full: bool,
-    /// Cap of a full scrape's answer.
-    limit: usize,
-    remaining: u32,
-    files: Vec<bhttp::ScrapeFile>,
-}
-
-/// A WebTorrent announce at the request workers, with what it will relay.
-#[derive(Default)]
-struct Kept {
-    generation: u32,
-    token: usize,
-    conn_generation: u32,
-    info_hash: InfoHash,
-    peer_id: PeerId,
-    /// Answer the announcer (not for a message that only carries an answer,
-    /// as the reference tracker does).
-    respond: bool,
-    /// The relayed messages, back to back.
-    messages: Vec<u8>,
-    /// Offer `i`: its id and where its message is in `messages`.
-    offers: Vec<(OfferId, Range<usize>)>,
-    answer: Option<Range<usize>>,
-}
-
-impl Kept {
-    fn reset(&mut self) {
-        self.messages.clear();
-        self.offers.clear();
-        self.answer = None;
-    }
-
-    fn message(&self, range: &Range<usize>) -> &[u8] {
-        self.messages.get(range.clone()).unwrap_or(&[])
-    }
-}
-
-// ---------------------------------------------------------------------------
-// Worker state apart from the connections
-
-struct Core {
-    index: u32,
-    origin: usize,
-    /// The worker's own copy: request handlers clone the handle to read it
-    /// while they change the rest of `Core`, and an `Rc` makes that clone
-    /// a plain increment instead of an atomic one on a cache line every
-    /// socket worker shares.
-    settings: Rc<Settings>,
-    filter: Arc<dyn TorrentFilter>,
-    clock: Clock,
-    now: Instant,
-    now_secs: u32,
-    to_swarm: Vec<Sender<Batch>>,
-    /// The batch being filled for each request worker.
-    filling: Vec<Option<Batch>>,
-    /// Full batches waiting for the next dispatch, by request worker.
-    ready: Vec<(usize, Batch)>,
-    /// Jobs that cannot go anywhere (no request worker at all).
-    refused: Vec<Job>,
-    pool: Vec<Batch>,
-    relays: Vec<RelayPath>,
-    relay_woken: Vec<bool>,
-    scrapes: Slab<PendingScrape>,
-    full_scrapes: usize,
-    files_pool: Vec<Vec<bhttp::ScrapeFile>>,
-    kept: Slab<Kept>,
-    kept_pool: Vec<Kept>,
-    next_generation: u32,
-    /// Where answers are written before they are framed.
-    scratch: Vec<u8>,
-    read_buf: Box<[u8]>,
-    /// Connections to drive again without waiting for readiness.
-    retry: Vec<usize>,
-    /// Connections with something to write.
-    dirty: Vec<usize>,
-    /// Connections to close.
-    doomed: Vec<usize>,
-    ws_config: WebSocketConfig,
-    counters: Counters,
-    per_ip: PerIpConns,
-}
-
-// ---------------------------------------------------------------------------
-// The loop
-
-struct Worker {
-    core: Core,
+/// A running socket worker: its state, its connections and listeners.
+struct EventLoop {
+    state: WorkerState,
     conns: Slab<Conn>,
     listeners: Vec<(TcpListener, ListenerSpec)>,
     /// Listeners that may have connections waiting.
@@ -398,8 +250,8 @@ impl SocketWorker {
         };
         let relays_count = relays.len();
         let now = Instant::now();
-        let mut w = Worker {
-            core: Core {
+        let mut w = EventLoop {
+            state: WorkerState {
                 index: index as u32,
                 origin,
                 filling: (0..to_swarm.len()).map(|_| None).collect(),
@@ -442,7 +294,7 @@ impl SocketWorker {
             // Work left over from the last round (including relays beyond
             // one round's share) is done without sleeping.
             let pending =
-                w.core.has_work() || w.accept_pending.contains(&true) || !relay_in.is_empty();
+                w.state.has_work() || w.accept_pending.contains(&true) || !relay_in.is_empty();
             let timeout = if pending {
                 Duration::ZERO
             } else {
@@ -454,7 +306,7 @@ impl SocketWorker {
                     break;
                 }
             }
-            w.core.tick();
+            w.state.tick();
             for event in events.iter() {
                 w.event(&poll, event);
             }
@@ -466,7 +318,7 @@ impl SocketWorker {
             w.run_retries();
             for relay in relay_in.try_iter().take(RELAY_CAPACITY) {
                 deliver_local(
-                    &mut w.core,
+                    &mut w.state,
                     &mut w.conns,
                     relay.to,
                     &relay.message,
@@ -474,18 +326,18 @@ impl SocketWorker {
                 );
             }
             while let Ok(batch) = returns.try_recv() {
-                answer_batch(&mut w.core, &mut w.conns, batch);
+                answer_batch(&mut w.state, &mut w.conns, batch);
             }
-            if w.core.now >= next_sweep {
+            if w.state.now >= next_sweep {
                 w.sweep();
-                next_sweep = w.core.now + sweep_every;
+                next_sweep = w.state.now + sweep_every;
             }
-            reap(&mut w.core, &mut w.conns);
-            dispatch(&mut w.core, &mut w.conns);
-            wake_relays(&mut w.core);
-            flush_dirty(&mut w.core, &mut w.conns);
-            reap(&mut w.core, &mut w.conns);
+            reap(&mut w.state, &mut w.conns);
+            dispatch(&mut w.state, &mut w.conns);
+            wake_relays(&mut w.state);
+            flush_dirty(&mut w.state, &mut w.conns);
+            reap(&mut w.state, &mut w.conns);
         }
-        log::debug!("http worker {index} stopped: {:?}", w.core.counters);
+        log::debug!("http worker {index} stopped: {:?}", w.state.counters);
     }
 }

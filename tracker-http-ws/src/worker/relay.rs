@@ -3,10 +3,10 @@
 
 use super::*;
 
-pub(super) fn wake_relays(core: &mut Core) {
-    for (i, woken) in core.relay_woken.iter_mut().enumerate() {
+pub(super) fn wake_relays(state: &mut WorkerState) {
+    for (i, woken) in state.relay_woken.iter_mut().enumerate() {
         if std::mem::take(woken) {
-            if let Some(path) = core.relays.get(i) {
+            if let Some(path) = state.relays.get(i) {
                 if let Err(e) = path.waker.wake() {
                     log::warn!("cannot wake socket worker {i}: {e}");
                 }
@@ -17,18 +17,18 @@ pub(super) fn wake_relays(core: &mut Core) {
 
 /// Sends a relayed offer or answer to the connection `to`, wherever it is.
 pub(super) fn deliver(
-    core: &mut Core,
+    state: &mut WorkerState,
     conns: &mut Slab<Conn>,
     to: ConnRef,
     message: &[u8],
     offer: Option<RelayedOfferId>,
 ) {
-    if to.front_end == core.index {
-        return deliver_local(core, conns, to, message, offer);
+    if to.front_end == state.index {
+        return deliver_local(state, conns, to, message, offer);
     }
     let front_end = to.front_end as usize;
-    let Some(path) = core.relays.get(front_end) else {
-        core.counters.relays_dropped += 1;
+    let Some(path) = state.relays.get(front_end) else {
+        state.counters.relays_dropped += 1;
         return;
     };
     let relay = Relay {
@@ -38,19 +38,19 @@ pub(super) fn deliver(
     };
     match path.sender.try_send(relay) {
         Ok(()) => {
-            core.counters.relays_sent += 1;
-            if let Some(woken) = core.relay_woken.get_mut(front_end) {
+            state.counters.relays_sent += 1;
+            if let Some(woken) = state.relay_woken.get_mut(front_end) {
                 *woken = true;
             }
         }
-        Err(_) => core.counters.relays_dropped += 1,
+        Err(_) => state.counters.relays_dropped += 1,
     }
 }
 
 /// Queues a relayed message for a connection of this worker, recording an
 /// offer as one it may answer.
 pub(super) fn deliver_local(
-    core: &mut Core,
+    state: &mut WorkerState,
     conns: &mut Slab<Conn>,
     to: ConnRef,
     message: &[u8],
@@ -58,7 +58,7 @@ pub(super) fn deliver_local(
 ) {
     let token = to.token as usize;
     let Some(conn) = live(conns, token, to.generation) else {
-        core.counters.relays_dropped += 1;
+        state.counters.relays_dropped += 1;
         return;
     };
     if conn.close_after_flush {
@@ -73,7 +73,7 @@ pub(super) fn deliver_local(
     if !conn.out.could_ever_hold_ws_text(message.len()) {
         // Larger than the whole queue: the sender's problem, not a reason
         // to disconnect the receiver.
-        core.counters.relays_dropped += 1;
+        state.counters.relays_dropped += 1;
         return;
     }
     if let Some(o) = offer {
@@ -81,10 +81,10 @@ pub(super) fn deliver_local(
             o.offer_id,
             o.from,
             o.info_hash,
-            core.now_secs,
-            core.settings.ws_max_pending_offers,
+            state.now_secs,
+            state.settings.ws_max_pending_offers,
         );
     }
     conn.out.push_ws_text(message);
-    core.mark_dirty(token, conn);
+    state.mark_dirty(token, conn);
 }

@@ -3,22 +3,36 @@
 
 use super::*;
 
+/// A scrape whose hashes are out at the request workers.
+pub(super) struct PendingScrape {
+    pub(super) generation: u32,
+    pub(super) token: usize,
+    pub(super) conn_generation: u32,
+    pub(super) ws: bool,
+    /// A full scrape: `files` fills from every request worker's part.
+    pub(super) full: bool,
+    /// Cap of a full scrape's answer.
+    pub(super) limit: usize,
+    pub(super) remaining: u32,
+    pub(super) files: Vec<bhttp::ScrapeFile>,
+}
+
 pub(super) fn start_scrape(
-    core: &mut Core,
+    state: &mut WorkerState,
     token: usize,
     conn_generation: u32,
     addr: SocketAddr,
     ws: bool,
     hashes: impl Iterator<Item = InfoHash>,
 ) {
-    let generation = core.next_generation();
-    let mut files = core.take_files();
+    let generation = state.next_generation();
+    let mut files = state.take_files();
     files.extend(hashes.map(|info_hash| bhttp::ScrapeFile {
         info_hash,
         ..Default::default()
     }));
     let count = files.len();
-    let slot = core.scrapes.insert(PendingScrape {
+    let slot = state.scrapes.insert(PendingScrape {
         generation,
         token,
         conn_generation,
@@ -29,7 +43,7 @@ pub(super) fn start_scrape(
         files,
     });
     for index in 0..count {
-        let Some(info_hash) = core
+        let Some(info_hash) = state
             .scrapes
             .get(slot)
             .and_then(|p| p.files.get(index))
@@ -54,7 +68,7 @@ pub(super) fn start_scrape(
                 counts,
             }
         };
-        core.enqueue(Job {
+        state.enqueue(Job {
             reply: ReplyTo {
                 addr,
                 handle: slot32,
@@ -66,17 +80,17 @@ pub(super) fn start_scrape(
 }
 
 pub(super) fn start_full_scrape(
-    core: &mut Core,
+    state: &mut WorkerState,
     token: usize,
     conn_generation: u32,
     addr: SocketAddr,
     ws: bool,
     limit: usize,
 ) {
-    let workers = core.to_swarm.len();
-    let generation = core.next_generation();
-    let files = core.take_files();
-    let slot = core.scrapes.insert(PendingScrape {
+    let workers = state.to_swarm.len();
+    let generation = state.next_generation();
+    let files = state.take_files();
+    let slot = state.scrapes.insert(PendingScrape {
         generation,
         token,
         conn_generation,
@@ -86,10 +100,10 @@ pub(super) fn start_full_scrape(
         remaining: workers as u32,
         files,
     });
-    core.full_scrapes += 1;
+    state.full_scrapes += 1;
     if workers == 0 {
         // Nobody to ask: the answer is empty.
-        core.refused.push(Job {
+        state.refused.push(Job {
             reply: ReplyTo {
                 addr,
                 handle: slot as u32,
@@ -105,7 +119,7 @@ pub(super) fn start_full_scrape(
         return;
     }
     for worker in 0..workers {
-        core.enqueue_to(
+        state.enqueue_to(
             worker,
             Job {
                 reply: ReplyTo {
@@ -126,7 +140,7 @@ pub(super) fn start_full_scrape(
 
 /// Files one request worker's part of a scrape; answers when it is whole.
 pub(super) fn scrape_part(
-    core: &mut Core,
+    state: &mut WorkerState,
     conns: &mut Slab<Conn>,
     reply: &ReplyTo,
     index: Option<usize>,
@@ -134,7 +148,7 @@ pub(super) fn scrape_part(
     full: &[(InfoHash, SwarmCounts)],
 ) {
     let slot = reply.handle as usize;
-    let Some(p) = core.scrapes.get_mut(slot) else {
+    let Some(p) = state.scrapes.get_mut(slot) else {
         return;
     };
     if p.generation != reply.tag {
@@ -164,48 +178,48 @@ pub(super) fn scrape_part(
     }
     p.remaining = p.remaining.saturating_sub(1);
     if p.remaining == 0 {
-        finish_scrape(core, conns, slot, None);
+        finish_scrape(state, conns, slot, None);
     }
 }
 
 /// Answers a pending scrape: with its files, or with `failure`.
 pub(super) fn finish_scrape(
-    core: &mut Core,
+    state: &mut WorkerState,
     conns: &mut Slab<Conn>,
     slot: usize,
     failure: Option<&str>,
 ) {
-    let Some(mut p) = core.scrapes.try_remove(slot) else {
+    let Some(mut p) = state.scrapes.try_remove(slot) else {
         return;
     };
     if p.full {
-        core.full_scrapes = core.full_scrapes.saturating_sub(1);
+        state.full_scrapes = state.full_scrapes.saturating_sub(1);
     }
     if let Some(conn) = live(conns, p.token, p.conn_generation) {
         let token = p.token;
         if p.ws {
-            core.scratch.clear();
+            state.scratch.clear();
             match failure {
                 Some(reason) => {
                     let first = p.files.first().map(|f| f.info_hash);
-                    jws::write_failure(&mut core.scratch, reason, Some(Action::Scrape), first);
+                    jws::write_failure(&mut state.scratch, reason, Some(Action::Scrape), first);
                 }
-                None => jws::write_scrape_response(&mut core.scratch, p.files.iter().copied()),
+                None => jws::write_scrape_response(&mut state.scratch, p.files.iter().copied()),
             }
-            ws_send(&core.scratch, conn);
-            ws_request_done(core, token, conn);
+            ws_send(&state.scratch, conn);
+            ws_request_done(state, token, conn);
         } else if let Some(inflight) = take_in_flight(conn) {
             match failure {
-                Some(reason) => core.bencode_failure(reason),
+                Some(reason) => state.bencode_failure(reason),
                 None => {
                     p.files.sort_unstable_by_key(|f| f.info_hash);
                     p.files.truncate(p.limit);
-                    core.scratch.clear();
-                    bhttp::write_scrape_response(&mut core.scratch, &mut p.files);
+                    state.scratch.clear();
+                    bhttp::write_scrape_response(&mut state.scratch, &mut p.files);
                 }
             }
-            finish_http_request(core, token, conn, inflight);
+            finish_http_request(state, token, conn, inflight);
         }
     }
-    core.recycle_files(p.files);
+    state.recycle_files(p.files);
 }

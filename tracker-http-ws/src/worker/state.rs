@@ -3,7 +3,51 @@
 
 use super::*;
 
-impl Core {
+/// Everything a socket worker keeps apart from its connections, so that
+/// request handlers can borrow it and one connection at the same time.
+pub(super) struct WorkerState {
+    pub(super) index: u32,
+    pub(super) origin: usize,
+    /// The worker's own copy: request handlers clone the handle to read it
+    /// while they change the rest of the state, and an `Rc` makes that
+    /// clone a plain increment instead of an atomic one on a cache line
+    /// every socket worker shares.
+    pub(super) settings: Rc<Settings>,
+    pub(super) filter: Arc<dyn TorrentFilter>,
+    pub(super) clock: Clock,
+    pub(super) now: Instant,
+    pub(super) now_secs: u32,
+    pub(super) to_swarm: Vec<Sender<Batch>>,
+    /// The batch being filled for each request worker.
+    pub(super) filling: Vec<Option<Batch>>,
+    /// Full batches waiting for the next dispatch, by request worker.
+    pub(super) ready: Vec<(usize, Batch)>,
+    /// Jobs that cannot go anywhere (no request worker at all).
+    pub(super) refused: Vec<Job>,
+    pub(super) pool: Vec<Batch>,
+    pub(super) relays: Vec<RelayPath>,
+    pub(super) relay_woken: Vec<bool>,
+    pub(super) scrapes: Slab<PendingScrape>,
+    pub(super) full_scrapes: usize,
+    pub(super) files_pool: Vec<Vec<bhttp::ScrapeFile>>,
+    pub(super) kept: Slab<Kept>,
+    pub(super) kept_pool: Vec<Kept>,
+    pub(super) next_generation: u32,
+    /// Where answers are written before they are framed.
+    pub(super) scratch: Vec<u8>,
+    pub(super) read_buf: Box<[u8]>,
+    /// Connections to drive again without waiting for readiness.
+    pub(super) retry: Vec<usize>,
+    /// Connections with something to write.
+    pub(super) dirty: Vec<usize>,
+    /// Connections to close.
+    pub(super) doomed: Vec<usize>,
+    pub(super) ws_config: WebSocketConfig,
+    pub(super) counters: Counters,
+    pub(super) per_ip: PerIpConns,
+}
+
+impl WorkerState {
     pub(super) fn tick(&mut self) {
         self.now = Instant::now();
         self.now_secs = self.clock.now_secs();

@@ -3,7 +3,47 @@
 
 use super::*;
 
-pub(super) fn drive_ws(core: &mut Core, token: usize, conn: &mut Conn) {
+pub(super) struct WsConn {
+    pub(super) ctx: WebSocketContext,
+    /// The (torrent, peer id) pairs this connection announced: it leaves
+    /// them all when it closes.
+    pub(super) torrents: WsPeers,
+    pub(super) offers: PendingOffers,
+    pub(super) in_flight: u32,
+    pub(super) last_recv: Instant,
+}
+
+/// A WebTorrent announce at the request workers, with what it will relay.
+#[derive(Default)]
+pub(super) struct Kept {
+    pub(super) generation: u32,
+    pub(super) token: usize,
+    pub(super) conn_generation: u32,
+    pub(super) info_hash: InfoHash,
+    pub(super) peer_id: PeerId,
+    /// Answer the announcer (not for a message that only carries an answer,
+    /// as the reference tracker does).
+    pub(super) respond: bool,
+    /// The relayed messages, back to back.
+    pub(super) messages: Vec<u8>,
+    /// Offer `i`: its id and where its message is in `messages`.
+    pub(super) offers: Vec<(OfferId, Range<usize>)>,
+    pub(super) answer: Option<Range<usize>>,
+}
+
+impl Kept {
+    pub(super) fn reset(&mut self) {
+        self.messages.clear();
+        self.offers.clear();
+        self.answer = None;
+    }
+
+    pub(super) fn message(&self, range: &Range<usize>) -> &[u8] {
+        self.messages.get(range.clone()).unwrap_or(&[])
+    }
+}
+
+pub(super) fn drive_ws(state: &mut WorkerState, token: usize, conn: &mut Conn) {
     let mut budget = MAX_WS_MESSAGES;
     loop {
         if conn.dead || conn.close_after_flush {
@@ -25,20 +65,20 @@ pub(super) fn drive_ws(core: &mut Core, token: usize, conn: &mut Conn) {
         }
         if budget == 0 {
             conn.read_pending = true;
-            core.schedule(token, conn);
+            state.schedule(token, conn);
             break;
         }
         budget -= 1;
         let result = ws.ctx.read(&mut WsIo { transport, out });
         match result {
             Ok(Message::Text(text)) => {
-                ws.last_recv = core.now;
-                core.counters.ws_messages += 1;
-                ws_text(core, token, conn, text.as_str());
+                ws.last_recv = state.now;
+                state.counters.ws_messages += 1;
+                ws_text(state, token, conn, text.as_str());
             }
             Ok(Message::Binary(_)) => {
                 close_ws(
-                    core,
+                    state,
                     token,
                     conn,
                     CloseCode::Unsupported,
@@ -48,40 +88,40 @@ pub(super) fn drive_ws(core: &mut Core, token: usize, conn: &mut Conn) {
             }
             // Pings are answered by tungstenite; a close frame is answered
             // too, and the next read says the connection is done.
-            Ok(_) => ws.last_recv = core.now,
+            Ok(_) => ws.last_recv = state.now,
             Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::WouldBlock => {
                 conn.read_pending = false;
                 break;
             }
             Err(tungstenite::Error::Io(e)) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => {
-                leave_all(core, token, conn);
+                leave_all(state, token, conn);
                 conn.close_after_flush = true;
                 break;
             }
             Err(e) => {
                 match ws_close_for(&e) {
-                    Some((code, reason)) => close_ws(core, token, conn, code, reason),
-                    None => core.doom(token, conn),
+                    Some((code, reason)) => close_ws(state, token, conn, code, reason),
+                    None => state.doom(token, conn),
                 }
                 break;
             }
         }
     }
     if needs_flush(conn) {
-        core.mark_dirty(token, conn);
+        state.mark_dirty(token, conn);
     }
 }
 
 /// Sends a close frame, leaves every swarm, and closes once written.
-pub(super) fn close_ws(
-    core: &mut Core,
+fn close_ws(
+    state: &mut WorkerState,
     token: usize,
     conn: &mut Conn,
     code: CloseCode,
     reason: &'static str,
 ) {
-    leave_all(core, token, conn);
+    leave_all(state, token, conn);
     let Conn {
         phase,
         transport,
@@ -111,37 +151,42 @@ pub(super) fn ws_send(message: &[u8], conn: &mut Conn) {
 }
 
 /// One of the connection's requests came back from the request workers.
-pub(super) fn ws_request_done(core: &mut Core, token: usize, conn: &mut Conn) {
+pub(super) fn ws_request_done(state: &mut WorkerState, token: usize, conn: &mut Conn) {
     if let Phase::Ws(ws) = &mut conn.phase {
         ws.in_flight = ws.in_flight.saturating_sub(1);
         if conn.read_pending && ws.in_flight < MAX_WS_IN_FLIGHT {
-            core.schedule(token, conn);
+            state.schedule(token, conn);
         }
     }
-    core.mark_dirty(token, conn);
+    state.mark_dirty(token, conn);
 }
 
-pub(super) fn ws_text(core: &mut Core, token: usize, conn: &mut Conn, text: &str) {
+fn ws_text(state: &mut WorkerState, token: usize, conn: &mut Conn, text: &str) {
     match InMessage::parse(text) {
         Err(e) => {
-            core.scratch.clear();
-            jws::write_parse_failure(&mut core.scratch, &e);
-            ws_send(&core.scratch, conn);
+            state.scratch.clear();
+            jws::write_parse_failure(&mut state.scratch, &e);
+            ws_send(&state.scratch, conn);
         }
-        Ok(InMessage::Announce(a)) => ws_announce(core, token, conn, a),
-        Ok(InMessage::Scrape(s)) => ws_scrape(core, token, conn, s),
+        Ok(InMessage::Announce(a)) => ws_announce(state, token, conn, a),
+        Ok(InMessage::Scrape(s)) => ws_scrape(state, token, conn, s),
     }
 }
 
-pub(super) fn ws_announce(core: &mut Core, token: usize, conn: &mut Conn, a: AnnounceRequest<'_>) {
-    let settings = core.settings.clone();
+fn ws_announce(
+    state: &mut WorkerState,
+    token: usize,
+    conn: &mut Conn,
+    a: AnnounceRequest<'_>,
+) {
+    let settings = state.settings.clone();
     let info_hash = a.info_hash;
-    let refuse = |core: &mut Core, conn: &mut Conn, reason| {
-        core.ws_failure(reason, Action::Announce, Some(info_hash));
-        ws_send(&core.scratch, conn);
+    let refuse = |state: &mut WorkerState, conn: &mut Conn, reason| {
+        state.ws_failure(reason, Action::Announce, Some(info_hash));
+        ws_send(&state.scratch, conn);
     };
-    if !core.filter.allows(&info_hash) {
-        return refuse(core, conn, NOT_ALLOWED);
+    if !state.filter.allows(&info_hash) {
+        return refuse(state, conn, NOT_ALLOWED);
     }
     let (generation, addr) = (conn.generation, conn.addr);
     let Phase::Ws(ws) = &mut conn.phase else {
@@ -155,7 +200,7 @@ pub(super) fn ws_announce(core: &mut Core, token: usize, conn: &mut Conn, a: Ann
             settings.ws_max_torrents_per_connection,
             settings.ws_max_peer_ids_per_connection,
         ) {
-            return refuse(core, conn, reason);
+            return refuse(state, conn, reason);
         }
     }
     // A message without `left` (an answer, typically) keeps what the peer
@@ -165,7 +210,7 @@ pub(super) fn ws_announce(core: &mut Core, token: usize, conn: &mut Conn, a: Ann
         None => joined.unwrap_or(false),
     };
 
-    let mut kept = core.kept_pool.pop().unwrap_or_default();
+    let mut kept = state.kept_pool.pop().unwrap_or_default();
     kept.reset();
     let mut answer_to = None;
     if let Some(answer) = &a.answer {
@@ -174,7 +219,7 @@ pub(super) fn ws_announce(core: &mut Core, token: usize, conn: &mut Conn, a: Ann
             &answer.offer_id,
             &answer.to_peer_id,
             &info_hash,
-            core.now_secs,
+            state.now_secs,
             timeout,
         ) {
             let start = kept.messages.len();
@@ -190,7 +235,7 @@ pub(super) fn ws_announce(core: &mut Core, token: usize, conn: &mut Conn, a: Ann
             kept.answer = Some(start..kept.messages.len());
             answer_to = Some(answer.to_peer_id);
         } else {
-            core.counters.answers_refused += 1;
+            state.counters.answers_refused += 1;
         }
     }
     let offers = if stopping {
@@ -225,17 +270,17 @@ pub(super) fn ws_announce(core: &mut Core, token: usize, conn: &mut Conn, a: Ann
     } else {
         ws.torrents.join(info_hash, a.peer_id, seeder);
     }
-    kept.generation = core.next_generation();
+    kept.generation = state.next_generation();
     kept.token = token;
     kept.conn_generation = generation;
     kept.info_hash = info_hash;
     kept.peer_id = a.peer_id;
     kept.respond = a.answer.is_none();
     let kept_generation = kept.generation;
-    let slot = core.kept.insert(kept);
+    let slot = state.kept.insert(kept);
     ws.in_flight += 1;
-    let conn_ref = core.conn_ref(token, generation);
-    core.enqueue(Job {
+    let conn_ref = state.conn_ref(token, generation);
+    state.enqueue(Job {
         reply: ReplyTo {
             addr,
             handle: slot as u32,
@@ -260,38 +305,38 @@ pub(super) fn ws_announce(core: &mut Core, token: usize, conn: &mut Conn, a: Ann
     });
 }
 
-pub(super) fn ws_scrape(core: &mut Core, token: usize, conn: &mut Conn, s: ScrapeRequest) {
-    let settings = core.settings.clone();
+fn ws_scrape(state: &mut WorkerState, token: usize, conn: &mut Conn, s: ScrapeRequest) {
+    let settings = state.settings.clone();
     let (generation, addr) = (conn.generation, conn.addr);
     let first = s.info_hashes.as_ref().and_then(|h| h.first().copied());
-    let refuse = |core: &mut Core, conn: &mut Conn, reason, info_hash| {
-        core.ws_failure(reason, Action::Scrape, info_hash);
-        ws_send(&core.scratch, conn);
+    let refuse = |state: &mut WorkerState, conn: &mut Conn, reason, info_hash| {
+        state.ws_failure(reason, Action::Scrape, info_hash);
+        ws_send(&state.scratch, conn);
     };
     match s.info_hashes {
-        None if !settings.full_scrape => refuse(core, conn, FULL_SCRAPE_DISABLED, None),
-        None if core.full_scrapes >= MAX_FULL_SCRAPES => refuse(core, conn, BUSY, None),
+        None if !settings.full_scrape => refuse(state, conn, FULL_SCRAPE_DISABLED, None),
+        None if state.full_scrapes >= MAX_FULL_SCRAPES => refuse(state, conn, BUSY, None),
         None => {
             let fits = settings.ws_max_outgoing_bytes / WS_SCRAPE_FILE_BYTES;
             let limit = settings.max_full_scrape_torrents.min(fits);
-            start_full_scrape(core, token, generation, addr, true, limit);
+            start_full_scrape(state, token, generation, addr, true, limit);
             if let Phase::Ws(ws) = &mut conn.phase {
                 ws.in_flight += 1;
             }
         }
         Some(hashes) if hashes.is_empty() => {
-            core.scratch.clear();
-            jws::write_scrape_response(&mut core.scratch, []);
-            ws_send(&core.scratch, conn);
+            state.scratch.clear();
+            jws::write_scrape_response(&mut state.scratch, []);
+            ws_send(&state.scratch, conn);
         }
         Some(hashes) if hashes.len() > max_scrape(&settings) => {
-            refuse(core, conn, TOO_MANY_HASHES, first);
+            refuse(state, conn, TOO_MANY_HASHES, first);
         }
         Some(hashes) => {
-            if let Some(refused) = hashes.iter().find(|h| !core.filter.allows(h)) {
-                return refuse(core, conn, NOT_ALLOWED, Some(*refused));
+            if let Some(refused) = hashes.iter().find(|h| !state.filter.allows(h)) {
+                return refuse(state, conn, NOT_ALLOWED, Some(*refused));
             }
-            start_scrape(core, token, generation, addr, true, hashes.into_iter());
+            start_scrape(state, token, generation, addr, true, hashes.into_iter());
             if let Phase::Ws(ws) = &mut conn.phase {
                 ws.in_flight += 1;
             }
@@ -299,34 +344,33 @@ pub(super) fn ws_scrape(core: &mut Core, token: usize, conn: &mut Conn, s: Scrap
     }
 }
 
-#[allow(clippy::too_many_arguments)]
 /// A limit of the swarm store refused a WebTorrent announce: a failure
 /// naming the limit, and none of its offers or its answer relayed. The
 /// connection forgets the peer as for a taken peer id, so it does not
 /// count against its own torrent cap.
 pub(super) fn refuse_ws_announce(
-    core: &mut Core,
+    state: &mut WorkerState,
     conns: &mut Slab<Conn>,
     reply: &ReplyTo,
     announce: &WsAnnounce,
     reason: &str,
 ) {
-    let Some(kept) = take_kept(core, reply) else {
+    let Some(kept) = take_kept(state, reply) else {
         return;
     };
     if let Some(conn) = live(conns, kept.token, kept.conn_generation) {
         if let Phase::Ws(ws) = &mut conn.phase {
             ws.torrents.leave(&announce.info_hash, &announce.peer_id);
         }
-        core.ws_failure(reason, Action::Announce, Some(announce.info_hash));
-        ws_send(&core.scratch, conn);
-        ws_request_done(core, kept.token, conn);
+        state.ws_failure(reason, Action::Announce, Some(announce.info_hash));
+        ws_send(&state.scratch, conn);
+        ws_request_done(state, kept.token, conn);
     }
-    core.recycle_kept(kept);
+    state.recycle_kept(kept);
 }
 
 pub(super) fn answer_ws_announce(
-    core: &mut Core,
+    state: &mut WorkerState,
     conns: &mut Slab<Conn>,
     reply: &ReplyTo,
     announce: &WsAnnounce,
@@ -334,27 +378,27 @@ pub(super) fn answer_ws_announce(
     counts: &SwarmCounts,
     answer_target: Option<ConnRef>,
 ) {
-    let Some(kept) = take_kept(core, reply) else {
+    let Some(kept) = take_kept(state, reply) else {
         return;
     };
     let mut announcer_here = false;
     if let Some(conn) = live(conns, kept.token, kept.conn_generation) {
         announcer_here = true;
         if kept.respond {
-            core.scratch.clear();
+            state.scratch.clear();
             jws::write_announce_response(
-                &mut core.scratch,
+                &mut state.scratch,
                 &jws::AnnounceResponse {
                     info_hash: announce.info_hash,
-                    interval: core.settings.ws_announce_interval,
+                    interval: state.settings.ws_announce_interval,
                     complete: counts.seeders,
                     incomplete: counts.leechers,
                     warning_message: None,
                 },
             );
-            ws_send(&core.scratch, conn);
+            ws_send(&state.scratch, conn);
         }
-        ws_request_done(core, kept.token, conn);
+        ws_request_done(state, kept.token, conn);
     }
     // An offer whose answer could not find its way back is not sent.
     if announcer_here {
@@ -364,35 +408,48 @@ pub(super) fn answer_ws_announce(
                 from: kept.peer_id,
                 info_hash: kept.info_hash,
             };
-            deliver(core, conns, target.conn, kept.message(range), Some(offer));
+            deliver(state, conns, target.conn, kept.message(range), Some(offer));
         }
     }
     if let (Some(to), Some(range)) = (answer_target, &kept.answer) {
-        deliver(core, conns, to, kept.message(range), None);
+        deliver(state, conns, to, kept.message(range), None);
     }
-    core.recycle_kept(kept);
+    state.recycle_kept(kept);
 }
 
 /// The announce claimed a peer id another connection holds in the swarm:
 /// the announcer gets a failure, its offers and answer go nowhere, and it
 /// stops counting the pair as its own (the request worker kept nothing).
 pub(super) fn refuse_taken_peer_id(
-    core: &mut Core,
+    state: &mut WorkerState,
     conns: &mut Slab<Conn>,
     reply: &ReplyTo,
     announce: &WsAnnounce,
 ) {
-    let Some(kept) = take_kept(core, reply) else {
+    let Some(kept) = take_kept(state, reply) else {
         return;
     };
-    core.counters.peer_ids_refused += 1;
+    state.counters.peer_ids_refused += 1;
     if let Some(conn) = live(conns, kept.token, kept.conn_generation) {
         if let Phase::Ws(ws) = &mut conn.phase {
             ws.torrents.leave(&announce.info_hash, &announce.peer_id);
         }
-        core.ws_failure(PEER_ID_TAKEN, Action::Announce, Some(announce.info_hash));
-        ws_send(&core.scratch, conn);
-        ws_request_done(core, kept.token, conn);
+        state.ws_failure(PEER_ID_TAKEN, Action::Announce, Some(announce.info_hash));
+        ws_send(&state.scratch, conn);
+        ws_request_done(state, kept.token, conn);
     }
-    core.recycle_kept(kept);
+    state.recycle_kept(kept);
+}
+
+pub(super) fn take_kept(state: &mut WorkerState, reply: &ReplyTo) -> Option<Kept> {
+    let slot = reply.handle as usize;
+    if state
+        .kept
+        .get(slot)
+        .is_some_and(|k| k.generation == reply.tag)
+    {
+        state.kept.try_remove(slot)
+    } else {
+        None
+    }
 }
