@@ -19,12 +19,7 @@ pub(super) fn dispatch(state: &mut WorkerState, conns: &mut Slab<Conn>) {
     }
 }
 
-fn send_batch(
-    state: &mut WorkerState,
-    conns: &mut Slab<Conn>,
-    worker: usize,
-    batch: Batch,
-) {
+fn send_batch(state: &mut WorkerState, conns: &mut Slab<Conn>, worker: usize, batch: Batch) {
     if batch.is_empty() {
         state.recycle_batch(batch);
         return;

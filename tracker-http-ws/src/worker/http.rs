@@ -143,12 +143,7 @@ fn process_http(state: &mut WorkerState, token: usize, conn: &mut Conn) -> Stop 
 }
 
 /// Answers with a bencoded failure and closes the connection.
-fn fail_and_close(
-    state: &mut WorkerState,
-    conn: &mut Conn,
-    status: Status,
-    reason: &str,
-) {
+fn fail_and_close(state: &mut WorkerState, conn: &mut Conn, status: Status, reason: &str) {
     state.bencode_failure(reason);
     head::write_response(&mut conn.out, status, false, false, &state.scratch);
     conn.close_after_flush = true;

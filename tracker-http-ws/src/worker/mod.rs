@@ -139,27 +139,98 @@ const GET_ONLY: &str = "only GET requests are served";
 const NO_BODY: &str = "requests with a body are not served";
 
 /// An HTTP/WebSocket socket worker; [`run`](Self::run) it on a thread of
-/// its own.
+/// its own. Built with [`new`](Self::new), then the `with_*` methods for
+/// what has a default.
 pub struct SocketWorker {
-    /// Its index among the HTTP/WebSocket socket workers
-    /// (`ConnRef::front_end`, and its place in `relays`).
-    pub index: usize,
-    /// Index of its return channel (`Batch::origin`).
+    index: usize,
+    poll: Poll,
+    swarm: SwarmLink,
+    relay: RelayLink,
+    listeners: Vec<(TcpListener, ListenerSpec)>,
+    settings: Arc<Settings>,
+    tls: Option<Arc<SharedTls>>,
+    filter: Arc<dyn TorrentFilter>,
+    clock: Clock,
+    shutdown: Arc<AtomicBool>,
+}
+
+/// A socket worker's way to the request workers and back.
+pub struct SwarmLink {
+    /// Index of its return channel among the request workers' return
+    /// paths (`Batch::origin`).
     pub origin: usize,
-    /// With the worker's one waker registered under [`WAKER`].
-    pub poll: Poll,
+    /// Every request worker's inbox, in request-worker order.
     pub to_swarm: Vec<Sender<Batch>>,
+    /// Where the request workers send its batches back.
     pub returns: Receiver<Batch>,
-    pub relay_in: Receiver<Relay>,
-    /// Every worker's relay channel, this one's included.
-    pub relays: Vec<RelayPath>,
-    pub listeners: Vec<(TcpListener, ListenerSpec)>,
-    pub settings: Arc<Settings>,
-    /// Needed when any listener has TLS.
-    pub tls: Option<Arc<SharedTls>>,
-    pub filter: Arc<dyn TorrentFilter>,
-    pub clock: Clock,
-    pub shutdown: Arc<AtomicBool>,
+}
+
+/// A socket worker's part of the WebTorrent relay.
+pub struct RelayLink {
+    /// Offers and answers other socket workers send to its connections.
+    pub inbox: Receiver<Relay>,
+    /// Every socket worker's relay channel, in socket-worker order, this
+    /// one's included.
+    pub paths: Vec<RelayPath>,
+}
+
+/// The filter a worker has unless told otherwise: every torrent.
+struct AllowAll;
+
+impl TorrentFilter for AllowAll {
+    fn allows(&self, _: &InfoHash) -> bool {
+        true
+    }
+}
+
+impl SocketWorker {
+    /// `index` is its place among the HTTP/WebSocket socket workers
+    /// (`ConnRef::front_end`, and its place in `relay.paths`); `poll` has
+    /// the worker's one waker registered under [`WAKER`], the waker the
+    /// request workers and the other socket workers wake it with.
+    /// `shutdown` stops it (the server then wakes the poll).
+    pub fn new(
+        index: usize,
+        poll: Poll,
+        swarm: SwarmLink,
+        relay: RelayLink,
+        listeners: Vec<(TcpListener, ListenerSpec)>,
+        settings: Arc<Settings>,
+        shutdown: Arc<AtomicBool>,
+    ) -> Self {
+        Self {
+            index,
+            poll,
+            swarm,
+            relay,
+            listeners,
+            settings,
+            tls: None,
+            filter: Arc::new(AllowAll),
+            clock: Clock::start(),
+            shutdown,
+        }
+    }
+
+    /// The certificate of its TLS listeners; needed when any listener has
+    /// TLS (a TLS connection without it is closed, with one log line).
+    pub fn with_tls(mut self, tls: Option<Arc<SharedTls>>) -> Self {
+        self.tls = tls;
+        self
+    }
+
+    /// Which torrents may be announced and scraped (default: all).
+    pub fn with_filter(mut self, filter: Arc<dyn TorrentFilter>) -> Self {
+        self.filter = filter;
+        self
+    }
+
+    /// The clock offers age by; the server shares one with the request
+    /// workers (default: one started now).
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
+    }
 }
 
 /// What happened, for the log line a worker writes when it stops.
@@ -208,12 +279,18 @@ impl SocketWorker {
     pub fn run(self) {
         let SocketWorker {
             index,
-            origin,
             mut poll,
-            to_swarm,
-            returns,
-            relay_in,
-            relays,
+            swarm:
+                SwarmLink {
+                    origin,
+                    to_swarm,
+                    returns,
+                },
+            relay:
+                RelayLink {
+                    inbox: relay_in,
+                    paths: relays,
+                },
             mut listeners,
             settings,
             tls,

@@ -173,12 +173,7 @@ fn ws_text(state: &mut WorkerState, token: usize, conn: &mut Conn, text: &str) {
     }
 }
 
-fn ws_announce(
-    state: &mut WorkerState,
-    token: usize,
-    conn: &mut Conn,
-    a: AnnounceRequest<'_>,
-) {
+fn ws_announce(state: &mut WorkerState, token: usize, conn: &mut Conn, a: AnnounceRequest<'_>) {
     let settings = state.settings.clone();
     let info_hash = a.info_hash;
     let refuse = |state: &mut WorkerState, conn: &mut Conn, reason| {
