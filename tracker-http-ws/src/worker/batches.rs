@@ -6,39 +6,16 @@ use super::*;
 /// Offers every filled batch to its request worker; a batch whose worker
 /// is behind is answered "tracker busy" job by job.
 pub(super) fn dispatch(state: &mut WorkerState, conns: &mut Slab<Conn>) {
-    for (worker, batch) in std::mem::take(&mut state.ready) {
-        send_batch(state, conns, worker, batch);
-    }
-    for worker in 0..state.filling.len() {
-        if let Some(batch) = state.filling[worker].take() {
-            send_batch(state, conns, worker, batch);
-        }
-    }
-    for job in std::mem::take(&mut state.refused) {
+    // Taken out so the outbox can hand jobs back while `state` is borrowed;
+    // answering them needs all of `state`.
+    let mut refused = std::mem::take(&mut state.refused);
+    state.counters.busy += state.outbox.send_all(|job| refused.push(job));
+    for job in refused.drain(..) {
         refuse_job(state, conns, job);
     }
-}
-
-fn send_batch(state: &mut WorkerState, conns: &mut Slab<Conn>, worker: usize, batch: Batch) {
-    if batch.is_empty() {
-        state.recycle_batch(batch);
-        return;
-    }
-    let result = match state.to_swarm.get(worker) {
-        Some(sender) => sender.try_send(batch),
-        None => Err(TrySendError::Disconnected(batch)),
-    };
-    match result {
-        Ok(()) => {}
-        // The request worker is behind: shed this load now rather than
-        // queue it without bound.
-        Err(TrySendError::Full(mut batch)) | Err(TrySendError::Disconnected(mut batch)) => {
-            state.counters.busy += batch.jobs.len() as u64;
-            for job in batch.jobs.drain(..) {
-                refuse_job(state, conns, job);
-            }
-            state.recycle_batch(batch);
-        }
+    // Keep the allocation for the next round.
+    if state.refused.is_empty() {
+        state.refused = refused;
     }
 }
 
@@ -57,28 +34,20 @@ fn refuse_job(state: &mut WorkerState, conns: &mut Slab<Conn>, job: Job) {
             finish_http_request(state, reply.handle as usize, conn, inflight);
         }
         Work::Scrape { .. } | Work::WsScrape { .. } => {
-            if state
-                .scrapes
-                .get(reply.handle as usize)
-                .is_some_and(|p| p.generation == reply.tag)
-            {
-                finish_scrape(state, conns, reply.handle as usize, Some(BUSY));
+            // The first refused part answers; the others find it gone.
+            if let Some(p) = state.scrapes.remove(scrape_ticket(&reply)) {
+                answer_scrape(state, conns, p, Some(BUSY));
             }
         }
         Work::FullScrape { .. } => {
-            let slot = reply.handle as usize;
-            let Some(p) = state.scrapes.get_mut(slot) else {
+            let Some(p) = state.scrapes.remove(scrape_ticket(&reply)) else {
                 return;
             };
-            if p.generation != reply.tag {
-                return;
-            }
-            if state.to_swarm.is_empty() {
+            if state.outbox.workers() == 0 {
                 // No request worker at all: an empty answer.
-                p.remaining = 0;
-                finish_scrape(state, conns, slot, None);
+                answer_scrape(state, conns, p, None);
             } else {
-                finish_scrape(state, conns, slot, Some(BUSY));
+                answer_scrape(state, conns, p, Some(BUSY));
             }
         }
         Work::WsAnnounce { announce, .. } => {
@@ -156,7 +125,7 @@ pub(super) fn answer_batch(state: &mut WorkerState, conns: &mut Slab<Conn>, batc
             Work::WsLeave { .. } => {}
         }
     }
-    state.recycle_batch(batch);
+    state.outbox.recycle(batch);
 }
 
 /// The results a request worker wrote for one job, by their range in the

@@ -68,7 +68,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender, TrySendError};
+use crossbeam_channel::{Receiver, Sender};
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
@@ -78,8 +78,8 @@ use tracker_proto::ws::{self as jws, Action, AnnounceRequest, InMessage, OfferId
 use tracker_proto::{AnnounceEvent, InfoHash, PeerId};
 use tracker_swarm::clock::Clock;
 use tracker_swarm::{
-    worker_for, Announce, Batch, ConnRef, Job, ReplyTo, SwarmCounts, TorrentFilter, Work,
-    WsAnnounce, WsTarget,
+    Announce, Batch, ConnRef, Job, Outbox, PendingScrapes, ReplyTo, ScrapeTicket, SwarmCounts,
+    TorrentFilter, Work, WsAnnounce, WsTarget,
 };
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::frame::Utf8Bytes;
@@ -95,9 +95,6 @@ use crate::transport::{Flushed, Transport, WsIo};
 use crate::ws_peers::WsPeers;
 use crate::{Relay, RelayPath, RelayedOfferId, RELAY_CAPACITY, WAKER};
 
-/// Jobs per batch before it is set aside for sending: bounds a request
-/// worker's latency and a batch's memory.
-const MAX_BATCH_JOBS: usize = 512;
 /// Bytes read from a socket at a time.
 const READ_CHUNK: usize = 16 * 1024;
 /// Reads per readiness before a connection yields to the others.
@@ -330,15 +327,11 @@ impl SocketWorker {
         let mut w = EventLoop {
             state: WorkerState {
                 index: index as u32,
-                origin,
-                filling: (0..to_swarm.len()).map(|_| None).collect(),
-                to_swarm,
-                ready: Vec::new(),
+                outbox: Outbox::new(origin, to_swarm),
                 refused: Vec::new(),
-                pool: Vec::new(),
                 relay_woken: vec![false; relays.len()],
                 relays,
-                scrapes: Slab::new(),
+                scrapes: PendingScrapes::new(usize::MAX),
                 full_scrapes: 0,
                 files_pool: Vec::new(),
                 kept: Slab::new(),

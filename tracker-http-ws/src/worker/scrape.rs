@@ -3,9 +3,9 @@
 
 use super::*;
 
-/// A scrape whose hashes are out at the request workers.
+/// A scrape whose hashes are out at the request workers; its slot and
+/// generation ride in each job's reply as `handle` and `tag`.
 pub(super) struct PendingScrape {
-    pub(super) generation: u32,
     pub(super) token: usize,
     pub(super) conn_generation: u32,
     pub(super) ws: bool,
@@ -13,10 +13,26 @@ pub(super) struct PendingScrape {
     pub(super) full: bool,
     /// Cap of a full scrape's answer.
     pub(super) limit: usize,
-    pub(super) remaining: u32,
     pub(super) files: Vec<bhttp::ScrapeFile>,
 }
 
+/// The pending scrape a job's reply names.
+pub(super) fn scrape_ticket(reply: &ReplyTo) -> ScrapeTicket {
+    ScrapeTicket {
+        slot: reply.handle,
+        generation: reply.tag,
+    }
+}
+
+fn scrape_reply(addr: SocketAddr, ticket: ScrapeTicket) -> ReplyTo {
+    ReplyTo {
+        addr,
+        handle: ticket.slot,
+        tag: ticket.generation,
+    }
+}
+
+/// Starts a scrape of `hashes`, one job per torrent.
 pub(super) fn start_scrape(
     state: &mut WorkerState,
     token: usize,
@@ -25,60 +41,59 @@ pub(super) fn start_scrape(
     ws: bool,
     hashes: impl Iterator<Item = InfoHash>,
 ) {
-    let generation = state.next_generation();
     let mut files = state.take_files();
     files.extend(hashes.map(|info_hash| bhttp::ScrapeFile {
         info_hash,
         ..Default::default()
     }));
     let count = files.len();
-    let slot = state.scrapes.insert(PendingScrape {
-        generation,
+    let pending = PendingScrape {
         token,
         conn_generation,
         ws,
         full: false,
         limit: count,
-        remaining: count as u32,
         files,
-    });
+    };
+    // The table has no cap of its own (each connection has a bounded
+    // number of requests out), so an insert always succeeds.
+    let Ok(ticket) = state.scrapes.insert(pending, count as u32) else {
+        return;
+    };
     for index in 0..count {
         let Some(info_hash) = state
             .scrapes
-            .get(slot)
+            .get(ticket)
             .and_then(|p| p.files.get(index))
             .map(|f| f.info_hash)
         else {
             break;
         };
-        let counts = SwarmCounts::default();
-        let (slot32, index) = (slot as u32, index as u16);
+        let (slot, counts, index) = (ticket.slot, SwarmCounts::default(), index as u16);
         let work = if ws {
             Work::WsScrape {
                 info_hash,
-                slot: slot32,
+                slot,
                 index,
                 counts,
             }
         } else {
             Work::Scrape {
                 info_hash,
-                slot: slot32,
+                slot,
                 index,
                 counts,
             }
         };
         state.enqueue(Job {
-            reply: ReplyTo {
-                addr,
-                handle: slot32,
-                tag: generation,
-            },
+            reply: scrape_reply(addr, ticket),
             work,
         });
     }
 }
 
+/// Starts a full scrape: one job for every request worker, each
+/// answering with its share of the torrents.
 pub(super) fn start_full_scrape(
     state: &mut WorkerState,
     token: usize,
@@ -87,28 +102,24 @@ pub(super) fn start_full_scrape(
     ws: bool,
     limit: usize,
 ) {
-    let workers = state.to_swarm.len();
-    let generation = state.next_generation();
+    let workers = state.outbox.workers();
     let files = state.take_files();
-    let slot = state.scrapes.insert(PendingScrape {
-        generation,
+    let pending = PendingScrape {
         token,
         conn_generation,
         ws,
         full: true,
         limit,
-        remaining: workers as u32,
         files,
-    });
+    };
+    let Ok(ticket) = state.scrapes.insert(pending, workers as u32) else {
+        return;
+    };
     state.full_scrapes += 1;
     if workers == 0 {
         // Nobody to ask: the answer is empty.
         state.refused.push(Job {
-            reply: ReplyTo {
-                addr,
-                handle: slot as u32,
-                tag: generation,
-            },
+            reply: scrape_reply(addr, ticket),
             work: Work::FullScrape {
                 webtorrent: ws,
                 limit: 0,
@@ -122,11 +133,7 @@ pub(super) fn start_full_scrape(
         state.enqueue_to(
             worker,
             Job {
-                reply: ReplyTo {
-                    addr,
-                    handle: slot as u32,
-                    tag: generation,
-                },
+                reply: scrape_reply(addr, ticket),
                 work: Work::FullScrape {
                     webtorrent: ws,
                     limit: limit.min(u32::MAX as usize) as u32,
@@ -147,51 +154,42 @@ pub(super) fn scrape_part(
     counts: &SwarmCounts,
     full: &[(InfoHash, SwarmCounts)],
 ) {
-    let slot = reply.handle as usize;
-    let Some(p) = state.scrapes.get_mut(slot) else {
-        return;
-    };
-    if p.generation != reply.tag {
-        return;
-    }
-    match index {
-        Some(index) => {
-            if let Some(f) = p.files.get_mut(index) {
-                f.complete = counts.seeders;
-                f.incomplete = counts.leechers;
-                f.downloaded = counts.completed;
-            }
-        }
-        None => {
-            let room = p.limit.saturating_sub(p.files.len());
-            p.files.extend(
-                full.iter()
-                    .take(room)
-                    .map(|(info_hash, c)| bhttp::ScrapeFile {
-                        info_hash: *info_hash,
-                        complete: c.seeders,
-                        downloaded: c.completed,
-                        incomplete: c.leechers,
-                    }),
-            );
-        }
-    }
-    p.remaining = p.remaining.saturating_sub(1);
-    if p.remaining == 0 {
-        finish_scrape(state, conns, slot, None);
+    let done =
+        state
+            .scrapes
+            .file_part(scrape_ticket(reply), |p| match index {
+                Some(index) => {
+                    if let Some(f) = p.files.get_mut(index) {
+                        f.complete = counts.seeders;
+                        f.incomplete = counts.leechers;
+                        f.downloaded = counts.completed;
+                    }
+                }
+                None => {
+                    let room = p.limit.saturating_sub(p.files.len());
+                    p.files.extend(full.iter().take(room).map(|(info_hash, c)| {
+                        bhttp::ScrapeFile {
+                            info_hash: *info_hash,
+                            complete: c.seeders,
+                            downloaded: c.completed,
+                            incomplete: c.leechers,
+                        }
+                    }));
+                }
+            });
+    if let Some(p) = done {
+        answer_scrape(state, conns, p, None);
     }
 }
 
-/// Answers a pending scrape: with its files, or with `failure`.
-pub(super) fn finish_scrape(
+/// Answers a scrape taken out of the pending table: with its files, or
+/// with `failure`.
+pub(super) fn answer_scrape(
     state: &mut WorkerState,
     conns: &mut Slab<Conn>,
-    slot: usize,
+    mut p: PendingScrape,
     failure: Option<&str>,
 ) {
-    let Some(mut p) = state.scrapes.try_remove(slot) else {
-        return;
-    };
     if p.full {
         state.full_scrapes = state.full_scrapes.saturating_sub(1);
     }

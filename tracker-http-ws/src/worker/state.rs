@@ -7,7 +7,6 @@ use super::*;
 /// request handlers can borrow it and one connection at the same time.
 pub(super) struct WorkerState {
     pub(super) index: u32,
-    pub(super) origin: usize,
     /// The worker's own copy: request handlers clone the handle to read it
     /// while they change the rest of the state, and an `Rc` makes that
     /// clone a plain increment instead of an atomic one on a cache line
@@ -17,17 +16,14 @@ pub(super) struct WorkerState {
     pub(super) clock: Clock,
     pub(super) now: Instant,
     pub(super) now_secs: u32,
-    pub(super) to_swarm: Vec<Sender<Batch>>,
-    /// The batch being filled for each request worker.
-    pub(super) filling: Vec<Option<Batch>>,
-    /// Full batches waiting for the next dispatch, by request worker.
-    pub(super) ready: Vec<(usize, Batch)>,
-    /// Jobs that cannot go anywhere (no request worker at all).
+    /// Jobs on their way to the request workers, sent at each dispatch.
+    pub(super) outbox: Outbox,
+    /// Jobs that cannot go anywhere (no request worker at all), answered
+    /// at the next dispatch.
     pub(super) refused: Vec<Job>,
-    pub(super) pool: Vec<Batch>,
     pub(super) relays: Vec<RelayPath>,
     pub(super) relay_woken: Vec<bool>,
-    pub(super) scrapes: Slab<PendingScrape>,
+    pub(super) scrapes: PendingScrapes<PendingScrape>,
     pub(super) full_scrapes: usize,
     pub(super) files_pool: Vec<Vec<bhttp::ScrapeFile>>,
     pub(super) kept: Slab<Kept>,
@@ -90,44 +86,22 @@ impl WorkerState {
     /// Appends a job to the batch of the request worker that owns its
     /// torrent.
     pub(super) fn enqueue(&mut self, job: Job) {
-        let workers = self.to_swarm.len();
-        match job.info_hash() {
-            Some(hash) if workers > 0 => {
-                let worker = worker_for(hash, workers);
-                self.enqueue_to(worker, job);
-            }
-            _ => self.refused.push(job),
+        if let Some(job) = self.outbox.push(job) {
+            self.refused.push(job);
         }
     }
 
     pub(super) fn enqueue_to(&mut self, worker: usize, job: Job) {
-        let Some(slot) = self.filling.get_mut(worker) else {
+        if let Some(job) = self.outbox.push_to(worker, job) {
             self.refused.push(job);
-            return;
-        };
-        let origin = self.origin;
-        let pool = &mut self.pool;
-        let batch =
-            slot.get_or_insert_with(|| pool.pop().unwrap_or_else(|| Batch::with_origin(origin)));
-        batch.jobs.push(job);
-        if batch.jobs.len() >= MAX_BATCH_JOBS {
-            if let Some(full) = slot.take() {
-                self.ready.push((worker, full));
-            }
         }
     }
 
     pub(super) fn has_work(&self) -> bool {
         !self.retry.is_empty()
             || !self.doomed.is_empty()
-            || !self.ready.is_empty()
             || !self.refused.is_empty()
-            || self.filling.iter().any(Option::is_some)
-    }
-
-    pub(super) fn recycle_batch(&mut self, mut batch: Batch) {
-        batch.clear();
-        self.pool.push(batch);
+            || self.outbox.has_pending()
     }
 
     pub(super) fn take_files(&mut self) -> Vec<bhttp::ScrapeFile> {
