@@ -1,7 +1,23 @@
 //! Batches to and from the request workers: dispatch, refusal when a
 //! request worker is behind, and the answers that come back.
 
-use super::*;
+use std::ops::Range;
+
+use slab::Slab;
+use tracker_proto::ws::Action;
+use tracker_swarm::{Batch, Job, SwarmCounts, Work};
+
+use super::connections::Conn;
+use super::http::{
+    answer_http_announce, finish_http_request, refuse_http_announce, take_in_flight,
+};
+use super::scrape::{answer_scrape, scrape_part, scrape_ticket};
+use super::state::{live, WorkerState};
+use super::ws::{
+    answer_ws_announce, refuse_taken_peer_id, refuse_ws_announce, take_kept, ws_request_done,
+    ws_send,
+};
+use super::BUSY;
 
 /// Offers every filled batch to its request worker; a batch whose worker
 /// is behind is answered "tracker busy" job by job.

@@ -1,6 +1,22 @@
 //! Connections: accept, readiness, deadlines, flushing and closing.
 
-use super::*;
+use std::io;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use mio::{Interest, Poll, Token};
+use slab::Slab;
+use tracker_swarm::{Job, ReplyTo, Work};
+
+use crate::buf::OutBuf;
+use crate::settings::ListenerKind;
+use crate::transport::{Flushed, Transport};
+use crate::{tls, WAKER};
+
+use super::http::{drive_http, HttpConn};
+use super::state::WorkerState;
+use super::ws::{drive_ws, WsConn};
+use super::{EventLoop, ACCEPTS_PER_ROUND, LINGER, LISTENER_TOKEN_TOP};
 
 pub(super) struct Conn {
     pub(super) generation: u32,

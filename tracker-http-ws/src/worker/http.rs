@@ -1,8 +1,32 @@
 //! HTTP requests: reading, parsing, answering at once or sending to the
 //! request workers.
 
-use super::*;
-use tracker_proto::http::{AnnounceQuery, ScrapeQuery};
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::time::Instant;
+
+use slab::Slab;
+use tracker_proto::http::{
+    self as bhttp, AnnounceQuery, HttpAnnounceResponse, HttpParseError, HttpRequest, ScrapeQuery,
+};
+use tracker_proto::udp::{PeerV4, PeerV6};
+use tracker_swarm::{Announce, Job, ReplyTo, SwarmCounts, Work};
+use tungstenite::protocol::{Role, WebSocketContext};
+
+use crate::buf::OutBuf;
+use crate::head::{self, Head, Method, Parsed, RealIp, Status, Upgrade};
+use crate::offers::PendingOffers;
+use crate::settings::{ListenerKind, Settings};
+use crate::ws_peers::WsPeers;
+
+use super::connections::{needs_flush, Conn, Phase};
+use super::scrape::{start_full_scrape, start_scrape};
+use super::state::{live, WorkerState};
+use super::ws::{drive_ws, WsConn};
+use super::{
+    BUSY, FULL_SCRAPE_DISABLED, GET_ONLY, HTTP_HIGH_WATER, MAX_FULL_SCRAPES, MAX_READS,
+    MIN_REQUEST_SIZE, NOT_ALLOWED, NO_BODY, TOO_LARGE, TOO_MANY_HASHES, WS_ONLY,
+};
 
 pub(super) struct HttpConn {
     /// Request bytes not yet handled (at most `max_request_size`).

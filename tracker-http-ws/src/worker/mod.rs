@@ -52,17 +52,12 @@ mod scrape;
 mod state;
 mod ws;
 
-use self::batches::*;
-use self::connections::*;
-use self::http::*;
-use self::relay::*;
-use self::scrape::*;
-use self::state::*;
-use self::ws::*;
+use self::batches::{answer_batch, dispatch};
+use self::connections::{flush_dirty, reap, Conn};
+use self::relay::{deliver_local, wake_relays};
+use self::state::{listener_token, sweep_interval, WorkerState};
 
 use std::io;
-use std::net::{IpAddr, SocketAddr};
-use std::ops::Range;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -70,30 +65,17 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender};
 use mio::net::TcpListener;
-use mio::{Events, Interest, Poll, Token};
+use mio::{Events, Interest, Poll};
 use slab::Slab;
-use tracker_proto::http::{self as bhttp, HttpAnnounceResponse, HttpParseError, HttpRequest};
-use tracker_proto::udp::{PeerV4, PeerV6};
-use tracker_proto::ws::{self as jws, Action, AnnounceRequest, InMessage, OfferId, ScrapeRequest};
-use tracker_proto::{AnnounceEvent, InfoHash, PeerId};
+use tracker_proto::InfoHash;
 use tracker_swarm::clock::Clock;
-use tracker_swarm::{
-    Announce, Batch, ConnRef, Job, Outbox, PendingScrapes, ReplyTo, ScrapeTicket, SwarmCounts,
-    TorrentFilter, Work, WsAnnounce, WsTarget,
-};
-use tungstenite::protocol::frame::coding::CloseCode;
-use tungstenite::protocol::frame::Utf8Bytes;
-use tungstenite::protocol::{CloseFrame, Message, Role, WebSocketConfig, WebSocketContext};
+use tracker_swarm::{Batch, Outbox, PendingScrapes, TorrentFilter};
+use tungstenite::protocol::WebSocketConfig;
 
-use crate::buf::OutBuf;
-use crate::conn_limits::{ws_close_for, PerIpConns};
-use crate::head::{self, Head, Method, Parsed, RealIp, Status, Upgrade};
-use crate::offers::PendingOffers;
-use crate::settings::{ListenerKind, ListenerSpec, Settings};
-use crate::tls::{self, SharedTls};
-use crate::transport::{Flushed, Transport, WsIo};
-use crate::ws_peers::WsPeers;
-use crate::{Relay, RelayPath, RelayedOfferId, RELAY_CAPACITY, WAKER};
+use crate::conn_limits::PerIpConns;
+use crate::settings::{ListenerSpec, Settings};
+use crate::tls::SharedTls;
+use crate::{Relay, RelayPath, RELAY_CAPACITY};
 
 /// Bytes read from a socket at a time.
 const READ_CHUNK: usize = 16 * 1024;

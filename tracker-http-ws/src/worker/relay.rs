@@ -1,7 +1,13 @@
 //! Relaying offers and answers to the connection they are for, on this
 //! socket worker or another.
 
-use super::*;
+use slab::Slab;
+use tracker_swarm::ConnRef;
+
+use crate::{Relay, RelayedOfferId};
+
+use super::connections::{Conn, Phase};
+use super::state::{live, WorkerState};
 
 pub(super) fn wake_relays(state: &mut WorkerState) {
     for (i, woken) in state.relay_woken.iter_mut().enumerate() {

@@ -1,7 +1,18 @@
 //! Scrapes (HTTP and WebSocket): one pending entry per request, filled by
 //! every request worker's part.
 
-use super::*;
+use std::net::SocketAddr;
+
+use slab::Slab;
+use tracker_proto::http::{self as bhttp};
+use tracker_proto::ws::{self as jws, Action};
+use tracker_proto::InfoHash;
+use tracker_swarm::{Job, ReplyTo, ScrapeTicket, SwarmCounts, Work};
+
+use super::connections::Conn;
+use super::http::{finish_http_request, take_in_flight};
+use super::state::{live, WorkerState};
+use super::ws::{ws_request_done, ws_send};
 
 /// A scrape whose hashes are out at the request workers; its slot and
 /// generation ride in each job's reply as `handle` and `tag`.

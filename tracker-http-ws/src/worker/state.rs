@@ -1,7 +1,27 @@
 //! The worker's state apart from its connections: batches being filled,
 //! pending scrapes and WebTorrent announces, scratch buffers, counters.
 
-use super::*;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mio::Token;
+use slab::Slab;
+use tracker_proto::http::{self as bhttp};
+use tracker_proto::ws::{self as jws, Action};
+use tracker_proto::InfoHash;
+use tracker_swarm::clock::Clock;
+use tracker_swarm::{ConnRef, Job, Outbox, PendingScrapes, TorrentFilter};
+use tungstenite::protocol::WebSocketConfig;
+
+use crate::conn_limits::PerIpConns;
+use crate::settings::Settings;
+use crate::RelayPath;
+
+use super::connections::Conn;
+use super::scrape::PendingScrape;
+use super::ws::Kept;
+use super::{Counters, LISTENER_TOKEN_TOP};
 
 /// Everything a socket worker keeps apart from its connections, so that
 /// request handlers can borrow it and one connection at the same time.

@@ -1,7 +1,33 @@
 //! WebTorrent over WebSocket: messages, announces with their offers and
 //! answers, scrapes.
 
-use super::*;
+use std::io;
+use std::ops::Range;
+use std::time::Instant;
+
+use slab::Slab;
+use tracker_proto::ws::{self as jws, Action, AnnounceRequest, InMessage, OfferId, ScrapeRequest};
+use tracker_proto::{AnnounceEvent, InfoHash, PeerId};
+use tracker_swarm::{ConnRef, Job, ReplyTo, SwarmCounts, Work, WsAnnounce, WsTarget};
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::protocol::frame::Utf8Bytes;
+use tungstenite::protocol::{CloseFrame, Message, WebSocketContext};
+
+use crate::conn_limits::ws_close_for;
+use crate::offers::PendingOffers;
+use crate::transport::WsIo;
+use crate::ws_peers::WsPeers;
+use crate::RelayedOfferId;
+
+use super::connections::{leave_all, needs_flush, Conn, Phase};
+use super::http::max_scrape;
+use super::relay::deliver;
+use super::scrape::{start_full_scrape, start_scrape};
+use super::state::{live, WorkerState};
+use super::{
+    BUSY, FULL_SCRAPE_DISABLED, MAX_FULL_SCRAPES, MAX_WS_IN_FLIGHT, MAX_WS_MESSAGES, NOT_ALLOWED,
+    PEER_ID_TAKEN, TOO_MANY_HASHES, WS_SCRAPE_FILE_BYTES,
+};
 
 pub(super) struct WsConn {
     pub(super) ctx: WebSocketContext,
