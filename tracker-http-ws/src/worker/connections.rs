@@ -2,7 +2,7 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use mio::{Interest, Poll, Token};
 use slab::Slab;
@@ -16,7 +16,13 @@ use crate::{tls, WAKER};
 use super::http::{drive_http, HttpConn};
 use super::state::WorkerState;
 use super::ws::{drive_ws, WsConn};
-use super::{EventLoop, ACCEPTS_PER_ROUND, LINGER, LISTENER_TOKEN_TOP};
+use super::{EventLoop, LISTENER_TOKEN_TOP};
+
+/// Connections accepted per listener per round.
+const ACCEPTS_PER_ROUND: usize = 256;
+/// How long a closing connection's remaining input is read and dropped,
+/// so that closing does not reset the connection under its last answer.
+const LINGER: Duration = Duration::from_secs(2);
 
 pub(super) struct Conn {
     pub(super) generation: u32,

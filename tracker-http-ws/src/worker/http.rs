@@ -23,10 +23,19 @@ use super::connections::{needs_flush, Conn, Phase};
 use super::scrape::{start_full_scrape, start_scrape};
 use super::state::{live, WorkerState};
 use super::ws::{drive_ws, WsConn};
-use super::{
-    BUSY, FULL_SCRAPE_DISABLED, GET_ONLY, HTTP_HIGH_WATER, MAX_FULL_SCRAPES, MAX_READS,
-    MIN_REQUEST_SIZE, NOT_ALLOWED, NO_BODY, TOO_LARGE, TOO_MANY_HASHES, WS_ONLY,
-};
+use super::{BUSY, FULL_SCRAPE_DISABLED, MAX_FULL_SCRAPES, NOT_ALLOWED, TOO_MANY_HASHES};
+
+/// Reads per readiness before a connection yields to the others.
+const MAX_READS: usize = 16;
+/// Queued answer bytes beyond which an HTTP connection's pipelined
+/// requests wait until the client reads.
+const HTTP_HIGH_WATER: usize = 64 * 1024;
+/// Smallest request head limit honoured, whatever the config says.
+const MIN_REQUEST_SIZE: usize = 256;
+const TOO_LARGE: &str = "request too large";
+const WS_ONLY: &str = "this port serves WebSocket connections only";
+const GET_ONLY: &str = "only GET requests are served";
+const NO_BODY: &str = "requests with a body are not served";
 
 pub(super) struct HttpConn {
     /// Request bytes not yet handled (at most `max_request_size`).

@@ -79,31 +79,10 @@ use crate::{Relay, RelayPath, RELAY_CAPACITY};
 
 /// Bytes read from a socket at a time.
 const READ_CHUNK: usize = 16 * 1024;
-/// Reads per readiness before a connection yields to the others.
-const MAX_READS: usize = 16;
-/// WebSocket messages handled per readiness before yielding.
-const MAX_WS_MESSAGES: usize = 64;
-/// Requests one WebSocket connection may have at the request workers at
-/// once; beyond it the worker stops reading from it until some return,
-/// which bounds the offers kept for it.
-const MAX_WS_IN_FLIGHT: u32 = 8;
-/// Queued answer bytes beyond which an HTTP connection's pipelined
-/// requests wait until the client reads.
-const HTTP_HIGH_WATER: usize = 64 * 1024;
 /// Full scrapes one worker runs at once (each may hold many torrents).
 const MAX_FULL_SCRAPES: usize = 2;
-/// Connections accepted per listener per round.
-const ACCEPTS_PER_ROUND: usize = 256;
-/// How long a closing connection's remaining input is read and dropped,
-/// so that closing does not reset the connection under its last answer.
-const LINGER: Duration = Duration::from_secs(2);
 /// tungstenite's per-connection read buffer (it grows for larger messages).
 const WS_READ_BUFFER: usize = 4096;
-/// Smallest request head limit honoured, whatever the config says.
-const MIN_REQUEST_SIZE: usize = 256;
-/// Bytes a WebSocket scrape answer takes per torrent, at most: a full
-/// scrape is capped so that its answer fits the connection's queue.
-const WS_SCRAPE_FILE_BYTES: usize = 112;
 /// First token of the listeners, counting down.
 const LISTENER_TOKEN_TOP: usize = usize::MAX - 1;
 
@@ -111,11 +90,6 @@ const BUSY: &str = "tracker busy, try again";
 const NOT_ALLOWED: &str = "info hash not allowed";
 const FULL_SCRAPE_DISABLED: &str = "full scrape is disabled";
 const TOO_MANY_HASHES: &str = "too many info hashes in one scrape";
-const PEER_ID_TAKEN: &str = "peer_id is in use by another connection";
-const TOO_LARGE: &str = "request too large";
-const WS_ONLY: &str = "this port serves WebSocket connections only";
-const GET_ONLY: &str = "only GET requests are served";
-const NO_BODY: &str = "requests with a body are not served";
 
 /// An HTTP/WebSocket socket worker; [`run`](Self::run) it on a thread of
 /// its own. Built with [`new`](Self::new), then the `with_*` methods for

@@ -24,10 +24,18 @@ use super::http::max_scrape;
 use super::relay::deliver;
 use super::scrape::{start_full_scrape, start_scrape};
 use super::state::{live, WorkerState};
-use super::{
-    BUSY, FULL_SCRAPE_DISABLED, MAX_FULL_SCRAPES, MAX_WS_IN_FLIGHT, MAX_WS_MESSAGES, NOT_ALLOWED,
-    PEER_ID_TAKEN, TOO_MANY_HASHES, WS_SCRAPE_FILE_BYTES,
-};
+use super::{BUSY, FULL_SCRAPE_DISABLED, MAX_FULL_SCRAPES, NOT_ALLOWED, TOO_MANY_HASHES};
+
+/// WebSocket messages handled per readiness before yielding.
+const MAX_WS_MESSAGES: usize = 64;
+/// Requests one WebSocket connection may have at the request workers at
+/// once; beyond it the worker stops reading from it until some return,
+/// which bounds the offers kept for it.
+const MAX_WS_IN_FLIGHT: u32 = 8;
+/// Bytes a WebSocket scrape answer takes per torrent, at most: a full
+/// scrape is capped so that its answer fits the connection's queue.
+const WS_SCRAPE_FILE_BYTES: usize = 112;
+const PEER_ID_TAKEN: &str = "peer_id is in use by another connection";
 
 pub(super) struct WsConn {
     pub(super) ctx: WebSocketContext,
