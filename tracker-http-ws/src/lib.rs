@@ -18,6 +18,8 @@
 
 mod buf;
 mod conn_limits;
+#[doc(hidden)]
+pub mod fuzzing;
 mod head;
 mod offers;
 pub mod settings;

@@ -90,7 +90,7 @@ pub fn build() -> Result<()> {
 /// A command that does not inherit what the outer (stable) cargo told
 /// `xtask`: a leaked `RUSTC`, `RUSTUP_TOOLCHAIN` or `RUSTFLAGS` would make the
 /// inner build use the wrong compiler or flags meant for the host.
-fn clean_command(program: impl AsRef<std::ffi::OsStr>) -> Command {
+pub(crate) fn clean_command(program: impl AsRef<std::ffi::OsStr>) -> Command {
     let mut cmd = Command::new(program);
     for (key, _) in env::vars_os() {
         let Some(key) = key.to_str() else { continue };
@@ -127,13 +127,13 @@ fn clean_command(program: impl AsRef<std::ffi::OsStr>) -> Command {
 
 /// Runs a command to inspect its output; `None` when it cannot start or
 /// fails.
-fn capture(program: &str, args: &[&str]) -> Option<Output> {
+pub(crate) fn capture(program: &str, args: &[&str]) -> Option<Output> {
     let out = clean_command(program).args(args).output().ok()?;
     out.status.success().then_some(out)
 }
 
 /// Runs a command that installs something, failing with `what` and a hint.
-fn install(program: &str, args: &[&str], what: &str, hint: &str) -> Result<()> {
+pub(crate) fn install(program: &str, args: &[&str], what: &str, hint: &str) -> Result<()> {
     eprintln!("xtask: {what}: running {program} {}", args.join(" "));
     let status = clean_command(program)
         .args(args)
@@ -148,7 +148,7 @@ fn install(program: &str, args: &[&str], what: &str, hint: &str) -> Result<()> {
     Ok(())
 }
 
-fn ensure_nightly() -> Result<()> {
+pub(crate) fn ensure_nightly() -> Result<()> {
     let out = capture("rustup", &["toolchain", "list"]).context(
         "`rustup toolchain list` failed: the eBPF build needs rustup \
          (https://rustup.rs) to fetch a nightly toolchain",
