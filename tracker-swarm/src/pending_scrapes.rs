@@ -156,6 +156,20 @@ mod tests {
         assert_eq!(pending.file_part(t, |n| *n += 1), Some(2));
     }
 
+    /// A front end that sends while it is still enqueueing a scrape's parts
+    /// (the UDP handler sends a batch the moment it fills) may see the
+    /// scrape abandoned before it has counted them.
+    #[test]
+    fn counting_the_parts_of_an_abandoned_scrape_does_nothing() {
+        let mut pending = PendingScrapes::new(4);
+        let t = pending.insert(0u32, 0).unwrap();
+        assert_eq!(pending.remove(t), Some(0));
+        pending.set_parts(t, 3);
+        assert!(pending.is_empty());
+        assert_eq!(pending.get_mut(t), None);
+        assert_eq!(pending.file_part(t, |n| *n += 1), None);
+    }
+
     #[test]
     fn a_full_table_gives_the_value_back() {
         let mut pending = PendingScrapes::new(1);
