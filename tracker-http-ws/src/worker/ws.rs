@@ -15,6 +15,7 @@ use tungstenite::protocol::{CloseFrame, Message, WebSocketContext};
 
 use crate::conn_limits::ws_close_for;
 use crate::offers::PendingOffers;
+use crate::settings::Settings;
 use crate::transport::WsIo;
 use crate::ws_peers::WsPeers;
 use crate::RelayedOfferId;
@@ -241,56 +242,12 @@ fn ws_announce(state: &mut WorkerState, token: usize, conn: &mut Conn, a: Announ
 
     let mut kept = state.kept_pool.pop().unwrap_or_default();
     kept.reset();
-    let mut answer_to = None;
-    if let Some(answer) = &a.answer {
-        let timeout = u32::try_from(settings.ws_offer_timeout.as_secs()).unwrap_or(u32::MAX);
-        if ws.offers.take(
-            &answer.offer_id,
-            &answer.to_peer_id,
-            &info_hash,
-            state.now_secs,
-            timeout,
-        ) {
-            let start = kept.messages.len();
-            jws::write_answer(
-                &mut kept.messages,
-                &jws::RelayedAnswer {
-                    info_hash,
-                    peer_id: a.peer_id,
-                    offer_id: &answer.offer_id,
-                    answer: answer.answer,
-                },
-            );
-            kept.answer = Some(start..kept.messages.len());
-            answer_to = Some(answer.to_peer_id);
-        } else {
-            state.counters.answers_refused += 1;
-        }
-    }
+    let answer_to = keep_answer(state, ws, &mut kept, &a);
     let offers = if stopping {
         0
     } else {
-        let wanted = a.numwant.map_or(settings.default_numwant, |n| n as usize);
-        a.offers
-            .len()
-            .min(wanted)
-            .min(settings.ws_max_offers)
-            .min(settings.max_numwant)
+        keep_offers(&settings, &mut kept, &a)
     };
-    for offer in a.offers.iter().take(offers) {
-        let start = kept.messages.len();
-        jws::write_offer(
-            &mut kept.messages,
-            &jws::RelayedOffer {
-                info_hash,
-                peer_id: a.peer_id,
-                offer_id: &offer.offer_id,
-                offer: offer.offer,
-            },
-        );
-        kept.offers
-            .push((offer.offer_id.clone(), start..kept.messages.len()));
-    }
     // Recorded before the request worker agrees, so a close while the
     // announce is out still leaves; a leave for an entry another
     // connection owns removes nothing there.
@@ -332,6 +289,68 @@ fn ws_announce(state: &mut WorkerState, token: usize, conn: &mut Conn, a: Announ
             refused: None,
         },
     });
+}
+
+/// Writes the answer an announce carries into `kept`, if it answers an
+/// offer this connection was sent and has not answered; returns the peer
+/// it goes to.
+fn keep_answer(
+    state: &mut WorkerState,
+    ws: &mut WsConn,
+    kept: &mut Kept,
+    a: &AnnounceRequest<'_>,
+) -> Option<PeerId> {
+    let answer = a.answer.as_ref()?;
+    let timeout = u32::try_from(state.settings.ws_offer_timeout.as_secs()).unwrap_or(u32::MAX);
+    if !ws.offers.take(
+        &answer.offer_id,
+        &answer.to_peer_id,
+        &a.info_hash,
+        state.now_secs,
+        timeout,
+    ) {
+        state.counters.answers_refused += 1;
+        return None;
+    }
+    let start = kept.messages.len();
+    jws::write_answer(
+        &mut kept.messages,
+        &jws::RelayedAnswer {
+            info_hash: a.info_hash,
+            peer_id: a.peer_id,
+            offer_id: &answer.offer_id,
+            answer: answer.answer,
+        },
+    );
+    kept.answer = Some(start..kept.messages.len());
+    Some(answer.to_peer_id)
+}
+
+/// Writes the offers of an announce that will be relayed (as many as it
+/// wants peers, within the limits) into `kept`; returns how many.
+fn keep_offers(settings: &Settings, kept: &mut Kept, a: &AnnounceRequest<'_>) -> usize {
+    let wanted = a.numwant.map_or(settings.default_numwant, |n| n as usize);
+    let offers = a
+        .offers
+        .len()
+        .min(wanted)
+        .min(settings.ws_max_offers)
+        .min(settings.max_numwant);
+    for offer in a.offers.iter().take(offers) {
+        let start = kept.messages.len();
+        jws::write_offer(
+            &mut kept.messages,
+            &jws::RelayedOffer {
+                info_hash: a.info_hash,
+                peer_id: a.peer_id,
+                offer_id: &offer.offer_id,
+                offer: offer.offer,
+            },
+        );
+        kept.offers
+            .push((offer.offer_id.clone(), start..kept.messages.len()));
+    }
+    offers
 }
 
 fn ws_scrape(state: &mut WorkerState, token: usize, conn: &mut Conn, s: ScrapeRequest) {
