@@ -19,6 +19,8 @@
 
 mod buf;
 mod conn_limits;
+#[doc(hidden)]
+pub mod fuzzing;
 mod head;
 mod offers;
 pub mod settings;
@@ -38,7 +40,7 @@ use tracker_swarm::ConnRef;
 
 pub use settings::{ListenerKind, ListenerSpec, Settings, TlsPaths};
 pub use tls::{SharedTls, TlsError};
-pub use worker::SocketWorker;
+pub use worker::{RelayLink, SocketWorker, SwarmLink};
 
 /// The token of each socket worker's one `mio::Waker`: request workers
 /// wake it when a batch comes back, other socket workers when they relay.

@@ -4,19 +4,27 @@
 //! owns its [`SwarmShard`] outright, so the hot path takes no lock. Front
 //! ends (UDP socket and AF_XDP workers, HTTP/WebSocket socket workers)
 //! send [`Batch`]es of jobs over bounded channels and get the same batch
-//! back with results filled in.
+//! back with results filled in. [`Outbox`] fills and sends those batches
+//! and [`PendingScrapes`] keeps the scrapes whose parts are out, the same
+//! way for every front end.
 #![forbid(unsafe_code)]
 
 pub mod clock;
 mod limits;
+mod outbox;
 mod peer_map;
+mod pending_scrapes;
 mod shard;
+pub mod torrent_table;
 mod webtorrent;
 mod worker;
 
 pub use limits::{Refusal, RefusalCounts, SwarmLimits};
+pub use outbox::{Outbox, MAX_BATCH_JOBS};
 pub use peer_map::{PeerEntry, PeerKey, PeerMap};
+pub use pending_scrapes::{PendingScrapes, ScrapeTicket};
 pub use shard::{Announce, CleanReport, PeerAddress, SwarmCounts, SwarmShard, Torrent};
+pub use torrent_table::TorrentTable;
 pub use webtorrent::{ConnRef, WsAnnounce, WsAnnounceOutcome, WsTarget, WsTorrent};
 pub use worker::{run_request_worker, Batch, Job, ReplyTo, RequestWorkerConfig, ReturnPath, Work};
 

@@ -1,7 +1,6 @@
 //! The torrents one request worker owns: a plain data structure with no
 //! threads or I/O, so every protocol front end and every test can drive it.
 
-use hashbrown::HashMap;
 use tracker_proto::udp::{PeerV4, PeerV6};
 use tracker_proto::{AnnounceEvent, InfoHash};
 
@@ -110,7 +109,7 @@ pub struct Announce<P> {
     pub numwant: usize,
 }
 
-type TorrentMap = HashMap<InfoHash, Torrent, foldhash::fast::RandomState>;
+type TorrentMap = crate::torrent_table::TorrentTable<Torrent>;
 
 #[derive(Debug)]
 pub struct SwarmShard {
@@ -272,9 +271,7 @@ impl SwarmShard {
         self.clean_ws(cutoff, &mut report);
         self.ws_peer_count = report.peers_left - self.peer_count;
         report.torrents_left = self.torrents.len() + self.ws_torrents.len();
-        if self.torrents.capacity() > 4 * self.torrents.len().max(1024) {
-            self.torrents.shrink_to_fit();
-        }
+        self.torrents.shrink();
         report
     }
 

@@ -15,7 +15,6 @@
 //! claiming it is refused, or it could take the owner's offers and, by
 //! closing, remove the owner from the swarm.
 
-use hashbrown::HashMap;
 use tracker_proto::{AnnounceEvent, InfoHash, PeerId};
 
 use crate::limits::Refusal;
@@ -73,7 +72,7 @@ impl WsTorrent {
     }
 }
 
-pub(crate) type WsTorrentMap = HashMap<InfoHash, WsTorrent, foldhash::fast::RandomState>;
+pub(crate) type WsTorrentMap = crate::torrent_table::TorrentTable<WsTorrent>;
 
 /// What a WebTorrent announce produced.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -260,9 +259,7 @@ impl SwarmShard {
             }
             keep
         });
-        if self.ws_torrents.capacity() > 4 * self.ws_torrents.len().max(1024) {
-            self.ws_torrents.shrink_to_fit();
-        }
+        self.ws_torrents.shrink();
     }
 }
 

@@ -192,21 +192,27 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         .zip(tcp.per_worker.into_iter().zip(relay_receivers))
         .enumerate()
     {
-        let worker = tracker_http_ws::SocketWorker {
-            index,
+        let swarm = tracker_http_ws::SwarmLink {
             origin,
-            poll,
             to_swarm: to_swarm.clone(),
             returns,
-            relay_in,
-            relays: relays.clone(),
-            listeners,
-            settings: http_settings.clone(),
-            tls: tls.clone(),
-            filter: filter.clone(),
-            clock,
-            shutdown: shutdown.clone(),
         };
+        let relay = tracker_http_ws::RelayLink {
+            inbox: relay_in,
+            paths: relays.clone(),
+        };
+        let worker = tracker_http_ws::SocketWorker::new(
+            index,
+            poll,
+            swarm,
+            relay,
+            listeners,
+            http_settings.clone(),
+            shutdown.clone(),
+        )
+        .with_tls(tls.clone())
+        .with_filter(filter.clone())
+        .with_clock(clock);
         threads.push(spawn(format!("http-{index}"), move || worker.run())?);
     }
     drop(relays);

@@ -108,7 +108,9 @@ impl TestNet {
         // Frames the server sends back with XDP_TX reach the client's veth
         // only if that end runs an XDP program of its own.
         let dev = client_if.clone();
-        let link = TestNet::in_ns(&net.client_ns, move || xdp_pass::attach_pass_program(&dev));
+        let link = TestNet::in_ns(&net.client_ns, move || {
+            tracker_xdp_testing::attach_pass_program(&dev)
+        });
         net.client_link = Some(link.expect("attaching a pass program to the client veth"));
         net
     }

@@ -36,7 +36,7 @@ pub fn object_path() -> PathBuf {
 pub fn build() -> Result<()> {
     let root = super::workspace_root();
     let channel = pinned_channel(&root.join(CRATE_DIR).join(TOOLCHAIN_FILE))?;
-    let toolchain = ensure_nightly(&channel)?;
+    let toolchain = ensure_pinned_nightly(&channel)?;
     ensure_rust_src(&toolchain)?;
     let linker_dir = ensure_bpf_linker()?;
 
@@ -92,7 +92,7 @@ pub fn build() -> Result<()> {
 /// A command that does not inherit what the outer (stable) cargo told
 /// `xtask`: a leaked `RUSTC`, `RUSTUP_TOOLCHAIN` or `RUSTFLAGS` would make the
 /// inner build use the wrong compiler or flags meant for the host.
-fn clean_command(program: impl AsRef<std::ffi::OsStr>) -> Command {
+pub(crate) fn clean_command(program: impl AsRef<std::ffi::OsStr>) -> Command {
     let mut cmd = Command::new(program);
     for (key, _) in env::vars_os() {
         let Some(key) = key.to_str() else { continue };
@@ -129,13 +129,13 @@ fn clean_command(program: impl AsRef<std::ffi::OsStr>) -> Command {
 
 /// Runs a command to inspect its output; `None` when it cannot start or
 /// fails.
-fn capture(program: &str, args: &[&str]) -> Option<Output> {
+pub(crate) fn capture(program: &str, args: &[&str]) -> Option<Output> {
     let out = clean_command(program).args(args).output().ok()?;
     out.status.success().then_some(out)
 }
 
 /// Runs a command that installs something, failing with `what` and a hint.
-fn install(program: &str, args: &[&str], what: &str, hint: &str) -> Result<()> {
+pub(crate) fn install(program: &str, args: &[&str], what: &str, hint: &str) -> Result<()> {
     eprintln!("xtask: {what}: running {program} {}", args.join(" "));
     let status = clean_command(program)
         .args(args)
@@ -183,7 +183,7 @@ fn nightly_date(channel: &str) -> Option<&str> {
 /// date (the same toolchain, installed before the pin; CI has only what is
 /// installed, since it reaches package registries but not rustup's
 /// server), else `channel` freshly installed.
-fn ensure_nightly(channel: &str) -> Result<String> {
+fn ensure_pinned_nightly(channel: &str) -> Result<String> {
     let out = capture("rustup", &["toolchain", "list"]).context(
         "`rustup toolchain list` failed: the eBPF build needs rustup \
          (https://rustup.rs) to fetch a nightly toolchain",
@@ -222,6 +222,32 @@ fn ensure_nightly(channel: &str) -> Result<String> {
         ),
     )?;
     Ok(channel.to_owned())
+}
+
+/// Makes sure a plain `nightly` is installed: what `cargo xtask fuzz` builds
+/// with (it needs no particular date).
+pub(crate) fn ensure_nightly() -> Result<()> {
+    let out = capture("rustup", &["toolchain", "list"]).context(
+        "`rustup toolchain list` failed: the fuzz build needs rustup \
+         (https://rustup.rs) to fetch a nightly toolchain",
+    )?;
+    // `nightly-<host>`, not a dated `nightly-2026-01-01-<host>`, which
+    // `rustup run nightly` would not pick.
+    let listed = String::from_utf8_lossy(&out.stdout).lines().any(|l| {
+        l.strip_prefix("nightly-")
+            .is_some_and(|rest| !rest.starts_with(|c: char| c.is_ascii_digit()))
+    });
+    if listed {
+        return Ok(());
+    }
+    install(
+        "rustup",
+        &["toolchain", "install", "nightly", "--profile", "minimal"],
+        "installing the nightly toolchain",
+        "cargo-fuzz needs `-Z sanitizer`, which only nightly accepts; \
+         check network access to static.rust-lang.org, or run \
+         `rustup toolchain install nightly` by hand",
+    )
 }
 
 /// The release date of an installed toolchain, from the channel manifest

@@ -7,6 +7,7 @@ use anyhow::{bail, Context, Result};
 
 mod bench;
 mod ebpf;
+mod fuzz;
 
 const USAGE: &str = "\
 usage: cargo xtask <command>
@@ -16,7 +17,8 @@ commands:
           XDP program (build-ebpf), clippy with warnings denied, then every
           test of the workspace. Integration tests start the real tracker;
           the XDP tests build network namespaces; the npm client test
-          installs its client with npm on first use.
+          installs its client with npm on first use. Last, every fuzz
+          target for 20 s, two at a time (see fuzz).
   build-ebpf
           build the XDP program (tracker-ebpf) with the nightly toolchain,
           installing rust-src and bpf-linker 0.10.4 when missing, and leave
@@ -28,6 +30,11 @@ commands:
           without XDP (--no-steer); http and ws plain and over TLS (--tls or
           --plain for one); medians into the bench's own sections of
           docs/benchmarks.md. `cargo xtask bench help` for more.
+  fuzz [--seconds N] [--parallel P] [TARGET...]
+          build the libFuzzer targets in fuzz/ (nightly and cargo-fuzz,
+          installed when missing) and run every target, or those named, for
+          N seconds each (60) from a copy of its seeds; fails on a crash,
+          naming the target and the file under target/fuzz-artifacts/
   help    this text
 ";
 
@@ -37,6 +44,7 @@ fn main() -> ExitCode {
         Some("test") => test(&args[1..]),
         Some("build-ebpf") => ebpf::build(),
         Some("bench") => bench::run(&args[1..]),
+        Some("fuzz") => fuzz::run(&args[1..]),
         Some("help") | Some("-h") | Some("--help") => {
             print!("{USAGE}");
             Ok(())
@@ -124,5 +132,7 @@ fn test(extra: &[String]) -> Result<()> {
     if !status.success() {
         bail!("tests failed ({status})");
     }
+    // Both cores: CI runs nothing else by now.
+    fuzz::fuzz(&[], fuzz::TEST_SECONDS, 2).context("fuzzing")?;
     Ok(())
 }

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{bounded, Receiver};
 use tracker_http_ws::{
-    bind_listeners, ListenerKind, ListenerSpec, RelayPath, Settings, SharedTls, SocketWorker,
-    RELAY_CAPACITY, WAKER,
+    bind_listeners, ListenerKind, ListenerSpec, RelayLink, RelayPath, Settings, SharedTls,
+    SocketWorker, SwarmLink, RELAY_CAPACITY, WAKER,
 };
 use tracker_proto::http::{percent_encode, EscapeStyle};
 use tracker_proto::InfoHash;
@@ -159,21 +159,27 @@ impl Tracker {
             .zip(per_worker)
             .enumerate()
         {
-            let worker = SocketWorker {
-                index,
+            let swarm = SwarmLink {
                 origin: index,
-                poll,
                 to_swarm: to_swarm.clone(),
                 returns,
-                relay_in,
-                relays: relays.clone(),
-                listeners,
-                settings: settings.clone(),
-                tls: o.tls.clone(),
-                filter: o.filter.clone(),
-                clock,
-                shutdown: shutdown.clone(),
             };
+            let relay = RelayLink {
+                inbox: relay_in,
+                paths: relays.clone(),
+            };
+            let worker = SocketWorker::new(
+                index,
+                poll,
+                swarm,
+                relay,
+                listeners,
+                settings.clone(),
+                shutdown.clone(),
+            )
+            .with_tls(o.tls.clone())
+            .with_filter(o.filter.clone())
+            .with_clock(clock);
             threads.push(std::thread::spawn(move || worker.run()));
         }
         Tracker {

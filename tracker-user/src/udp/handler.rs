@@ -39,14 +39,23 @@ const _: () = assert!(
     "TOO_LARGE names MAX_SCRAPE_HASHES"
 );
 
-/// Where responses go. `handle` is whatever the front end passed to
-/// [`RequestHandler::handle`] for the request being answered.
+/// Which way the answer to a request leaves its front end, as the front end
+/// said when it passed the request in: on plain UDP the index of the socket
+/// the request arrived on, on AF_XDP the sequence number of the request's
+/// remembered reply path. It travels through the request workers as
+/// `ReplyTo::handle`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ReplyRoute(pub u32);
+
+/// A front end's output, passed to the [`RequestHandler`] per call so the
+/// front end keeps owning its I/O. `route` is what the front end passed
+/// with the request being answered.
 pub trait Responder {
     /// Writes one response with `write` (which returns its length, or None
     /// to abandon it). Returns false when it had to be dropped.
     fn respond(
         &mut self,
-        handle: u32,
+        route: ReplyRoute,
         addr: SocketAddr,
         write: impl FnOnce(&mut [u8]) -> Option<usize>,
     ) -> bool;
@@ -56,7 +65,7 @@ pub trait Responder {
 struct PendingScrape {
     /// Guards against a late answer landing in a reused slot.
     generation: u32,
-    handle: u32,
+    route: ReplyRoute,
     addr: SocketAddr,
     transaction_id: TransactionId,
     len: usize,
@@ -83,15 +92,16 @@ pub struct Counters {
 
 /// The BEP 15 request logic of one front-end thread, whatever carries its
 /// datagrams: parses, answers what needs no swarm, batches the rest to the
-/// request workers and writes their answers through `R`.
-pub struct RequestHandler<R> {
+/// request workers and writes their answers through the [`Responder`] the
+/// front end passes with each call. It holds protocol state only: batches,
+/// pending scrapes, counters.
+pub struct RequestHandler {
     origin: usize,
     settings: Arc<UdpSettings>,
     access_list: Arc<SharedAccessList>,
     to_swarm: Vec<Sender<Batch>>,
     filling: Vec<Option<Batch>>,
     pool: Vec<Batch>,
-    responder: R,
     pending: Slab<PendingScrape>,
     next_generation: u32,
     counters: Counters,
@@ -100,20 +110,18 @@ pub struct RequestHandler<R> {
     last_rejection_log: u32,
 }
 
-impl<R: Responder> RequestHandler<R> {
+impl RequestHandler {
     pub fn new(
         origin: usize,
         settings: Arc<UdpSettings>,
         access_list: Arc<SharedAccessList>,
         to_swarm: Vec<Sender<Batch>>,
-        responder: R,
     ) -> Self {
         Self {
             origin,
             filling: (0..to_swarm.len()).map(|_| None).collect(),
             to_swarm,
             pool: Vec::new(),
-            responder,
             pending: Slab::new(),
             next_generation: 0,
             counters: Counters::default(),
@@ -123,15 +131,18 @@ impl<R: Responder> RequestHandler<R> {
         }
     }
 
-    pub fn responder_mut(&mut self) -> &mut R {
-        &mut self.responder
-    }
-
     pub fn counters(&self) -> Counters {
         self.counters
     }
 
-    pub fn handle(&mut self, handle: u32, addr: SocketAddr, data: &[u8], tick: u32) {
+    pub fn handle<R: Responder>(
+        &mut self,
+        out: &mut R,
+        route: ReplyRoute,
+        addr: SocketAddr,
+        data: &[u8],
+        tick: u32,
+    ) {
         self.counters.requests += 1;
         let ip = ip_to_16(addr.ip());
         let request = match Request::parse(data) {
@@ -139,7 +150,13 @@ impl<R: Responder> RequestHandler<R> {
             Err(e) => {
                 // Under 16 bytes there is no transaction id to answer to.
                 if let Some(transaction_id) = e.transaction_id {
-                    self.error(handle, addr, transaction_id, e.kind.message().as_bytes());
+                    self.error(
+                        out,
+                        route,
+                        addr,
+                        transaction_id,
+                        e.kind.message().as_bytes(),
+                    );
                 }
                 return;
             }
@@ -148,7 +165,7 @@ impl<R: Responder> RequestHandler<R> {
         match request {
             Request::Connect(connect) => {
                 let id = make_connection_id(&settings.secret, tick, &ip);
-                self.respond(handle, addr, |buf| {
+                self.respond(out, route, addr, |buf| {
                     write_connect_response(buf, connect.transaction_id, id).ok()
                 });
             }
@@ -161,14 +178,14 @@ impl<R: Responder> RequestHandler<R> {
                     &ip,
                 ) {
                     self.rejected_connection_id(addr, tick);
-                    return self.error(handle, addr, a.transaction_id, INVALID_CONNECTION_ID);
+                    return self.error(out, route, addr, a.transaction_id, INVALID_CONNECTION_ID);
                 }
                 if a.port == 0 {
                     self.counters.rejected_port_zero += 1;
-                    return self.error(handle, addr, a.transaction_id, INVALID_PORT);
+                    return self.error(out, route, addr, a.transaction_id, INVALID_PORT);
                 }
                 if !self.access_list.allows(&a.info_hash) {
-                    return self.error(handle, addr, a.transaction_id, NOT_ALLOWED);
+                    return self.error(out, route, addr, a.transaction_id, NOT_ALLOWED);
                 }
                 let numwant = settings.numwant(a.num_want);
                 let seeder = a.left == 0;
@@ -200,7 +217,7 @@ impl<R: Responder> RequestHandler<R> {
                 };
                 let reply = ReplyTo {
                     addr,
-                    handle,
+                    handle: route.0,
                     tag: a.transaction_id.0,
                 };
                 self.enqueue(Job { reply, work });
@@ -214,13 +231,13 @@ impl<R: Responder> RequestHandler<R> {
                     &ip,
                 ) {
                     self.rejected_connection_id(addr, tick);
-                    return self.error(handle, addr, s.transaction_id, INVALID_CONNECTION_ID);
+                    return self.error(out, route, addr, s.transaction_id, INVALID_CONNECTION_ID);
                 }
                 if s.info_hashes.len() > MAX_SCRAPE_HASHES {
                     self.counters.rejected_too_large += 1;
-                    return self.error(handle, addr, s.transaction_id, TOO_LARGE);
+                    return self.error(out, route, addr, s.transaction_id, TOO_LARGE);
                 }
-                self.scrape(handle, addr, s.transaction_id, s.info_hashes);
+                self.scrape(out, route, addr, s.transaction_id, s.info_hashes);
             }
         }
     }
@@ -230,12 +247,18 @@ impl<R: Responder> RequestHandler<R> {
     /// says what went wrong, where parsing the cut copy would claim its
     /// length is not a multiple of 20, and answering the hashes that fit
     /// would silently drop some the client believes it asked about.
-    pub fn too_large(&mut self, handle: u32, addr: SocketAddr, data: &[u8]) {
+    pub fn too_large<R: Responder>(
+        &mut self,
+        out: &mut R,
+        route: ReplyRoute,
+        addr: SocketAddr,
+        data: &[u8],
+    ) {
         self.counters.requests += 1;
         self.counters.rejected_too_large += 1;
         if let Some(id) = data.get(12..16) {
             let transaction_id = TransactionId(u32::from_be_bytes([id[0], id[1], id[2], id[3]]));
-            self.error(handle, addr, transaction_id, TOO_LARGE);
+            self.error(out, route, addr, transaction_id, TOO_LARGE);
         }
     }
 
@@ -250,9 +273,10 @@ impl<R: Responder> RequestHandler<R> {
         }
     }
 
-    fn scrape(
+    fn scrape<R: Responder>(
         &mut self,
-        handle: u32,
+        out: &mut R,
+        route: ReplyRoute,
         addr: SocketAddr,
         transaction_id: TransactionId,
         hashes: tracker_proto::udp::InfoHashes<'_>,
@@ -268,7 +292,7 @@ impl<R: Responder> RequestHandler<R> {
         self.next_generation = self.next_generation.wrapping_add(1);
         let slot = self.pending.insert(PendingScrape {
             generation,
-            handle,
+            route,
             addr,
             transaction_id,
             len,
@@ -289,7 +313,7 @@ impl<R: Responder> RequestHandler<R> {
             self.enqueue(Job {
                 reply: ReplyTo {
                     addr,
-                    handle,
+                    handle: route.0,
                     tag: generation,
                 },
                 work: Work::Scrape {
@@ -301,19 +325,19 @@ impl<R: Responder> RequestHandler<R> {
             });
         }
         if remaining == 0 {
-            self.finish_scrape(slot);
+            self.finish_scrape(out, slot);
         } else {
             self.pending[slot].remaining = remaining;
         }
     }
 
-    fn finish_scrape(&mut self, slot: usize) {
+    fn finish_scrape<R: Responder>(&mut self, out: &mut R, slot: usize) {
         let p = self.pending.remove(slot);
         let response = Response::Scrape(ScrapeResponse {
             transaction_id: p.transaction_id,
             stats: &p.stats[..p.len],
         });
-        self.respond(p.handle, p.addr, |buf| response.emit(buf).ok());
+        self.respond(out, p.route, p.addr, |buf| response.emit(buf).ok());
     }
 
     fn enqueue(&mut self, job: Job) {
@@ -376,7 +400,7 @@ impl<R: Responder> RequestHandler<R> {
     }
 
     /// Writes the answers of a batch back from the request workers.
-    pub fn answer(&mut self, mut batch: Batch) {
+    pub fn answer<R: Responder>(&mut self, out: &mut R, mut batch: Batch) {
         for job in &batch.jobs {
             let (peers, counts) = match &job.work {
                 Work::AnnounceV4 {
@@ -388,7 +412,8 @@ impl<R: Responder> RequestHandler<R> {
                     ..
                 } => {
                     let (reply, message) = (job.reply, refusal.message().as_bytes());
-                    self.error(reply.handle, reply.addr, TransactionId(reply.tag), message);
+                    let route = ReplyRoute(reply.handle);
+                    self.error(out, route, reply.addr, TransactionId(reply.tag), message);
                     continue;
                 }
                 Work::AnnounceV4 { peers, counts, .. } => {
@@ -403,7 +428,8 @@ impl<R: Responder> RequestHandler<R> {
                     counts,
                     ..
                 } => {
-                    self.scrape_part(*slot as usize, job.reply.tag, *index as usize, counts);
+                    let (slot, index) = (*slot as usize, *index as usize);
+                    self.scrape_part(out, slot, job.reply.tag, index, counts);
                     continue;
                 }
                 // HTTP/WebSocket work; never sent from here.
@@ -419,9 +445,8 @@ impl<R: Responder> RequestHandler<R> {
                 seeders: counts.seeders,
                 peers,
             });
-            self.respond(job.reply.handle, job.reply.addr, |buf| {
-                response.emit(buf).ok()
-            });
+            let route = ReplyRoute(job.reply.handle);
+            self.respond(out, route, job.reply.addr, |buf| response.emit(buf).ok());
         }
         batch.clear();
         self.pool.push(batch);
@@ -429,7 +454,14 @@ impl<R: Responder> RequestHandler<R> {
 
     /// Files one hash's counts into its pending scrape, answering it when
     /// the last part is in. `generation` guards against a reused slot.
-    fn scrape_part(&mut self, slot: usize, generation: u32, index: usize, counts: &SwarmCounts) {
+    fn scrape_part<R: Responder>(
+        &mut self,
+        out: &mut R,
+        slot: usize,
+        generation: u32,
+        index: usize,
+        counts: &SwarmCounts,
+    ) {
         let Some(p) = self.pending.get_mut(slot) else {
             return;
         };
@@ -441,29 +473,31 @@ impl<R: Responder> RequestHandler<R> {
         }
         p.remaining -= 1;
         if p.remaining == 0 {
-            self.finish_scrape(slot);
+            self.finish_scrape(out, slot);
         }
     }
 
-    fn error(
+    fn error<R: Responder>(
         &mut self,
-        handle: u32,
+        out: &mut R,
+        route: ReplyRoute,
         addr: SocketAddr,
         transaction_id: TransactionId,
         message: &[u8],
     ) {
-        self.respond(handle, addr, |buf| {
+        self.respond(out, route, addr, |buf| {
             write_error_response(buf, transaction_id, message).ok()
         });
     }
 
-    fn respond(
+    fn respond<R: Responder>(
         &mut self,
-        handle: u32,
+        out: &mut R,
+        route: ReplyRoute,
         addr: SocketAddr,
         write: impl FnOnce(&mut [u8]) -> Option<usize>,
     ) {
-        if !self.responder.respond(handle, addr, write) {
+        if !out.respond(route, addr, write) {
             self.counters.dropped_queue_full += 1;
         }
     }

@@ -6,43 +6,43 @@ use std::sync::Arc;
 
 use tracker_proto::connection_id::{ip_to_16, make_connection_id, ConnectionIdSecret};
 
-use super::handler::{RequestHandler, Responder};
+use super::handler::{ReplyRoute, RequestHandler, Responder};
 use super::UdpSettings;
 use crate::access_list::{AccessList, SharedAccessList};
 use crate::config::Config;
-use crate::swarm::Batch;
+use crate::swarm::{Batch, SwarmCounts, Work};
 
 const TICK: u32 = 1_700_000_000;
+const ROUTE: ReplyRoute = ReplyRoute(0);
 
+/// The responses written, and the route each was written to.
 #[derive(Default)]
-struct Collect(Vec<Vec<u8>>);
+struct Collect(Vec<Vec<u8>>, Vec<ReplyRoute>);
 
 impl Responder for Collect {
     fn respond(
         &mut self,
-        _handle: u32,
+        route: ReplyRoute,
         _addr: SocketAddr,
         write: impl FnOnce(&mut [u8]) -> Option<usize>,
     ) -> bool {
         let mut buf = [0u8; 2048];
         if let Some(n) = write(&mut buf) {
             self.0.push(buf[..n].to_vec());
+            self.1.push(route);
         }
         true
     }
 }
 
-fn handler() -> (RequestHandler<Collect>, crossbeam_channel::Receiver<Batch>) {
+fn handler() -> (RequestHandler, crossbeam_channel::Receiver<Batch>) {
     let settings = Arc::new(UdpSettings::new(
         &Config::default(),
         ConnectionIdSecret { k0: 3, k1: 4 },
     ));
     let (tx, rx) = crossbeam_channel::bounded(4);
     let access = Arc::new(SharedAccessList::new(AccessList::allow_all()));
-    (
-        RequestHandler::new(0, settings, access, vec![tx], Collect::default()),
-        rx,
-    )
+    (RequestHandler::new(0, settings, access, vec![tx]), rx)
 }
 
 fn client() -> SocketAddr {
@@ -73,9 +73,10 @@ fn error(resp: &[u8]) -> (u32, String) {
 #[test]
 fn a_whole_scrape_of_more_than_101_hashes_is_refused_as_too_large() {
     let (mut h, to_swarm) = handler();
-    h.handle(0, client(), &scrape(id(), 7, 150), TICK);
+    let mut out = Collect::default();
+    h.handle(&mut out, ROUTE, client(), &scrape(id(), 7, 150), TICK);
     h.dispatch();
-    let (txid, message) = error(&h.responder_mut().0[0]);
+    let (txid, message) = error(&out.0[0]);
     assert_eq!(txid, 7);
     assert!(message.contains("too large"), "{message}");
     assert_eq!(h.counters().rejected_too_large, 1);
@@ -85,9 +86,9 @@ fn a_whole_scrape_of_more_than_101_hashes_is_refused_as_too_large() {
     );
 
     // 101 hashes are a scrape like any other: sent on, not answered yet.
-    h.handle(0, client(), &scrape(id(), 8, 101), TICK);
+    h.handle(&mut out, ROUTE, client(), &scrape(id(), 8, 101), TICK);
     h.dispatch();
-    assert_eq!(h.responder_mut().0.len(), 1);
+    assert_eq!(out.0.len(), 1);
     assert_eq!(h.counters().rejected_too_large, 1);
     assert!(!to_swarm.try_recv().unwrap().jobs.is_empty());
 }
@@ -95,9 +96,10 @@ fn a_whole_scrape_of_more_than_101_hashes_is_refused_as_too_large() {
 #[test]
 fn a_cut_datagram_is_answered_too_large_with_its_transaction_id() {
     let (mut h, _to_swarm) = handler();
+    let mut out = Collect::default();
     let pkt = scrape(id(), 9, 150);
-    h.too_large(0, client(), &pkt[..2048]);
-    let (txid, message) = error(&h.responder_mut().0[0]);
+    h.too_large(&mut out, ROUTE, client(), &pkt[..2048]);
+    let (txid, message) = error(&out.0[0]);
     assert_eq!(txid, 9);
     assert!(message.contains("too large"), "{message}");
     assert_eq!(h.counters().rejected_too_large, 1);
@@ -106,13 +108,14 @@ fn a_cut_datagram_is_answered_too_large_with_its_transaction_id() {
 #[test]
 fn refused_connection_ids_are_counted() {
     let (mut h, _to_swarm) = handler();
-    h.handle(0, client(), &scrape(id() ^ 1, 10, 1), TICK);
+    let mut out = Collect::default();
+    h.handle(&mut out, ROUTE, client(), &scrape(id() ^ 1, 10, 1), TICK);
     let other: SocketAddr = "192.0.2.10:40000".parse().unwrap();
-    h.handle(0, other, &scrape(id(), 11, 1), TICK);
+    h.handle(&mut out, ROUTE, other, &scrape(id(), 11, 1), TICK);
     // Another port of the same IP is fine.
     let same_ip: SocketAddr = "192.0.2.9:40001".parse().unwrap();
-    h.handle(0, same_ip, &scrape(id(), 12, 1), TICK);
-    let answers = &h.responder_mut().0;
+    h.handle(&mut out, ROUTE, same_ip, &scrape(id(), 12, 1), TICK);
+    let answers = &out.0;
     assert_eq!(answers.len(), 2, "two errors, the third went to the swarm");
     for (resp, txid) in answers.iter().zip([10, 11]) {
         assert_eq!(
@@ -121,4 +124,84 @@ fn refused_connection_ids_are_counted() {
         );
     }
     assert_eq!(h.counters().rejected_connection_id, 2);
+}
+
+fn announce(id: u64, txid: u32) -> Vec<u8> {
+    let mut pkt = Vec::new();
+    pkt.extend_from_slice(&id.to_be_bytes());
+    pkt.extend_from_slice(&1u32.to_be_bytes());
+    pkt.extend_from_slice(&txid.to_be_bytes());
+    pkt.extend_from_slice(&[0xcd; 20]); // info hash
+    pkt.extend_from_slice(&[0x2d; 20]); // peer id
+    pkt.extend_from_slice(&[0; 8]); // downloaded
+    pkt.extend_from_slice(&100u64.to_be_bytes()); // left: a leecher
+    pkt.extend_from_slice(&[0; 8]); // uploaded
+    pkt.extend_from_slice(&[0; 4]); // event: none
+    pkt.extend_from_slice(&[0; 4]); // ip: ignored
+    pkt.extend_from_slice(&[0; 4]); // key
+    pkt.extend_from_slice(&(-1i32).to_be_bytes()); // numwant: default
+    pkt.extend_from_slice(&6881u16.to_be_bytes());
+    pkt
+}
+
+/// What a front end relies on to send an answer the right way (its socket
+/// on UDP, its reply path on AF_XDP): answers that come back from a request
+/// worker carry the route their request came in with.
+#[test]
+fn answers_from_request_workers_leave_by_their_requests_route() {
+    let (mut h, to_swarm) = handler();
+    let mut out = Collect::default();
+    h.handle(
+        &mut out,
+        ReplyRoute(5),
+        client(),
+        &scrape(id(), 21, 2),
+        TICK,
+    );
+    h.handle(&mut out, ReplyRoute(9), client(), &announce(id(), 22), TICK);
+    h.dispatch();
+    assert!(out.0.is_empty(), "both went to the swarm");
+    let mut batch = to_swarm.try_recv().unwrap();
+    assert_eq!(batch.jobs.len(), 3, "two scrape parts and an announce");
+    // Stand in for the request worker: an answer for every job.
+    for job in &mut batch.jobs {
+        match &mut job.work {
+            Work::Scrape { index, counts, .. } => {
+                *counts = SwarmCounts {
+                    seeders: u32::from(*index) + 1,
+                    leechers: 7,
+                    completed: 3,
+                }
+            }
+            Work::AnnounceV4 { counts, .. } => {
+                *counts = SwarmCounts {
+                    seeders: 4,
+                    leechers: 1,
+                    completed: 0,
+                }
+            }
+            other => panic!("unexpected work {other:?}"),
+        }
+    }
+    h.answer(&mut out, batch);
+    assert_eq!(out.1, [ReplyRoute(5), ReplyRoute(9)]);
+    let be32 = |b: &[u8], at: usize| u32::from_be_bytes(b[at..at + 4].try_into().unwrap());
+    let scrape = &out.0[0];
+    assert_eq!((be32(scrape, 0), be32(scrape, 4)), (2, 21));
+    let stats: Vec<u32> = (8..scrape.len())
+        .step_by(4)
+        .map(|at| be32(scrape, at))
+        .collect();
+    assert_eq!(
+        stats,
+        [1, 3, 7, 2, 3, 7],
+        "seeders, completed, leechers per hash"
+    );
+    let announce = &out.0[1];
+    assert_eq!((be32(announce, 0), be32(announce, 4)), (1, 22));
+    assert_eq!(
+        (be32(announce, 12), be32(announce, 16)),
+        (1, 4),
+        "leechers, seeders"
+    );
 }

@@ -17,7 +17,7 @@ use tracker_proto::udp::{
     SCRAPE_STATS_LEN,
 };
 
-pub use handler::{Counters, RequestHandler, Responder};
+pub use handler::{Counters, ReplyRoute, RequestHandler, Responder};
 pub use worker::{UdpWorker, WAKER};
 
 use crate::access_list::SharedAccessList;
@@ -40,14 +40,14 @@ pub struct FrontEnd {
 }
 
 impl FrontEnd {
-    /// The request path for this front end, answering through `responder`.
-    pub fn handler<R: Responder>(&self, responder: R) -> RequestHandler<R> {
+    /// The request path for this front end; the front end keeps its I/O
+    /// and passes its [`Responder`] with each call.
+    pub fn handler(&self) -> RequestHandler {
         RequestHandler::new(
             self.origin,
             self.settings.clone(),
             self.access_list.clone(),
             self.to_swarm.clone(),
-            responder,
         )
     }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use mio::{Events, Interest, Token};
 
-use super::handler::{RequestHandler, Responder};
+use super::handler::{ReplyRoute, RequestHandler, Responder};
 use super::mmsg::{RecvBatch, SendQueue, BATCH};
 use super::FrontEnd;
 use crate::clock::unix_tick;
@@ -27,7 +27,7 @@ pub struct UdpWorker {
     pub sockets: Vec<mio::net::UdpSocket>,
 }
 
-/// One send queue per socket; a request's handle is its socket's index.
+/// One send queue per socket; a request's route is its socket's index.
 struct SocketResponder {
     queues: Vec<SendQueue>,
 }
@@ -35,11 +35,11 @@ struct SocketResponder {
 impl Responder for SocketResponder {
     fn respond(
         &mut self,
-        handle: u32,
+        route: ReplyRoute,
         addr: SocketAddr,
         write: impl FnOnce(&mut [u8]) -> Option<usize>,
     ) -> bool {
-        match self.queues.get_mut(handle as usize) {
+        match self.queues.get_mut(route.0 as usize) {
             Some(queue) => queue.push(addr, write),
             None => false,
         }
@@ -65,12 +65,13 @@ impl UdpWorker {
         }
         let slot_len = front.settings.response_slot_len();
         let queue_len = front.settings.outgoing_queue_len;
-        let mut handler = front.handler(SocketResponder {
+        let mut handler = front.handler();
+        let mut out = SocketResponder {
             queues: sockets
                 .iter()
                 .map(|_| SendQueue::new(queue_len, slot_len))
                 .collect(),
-        });
+        };
         let mut recv = RecvBatch::new();
         let mut readable = vec![true; sockets.len()];
         let mut send_blocked = vec![false; sockets.len()];
@@ -102,14 +103,15 @@ impl UdpWorker {
             }
             for (i, socket) in sockets.iter().enumerate() {
                 if readable[i] {
-                    readable[i] = receive(&mut handler, &mut recv, i, socket.as_raw_fd());
+                    let fd = socket.as_raw_fd();
+                    readable[i] = receive(&mut handler, &mut out, &mut recv, i, fd);
                 }
             }
             handler.dispatch();
             while let Ok(batch) = front.returns.try_recv() {
-                handler.answer(batch);
+                handler.answer(&mut out, batch);
             }
-            let queues = &mut handler.responder_mut().queues;
+            let queues = &mut out.queues;
             for (i, socket) in sockets.iter().enumerate() {
                 if !send_blocked[i] && !queues[i].is_empty() {
                     match queues[i].flush(socket.as_raw_fd()) {
@@ -127,7 +129,8 @@ impl UdpWorker {
 /// Drains up to `RECV_ROUNDS` batches from one socket; returns whether more
 /// may be waiting.
 fn receive(
-    handler: &mut RequestHandler<SocketResponder>,
+    handler: &mut RequestHandler,
+    out: &mut SocketResponder,
     recv: &mut RecvBatch,
     socket: usize,
     fd: i32,
@@ -136,12 +139,13 @@ fn receive(
         match recv.recv(fd) {
             Ok(n) => {
                 let tick = unix_tick();
+                let route = ReplyRoute(socket as u32);
                 for i in 0..n {
                     if let Some((data, Some(addr))) = recv.get(i) {
                         if recv.truncated(i) {
-                            handler.too_large(socket as u32, addr, data);
+                            handler.too_large(out, route, addr, data);
                         } else {
-                            handler.handle(socket as u32, addr, data, tick);
+                            handler.handle(out, route, addr, data, tick);
                         }
                     }
                 }

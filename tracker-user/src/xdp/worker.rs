@@ -14,7 +14,7 @@ use mio::{Events, Interest, Token};
 use super::frame::{parse_udp_frame, write_reply_frame, ReplyPath};
 use super::xsk::XskQueue;
 use crate::clock::unix_tick;
-use crate::udp::{FrontEnd, Responder};
+use crate::udp::{FrontEnd, ReplyRoute, Responder};
 
 const QUEUE: Token = Token(0);
 /// Frames taken from the RX ring per round.
@@ -46,21 +46,23 @@ impl ReplyPaths {
         }
     }
 
-    fn insert(&mut self, path: ReplyPath) -> u32 {
+    /// Remembers `path`; its sequence number is the request's route.
+    fn insert(&mut self, path: ReplyPath) -> ReplyRoute {
         let seq = self.next;
         self.next = self.next.wrapping_add(1);
         self.entries[seq as usize % REPLY_PATHS] = Some((seq, path));
-        seq
+        ReplyRoute(seq)
     }
 
-    fn get(&self, seq: u32) -> Option<&ReplyPath> {
-        match &self.entries[seq as usize % REPLY_PATHS] {
-            Some((stored, path)) if *stored == seq => Some(path),
+    fn get(&self, route: ReplyRoute) -> Option<&ReplyPath> {
+        match &self.entries[route.0 as usize % REPLY_PATHS] {
+            Some((stored, path)) if *stored == route.0 => Some(path),
             _ => None,
         }
     }
 }
 
+/// The worker's I/O: its queue, and the reply paths its answers need.
 struct XdpResponder {
     queue: XskQueue,
     paths: ReplyPaths,
@@ -69,11 +71,11 @@ struct XdpResponder {
 impl Responder for XdpResponder {
     fn respond(
         &mut self,
-        handle: u32,
+        route: ReplyRoute,
         _addr: SocketAddr,
         write: impl FnOnce(&mut [u8]) -> Option<usize>,
     ) -> bool {
-        let Some(path) = self.paths.get(handle).copied() else {
+        let Some(path) = self.paths.get(route).copied() else {
             return false;
         };
         self.queue
@@ -119,10 +121,11 @@ impl XdpWorker {
             log::error!("xdp worker {queue_id}: cannot poll the AF_XDP socket: {e}");
             return;
         }
-        let mut handler = front.handler(XdpResponder {
+        let mut handler = front.handler();
+        let mut out = XdpResponder {
             queue,
             paths: ReplyPaths::new(),
-        });
+        };
         let mut staging = Staging::default();
         let mut events = Events::with_capacity(8);
         let mut unparseable = 0u64;
@@ -136,10 +139,7 @@ impl XdpWorker {
                 }
             }
             staging.clear();
-            let received = handler
-                .responder_mut()
-                .queue
-                .receive(RX_BATCH, |frame| staging.push(frame));
+            let received = out.queue.receive(RX_BATCH, |frame| staging.push(frame));
             busy = received == RX_BATCH;
             if received > 0 {
                 let tick = unix_tick();
@@ -156,8 +156,9 @@ impl XdpWorker {
                     // detects truncation.
                     match parse_udp_frame(frame) {
                         Ok(parsed) => {
-                            let seq = handler.responder_mut().paths.insert(parsed.path);
-                            handler.handle(seq, parsed.path.client, parsed.payload, tick);
+                            let route = out.paths.insert(parsed.path);
+                            let client = parsed.path.client;
+                            handler.handle(&mut out, route, client, parsed.payload, tick);
                         }
                         // The program only steers well-formed tracker
                         // datagrams, so this is rare: count it, drop it.
@@ -167,14 +168,51 @@ impl XdpWorker {
             }
             handler.dispatch();
             while let Ok(batch) = front.returns.try_recv() {
-                handler.answer(batch);
+                handler.answer(&mut out, batch);
             }
-            handler.responder_mut().queue.flush();
+            out.queue.flush();
         }
         log::debug!(
             "xdp worker {queue_id} stopped: {:?}, {unparseable} unparseable frames, {:?}",
             handler.counters(),
-            handler.responder_mut().queue.stats()
+            out.queue.stats()
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::frame::VlanTag;
+    use super::*;
+
+    fn path(client_port: u16) -> ReplyPath {
+        ReplyPath {
+            client_mac: [2, 0, 0, 0, 0, 1],
+            local_mac: [2, 0, 0, 0, 0, 2],
+            vlans: [VlanTag::default(); 2],
+            vlan_count: 0,
+            client: SocketAddr::from(([192, 0, 2, 1], client_port)),
+            local: "192.0.2.2:6969".parse().unwrap(),
+        }
+    }
+
+    /// An answer that comes back after its slot was reused must be dropped,
+    /// never sent to the client that now holds the slot.
+    #[test]
+    fn a_late_answer_finds_its_own_path_or_none() {
+        let mut paths = ReplyPaths::new();
+        let first = paths.insert(path(1));
+        let second = paths.insert(path(2));
+        assert_eq!(paths.get(first).map(|p| p.client.port()), Some(1));
+        assert_eq!(paths.get(second).map(|p| p.client.port()), Some(2));
+        for port in 0..REPLY_PATHS as u16 - 1 {
+            paths.insert(path(port.wrapping_add(3)));
+        }
+        assert!(paths.get(first).is_none(), "first's slot was reused");
+        assert_eq!(
+            paths.get(second).map(|p| p.client.port()),
+            Some(2),
+            "second's slot is the next to go"
         );
     }
 }

@@ -9,7 +9,6 @@ pub mod http;
 pub mod npm;
 pub mod tls;
 pub mod ws;
-pub mod xdp_pass;
 
 use std::cell::Cell;
 use std::collections::HashSet;

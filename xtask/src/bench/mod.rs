@@ -21,6 +21,7 @@
 //! measured run ([`sample`]), and figures, tables and the docs file
 //! ([`report`]).
 
+mod flood;
 mod plot;
 mod proc;
 mod report;
@@ -54,6 +55,8 @@ const USAGE: &str = "\
 usage: cargo xtask bench udp|http|ws [--runs N] [--seconds S] [--warmup W] [--quick]
                                      [--no-build] [udp: --no-steer] [http, ws: --tls | --plain]
        cargo xtask bench scale [options]   (`cargo xtask bench scale --help`)
+       cargo xtask bench flood [--seconds S] [--runs N] [--quick] [--no-build] [--flood-rate R]
+                               [--baseline PATH [--baseline-label NAME]]...
 
   udp           BEP 15 against aquatic_udp: loopback (prefilled: every client
                 announced once first, memory per peer measured), veth, veth
@@ -63,6 +66,12 @@ usage: cargo xtask bench udp|http|ws [--runs N] [--seconds S] [--warmup W] [--qu
                 peer; plot in docs/bench-scaling.svg
   http          HTTP announces and scrapes against aquatic_http, plain and TLS
   ws            WebTorrent over WebSocket against aquatic_ws, plain and TLS
+  flood         a flood of announces for new info hashes over loopback (S s,
+                default 20; R/s, default 100000, 0 = as fast as one core
+                sends) against a client announcing 1,000/s: its latency
+                and losses, torrents stored, RSS idle, at peak and after
+                every peer expired; each --baseline runs another tracker
+                binary (e.g. a build of main) the same way for comparison
 
   --runs N      runs per system and scenario (default 5)
   --seconds S   measured seconds per run (default 12)
@@ -118,6 +127,7 @@ pub fn run(args: &[String]) -> Result<()> {
         Some("http") => tcp::run(tcp::Protocol::Http, args, rest),
         Some("ws") => tcp::run(tcp::Protocol::Ws, args, rest),
         Some("scale") => scale::run(args, rest),
+        Some("flood") => flood::run(args, rest),
         Some("-h") | Some("--help") | Some("help") => {
             print!("{USAGE}");
             Ok(())

@@ -33,7 +33,6 @@ use super::{
 mod counters;
 mod markdown;
 mod net;
-mod pass_program;
 
 use counters::xdp_answered;
 use markdown::{drops, report, sections};

@@ -11,7 +11,6 @@ use anyhow::{anyhow, bail, Context, Result};
 
 use crate::bench::{GENERATOR_CPU, SERVER_CPU};
 
-use super::pass_program::attach_pass_program;
 use super::{VETH_CLIENT_V4, VETH_SERVER_V4};
 
 /// Runs `f` on a thread that has entered network namespace `ns`; sockets it
@@ -98,8 +97,10 @@ impl VethNet {
             net.steer()?;
         }
         let dev = client_if.clone();
-        let link = in_ns(&net.client_ns, move || attach_pass_program(&dev))?
-            .context("attaching a pass program to the client end of the veth pair")?;
+        let link = in_ns(&net.client_ns, move || {
+            tracker_xdp_testing::attach_pass_program(&dev)
+        })?
+        .context("attaching a pass program to the client end of the veth pair")?;
         net._client_link = Some(link);
         Ok(net)
     }

@@ -1,0 +1,316 @@
+//! What a refused config reports: [`ConfigError`] says where (file or
+//! command line, line, column, key) and [`ValidationError`] which limit a
+//! parsed config breaks, as a value a caller can match on.
+
+use std::fmt;
+use std::path::Path;
+
+use tracker_config::line_column;
+
+use super::AccessListMode;
+#[cfg(doc)]
+use super::Config;
+
+/// Why a configuration was refused, with where to look: the file (or the
+/// command line), the line and column when known, and the key path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ConfigError {
+    origin: String,
+    line: Option<usize>,
+    column: Option<usize>,
+    key: Option<String>,
+    message: String,
+    kind: ConfigErrorKind,
+    /// The broken limit, for [`ConfigErrorKind::Limit`]; boxed to keep
+    /// `Result<Config, ConfigError>` small.
+    invalid: Option<Box<ValidationError>>,
+}
+
+/// What sort of mistake a [`ConfigError`] reports.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ConfigErrorKind {
+    /// The file could not be read.
+    Io,
+    /// The file is not TOML; no key can be named.
+    Syntax,
+    /// Valid TOML that does not fit the config: unknown key, wrong type, bad value.
+    Invalid,
+    /// Every value parsed but a limit checked by [`Config::validate`] failed.
+    Limit,
+}
+
+impl ConfigError {
+    /// The file the error is in, or `command line` when an override was refused.
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// 1-based line in the file, when known.
+    pub fn line(&self) -> Option<usize> {
+        self.line
+    }
+
+    /// 1-based column (in characters) in the file, when known.
+    pub fn column(&self) -> Option<usize> {
+        self.column
+    }
+
+    /// Dotted key path such as `udp.workers` or `udp.listen[1]`, when known.
+    pub fn key(&self) -> Option<&str> {
+        self.key.as_deref()
+    }
+
+    /// The complaint without the location.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    pub fn kind(&self) -> ConfigErrorKind {
+        self.kind
+    }
+
+    /// The broken limit, when [`kind`](Self::kind) is [`ConfigErrorKind::Limit`].
+    pub fn validation(&self) -> Option<&ValidationError> {
+        self.invalid.as_deref()
+    }
+
+    pub(super) fn io(path: &Path, e: &std::io::Error) -> Self {
+        Self {
+            origin: path.display().to_string(),
+            line: None,
+            column: None,
+            key: None,
+            message: e.to_string(),
+            kind: ConfigErrorKind::Io,
+            invalid: None,
+        }
+    }
+
+    /// A TOML text that did not parse or did not fit the config.
+    pub(super) fn toml(
+        origin: &str,
+        text: &str,
+        e: &serde_path_to_error::Error<toml::de::Error>,
+    ) -> Self {
+        let path = e.path().to_string();
+        let inner = e.inner();
+        // Path "." is serde_path_to_error's root: nothing was being
+        // deserialized yet, so the parser itself failed.
+        let key = (path != ".").then_some(path);
+        let (line, column) = match inner.span() {
+            Some(span) => {
+                let (line, column) = line_column(text, span.start);
+                (Some(line), Some(column))
+            }
+            None => (None, None),
+        };
+        Self {
+            origin: origin.to_owned(),
+            line,
+            column,
+            kind: if key.is_some() {
+                ConfigErrorKind::Invalid
+            } else {
+                ConfigErrorKind::Syntax
+            },
+            key,
+            // toml's parser explains over several lines; one line keeps
+            // the error greppable in logs.
+            message: inner.message().trim().replace('\n', "; "),
+            invalid: None,
+        }
+    }
+
+    pub(super) fn limit(origin: String, line: Option<usize>, invalid: ValidationError) -> Self {
+        Self {
+            origin,
+            line,
+            column: None,
+            key: Some(invalid.key().to_owned()),
+            message: invalid.reason(),
+            kind: ConfigErrorKind::Limit,
+            invalid: Some(Box::new(invalid)),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.origin)?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+            if let Some(column) = self.column {
+                write!(f, ":{column}")?;
+            }
+        }
+        f.write_str(": ")?;
+        match (&self.key, self.kind) {
+            (_, ConfigErrorKind::Io) => write!(f, "cannot read config file: {}", self.message),
+            (Some(key), _) => write!(f, "key `{key}`: {}", self.message),
+            (None, ConfigErrorKind::Syntax) => {
+                write!(f, "TOML syntax error (no key): {}", self.message)
+            }
+            (None, _) => write!(f, "(no key): {}", self.message),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// A limit [`Config::validate`] found broken: which key, the value it has,
+/// and the bound it breaks. Displays as ``key `udp.workers`: reason``.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum ValidationError {
+    /// A count, size or duration is 0 where at least 1 is needed;
+    /// `needed_by` is the setting that makes it needed, if any (socket
+    /// workers only matter with addresses to listen on).
+    Zero {
+        key: &'static str,
+        needed_by: Option<&'static str>,
+    },
+    /// Outside `min..=max`. `unit` (" bytes" or "") follows the bounds, then
+    /// `why` (a parenthesised reason or "").
+    OutOfRange {
+        key: &'static str,
+        got: u64,
+        min: u64,
+        max: u64,
+        unit: &'static str,
+        why: &'static str,
+    },
+    /// Above `max`.
+    TooLarge {
+        key: &'static str,
+        got: u64,
+        max: u64,
+    },
+    /// Not a power of two in `min..=max`.
+    NotPowerOfTwo {
+        key: &'static str,
+        got: u64,
+        min: u64,
+        max: u64,
+    },
+    /// Larger than the value of `bound_key`, which bounds it.
+    Exceeds {
+        key: &'static str,
+        got: u64,
+        bound_key: &'static str,
+        bound: u64,
+    },
+    /// Smaller than the value of `bound_key`, which it must hold; `why` says
+    /// what would not fit.
+    LessThan {
+        key: &'static str,
+        got: u64,
+        bound_key: &'static str,
+        bound: u64,
+        why: &'static str,
+    },
+    /// Not a name an HTTP header can have.
+    NotAHeaderName { key: &'static str, header: String },
+    /// `key` (tls.certificate_path or tls.private_key_path) is empty while a
+    /// TLS listener is set.
+    MissingTlsFile { key: &'static str },
+    /// access_list.path is empty while access_list.mode is not off.
+    MissingAccessList { mode: AccessListMode },
+    /// xdp.pin_path is empty while xdp.iface is set.
+    MissingPinPath,
+}
+
+impl ValidationError {
+    /// The dotted path of the key to fix, e.g. `udp.workers`.
+    pub fn key(&self) -> &'static str {
+        match self {
+            Self::Zero { key, .. }
+            | Self::OutOfRange { key, .. }
+            | Self::TooLarge { key, .. }
+            | Self::NotPowerOfTwo { key, .. }
+            | Self::Exceeds { key, .. }
+            | Self::LessThan { key, .. }
+            | Self::NotAHeaderName { key, .. }
+            | Self::MissingTlsFile { key } => key,
+            Self::MissingAccessList { .. } => "access_list.path",
+            Self::MissingPinPath => "xdp.pin_path",
+        }
+    }
+
+    /// The other key involved, if any: where to look in a file that left
+    /// [`key`](Self::key) at its default.
+    pub fn related_key(&self) -> Option<&'static str> {
+        match self {
+            Self::Zero { needed_by, .. } => *needed_by,
+            Self::Exceeds { bound_key, .. } | Self::LessThan { bound_key, .. } => Some(bound_key),
+            Self::MissingTlsFile { .. } => Some("http.tls_listen"),
+            Self::MissingAccessList { .. } => Some("access_list.mode"),
+            Self::MissingPinPath => Some("xdp.iface"),
+            Self::OutOfRange { .. }
+            | Self::TooLarge { .. }
+            | Self::NotPowerOfTwo { .. }
+            | Self::NotAHeaderName { .. } => None,
+        }
+    }
+
+    /// Why the value is refused, without the key.
+    pub fn reason(&self) -> String {
+        Reason(self).to_string()
+    }
+}
+
+/// Formats a [`ValidationError`]'s reason alone.
+struct Reason<'a>(&'a ValidationError);
+
+impl fmt::Display for Reason<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            ValidationError::Zero { .. } => f.write_str("must be at least 1, got 0"),
+            ValidationError::OutOfRange {
+                got,
+                min,
+                max,
+                unit,
+                why,
+                ..
+            } => write!(f, "must be between {min} and {max}{unit}{why}, got {got}"),
+            ValidationError::TooLarge { got, max, .. } => {
+                write!(f, "must be at most {max}, got {got}")
+            }
+            ValidationError::NotPowerOfTwo { got, min, max, .. } => {
+                write!(f, "must be a power of two from {min} to {max}, got {got}")
+            }
+            ValidationError::Exceeds {
+                got,
+                bound_key,
+                bound,
+                ..
+            } => write!(f, "{got} exceeds {bound_key} ({bound})"),
+            ValidationError::LessThan {
+                got,
+                bound_key,
+                bound,
+                why,
+                ..
+            } => write!(f, "{got} is less than {bound_key} ({bound}): {why}"),
+            ValidationError::NotAHeaderName { header, .. } => {
+                write!(f, "`{header}` is not an HTTP header name")
+            }
+            ValidationError::MissingTlsFile { .. } => {
+                f.write_str("must name a PEM file when http.tls_listen or ws.tls_listen is set")
+            }
+            ValidationError::MissingAccessList { mode } => {
+                write!(f, "must name a file when access_list.mode is {mode}")
+            }
+            ValidationError::MissingPinPath => {
+                f.write_str("must name a bpffs directory when xdp.iface is set")
+            }
+        }
+    }
+}
+
+impl fmt::Display for ValidationError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "key `{}`: {}", self.key(), Reason(self))
+    }
+}
+
+impl std::error::Error for ValidationError {}

@@ -1,0 +1,295 @@
+//! The sections about the swarm, the protocol rules, UDP, the access list
+//! and XDP, with their defaults.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+use tracker_config::ConfigDocs;
+
+/// The in-memory swarm store and the request workers that own its shards.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ConfigDocs)]
+#[serde(default, deny_unknown_fields)]
+pub struct SwarmConfig {
+    /// Request workers; each owns the torrents whose info hash maps to it.
+    /// 1 to 1024.
+    pub workers: usize,
+    /// Batches that may wait in one request worker's inbox; beyond it,
+    /// socket workers drop requests instead of queueing without bound.
+    pub channel_capacity: usize,
+    /// Seconds between sweeps that drop expired peers and empty torrents.
+    pub cleaning_interval: u64,
+    /// Seconds after its last announce that a peer is forgotten.
+    pub max_peer_age: u64,
+    /// UDP/HTTP torrents held. An announce that would add one more is
+    /// refused ("tracker is full: torrent limit reached"); existing torrents
+    /// keep working. Each request worker holds its share (this / workers,
+    /// rounded up). About 234 bytes per torrent with its first peer:
+    /// the default bounds torrents at about 2.3 GB.
+    pub max_torrents: usize,
+    /// UDP/HTTP peers held, both address families. A new peer past it is
+    /// refused ("tracker is full: peer limit reached"); known peers always
+    /// re-announce. Split between request workers like max_torrents.
+    /// About 30-55 bytes per peer beyond a torrent's first: the default
+    /// bounds peers at about 2.2 GB more.
+    pub max_peers: usize,
+    /// Peers in one torrent, UDP/HTTP and WebTorrent swarms alike (about
+    /// 55 MB for a full UDP/HTTP swarm at the default).
+    pub max_peers_per_torrent: usize,
+    /// UDP/HTTP peers with one IP address in one torrent: clients behind
+    /// one NAT differ only by port, but one host varying its port must
+    /// not fill a swarm. Not applied to WebTorrent peers, which have no
+    /// address in the swarm.
+    pub max_peers_per_ip: usize,
+    /// WebTorrent torrents held, counted apart from UDP/HTTP ones so a
+    /// flood on one protocol cannot lock the other out. About 330 bytes
+    /// per torrent with its first peer: about 0.33 GB at the default.
+    pub max_ws_torrents: usize,
+    /// WebTorrent peers held. About 90 bytes per peer beyond a torrent's
+    /// first: about 0.45 GB at the default.
+    pub max_ws_peers: usize,
+}
+
+/// Rules shared by every tracker protocol.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ConfigDocs)]
+#[serde(default, deny_unknown_fields)]
+pub struct ProtocolConfig {
+    /// Seconds a client is told to wait between announces.
+    pub announce_interval: u32,
+    /// Peers returned when the client asks for the default (numwant -1 or absent).
+    /// At most max_numwant.
+    pub default_numwant: usize,
+    /// Most peers returned by one announce, whatever the client asks for.
+    pub max_numwant: usize,
+}
+
+/// The UDP tracker protocol (BEP 15).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ConfigDocs)]
+#[serde(default, deny_unknown_fields)]
+pub struct UdpConfig {
+    /// Addresses to serve BEP 15 on. Every socket worker binds each of them
+    /// with SO_REUSEPORT. An empty list turns UDP off.
+    pub listen: Vec<SocketAddr>,
+    /// Socket workers (threads that receive, parse and answer datagrams).
+    pub workers: usize,
+    /// Most info hashes answered in one scrape, 1 to 74
+    /// (BEP 15: about 74 fit one datagram).
+    pub max_scrape_torrents: usize,
+    /// Seconds a connection id stays valid (BEP 15 says two minutes).
+    pub connection_id_lifetime: u32,
+    /// SO_RCVBUF in bytes for each socket; 0 keeps the kernel default (about
+    /// 208 KiB). The kernel caps it at net.core.rmem_max (a warning says so).
+    pub recv_buffer_size: usize,
+    /// Responses one socket worker holds when the kernel will not take
+    /// more; beyond it, responses are dropped.
+    pub outgoing_queue_len: usize,
+    /// Scrapes one socket worker may have waiting on request workers.
+    pub max_pending_scrapes: usize,
+}
+
+/// Which torrents are served, by info hash. The file is reloaded on SIGUSR1;
+/// a bad file keeps the old list.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ConfigDocs)]
+#[serde(default, deny_unknown_fields)]
+pub struct AccessListConfig {
+    /// off: every torrent is served; black: torrents in the file are refused;
+    /// white: only torrents in the file are served.
+    pub mode: AccessListMode,
+    /// File of hex info hashes, one per line, `#` starts a comment.
+    /// Required unless mode is off.
+    pub path: PathBuf,
+}
+
+/// The XDP fast path (Linux): an XDP program steers tracker datagrams into
+/// AF_XDP sockets, one per RX queue, and answers connects in the kernel.
+/// Needs the program built in (`cargo xtask build-ebpf`) and CAP_BPF + CAP_NET_ADMIN.
+/// The plain sockets keep serving whatever the program passes to the kernel.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ConfigDocs)]
+#[serde(default, deny_unknown_fields)]
+pub struct XdpConfig {
+    /// Interface to attach to (also `--iface`); empty serves on plain sockets only.
+    pub iface: String,
+    /// auto: driver (native) mode, falling back to generic; or driver, or generic.
+    pub attach_mode: XdpAttachMode,
+    /// true: exit when XDP cannot be set up; false: warn and serve on plain sockets.
+    pub required: bool,
+    /// Replace an XDP program another tool attached to the interface;
+    /// false refuses to start instead.
+    pub replace_existing: bool,
+    /// Answer BEP 15 connects in the kernel with XDP_TX, with the same
+    /// connection ids userland issues.
+    pub connect_in_kernel: bool,
+    /// bpffs directory where the program and its maps are pinned, for bpftool.
+    pub pin_path: std::path::PathBuf,
+    /// UMEM frames per AF_XDP socket (2048 bytes each; half receive, half transmit).
+    pub frame_count: u32,
+    /// Ask for zero-copy AF_XDP; copy mode is used where the driver lacks it.
+    pub zero_copy: bool,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum XdpAttachMode {
+    #[default]
+    Auto,
+    Driver,
+    Generic,
+}
+
+impl Default for XdpConfig {
+    fn default() -> Self {
+        Self {
+            iface: String::new(),
+            attach_mode: XdpAttachMode::Auto,
+            required: false,
+            replace_existing: false,
+            connect_in_kernel: true,
+            pin_path: "/sys/fs/bpf/tracker".into(),
+            frame_count: 4096,
+            zero_copy: true,
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AccessListMode {
+    #[default]
+    Off,
+    Black,
+    White,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogLevel {
+    Off,
+    Error,
+    Warn,
+    #[default]
+    Info,
+    Debug,
+    Trace,
+}
+
+pub(super) fn available_cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+impl Default for SwarmConfig {
+    fn default() -> Self {
+        Self {
+            // Half the cores own the swarm, the rest move packets.
+            workers: (available_cores() / 2).max(1),
+            channel_capacity: 1024,
+            cleaning_interval: 120,
+            max_peer_age: 1200,
+            // Sized from `cargo run --release -p tracker-swarm --example
+            // swarm_memory` (docs/architecture.md, "Limits"): at most about
+            // 2.3 GB of torrents plus 2.2 GB of further peers, roomy for
+            // the largest public trackers' swarms, bounded on an 8 GB host.
+            max_torrents: 10_000_000,
+            max_peers: 50_000_000,
+            // Beyond the largest real swarms (a few 100k peers); 55 MB.
+            max_peers_per_torrent: 1_000_000,
+            // A household or office NAT seldom has more than a few clients
+            // in one torrent; one host varying its port gets no further.
+            max_peers_per_ip: 32,
+            // WebTorrent is a far smaller population: about 0.33 GB of
+            // torrents plus 0.45 GB of peers at most.
+            max_ws_torrents: 1_000_000,
+            max_ws_peers: 5_000_000,
+        }
+    }
+}
+
+impl SwarmConfig {
+    /// The limits for the whole tracker; each request worker enforces
+    /// [`per_shard`](crate::swarm::SwarmLimits::per_shard) of them.
+    pub fn limits(&self) -> crate::swarm::SwarmLimits {
+        crate::swarm::SwarmLimits {
+            max_torrents: self.max_torrents,
+            max_peers: self.max_peers,
+            max_ws_torrents: self.max_ws_torrents,
+            max_ws_peers: self.max_ws_peers,
+            max_peers_per_torrent: self.max_peers_per_torrent,
+            max_peers_per_ip: self.max_peers_per_ip,
+        }
+    }
+}
+
+impl Default for ProtocolConfig {
+    fn default() -> Self {
+        Self {
+            announce_interval: 900,
+            default_numwant: 50,
+            max_numwant: 50,
+        }
+    }
+}
+
+impl Default for UdpConfig {
+    fn default() -> Self {
+        Self {
+            listen: vec![
+                "0.0.0.0:6969".parse().unwrap(),
+                "[::]:6969".parse().unwrap(),
+            ],
+            workers: (available_cores() - (available_cores() / 2).max(1)).max(1),
+            max_scrape_torrents: 70,
+            connection_id_lifetime: 120,
+            // What aquatic_udp asks for: bursts of a busy tracker overrun
+            // the kernel's default (208 KiB) long before a worker is busy.
+            recv_buffer_size: 8 << 20,
+            outgoing_queue_len: 4096,
+            max_pending_scrapes: 4096,
+        }
+    }
+}
+
+impl Default for AccessListConfig {
+    fn default() -> Self {
+        Self {
+            mode: AccessListMode::Off,
+            path: PathBuf::new(),
+        }
+    }
+}
+
+impl AccessListMode {
+    /// The name used in config files.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AccessListMode::Off => "off",
+            AccessListMode::Black => "black",
+            AccessListMode::White => "white",
+        }
+    }
+}
+
+impl fmt::Display for AccessListMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl LogLevel {
+    /// The name used in config files and on the command line.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Off => "off",
+            LogLevel::Error => "error",
+            LogLevel::Warn => "warn",
+            LogLevel::Info => "info",
+            LogLevel::Debug => "debug",
+            LogLevel::Trace => "trace",
+        }
+    }
+}
+
+impl fmt::Display for LogLevel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

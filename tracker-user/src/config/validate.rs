@@ -1,0 +1,208 @@
+//! The limits that types alone cannot express, checked after parsing and
+//! again after command-line overrides.
+
+use super::{AccessListMode, Config, ValidationError};
+
+/// Most info hashes one scrape may be answered for. BEP 15 puts the limit
+/// at "about 74": a request of 16 + 20 * 74 = 1496 bytes is about what an
+/// Ethernet frame carries, and the answer (8 + 12 * 74 = 896 bytes) fits any
+/// common MTU, so a larger setting would only serve requests no client sends.
+pub const MAX_SCRAPE_TORRENTS_LIMIT: usize = 74;
+
+/// Most HTTP/WebSocket socket workers.
+pub const MAX_HTTP_WORKERS: usize = 1024;
+
+/// Most request workers: each is a thread with its own shard, and far more
+/// than the machine has cores only adds contention and memory.
+pub const MAX_SWARM_WORKERS: usize = 1024;
+
+/// `key` must not be 0 (every value checked so is unsigned).
+fn at_least_1<T: Default + PartialEq>(key: &'static str, value: T) -> Result<(), ValidationError> {
+    at_least_1_for(key, None, value)
+}
+
+/// [`at_least_1`] for a value only needed because `needed_by` is set.
+fn at_least_1_for<T: Default + PartialEq>(
+    key: &'static str,
+    needed_by: Option<&'static str>,
+    value: T,
+) -> Result<(), ValidationError> {
+    if value == T::default() {
+        return Err(ValidationError::Zero { key, needed_by });
+    }
+    Ok(())
+}
+
+/// `got` must lie in `min..=max`; `unit` and `why` go into the message.
+fn in_range(
+    key: &'static str,
+    got: usize,
+    (min, max): (usize, usize),
+    unit: &'static str,
+    why: &'static str,
+) -> Result<(), ValidationError> {
+    if !(min..=max).contains(&got) {
+        return Err(ValidationError::OutOfRange {
+            key,
+            got: got as u64,
+            min: min as u64,
+            max: max as u64,
+            unit,
+            why,
+        });
+    }
+    Ok(())
+}
+
+impl Config {
+    /// Checks the limits that types alone cannot express, returning the
+    /// first one broken. Its Display names the key, e.g.
+    /// ``key `swarm.workers`: must be between 1 and 1024, got 0``.
+    pub fn validate(&self) -> Result<(), ValidationError> {
+        let s = &self.swarm;
+        in_range("swarm.workers", s.workers, (1, MAX_SWARM_WORKERS), "", "")?;
+        at_least_1("swarm.channel_capacity", s.channel_capacity)?;
+        at_least_1("swarm.cleaning_interval", s.cleaning_interval)?;
+        at_least_1("swarm.max_peer_age", s.max_peer_age)?;
+        at_least_1("swarm.max_torrents", s.max_torrents)?;
+        at_least_1("swarm.max_peers", s.max_peers)?;
+        at_least_1("swarm.max_peers_per_torrent", s.max_peers_per_torrent)?;
+        at_least_1("swarm.max_peers_per_ip", s.max_peers_per_ip)?;
+        at_least_1("swarm.max_ws_torrents", s.max_ws_torrents)?;
+        at_least_1("swarm.max_ws_peers", s.max_ws_peers)?;
+
+        let p = &self.protocol;
+        at_least_1("protocol.max_numwant", p.max_numwant)?;
+        if p.default_numwant > p.max_numwant {
+            return Err(ValidationError::Exceeds {
+                key: "protocol.default_numwant",
+                got: p.default_numwant as u64,
+                bound_key: "protocol.max_numwant",
+                bound: p.max_numwant as u64,
+            });
+        }
+
+        let u = &self.udp;
+        if !u.listen.is_empty() {
+            // With no address there are no sockets to work, so 0 is harmless.
+            at_least_1_for("udp.workers", Some("udp.listen"), u.workers)?;
+        }
+        in_range(
+            "udp.max_scrape_torrents",
+            u.max_scrape_torrents,
+            (1, MAX_SCRAPE_TORRENTS_LIMIT),
+            "",
+            " (about 74 fit one datagram)",
+        )?;
+        at_least_1("udp.connection_id_lifetime", u.connection_id_lifetime)?;
+        at_least_1("udp.outgoing_queue_len", u.outgoing_queue_len)?;
+        at_least_1("udp.max_pending_scrapes", u.max_pending_scrapes)?;
+
+        let h = &self.http;
+        if !self.tcp_listeners().is_empty() {
+            at_least_1_for("http.workers", Some("http.listen"), h.workers)?;
+        }
+        // 0 is fine without TCP listeners, checked above.
+        if h.workers > MAX_HTTP_WORKERS {
+            return Err(ValidationError::TooLarge {
+                key: "http.workers",
+                got: h.workers as u64,
+                max: MAX_HTTP_WORKERS as u64,
+            });
+        }
+        at_least_1("http.max_connections", h.max_connections)?;
+        in_range(
+            "http.max_request_size",
+            h.max_request_size,
+            (256, 1 << 20),
+            " bytes",
+            "",
+        )?;
+        at_least_1("http.request_timeout", h.request_timeout)?;
+        at_least_1("http.keep_alive_timeout", h.keep_alive_timeout)?;
+        at_least_1("http.first_byte_timeout", h.first_byte_timeout)?;
+        at_least_1("http.max_connections_per_ip", h.max_connections_per_ip)?;
+        at_least_1("http.max_scrape_torrents", h.max_scrape_torrents)?;
+        at_least_1("http.max_full_scrape_torrents", h.max_full_scrape_torrents)?;
+        if h.min_announce_interval > p.announce_interval {
+            return Err(ValidationError::Exceeds {
+                key: "http.min_announce_interval",
+                got: h.min_announce_interval.into(),
+                bound_key: "protocol.announce_interval",
+                bound: p.announce_interval.into(),
+            });
+        }
+        let header = h.real_ip_header.trim();
+        if !header.is_empty()
+            && !header
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return Err(ValidationError::NotAHeaderName {
+                key: "http.real_ip_header",
+                header: header.to_owned(),
+            });
+        }
+
+        let w = &self.ws;
+        at_least_1("ws.announce_interval", w.announce_interval)?;
+        in_range(
+            "ws.max_message_size",
+            w.max_message_size,
+            (1024, 16 << 20),
+            " bytes",
+            "",
+        )?;
+        at_least_1("ws.max_pending_offers", w.max_pending_offers)?;
+        at_least_1("ws.offer_timeout", w.offer_timeout)?;
+        if w.max_outgoing_bytes < w.max_message_size {
+            return Err(ValidationError::LessThan {
+                key: "ws.max_outgoing_bytes",
+                got: w.max_outgoing_bytes as u64,
+                bound_key: "ws.max_message_size",
+                bound: w.max_message_size as u64,
+                why: "one relayed message would not fit",
+            });
+        }
+        at_least_1(
+            "ws.max_torrents_per_connection",
+            w.max_torrents_per_connection,
+        )?;
+        at_least_1(
+            "ws.max_peer_ids_per_connection",
+            w.max_peer_ids_per_connection,
+        )?;
+        at_least_1("ws.idle_timeout", w.idle_timeout)?;
+
+        let t = &self.tls;
+        if self.wants_tls() {
+            for (key, path) in [
+                ("tls.certificate_path", &t.certificate_path),
+                ("tls.private_key_path", &t.private_key_path),
+            ] {
+                if path.as_os_str().is_empty() {
+                    return Err(ValidationError::MissingTlsFile { key });
+                }
+            }
+        }
+
+        let a = &self.access_list;
+        if a.mode != AccessListMode::Off && a.path.as_os_str().is_empty() {
+            return Err(ValidationError::MissingAccessList { mode: a.mode });
+        }
+
+        let x = &self.xdp;
+        if !(64..=1 << 20).contains(&x.frame_count) || !x.frame_count.is_power_of_two() {
+            return Err(ValidationError::NotPowerOfTwo {
+                key: "xdp.frame_count",
+                got: x.frame_count.into(),
+                min: 64,
+                max: 1 << 20,
+            });
+        }
+        if !x.iface.is_empty() && x.pin_path.as_os_str().is_empty() {
+            return Err(ValidationError::MissingPinPath);
+        }
+        Ok(())
+    }
+}
