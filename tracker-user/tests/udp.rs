@@ -1019,7 +1019,8 @@ fn wildcard_v4_and_v6_on_the_same_port_keep_families_apart() {
 #[test]
 fn scrape_burst_against_a_full_request_worker_inbox_is_shed_not_fatal() {
     let mut t = Tracker::with_config(
-        "[swarm]\nworkers = 1\nchannel_capacity = 1\n[udp]\nworkers = 1\nmax_scrape_torrents = 70\n",
+        "log_level = \"debug\"\n[swarm]\nworkers = 1\nchannel_capacity = 1\n\
+         [udp]\nworkers = 1\nmax_scrape_torrents = 70\n",
     );
     let hashes: Vec<[u8; 20]> = (0..70).map(|_| random_hash()).collect();
     let senders: Vec<Client> = (0..8).map(|_| Client::new(t.addr())).collect();
@@ -1041,4 +1042,23 @@ fn scrape_burst_against_a_full_request_worker_inbox_is_shed_not_fatal() {
     assert_eq!(s.0.len(), 70);
     assert_eq!(s.0[0], (1, 0, 2));
     t.assert_alive();
+
+    // The burst did overrun the inbox: the socket worker's counters, logged
+    // when it stops, show requests shed as busy.
+    t.signal(libc::SIGTERM);
+    let line = || {
+        t.stderr_lines()
+            .into_iter()
+            .find(|l| l.contains("udp worker 0 stopped"))
+    };
+    assert!(poll_until(Duration::from_secs(5), || line().is_some()));
+    let line = line().unwrap();
+    let busy: u64 = line
+        .split("dropped_busy: ")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no dropped_busy in {line:?}"));
+    eprintln!("{line}");
+    assert!(busy > 0, "nothing was shed, so nothing was tested: {line}");
 }
