@@ -13,7 +13,6 @@ pub mod udp;
 #[allow(clippy::undocumented_unsafe_blocks)]
 pub mod xdp;
 
-// The swarm store lives in its own crate so the HTTP/WebSocket server can
-// use it too; these keep the paths the tracker has always used.
-pub use tracker_swarm as swarm;
+// The swarm store lives in its own crate (tracker_swarm) so the
+// HTTP/WebSocket server can use it too; this keeps the clock's old path.
 pub use tracker_swarm::clock;

@@ -17,9 +17,9 @@ use tracker_proto::xdp::ConnectState;
 use crate::access_list::{self, SharedAccessList};
 use crate::clock::{unix_tick, Clock};
 use crate::config::{Config, XdpConfig};
-use crate::swarm::{run_request_worker, RequestWorkerConfig, ReturnPath};
 use crate::udp::{self, FrontEnd, UdpSettings, UdpWorker};
 use crate::xdp::{xsk, XdpAttachment, XdpWorker};
+use tracker_swarm::{run_request_worker, RequestWorkerConfig, ReturnPath};
 
 /// A secret chosen at start: ids from a previous run are refused, which
 /// costs clients one reconnect and spares us persisting a key.

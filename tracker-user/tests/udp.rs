@@ -1006,3 +1006,59 @@ fn wildcard_v4_and_v6_on_the_same_port_keep_families_apart() {
     assert_eq!(r.peers, vec![v6[1].addr()]);
     assert_eq!(r.leechers, 4);
 }
+
+// ---------------------------------------------------------------------------
+// overload
+// ---------------------------------------------------------------------------
+
+/// A request worker with a full inbox refuses a batch the moment it fills,
+/// which is partway through sending some scrape's parts. That scrape is
+/// shed; the tracker must stay up and answer once the burst is over. One
+/// request worker with an inbox of one batch is behind for most of a burst
+/// of ordinary 70-hash scrapes from several sockets.
+#[test]
+fn scrape_burst_against_a_full_request_worker_inbox_is_shed_not_fatal() {
+    let mut t = Tracker::with_config(
+        "log_level = \"debug\"\n[swarm]\nworkers = 1\nchannel_capacity = 1\n\
+         [udp]\nworkers = 1\nmax_scrape_torrents = 70\n",
+    );
+    let hashes: Vec<[u8; 20]> = (0..70).map(|_| random_hash()).collect();
+    let senders: Vec<Client> = (0..8).map(|_| Client::new(t.addr())).collect();
+    let ids: Vec<u64> = senders.iter().map(Client::connect).collect();
+    for round in 0..300u32 {
+        for (c, id) in senders.iter().zip(&ids) {
+            // The kernel may drop some when buffers are full; that is fine.
+            let _ = c
+                .sock
+                .send_to(&encode_scrape(*id, round, &hashes), t.addr());
+        }
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    t.assert_alive();
+
+    // The burst is over: a scrape is answered whole again.
+    populate(&t, hashes[0], 1, 0, 2, 7100);
+    let s = Client::new(t.addr()).scrape(&hashes);
+    assert_eq!(s.0.len(), 70);
+    assert_eq!(s.0[0], (1, 0, 2));
+    t.assert_alive();
+
+    // The burst did overrun the inbox: the socket worker's counters, logged
+    // when it stops, show requests shed as busy.
+    t.signal(libc::SIGTERM);
+    let line = || {
+        t.stderr_lines()
+            .into_iter()
+            .find(|l| l.contains("udp worker 0 stopped"))
+    };
+    assert!(poll_until(Duration::from_secs(5), || line().is_some()));
+    let line = line().unwrap();
+    let busy: u64 = line
+        .split("dropped_busy: ")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no dropped_busy in {line:?}"));
+    eprintln!("{line}");
+    assert!(busy > 0, "nothing was shed, so nothing was tested: {line}");
+}

@@ -206,9 +206,9 @@ impl Default for SwarmConfig {
 
 impl SwarmConfig {
     /// The limits for the whole tracker; each request worker enforces
-    /// [`per_shard`](crate::swarm::SwarmLimits::per_shard) of them.
-    pub fn limits(&self) -> crate::swarm::SwarmLimits {
-        crate::swarm::SwarmLimits {
+    /// [`per_shard`](tracker_swarm::SwarmLimits::per_shard) of them.
+    pub fn limits(&self) -> tracker_swarm::SwarmLimits {
+        tracker_swarm::SwarmLimits {
             max_torrents: self.max_torrents,
             max_peers: self.max_peers,
             max_ws_torrents: self.max_ws_torrents,

@@ -6,8 +6,7 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use crossbeam_channel::{Sender, TrySendError};
-use slab::Slab;
+use crossbeam_channel::Sender;
 use tracker_proto::connection_id::{ip_to_16, make_connection_id, verify_connection_id};
 use tracker_proto::http::HttpParseError;
 use tracker_proto::udp::{
@@ -17,11 +16,9 @@ use tracker_proto::udp::{
 
 use super::{UdpSettings, MAX_SCRAPE_TORRENTS};
 use crate::access_list::SharedAccessList;
-use crate::swarm::{worker_for, Announce, Batch, Job, ReplyTo, SwarmCounts, Work};
-
-/// Jobs per batch before it is sent without waiting for the receive round
-/// to end: keeps request-worker latency and batch memory bounded.
-const MAX_BATCH_JOBS: usize = 512;
+use tracker_swarm::{
+    Announce, Batch, Job, Outbox, PendingScrapes, ReplyTo, ScrapeTicket, SwarmCounts, Work,
+};
 
 const INVALID_CONNECTION_ID: &[u8] = b"connection id invalid or expired";
 const NOT_ALLOWED: &[u8] = b"info hash not allowed";
@@ -61,15 +58,14 @@ pub trait Responder {
     ) -> bool;
 }
 
-/// A scrape whose hashes are out at request workers.
+/// A scrape whose hashes are out at request workers; its slot rides in
+/// each job's `Work::Scrape`, its generation as the reply's `tag` (the
+/// `handle` carries the route).
 struct PendingScrape {
-    /// Guards against a late answer landing in a reused slot.
-    generation: u32,
     route: ReplyRoute,
     addr: SocketAddr,
     transaction_id: TransactionId,
     len: usize,
-    remaining: usize,
     stats: [ScrapeStats; MAX_SCRAPE_TORRENTS],
 }
 
@@ -96,14 +92,10 @@ pub struct Counters {
 /// front end passes with each call. It holds protocol state only: batches,
 /// pending scrapes, counters.
 pub struct RequestHandler {
-    origin: usize,
     settings: Arc<UdpSettings>,
     access_list: Arc<SharedAccessList>,
-    to_swarm: Vec<Sender<Batch>>,
-    filling: Vec<Option<Batch>>,
-    pool: Vec<Batch>,
-    pending: Slab<PendingScrape>,
-    next_generation: u32,
+    outbox: Outbox,
+    pending: PendingScrapes<PendingScrape>,
     counters: Counters,
     /// The tick of the last rejected-id log line: at most one a second per
     /// front end, so a flood of bad ids cannot flood the log.
@@ -118,12 +110,8 @@ impl RequestHandler {
         to_swarm: Vec<Sender<Batch>>,
     ) -> Self {
         Self {
-            origin,
-            filling: (0..to_swarm.len()).map(|_| None).collect(),
-            to_swarm,
-            pool: Vec::new(),
-            pending: Slab::new(),
-            next_generation: 0,
+            outbox: Outbox::new(origin, to_swarm),
+            pending: PendingScrapes::new(settings.max_pending_scrapes),
             counters: Counters::default(),
             last_rejection_log: 0,
             settings,
@@ -284,21 +272,17 @@ impl RequestHandler {
         // Hashes past the cap are ignored rather than refused: the client
         // still gets the first ones, in order, and can ask again for the rest.
         let len = hashes.len().min(self.settings.max_scrape_torrents);
-        if self.pending.len() >= self.settings.max_pending_scrapes {
-            self.counters.dropped_busy += 1;
-            return;
-        }
-        let generation = self.next_generation;
-        self.next_generation = self.next_generation.wrapping_add(1);
-        let slot = self.pending.insert(PendingScrape {
-            generation,
+        let pending = PendingScrape {
             route,
             addr,
             transaction_id,
             len,
-            remaining: 0,
             stats: [ScrapeStats::new(0, 0, 0); MAX_SCRAPE_TORRENTS],
-        });
+        };
+        let Ok(ticket) = self.pending.insert(pending, 0) else {
+            self.counters.dropped_busy += 1;
+            return;
+        };
         let mut remaining = 0;
         for index in 0..len {
             let Some(info_hash) = hashes.get(index) else {
@@ -310,29 +294,36 @@ impl RequestHandler {
                 continue;
             }
             remaining += 1;
-            self.enqueue(Job {
+            let job = Job {
                 reply: ReplyTo {
                     addr,
                     handle: route.0,
-                    tag: generation,
+                    tag: ticket.generation,
                 },
                 work: Work::Scrape {
                     info_hash,
-                    slot: slot as u32,
+                    slot: ticket.slot,
                     index: index as u16,
                     counts: SwarmCounts::default(),
                 },
-            });
+            };
+            if self.enqueue(job) && self.pending.get(ticket).is_none() {
+                // A batch holding some of its parts was refused: the scrape
+                // is shed already, so its other parts would be work for
+                // nothing.
+                return;
+            }
         }
         if remaining == 0 {
-            self.finish_scrape(out, slot);
+            if let Some(p) = self.pending.remove(ticket) {
+                self.finish_scrape(out, p);
+            }
         } else {
-            self.pending[slot].remaining = remaining;
+            self.pending.set_parts(ticket, remaining);
         }
     }
 
-    fn finish_scrape<R: Responder>(&mut self, out: &mut R, slot: usize) {
-        let p = self.pending.remove(slot);
+    fn finish_scrape<R: Responder>(&mut self, out: &mut R, p: PendingScrape) {
         let response = Response::Scrape(ScrapeResponse {
             transaction_id: p.transaction_id,
             stats: &p.stats[..p.len],
@@ -340,67 +331,33 @@ impl RequestHandler {
         self.respond(out, p.route, p.addr, |buf| response.emit(buf).ok());
     }
 
-    fn enqueue(&mut self, job: Job) {
-        // Every job this front end makes names a torrent.
-        let Some(info_hash) = job.info_hash() else {
-            return;
-        };
-        let worker = worker_for(info_hash, self.to_swarm.len());
-        let batch = self.filling[worker].get_or_insert_with(|| {
-            self.pool
-                .pop()
-                .unwrap_or_else(|| Batch::with_origin(self.origin))
-        });
-        batch.jobs.push(job);
-        if batch.jobs.len() >= MAX_BATCH_JOBS {
-            self.send_batch(worker);
+    /// Files a job with its request worker, sending any batch it fills at
+    /// once. Returns whether a send was refused (its jobs dropped, their
+    /// scrapes abandoned).
+    fn enqueue(&mut self, job: Job) -> bool {
+        let mut refused = 0;
+        let pending = &mut self.pending;
+        // Every job this front end makes names a torrent, so a job is
+        // only given back when there is no request worker at all.
+        if let Some(job) = self.outbox.push(job) {
+            abandon(pending, &job);
+            refused += 1;
         }
+        // The worker is behind: shed this load now rather than queue it
+        // without bound; clients retry per BEP 15.
+        refused += self.outbox.send_full(|j| abandon(pending, &j));
+        self.counters.dropped_busy += refused;
+        refused > 0
     }
 
     /// Hands every filled batch to its request worker.
     pub fn dispatch(&mut self) {
-        for worker in 0..self.filling.len() {
-            self.send_batch(worker);
-        }
-    }
-
-    fn send_batch(&mut self, worker: usize) {
-        let Some(batch) = self.filling[worker].take() else {
-            return;
-        };
-        if batch.is_empty() {
-            self.pool.push(batch);
-            return;
-        }
-        match self.to_swarm[worker].try_send(batch) {
-            Ok(()) => {}
-            // The request worker is behind: shed this load now rather than
-            // queue it without bound; clients retry per BEP 15.
-            Err(TrySendError::Full(mut batch)) | Err(TrySendError::Disconnected(mut batch)) => {
-                self.counters.dropped_busy += batch.jobs.len() as u64;
-                for job in &batch.jobs {
-                    if let Work::Scrape { slot, .. } = job.work {
-                        self.abandon_scrape(slot as usize, job.reply.tag);
-                    }
-                }
-                batch.clear();
-                self.pool.push(batch);
-            }
-        }
-    }
-
-    fn abandon_scrape(&mut self, slot: usize, generation: u32) {
-        if self
-            .pending
-            .get(slot)
-            .is_some_and(|p| p.generation == generation)
-        {
-            self.pending.remove(slot);
-        }
+        let pending = &mut self.pending;
+        self.counters.dropped_busy += self.outbox.send_all(|j| abandon(pending, &j));
     }
 
     /// Writes the answers of a batch back from the request workers.
-    pub fn answer<R: Responder>(&mut self, out: &mut R, mut batch: Batch) {
+    pub fn answer<R: Responder>(&mut self, out: &mut R, batch: Batch) {
         for job in &batch.jobs {
             let (peers, counts) = match &job.work {
                 Work::AnnounceV4 {
@@ -428,8 +385,19 @@ impl RequestHandler {
                     counts,
                     ..
                 } => {
-                    let (slot, index) = (*slot as usize, *index as usize);
-                    self.scrape_part(out, slot, job.reply.tag, index, counts);
+                    let ticket = ScrapeTicket {
+                        slot: *slot,
+                        generation: job.reply.tag,
+                    };
+                    let stats = ScrapeStats::new(counts.seeders, counts.completed, counts.leechers);
+                    let done = self.pending.file_part(ticket, |p| {
+                        if let Some(s) = p.stats.get_mut(usize::from(*index)) {
+                            *s = stats;
+                        }
+                    });
+                    if let Some(p) = done {
+                        self.finish_scrape(out, p);
+                    }
                     continue;
                 }
                 // HTTP/WebSocket work; never sent from here.
@@ -448,33 +416,7 @@ impl RequestHandler {
             let route = ReplyRoute(job.reply.handle);
             self.respond(out, route, job.reply.addr, |buf| response.emit(buf).ok());
         }
-        batch.clear();
-        self.pool.push(batch);
-    }
-
-    /// Files one hash's counts into its pending scrape, answering it when
-    /// the last part is in. `generation` guards against a reused slot.
-    fn scrape_part<R: Responder>(
-        &mut self,
-        out: &mut R,
-        slot: usize,
-        generation: u32,
-        index: usize,
-        counts: &SwarmCounts,
-    ) {
-        let Some(p) = self.pending.get_mut(slot) else {
-            return;
-        };
-        if p.generation != generation {
-            return;
-        }
-        if let Some(stats) = p.stats.get_mut(index) {
-            *stats = ScrapeStats::new(counts.seeders, counts.completed, counts.leechers);
-        }
-        p.remaining -= 1;
-        if p.remaining == 0 {
-            self.finish_scrape(out, slot);
-        }
+        self.outbox.recycle(batch);
     }
 
     fn error<R: Responder>(
@@ -500,6 +442,18 @@ impl RequestHandler {
         if !out.respond(route, addr, write) {
             self.counters.dropped_queue_full += 1;
         }
+    }
+}
+
+/// Drops the pending scrape a refused job was part of: it cannot be
+/// answered whole, and a partial answer would misreport the missing hashes
+/// as empty torrents. Its parts already out are ignored when they return.
+fn abandon(pending: &mut PendingScrapes<PendingScrape>, job: &Job) {
+    if let Work::Scrape { slot, .. } = job.work {
+        pending.remove(ScrapeTicket {
+            slot,
+            generation: job.reply.tag,
+        });
     }
 }
 

@@ -10,7 +10,7 @@ use super::handler::{ReplyRoute, RequestHandler, Responder};
 use super::UdpSettings;
 use crate::access_list::{AccessList, SharedAccessList};
 use crate::config::Config;
-use crate::swarm::{Batch, SwarmCounts, Work};
+use tracker_swarm::{Batch, SwarmCounts, Work};
 
 const TICK: u32 = 1_700_000_000;
 const ROUTE: ReplyRoute = ReplyRoute(0);
@@ -204,4 +204,92 @@ fn answers_from_request_workers_leave_by_their_requests_route() {
         (1, 4),
         "leechers, seeders"
     );
+}
+
+/// A request worker whose inbox is full refuses a batch the moment it
+/// fills, which can be partway through sending one scrape's parts: that
+/// scrape is abandoned while it is still being sent. The handler must shed
+/// it (and count it), not crash, and go on answering once the worker
+/// catches up.
+#[test]
+fn a_scrape_refused_partway_through_sending_is_shed_without_a_crash() {
+    let (mut h, to_swarm) = handler();
+    let mut out = Collect::default();
+    // Fill the request worker's inbox (capacity 4), one batch a round.
+    for txid in 0..4 {
+        h.handle(&mut out, ROUTE, client(), &scrape(id(), txid, 1), TICK);
+        h.dispatch();
+    }
+    assert_eq!(to_swarm.len(), 4, "the inbox is full");
+    // 70-hash scrapes: the batch fills (512 jobs) during the 8th, which
+    // is refused with some of its parts sent and some still to come.
+    for txid in 100..110 {
+        h.handle(&mut out, ROUTE, client(), &scrape(id(), txid, 70), TICK);
+    }
+    h.dispatch();
+    assert!(out.0.is_empty(), "shed scrapes get no answer: {:?}", out.0);
+    assert!(
+        h.counters().dropped_busy >= 10,
+        "every refused scrape counted: {:?}",
+        h.counters()
+    );
+
+    // The worker catches up: what it held is answered, and a new scrape
+    // goes through and is answered whole.
+    let held: Vec<Batch> = to_swarm.try_iter().collect();
+    assert_eq!(held.len(), 4);
+    for batch in held {
+        h.answer(&mut out, batch);
+    }
+    assert_eq!(out.0.len(), 4, "the four one-hash scrapes");
+    h.handle(&mut out, ROUTE, client(), &scrape(id(), 200, 3), TICK);
+    h.dispatch();
+    let batch = to_swarm.try_recv().expect("the new scrape was sent");
+    assert_eq!(batch.jobs.len(), 3);
+    h.answer(&mut out, batch);
+    let last = out.0.last().unwrap();
+    assert_eq!(
+        &last[..8],
+        [&2u32.to_be_bytes()[..], &200u32.to_be_bytes()].concat()
+    );
+    assert_eq!(last.len(), 8 + 3 * 12);
+}
+
+/// A scrape whose first parts went out in a batch the request worker took
+/// and whose last parts were refused with the next batch is shed whole:
+/// when the first parts come back they answer nothing, since a partial
+/// answer would report the missing torrents as empty.
+#[test]
+fn a_scrape_split_across_a_taken_and_a_refused_batch_gets_no_partial_answer() {
+    let (mut h, to_swarm) = handler();
+    let mut out = Collect::default();
+    // Three of the inbox's four places taken.
+    for txid in 0..3 {
+        h.handle(&mut out, ROUTE, client(), &scrape(id(), txid, 1), TICK);
+        h.dispatch();
+    }
+    // Scrapes 100..=106 fill 490 jobs; 107's first 22 parts complete the
+    // batch of 512, which takes the last place. Its other 48 parts, and
+    // scrape 108, go in the next batch, which finds the inbox full.
+    for txid in 100..109 {
+        h.handle(&mut out, ROUTE, client(), &scrape(id(), txid, 70), TICK);
+    }
+    h.dispatch();
+    assert!(out.0.is_empty());
+    let held: Vec<Batch> = to_swarm.try_iter().collect();
+    assert_eq!(held.len(), 4);
+    assert_eq!(held[3].jobs.len(), 512);
+    for batch in held {
+        h.answer(&mut out, batch);
+    }
+    let txids: Vec<u32> = out
+        .0
+        .iter()
+        .map(|r| {
+            assert_eq!(&r[..4], &2u32.to_be_bytes(), "a scrape answer");
+            u32::from_be_bytes(r[4..8].try_into().unwrap())
+        })
+        .collect();
+    assert_eq!(txids, [0, 1, 2, 100, 101, 102, 103, 104, 105, 106]);
+    assert!(out.0[3..].iter().all(|r| r.len() == 8 + 70 * 12));
 }

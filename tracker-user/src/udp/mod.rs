@@ -22,7 +22,7 @@ pub use worker::{UdpWorker, WAKER};
 
 use crate::access_list::SharedAccessList;
 use crate::config::Config;
-use crate::swarm::Batch;
+use tracker_swarm::Batch;
 
 /// What every datagram front end (socket worker or AF_XDP queue worker)
 /// needs besides its own I/O: its place among the front ends, its poll and
