@@ -9,6 +9,7 @@
 //! way for every front end.
 
 pub mod clock;
+mod counts;
 mod limits;
 mod outbox;
 mod peer_map;
@@ -18,13 +19,14 @@ pub mod torrent_table;
 mod webtorrent;
 mod worker;
 
-pub use limits::{Refusal, RefusalCounts, SwarmLimits};
+pub use counts::{CleanReport, RefusalCounts, RefusalTally, SwarmCounts};
+pub use limits::{Refusal, SwarmLimits};
 pub use outbox::{Outbox, MAX_BATCH_JOBS};
 pub use peer_map::{PeerEntry, PeerKey, PeerMap};
 pub use pending_scrapes::{PendingScrapes, ScrapeTicket};
-pub use shard::{Announce, CleanReport, PeerAddress, SwarmCounts, SwarmShard, Torrent};
+pub use shard::{Announce, PeerAddress, SwarmShard, Torrent};
 pub use torrent_table::TorrentTable;
-pub use webtorrent::{ConnRef, WsAnnounce, WsAnnounceOutcome, WsTarget, WsTorrent};
+pub use webtorrent::{ConnRef, WsAnnounce, WsAnnounceOutcome, WsSwarms, WsTarget, WsTorrent};
 pub use worker::{run_request_worker, Batch, Job, ReplyTo, RequestWorkerConfig, ReturnPath, Work};
 
 /// Whether a torrent may be announced or scraped: the access list, seen
