@@ -6,26 +6,33 @@
 //! send [`Batch`]es of jobs over bounded channels and get the same batch
 //! back with results filled in. [`Outbox`] fills and sends those batches
 //! and [`PendingScrapes`] keeps the scrapes whose parts are out, the same
-//! way for every front end.
+//! way for every front end. [`SwarmTopology`] builds the channels between
+//! the two sides, the same for the server and every test harness.
 #![forbid(unsafe_code)]
 
 pub mod clock;
+mod counts;
 mod limits;
 mod outbox;
 mod peer_map;
 mod pending_scrapes;
 mod shard;
+mod topology;
 pub mod torrent_table;
 mod webtorrent;
 mod worker;
 
-pub use limits::{Refusal, RefusalCounts, SwarmLimits};
+pub use counts::{CleanReport, RefusalCounts, RefusalTally, SwarmCounts};
+pub use limits::{Refusal, SwarmLimits};
 pub use outbox::{Outbox, MAX_BATCH_JOBS};
 pub use peer_map::{PeerEntry, PeerKey, PeerMap};
 pub use pending_scrapes::{PendingScrapes, ScrapeTicket};
-pub use shard::{Announce, CleanReport, PeerAddress, SwarmCounts, SwarmShard, Torrent};
+pub use shard::{Announce, PeerAddress, SwarmShard, Torrent};
+pub use topology::{
+    return_capacity, FrontEndEnds, RequestWorkerEnds, SwarmLink, SwarmSettings, SwarmTopology,
+};
 pub use torrent_table::TorrentTable;
-pub use webtorrent::{ConnRef, WsAnnounce, WsAnnounceOutcome, WsTarget, WsTorrent};
+pub use webtorrent::{ConnRef, WsAnnounce, WsAnnounceOutcome, WsSwarms, WsTarget, WsTorrent};
 pub use worker::{run_request_worker, Batch, Job, ReplyTo, RequestWorkerConfig, ReturnPath, Work};
 
 /// Whether a torrent may be announced or scraped: the access list, seen

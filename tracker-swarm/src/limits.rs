@@ -90,34 +90,6 @@ impl Refusal {
     }
 }
 
-/// Announces refused, by kind, since the shard started: plain counters in
-/// the shard its request worker owns, reported at each cleaning.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct RefusalCounts {
-    /// UDP and HTTP announces, indexed by [`Refusal::index`].
-    pub udp_http: [u64; 4],
-    /// WebTorrent announces.
-    pub ws: [u64; 4],
-}
-
-impl RefusalCounts {
-    pub fn total(&self) -> u64 {
-        self.udp_http.iter().chain(&self.ws).sum()
-    }
-}
-
-impl std::fmt::Display for RefusalCounts {
-    /// `torrents 1/0, peers 0/0, per torrent 3/1, per ip 2`: UDP+HTTP/WS.
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let (u, w) = (&self.udp_http, &self.ws);
-        write!(
-            f,
-            "torrents {}/{}, peers {}/{}, per torrent {}/{}, per ip {}",
-            u[0], w[0], u[1], w[1], u[2], w[2], u[3]
-        )
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

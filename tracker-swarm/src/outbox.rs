@@ -158,7 +158,7 @@ impl Outbox {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::shard::SwarmCounts;
+    use crate::counts::SwarmCounts;
     use crate::worker::{ReplyTo, Work};
     use crossbeam_channel::bounded;
     use tracker_proto::InfoHash;

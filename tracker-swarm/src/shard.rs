@@ -2,18 +2,12 @@
 //! threads or I/O, so every protocol front end and every test can drive it.
 
 use tracker_proto::udp::{PeerV4, PeerV6};
-use tracker_proto::{AnnounceEvent, InfoHash};
+use tracker_proto::{AnnounceEvent, InfoHash, PeerId};
 
 use super::peer_map::{PeerKey, PeerMap};
-use crate::limits::{Refusal, RefusalCounts, SwarmLimits};
-
-/// Swarm totals as a client sees them, over both address families.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct SwarmCounts {
-    pub seeders: u32,
-    pub leechers: u32,
-    pub completed: u32,
-}
+use crate::counts::{CleanReport, RefusalCounts, RefusalTally, SwarmCounts};
+use crate::limits::{Refusal, SwarmLimits};
+use crate::webtorrent::{ConnRef, WsAnnounce, WsAnnounceOutcome, WsSwarms, WsTarget};
 
 /// One torrent's UDP/HTTP swarm. A million of these is the common case
 /// (most torrents have a few peers), so every byte here counts: the IPv6
@@ -111,28 +105,23 @@ pub struct Announce<P> {
 
 type TorrentMap = crate::torrent_table::TorrentTable<Torrent>;
 
+/// The torrents one request worker owns: the UDP/HTTP swarms, with their
+/// limits and counters, and beside them the WebTorrent swarms
+/// ([`WsSwarms`]), which keep their own.
 #[derive(Debug)]
 pub struct SwarmShard {
     torrents: TorrentMap,
     /// WebTorrent swarms: browsers reach each other only over WebRTC, so
     /// they are kept apart from the UDP/HTTP swarms of the same info hash.
-    pub(crate) ws_torrents: crate::webtorrent::WsTorrentMap,
-    pub(crate) rng: fastrand::Rng,
-    pub(crate) limits: SwarmLimits,
-    /// UDP/HTTP and WebTorrent peers held, kept in step with every insert
-    /// and removal so a limit check costs a compare, and reset from the
-    /// exact figures at each cleaning.
+    ws: WsSwarms,
+    rng: fastrand::Rng,
+    limits: SwarmLimits,
+    /// UDP/HTTP peers held, kept in step with every insert and removal so
+    /// a limit check costs a compare, and reset from the exact figure at
+    /// each cleaning.
     peer_count: usize,
-    pub(crate) ws_peer_count: usize,
-    pub(crate) refusals: RefusalCounts,
-}
-
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct CleanReport {
-    pub peers_removed: usize,
-    pub torrents_removed: usize,
-    pub torrents_left: usize,
-    pub peers_left: usize,
+    /// UDP/HTTP announces refused, by [`Refusal::index`].
+    refusals: RefusalTally,
 }
 
 impl Default for SwarmShard {
@@ -148,15 +137,14 @@ impl SwarmShard {
 
     /// A shard that refuses new torrents and peers past `limits` (this
     /// shard's share: see [`SwarmLimits::per_shard`]).
-    pub fn with_limits(rng: fastrand::Rng, limits: SwarmLimits) -> Self {
+    pub fn with_limits(mut rng: fastrand::Rng, limits: SwarmLimits) -> Self {
         Self {
             torrents: TorrentMap::default(),
-            ws_torrents: Default::default(),
+            ws: WsSwarms::new(rng.fork(), limits),
             rng,
             limits,
             peer_count: 0,
-            ws_peer_count: 0,
-            refusals: RefusalCounts::default(),
+            refusals: RefusalTally::default(),
         }
     }
 
@@ -167,7 +155,15 @@ impl SwarmShard {
 
     /// Announces refused at a limit so far.
     pub fn refusals(&self) -> RefusalCounts {
-        self.refusals
+        RefusalCounts {
+            udp_http: self.refusals,
+            ws: self.ws.refusals(),
+        }
+    }
+
+    /// The WebTorrent swarms.
+    pub fn ws(&self) -> &WsSwarms {
+        &self.ws
     }
 
     /// Applies an announce at time `now` (coarse seconds) and appends up to
@@ -204,7 +200,7 @@ impl SwarmShard {
             } else {
                 Refusal::Peers
             };
-            self.refusals.udp_http[refusal.index()] += 1;
+            self.refusals[refusal.index()] += 1;
             return Err(refusal);
         }
         let torrent = self.torrents.entry(announce.info_hash).or_default();
@@ -233,7 +229,7 @@ impl SwarmShard {
                 if torrent.v6.as_deref().is_some_and(PeerMap::is_empty) {
                     torrent.v6 = None;
                 }
-                self.refusals.udp_http[refusal.index()] += 1;
+                self.refusals[refusal.index()] += 1;
                 return Err(refusal);
             }
         };
@@ -268,10 +264,9 @@ impl SwarmShard {
             keep
         });
         self.peer_count = report.peers_left;
-        self.clean_ws(cutoff, &mut report);
-        self.ws_peer_count = report.peers_left - self.peer_count;
-        report.torrents_left = self.torrents.len() + self.ws_torrents.len();
+        report.torrents_left = self.torrents.len();
         self.torrents.shrink();
+        report += self.ws.clean(cutoff);
         report
     }
 
@@ -291,6 +286,35 @@ impl SwarmShard {
                 .map(|(hash, torrent)| (*hash, torrent.counts())),
         );
         self.torrents.len() - (out.len() - before)
+    }
+
+    /// [`WsSwarms::announce`].
+    pub fn ws_announce(
+        &mut self,
+        announce: &WsAnnounce,
+        now: u32,
+        targets: &mut Vec<WsTarget>,
+    ) -> WsAnnounceOutcome {
+        self.ws.announce(announce, now, targets)
+    }
+
+    /// [`WsSwarms::leave`].
+    pub fn ws_leave(&mut self, info_hash: &InfoHash, peer_id: &PeerId, conn: ConnRef) {
+        self.ws.leave(info_hash, peer_id, conn)
+    }
+
+    pub fn ws_scrape(&self, info_hash: &InfoHash) -> SwarmCounts {
+        self.ws.scrape(info_hash)
+    }
+
+    /// WebTorrent torrents held.
+    pub fn ws_torrent_count(&self) -> usize {
+        self.ws.torrent_count()
+    }
+
+    /// [`full_scrape`](SwarmShard::full_scrape) of the WebTorrent swarms.
+    pub fn ws_full_scrape(&self, limit: usize, out: &mut Vec<(InfoHash, SwarmCounts)>) -> usize {
+        self.ws.full_scrape(limit, out)
     }
 }
 
@@ -688,5 +712,30 @@ mod tests {
             .announce(&ann(1, peer_at(10, 3), none, false), 50, &mut out)
             .unwrap();
         assert_eq!(shard.refusals().udp_http, [0, 0, 0, 3]);
+    }
+
+    #[test]
+    fn ws_swarms_are_apart_from_udp_http_and_expire() {
+        let mut shard = SwarmShard::default();
+        let mut targets = Vec::new();
+        let ws = WsAnnounce {
+            info_hash: InfoHash([7; 20]),
+            peer_id: PeerId([1; 20]),
+            conn: ConnRef::default(),
+            event: AnnounceEvent::None,
+            seeder: false,
+            offers: 0,
+            answer_to: None,
+        };
+        shard.ws_announce(&ws, 5, &mut targets);
+        assert_eq!(shard.scrape(&InfoHash([7; 20])), SwarmCounts::default());
+        assert_eq!(shard.ws_scrape(&InfoHash([7; 20])).leechers, 1);
+        let mut full = Vec::new();
+        assert_eq!(shard.ws_full_scrape(10, &mut full), 0);
+        assert_eq!(full.len(), 1);
+        let report = shard.clean(10);
+        assert_eq!((report.peers_removed, report.torrents_removed), (1, 1));
+        assert_eq!(shard.ws_torrent_count(), 0);
+        assert_eq!(shard.ws().peer_count(), 0);
     }
 }

@@ -17,9 +17,9 @@
 
 use tracker_proto::{AnnounceEvent, InfoHash, PeerId};
 
-use crate::limits::Refusal;
+use crate::counts::{CleanReport, RefusalTally, SwarmCounts};
+use crate::limits::{Refusal, SwarmLimits};
 use crate::peer_map::PeerMap;
-use crate::shard::{CleanReport, SwarmCounts, SwarmShard};
 
 /// A WebSocket connection, wherever it lives.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -72,7 +72,7 @@ impl WsTorrent {
     }
 }
 
-pub(crate) type WsTorrentMap = crate::torrent_table::TorrentTable<WsTorrent>;
+type WsTorrentMap = crate::torrent_table::TorrentTable<WsTorrent>;
 
 /// What a WebTorrent announce produced.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -88,10 +88,55 @@ pub struct WsAnnounceOutcome {
     pub refused: Option<Refusal>,
 }
 
-impl SwarmShard {
+/// The WebTorrent swarms of one shard, with their own limits and
+/// counters: browsers reach each other only over WebRTC, so these are kept
+/// apart from the UDP/HTTP swarms of the same info hash, and a flood of one
+/// protocol cannot lock the other out.
+#[derive(Debug)]
+pub struct WsSwarms {
+    torrents: WsTorrentMap,
+    rng: fastrand::Rng,
+    /// This shard's share; only the WebTorrent and per-torrent caps apply.
+    limits: SwarmLimits,
+    /// Peers held, kept in step with every insert and removal so a limit
+    /// check costs a compare, and reset from the exact figure at each
+    /// cleaning.
+    peer_count: usize,
+    refusals: RefusalTally,
+}
+
+impl Default for WsSwarms {
+    fn default() -> Self {
+        Self::new(fastrand::Rng::new(), SwarmLimits::UNLIMITED)
+    }
+}
+
+impl WsSwarms {
+    /// Swarms that refuse new torrents and peers past `limits`; `rng`
+    /// picks the peers offers go to.
+    pub fn new(rng: fastrand::Rng, limits: SwarmLimits) -> Self {
+        Self {
+            torrents: WsTorrentMap::default(),
+            rng,
+            limits,
+            peer_count: 0,
+            refusals: RefusalTally::default(),
+        }
+    }
+
+    /// Announces refused at a limit so far, by [`Refusal::index`].
+    pub fn refusals(&self) -> RefusalTally {
+        self.refusals
+    }
+
+    /// Peers held.
+    pub fn peer_count(&self) -> usize {
+        self.peer_count
+    }
+
     /// Applies a WebTorrent announce at `now` and appends the peers its
     /// offers go to (never the announcer) to `targets`.
-    pub fn ws_announce(
+    pub fn announce(
         &mut self,
         announce: &WsAnnounce,
         now: u32,
@@ -99,16 +144,16 @@ impl SwarmShard {
     ) -> WsAnnounceOutcome {
         let limits = self.limits;
         if announce.event != AnnounceEvent::Stopped
-            && (self.ws_torrents.len() >= limits.max_ws_torrents
-                || self.ws_peer_count >= limits.max_ws_peers)
-            && self.ws_torrents.get(&announce.info_hash).is_none()
+            && (self.torrents.len() >= limits.max_ws_torrents
+                || self.peer_count >= limits.max_ws_peers)
+            && self.torrents.get(&announce.info_hash).is_none()
         {
-            let refusal = if self.ws_torrents.len() >= limits.max_ws_torrents {
+            let refusal = if self.torrents.len() >= limits.max_ws_torrents {
                 Refusal::Torrents
             } else {
                 Refusal::Peers
             };
-            self.refusals.ws[refusal.index()] += 1;
+            self.refusals[refusal.index()] += 1;
             return WsAnnounceOutcome {
                 refused: Some(refusal),
                 ..Default::default()
@@ -116,8 +161,8 @@ impl SwarmShard {
         }
         let Some(torrent) = (match announce.event {
             // A stopped peer must not create a torrent just to leave it.
-            AnnounceEvent::Stopped => self.ws_torrents.get_mut(&announce.info_hash),
-            _ => Some(self.ws_torrents.entry(announce.info_hash).or_default()),
+            AnnounceEvent::Stopped => self.torrents.get_mut(&announce.info_hash),
+            _ => Some(self.torrents.entry(announce.info_hash).or_default()),
         }) else {
             return WsAnnounceOutcome::default();
         };
@@ -145,7 +190,7 @@ impl SwarmShard {
                 .peers
                 .remove_if(&announce.peer_id, |entry| entry.value == announce.conn)
             {
-                self.ws_peer_count -= 1;
+                self.peer_count -= 1;
             }
             return WsAnnounceOutcome {
                 counts: torrent.counts(),
@@ -154,14 +199,14 @@ impl SwarmShard {
                 refused: None,
             };
         }
-        let shard_peers = self.ws_peer_count;
+        let held = self.peer_count;
         let upserted = torrent.peers.try_upsert_with(
             announce.peer_id,
             announce.conn,
             announce.seeder,
             now,
             |peers, _| {
-                if shard_peers >= limits.max_ws_peers {
+                if held >= limits.max_ws_peers {
                     Err(Refusal::Peers)
                 } else if peers.len() >= limits.max_peers_per_torrent {
                     Err(Refusal::PeersPerTorrent)
@@ -172,13 +217,13 @@ impl SwarmShard {
         );
         let position = match upserted {
             Ok((position, inserted)) => {
-                self.ws_peer_count += usize::from(inserted);
+                self.peer_count += usize::from(inserted);
                 position
             }
             // No offers go out and no answer is relayed for a peer the
             // swarm does not hold.
             Err(refusal) => {
-                self.refusals.ws[refusal.index()] += 1;
+                self.refusals[refusal.index()] += 1;
                 return WsAnnounceOutcome {
                     counts: torrent.counts(),
                     answer_target: None,
@@ -210,46 +255,49 @@ impl SwarmShard {
 
     /// A connection closed: forget the peer it announced, unless the peer
     /// has since announced from another connection.
-    pub fn ws_leave(&mut self, info_hash: &InfoHash, peer_id: &PeerId, conn: ConnRef) {
-        if let Some(torrent) = self.ws_torrents.get_mut(info_hash) {
+    pub fn leave(&mut self, info_hash: &InfoHash, peer_id: &PeerId, conn: ConnRef) {
+        if let Some(torrent) = self.torrents.get_mut(info_hash) {
             if torrent
                 .peers
                 .remove_if(peer_id, |entry| entry.value == conn)
             {
-                self.ws_peer_count -= 1;
+                self.peer_count -= 1;
             }
             if torrent.peers.is_empty() {
-                self.ws_torrents.remove(info_hash);
+                self.torrents.remove(info_hash);
             }
         }
     }
 
-    pub fn ws_scrape(&self, info_hash: &InfoHash) -> SwarmCounts {
-        self.ws_torrents
+    pub fn scrape(&self, info_hash: &InfoHash) -> SwarmCounts {
+        self.torrents
             .get(info_hash)
             .map(WsTorrent::counts)
             .unwrap_or_default()
     }
 
-    /// WebTorrent torrents held.
-    pub fn ws_torrent_count(&self) -> usize {
-        self.ws_torrents.len()
+    /// Torrents held.
+    pub fn torrent_count(&self) -> usize {
+        self.torrents.len()
     }
 
-    /// [`full_scrape`](SwarmShard::full_scrape) of the WebTorrent swarms.
-    pub fn ws_full_scrape(&self, limit: usize, out: &mut Vec<(InfoHash, SwarmCounts)>) -> usize {
+    /// Up to `limit` torrents with their counts, appended to `out` (for a
+    /// full scrape); returns how many torrents were left out.
+    pub fn full_scrape(&self, limit: usize, out: &mut Vec<(InfoHash, SwarmCounts)>) -> usize {
         let before = out.len();
         out.extend(
-            self.ws_torrents
+            self.torrents
                 .iter()
                 .take(limit)
                 .map(|(hash, torrent)| (*hash, torrent.counts())),
         );
-        self.ws_torrents.len() - (out.len() - before)
+        self.torrents.len() - (out.len() - before)
     }
 
-    pub(crate) fn clean_ws(&mut self, cutoff: u32, report: &mut CleanReport) {
-        self.ws_torrents.retain(|_, torrent| {
+    /// Forgets peers last seen before `cutoff` and torrents left empty.
+    pub fn clean(&mut self, cutoff: u32) -> CleanReport {
+        let mut report = CleanReport::default();
+        self.torrents.retain(|_, torrent| {
             report.peers_removed += torrent.peers.remove_older_than(cutoff);
             let keep = !torrent.peers.is_empty();
             if keep {
@@ -259,7 +307,10 @@ impl SwarmShard {
             }
             keep
         });
-        self.ws_torrents.shrink();
+        self.peer_count = report.peers_left;
+        report.torrents_left = self.torrents.len();
+        self.torrents.shrink();
+        report
     }
 }
 
@@ -289,13 +340,13 @@ mod tests {
 
     #[test]
     fn offers_go_to_others_only_and_answers_find_their_peer() {
-        let mut shard = SwarmShard::default();
+        let mut swarms = WsSwarms::default();
         let mut targets = Vec::new();
         for peer in 1..=5 {
-            shard.ws_announce(&ann(peer, u32::from(peer), 0), 0, &mut targets);
+            swarms.announce(&ann(peer, u32::from(peer), 0), 0, &mut targets);
         }
         assert!(targets.is_empty());
-        let outcome = shard.ws_announce(&ann(6, 6, 3), 0, &mut targets);
+        let outcome = swarms.announce(&ann(6, 6, 3), 0, &mut targets);
         assert_eq!(outcome.counts.leechers, 6);
         assert_eq!(targets.len(), 3);
         assert!(targets.iter().all(|t| t.peer_id != PeerId([6; 20])));
@@ -305,70 +356,70 @@ mod tests {
         targets.clear();
         let mut answer = ann(2, 2, 0);
         answer.answer_to = Some(PeerId([6; 20]));
-        let outcome = shard.ws_announce(&answer, 0, &mut targets);
+        let outcome = swarms.announce(&answer, 0, &mut targets);
         assert_eq!(outcome.answer_target, Some(conn(6)));
         answer.answer_to = Some(PeerId([99; 20]));
-        let outcome = shard.ws_announce(&answer, 0, &mut targets);
+        let outcome = swarms.announce(&answer, 0, &mut targets);
         assert_eq!(outcome.answer_target, None, "unknown peer: nowhere to go");
     }
 
     #[test]
     fn more_offers_than_peers_reaches_every_other_peer_once() {
-        let mut shard = SwarmShard::default();
+        let mut swarms = WsSwarms::default();
         let mut targets = Vec::new();
-        shard.ws_announce(&ann(1, 1, 10), 0, &mut targets);
-        shard.ws_announce(&ann(2, 2, 10), 0, &mut targets);
+        swarms.announce(&ann(1, 1, 10), 0, &mut targets);
+        swarms.announce(&ann(2, 2, 10), 0, &mut targets);
         assert_eq!(targets.len(), 1);
         assert_eq!(targets[0].peer_id, PeerId([1; 20]));
     }
 
     #[test]
     fn one_connection_keeps_every_peer_id_it_announces() {
-        let mut shard = SwarmShard::default();
+        let mut swarms = WsSwarms::default();
         let mut targets = Vec::new();
-        shard.ws_announce(&ann(1, 1, 0), 0, &mut targets);
-        let outcome = shard.ws_announce(&ann(2, 1, 0), 0, &mut targets);
+        swarms.announce(&ann(1, 1, 0), 0, &mut targets);
+        let outcome = swarms.announce(&ann(2, 1, 0), 0, &mut targets);
         assert_eq!(outcome.counts.leechers, 2, "a second id adds a peer");
         // A third peer's offers reach both ids, on the one connection.
-        shard.ws_announce(&ann(3, 3, 10), 0, &mut targets);
+        swarms.announce(&ann(3, 3, 10), 0, &mut targets);
         let mut got: Vec<_> = targets.iter().map(|t| (t.peer_id.0[0], t.conn)).collect();
         got.sort_by_key(|g| g.0);
         assert_eq!(got, [(1, conn(1)), (2, conn(1))]);
         // Answers find each id.
         let mut answer = ann(3, 3, 0);
         answer.answer_to = Some(PeerId([2; 20]));
-        let outcome = shard.ws_announce(&answer, 0, &mut targets);
+        let outcome = swarms.announce(&answer, 0, &mut targets);
         assert_eq!(outcome.answer_target, Some(conn(1)));
         // Each id stops and leaves on its own.
         let mut stop = ann(1, 1, 0);
         stop.event = AnnounceEvent::Stopped;
-        let outcome = shard.ws_announce(&stop, 0, &mut targets);
+        let outcome = swarms.announce(&stop, 0, &mut targets);
         assert_eq!(outcome.counts.leechers, 2);
-        shard.ws_leave(&InfoHash([7; 20]), &PeerId([2; 20]), conn(1));
-        assert_eq!(shard.ws_scrape(&InfoHash([7; 20])).leechers, 1);
+        swarms.leave(&InfoHash([7; 20]), &PeerId([2; 20]), conn(1));
+        assert_eq!(swarms.scrape(&InfoHash([7; 20])).leechers, 1);
     }
 
     #[test]
     fn a_peer_id_belongs_to_the_connection_that_announced_it_first() {
-        let mut shard = SwarmShard::default();
+        let mut swarms = WsSwarms::default();
         let mut targets = Vec::new();
-        shard.ws_announce(&ann(1, 1, 0), 0, &mut targets);
+        swarms.announce(&ann(1, 1, 0), 0, &mut targets);
         // Connection 9 claims peer 1, with offers, an answer and a stop:
         // each is refused and changes nothing.
         let mut claim = ann(1, 9, 5);
         claim.seeder = true;
-        shard.ws_announce(&ann(2, 2, 0), 0, &mut targets);
+        swarms.announce(&ann(2, 2, 0), 0, &mut targets);
         claim.answer_to = Some(PeerId([2; 20]));
-        let outcome = shard.ws_announce(&claim, 0, &mut targets);
+        let outcome = swarms.announce(&claim, 0, &mut targets);
         assert!(outcome.peer_id_taken);
         assert_eq!(outcome.answer_target, None);
         assert!(targets.is_empty(), "no offers from a refused announce");
         assert_eq!((outcome.counts.seeders, outcome.counts.leechers), (0, 2));
         claim.event = AnnounceEvent::Stopped;
-        assert!(shard.ws_announce(&claim, 0, &mut targets).peer_id_taken);
-        shard.ws_leave(&InfoHash([7; 20]), &PeerId([1; 20]), conn(9));
+        assert!(swarms.announce(&claim, 0, &mut targets).peer_id_taken);
+        swarms.leave(&InfoHash([7; 20]), &PeerId([1; 20]), conn(9));
         // The owner still gets offers.
-        shard.ws_announce(&ann(3, 3, 10), 0, &mut targets);
+        swarms.announce(&ann(3, 3, 10), 0, &mut targets);
         assert!(targets.contains(&WsTarget {
             peer_id: PeerId([1; 20]),
             conn: conn(1)
@@ -376,24 +427,24 @@ mod tests {
         // Once the owner stops, the id is free for another connection.
         let mut stop = ann(1, 1, 0);
         stop.event = AnnounceEvent::Stopped;
-        assert!(!shard.ws_announce(&stop, 0, &mut targets).peer_id_taken);
-        let outcome = shard.ws_announce(&ann(1, 9, 0), 0, &mut targets);
+        assert!(!swarms.announce(&stop, 0, &mut targets).peer_id_taken);
+        let outcome = swarms.announce(&ann(1, 9, 0), 0, &mut targets);
         assert!(!outcome.peer_id_taken);
         assert_eq!(outcome.counts.leechers, 3);
         // The same id in another torrent is another swarm's business.
         let mut elsewhere = ann(1, 1, 0);
         elsewhere.info_hash = InfoHash([8; 20]);
-        assert!(!shard.ws_announce(&elsewhere, 0, &mut targets).peer_id_taken);
+        assert!(!swarms.announce(&elsewhere, 0, &mut targets).peer_id_taken);
     }
 
     #[test]
     fn stopped_completed_and_leave() {
-        let mut shard = SwarmShard::default();
+        let mut swarms = WsSwarms::default();
         let mut targets = Vec::new();
         let mut a = ann(1, 1, 0);
         a.event = AnnounceEvent::Completed;
         a.seeder = true;
-        let outcome = shard.ws_announce(&a, 0, &mut targets);
+        let outcome = swarms.announce(&a, 0, &mut targets);
         assert_eq!(
             (
                 outcome.counts.seeders,
@@ -402,40 +453,24 @@ mod tests {
             ),
             (1, 0, 1)
         );
-        shard.ws_announce(&ann(2, 2, 0), 0, &mut targets);
+        swarms.announce(&ann(2, 2, 0), 0, &mut targets);
         a.event = AnnounceEvent::Stopped;
-        let outcome = shard.ws_announce(&a, 0, &mut targets);
+        let outcome = swarms.announce(&a, 0, &mut targets);
         assert_eq!((outcome.counts.seeders, outcome.counts.leechers), (0, 1));
         // A leave from a stale connection keeps the peer.
-        shard.ws_leave(&InfoHash([7; 20]), &PeerId([2; 20]), conn(3));
-        assert_eq!(shard.ws_scrape(&InfoHash([7; 20])).leechers, 1);
-        shard.ws_leave(&InfoHash([7; 20]), &PeerId([2; 20]), conn(2));
-        assert_eq!(shard.ws_torrent_count(), 0, "an emptied torrent goes");
+        swarms.leave(&InfoHash([7; 20]), &PeerId([2; 20]), conn(3));
+        assert_eq!(swarms.scrape(&InfoHash([7; 20])).leechers, 1);
+        swarms.leave(&InfoHash([7; 20]), &PeerId([2; 20]), conn(2));
+        assert_eq!(swarms.torrent_count(), 0, "an emptied torrent goes");
         let mut stop_unknown = ann(5, 5, 0);
         stop_unknown.event = AnnounceEvent::Stopped;
-        shard.ws_announce(&stop_unknown, 0, &mut targets);
-        assert_eq!(shard.ws_torrent_count(), 0);
-    }
-
-    #[test]
-    fn ws_swarms_are_apart_from_udp_http_and_expire() {
-        let mut shard = SwarmShard::default();
-        let mut targets = Vec::new();
-        shard.ws_announce(&ann(1, 1, 0), 5, &mut targets);
-        assert_eq!(shard.scrape(&InfoHash([7; 20])), SwarmCounts::default());
-        assert_eq!(shard.ws_scrape(&InfoHash([7; 20])).leechers, 1);
-        let mut full = Vec::new();
-        assert_eq!(shard.ws_full_scrape(10, &mut full), 0);
-        assert_eq!(full.len(), 1);
-        let report = shard.clean(10);
-        assert_eq!((report.peers_removed, report.torrents_removed), (1, 1));
-        assert_eq!(shard.ws_torrent_count(), 0);
+        swarms.announce(&stop_unknown, 0, &mut targets);
+        assert_eq!(swarms.torrent_count(), 0);
     }
 
     #[test]
     fn ws_limits_refuse_new_entries_and_free_on_leave() {
-        use crate::limits::SwarmLimits;
-        let mut shard = SwarmShard::with_limits(
+        let mut swarms = WsSwarms::new(
             fastrand::Rng::with_seed(1),
             SwarmLimits {
                 max_ws_torrents: 1,
@@ -445,25 +480,25 @@ mod tests {
             },
         );
         let mut targets = Vec::new();
-        shard.ws_announce(&ann(1, 1, 0), 0, &mut targets);
-        shard.ws_announce(&ann(2, 2, 0), 0, &mut targets);
-        let full = shard.ws_announce(&ann(3, 3, 5), 0, &mut targets);
+        swarms.announce(&ann(1, 1, 0), 0, &mut targets);
+        swarms.announce(&ann(2, 2, 0), 0, &mut targets);
+        let full = swarms.announce(&ann(3, 3, 5), 0, &mut targets);
         assert_eq!(full.refused, Some(Refusal::PeersPerTorrent));
         assert!(targets.is_empty(), "a refused peer sends no offers");
         let mut other = ann(3, 3, 0);
         other.info_hash = InfoHash([8; 20]);
-        let outcome = shard.ws_announce(&other, 0, &mut targets);
+        let outcome = swarms.announce(&other, 0, &mut targets);
         assert_eq!(outcome.refused, Some(Refusal::Torrents));
-        assert_eq!(shard.ws_torrent_count(), 1);
+        assert_eq!(swarms.torrent_count(), 1);
         // Known peers re-announce, offers included.
-        let outcome = shard.ws_announce(&ann(1, 1, 5), 0, &mut targets);
+        let outcome = swarms.announce(&ann(1, 1, 5), 0, &mut targets);
         assert_eq!((outcome.refused, targets.len()), (None, 1));
         // A leave frees a place.
-        shard.ws_leave(&InfoHash([7; 20]), &PeerId([2; 20]), conn(2));
+        swarms.leave(&InfoHash([7; 20]), &PeerId([2; 20]), conn(2));
         assert_eq!(
-            shard.ws_announce(&ann(3, 3, 0), 0, &mut targets).refused,
+            swarms.announce(&ann(3, 3, 0), 0, &mut targets).refused,
             None
         );
-        assert_eq!(shard.refusals().ws, [1, 0, 1, 0]);
+        assert_eq!(swarms.refusals(), [1, 0, 1, 0]);
     }
 }

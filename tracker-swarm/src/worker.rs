@@ -11,8 +11,9 @@ use tracker_proto::udp::{PeerV4, PeerV6};
 use tracker_proto::InfoHash;
 
 use crate::clock::Clock;
+use crate::counts::SwarmCounts;
 use crate::limits::{Refusal, SwarmLimits};
-use crate::shard::{Announce, SwarmCounts, SwarmShard};
+use crate::shard::{Announce, SwarmShard};
 use crate::webtorrent::{ConnRef, WsAnnounce, WsTarget};
 
 /// Where the answer to a job goes; opaque to the request worker.

@@ -14,8 +14,10 @@ use signal_hook::iterator::Signals;
 use tracker_proto::connection_id::ConnectionIdSecret;
 use tracker_proto::xdp::ConnectState;
 
+use tracker_swarm::clock::{unix_tick, Clock};
+use tracker_swarm::{FrontEndEnds, SwarmSettings, SwarmTopology};
+
 use crate::access_list::{self, SharedAccessList};
-use crate::clock::{unix_tick, Clock};
 use crate::config::{Config, XdpConfig};
 use crate::udp::{self, FrontEnd, UdpSettings, UdpWorker};
 use crate::xdp::{xsk, XdpAttachment, XdpWorker};
@@ -30,10 +32,86 @@ fn fresh_secret() -> anyhow::Result<ConnectionIdSecret> {
     Ok(ConnectionIdSecret::from_bytes(bytes))
 }
 
+/// Runs the tracker until SIGINT or SIGTERM: binds, starts every worker,
+/// then serves signals on this thread.
 pub fn run(config: Config) -> anyhow::Result<()> {
     // Signals first, so a SIGTERM during start-up is not lost.
     let mut signals =
         Signals::new([SIGINT, SIGTERM, SIGUSR1]).context("installing signal handlers")?;
+    let shared = Shared {
+        access_list: load_access_list(&config)?,
+        settings: Arc::new(UdpSettings::new(&config, fresh_secret()?)),
+        tls: load_tls(&config)?,
+        clock: Clock::start(),
+        shutdown: Arc::new(AtomicBool::new(false)),
+    };
+    let mut bound = bind(&config, &shared.settings)?;
+    let workers = start_workers(&config, &shared, &mut bound)?;
+    // Said last, so that a line saying the tracker listens means every
+    // worker, XDP included, is ready; UDP comes last of all.
+    for spec in &bound.tcp.bound {
+        log::info!("{} listening on {}", spec.scheme(), spec.addr);
+    }
+    for addr in &bound.udp_addrs {
+        log::info!("UDP listening on {addr}");
+    }
+    serve_until_stopped(&mut signals, &config, &shared, bound.xdp.as_mut());
+    workers.stop(&shared.shutdown);
+    // Detaches the program and removes its pins, now that no worker uses
+    // the AF_XDP sockets.
+    drop(bound.xdp);
+    log::info!("stopped");
+    Ok(())
+}
+
+/// What the workers and the signal loop share.
+struct Shared {
+    access_list: Arc<SharedAccessList>,
+    settings: Arc<UdpSettings>,
+    tls: Option<Arc<tracker_http_ws::SharedTls>>,
+    clock: Clock,
+    shutdown: Arc<AtomicBool>,
+}
+
+/// The worker threads, and how to wake each front end to see shutdown.
+struct Workers {
+    wakers: Vec<Arc<mio::Waker>>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+impl Workers {
+    fn stop(self, shutdown: &AtomicBool) {
+        shutdown.store(true, Ordering::Relaxed);
+        for waker in &self.wakers {
+            let _ = waker.wake();
+        }
+        for thread in self.threads {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Every socket and AF_XDP queue the tracker serves on, bound before any
+/// worker starts so that a bad address fails start-up.
+struct Bound {
+    /// Per UDP socket worker, its sockets (one per listen address).
+    udp_sockets: Vec<Vec<std::net::UdpSocket>>,
+    udp_addrs: Vec<std::net::SocketAddr>,
+    tcp: tracker_http_ws::BoundListeners,
+    xdp: Option<Xdp>,
+    xsk_queues: Vec<xsk::XskQueue>,
+}
+
+/// The attached XDP program, and the map the signal loop publishes the
+/// connection-id tick in.
+struct Xdp {
+    // Dropped before the attachment, which detaches the program.
+    connect_map: Option<aya::maps::Array<aya::maps::MapData, ConnectState>>,
+    attachment: XdpAttachment,
+    last_tick: u32,
+}
+
+fn load_access_list(config: &Config) -> anyhow::Result<Arc<SharedAccessList>> {
     let access_list = Arc::new(SharedAccessList::new(
         access_list::load(&config.access_list).map_err(|e| anyhow::anyhow!("{e}"))?,
     ));
@@ -45,28 +123,29 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             config.access_list.path.display()
         );
     }
-    let shutdown = Arc::new(AtomicBool::new(false));
-    let clock = Clock::start();
-    let settings = Arc::new(UdpSettings::new(&config, fresh_secret()?));
+    Ok(access_list)
+}
 
+fn load_tls(config: &Config) -> anyhow::Result<Option<Arc<tracker_http_ws::SharedTls>>> {
+    if !config.wants_tls() {
+        return Ok(None);
+    }
+    let paths = tracker_http_ws::TlsPaths {
+        certificate: config.tls.certificate_path.clone(),
+        private_key: config.tls.private_key_path.clone(),
+    };
+    let tls = tracker_http_ws::SharedTls::load(&paths).context("loading the TLS certificate")?;
+    Ok(Some(Arc::new(tls)))
+}
+
+fn bind(config: &Config, settings: &UdpSettings) -> anyhow::Result<Bound> {
     let udp_workers = if config.udp.listen.is_empty() {
         0
     } else {
         config.udp.workers
     };
-    let (udp_sockets, bound) =
+    let (udp_sockets, udp_addrs) =
         udp::bind_sockets(&config.udp.listen, udp_workers, config.udp.recv_buffer_size)?;
-    let tls = if config.wants_tls() {
-        let paths = tracker_http_ws::TlsPaths {
-            certificate: config.tls.certificate_path.clone(),
-            private_key: config.tls.private_key_path.clone(),
-        };
-        let tls =
-            tracker_http_ws::SharedTls::load(&paths).context("loading the TLS certificate")?;
-        Some(Arc::new(tls))
-    } else {
-        None
-    };
     let tcp_specs = config.tcp_listeners();
     let http_workers = if tcp_specs.is_empty() {
         0
@@ -74,12 +153,19 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         config.http.workers
     };
     let tcp = tracker_http_ws::bind_listeners(&tcp_specs, http_workers)?;
-    let http_settings = Arc::new(config.http_ws_settings());
-    let (mut xdp, xsk_queues) = if config.xdp.iface.is_empty() {
+    let (xdp, xsk_queues) = if config.xdp.iface.is_empty() {
         (None, Vec::new())
     } else {
-        match start_xdp(&config.xdp, &bound, &settings) {
-            Ok((attachment, queues)) => (Some(attachment), queues),
+        match start_xdp(&config.xdp, &udp_addrs, settings) {
+            Ok((mut attachment, queues)) => {
+                let connect_map = attachment.take_connect_map();
+                let xdp = Xdp {
+                    connect_map,
+                    attachment,
+                    last_tick: 0,
+                };
+                (Some(xdp), queues)
+            }
             Err(e) if config.xdp.required => {
                 return Err(e.context("XDP is required (xdp.required = true)"));
             }
@@ -89,73 +175,71 @@ pub fn run(config: Config) -> anyhow::Result<()> {
             }
         }
     };
+    Ok(Bound {
+        udp_sockets,
+        udp_addrs,
+        tcp,
+        xdp,
+        xsk_queues,
+    })
+}
 
-    let swarm_workers = config.swarm.workers;
-    let inboxes: Vec<_> = (0..swarm_workers)
-        .map(|_| bounded(config.swarm.channel_capacity))
-        .collect();
-    // A front end can have at most one inbox's worth plus one batch in
-    // progress at each request worker; a return channel that holds all of
-    // them means a request worker never waits on a slow front end.
-    let return_capacity = (config.swarm.channel_capacity + 1) * swarm_workers;
+/// Wires the swarm's channels and starts every worker thread: request
+/// workers, then the front ends (UDP socket workers, AF_XDP queue workers,
+/// HTTP/WS socket workers, in that order, which is also their origin
+/// order).
+fn start_workers(config: &Config, shared: &Shared, bound: &mut Bound) -> anyhow::Result<Workers> {
+    let datagram_front_ends = bound.udp_sockets.len() + bound.xsk_queues.len();
+    let http_workers = bound.tcp.per_worker.len();
+    let tokens = std::iter::repeat_n(udp::WAKER, datagram_front_ends)
+        .chain(std::iter::repeat_n(tracker_http_ws::WAKER, http_workers));
+    let topology = SwarmTopology::new(config.swarm.workers, config.swarm.channel_capacity, tokens)
+        .context("creating the front ends' polls")?;
+    let wakers = topology.wakers();
+    let SwarmTopology {
+        request_workers,
+        front_ends,
+    } = topology;
 
-    // Every front end (UDP socket worker, AF_XDP queue worker, HTTP/WS
-    // socket worker, in that order) gets a return channel; its index is the
-    // origin its batches carry.
-    let datagram_front_ends = udp_workers + xsk_queues.len();
-    let mut polls = Vec::new();
-    let mut returns = Vec::new();
-    let mut return_receivers = Vec::new();
-    for front_end in 0..datagram_front_ends + http_workers {
-        // mio allows one waker per poll, so each worker's one waker serves
-        // every channel into it.
-        let token = if front_end < datagram_front_ends {
-            udp::WAKER
-        } else {
-            tracker_http_ws::WAKER
-        };
-        let poll = mio::Poll::new().context("creating poll")?;
-        let waker = Arc::new(mio::Waker::new(poll.registry(), token).context("creating waker")?);
-        let (sender, receiver) = bounded(return_capacity);
-        returns.push(ReturnPath { sender, waker });
-        return_receivers.push(receiver);
-        polls.push(poll);
+    let mut threads = Vec::new();
+    let swarm = swarm_settings(config);
+    for worker in request_workers {
+        let index = worker.index();
+        let thread = worker
+            .spawn(swarm, shared.clock, shared.shutdown.clone())
+            .with_context(|| format!("spawning thread swarm-{index}"))?;
+        threads.push(thread);
     }
-    let wakers: Vec<_> = returns.iter().map(|r| r.waker.clone()).collect();
+    let mut front_ends = front_ends.into_iter();
+    spawn_datagram_workers(shared, bound, &mut front_ends, &mut threads)?;
+    spawn_http_workers(config, shared, bound, front_ends.collect(), &mut threads)?;
+    Ok(Workers { wakers, threads })
+}
 
-    let mut threads: Vec<JoinHandle<()>> = Vec::new();
-    for (index, (_, inbox)) in inboxes.iter().enumerate() {
-        let config = RequestWorkerConfig {
-            index,
-            cleaning_interval: Duration::from_secs(config.swarm.cleaning_interval),
-            max_peer_age: config.swarm.max_peer_age.min(u64::from(u32::MAX)) as u32,
-            limits: config.swarm.limits().per_shard(config.swarm.workers),
-        };
-        let returns = returns.clone();
-        let inbox = inbox.clone();
-        let shutdown = shutdown.clone();
-        threads.push(spawn(format!("swarm-{index}"), move || {
-            run_request_worker(config, inbox, returns, clock, shutdown)
-        })?);
-    }
-    let to_swarm: Vec<_> = inboxes.iter().map(|(sender, _)| sender.clone()).collect();
-    drop(inboxes);
-
-    let mut links = polls.into_iter().zip(return_receivers).enumerate();
-    let mut datagram_links = links.by_ref().take(datagram_front_ends);
+/// A UDP socket worker per set of sockets, then an AF_XDP queue worker per
+/// queue, each taking the next front end's ends.
+fn spawn_datagram_workers(
+    shared: &Shared,
+    bound: &mut Bound,
+    front_ends: &mut impl Iterator<Item = FrontEndEnds>,
+    threads: &mut Vec<JoinHandle<()>>,
+) -> anyhow::Result<()> {
     let mut front_end = || {
-        let (origin, (poll, returns)) = datagram_links.next().expect("one link per front end");
+        let FrontEndEnds { poll, swarm, .. } = front_ends.next().expect("one per front end");
         FrontEnd {
-            origin,
+            origin: swarm.origin,
             poll,
-            to_swarm: to_swarm.clone(),
-            returns,
-            settings: settings.clone(),
-            access_list: access_list.clone(),
-            shutdown: shutdown.clone(),
+            to_swarm: swarm.to_swarm,
+            returns: swarm.returns,
+            settings: shared.settings.clone(),
+            access_list: shared.access_list.clone(),
+            shutdown: shared.shutdown.clone(),
         }
     };
-    for (index, sockets) in udp_sockets.into_iter().enumerate() {
+    for (index, sockets) in std::mem::take(&mut bound.udp_sockets)
+        .into_iter()
+        .enumerate()
+    {
         let worker = UdpWorker {
             front: front_end(),
             sockets: sockets
@@ -165,7 +249,10 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         };
         threads.push(spawn(format!("udp-{index}"), move || worker.run())?);
     }
-    for (queue_id, queue) in xsk_queues.into_iter().enumerate() {
+    for (queue_id, queue) in std::mem::take(&mut bound.xsk_queues)
+        .into_iter()
+        .enumerate()
+    {
         let worker = XdpWorker {
             front: front_end(),
             queue_id: queue_id as u32,
@@ -173,123 +260,131 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         };
         threads.push(spawn(format!("xdp-{queue_id}"), move || worker.run())?);
     }
-    // Offers and answers go from the worker holding the sender's connection
-    // straight to the one holding the receiver's.
-    let mut relay_receivers = Vec::new();
-    let relays: Vec<_> = wakers[datagram_front_ends..]
-        .iter()
-        .map(|waker| {
-            let (sender, receiver) = bounded(tracker_http_ws::RELAY_CAPACITY);
-            relay_receivers.push(receiver);
-            tracker_http_ws::RelayPath {
-                sender,
-                waker: waker.clone(),
-            }
-        })
-        .collect();
-    let filter: Arc<dyn tracker_swarm::TorrentFilter> = access_list.clone();
-    for (index, ((origin, (poll, returns)), (listeners, relay_in))) in links
-        .zip(tcp.per_worker.into_iter().zip(relay_receivers))
+    Ok(())
+}
+
+/// An HTTP/WebSocket socket worker per set of listeners, on the remaining
+/// front ends' ends.
+fn spawn_http_workers(
+    config: &Config,
+    shared: &Shared,
+    bound: &mut Bound,
+    front_ends: Vec<FrontEndEnds>,
+    threads: &mut Vec<JoinHandle<()>>,
+) -> anyhow::Result<()> {
+    let relays = relay_links(front_ends.iter().map(|f| f.waker.clone()));
+    let settings = Arc::new(config.http_ws_settings());
+    let filter: Arc<dyn tracker_swarm::TorrentFilter> = shared.access_list.clone();
+    let listeners = std::mem::take(&mut bound.tcp.per_worker);
+    for (index, ((front, relay), listeners)) in front_ends
+        .into_iter()
+        .zip(relays)
+        .zip(listeners)
         .enumerate()
     {
-        let swarm = tracker_http_ws::SwarmLink {
-            origin,
-            to_swarm: to_swarm.clone(),
-            returns,
-        };
-        let relay = tracker_http_ws::RelayLink {
-            inbox: relay_in,
-            paths: relays.clone(),
-        };
         let worker = tracker_http_ws::SocketWorker::new(
             index,
-            poll,
-            swarm,
+            front.poll,
+            front.swarm,
             relay,
             listeners,
-            http_settings.clone(),
-            shutdown.clone(),
+            settings.clone(),
+            shared.shutdown.clone(),
         )
-        .with_tls(tls.clone())
+        .with_tls(shared.tls.clone())
         .with_filter(filter.clone())
-        .with_clock(clock);
+        .with_clock(shared.clock);
         threads.push(spawn(format!("http-{index}"), move || worker.run())?);
     }
-    drop(relays);
-    drop(to_swarm);
-    // Said last, so that a line saying the tracker listens means every
-    // worker, XDP included, is ready; UDP comes last of all.
-    for spec in &tcp.bound {
-        log::info!("{} listening on {}", spec.scheme(), spec.addr);
-    }
-    for addr in &bound {
-        log::info!("UDP listening on {addr}");
-    }
+    Ok(())
+}
 
-    let mut connect_map = xdp.as_mut().and_then(XdpAttachment::take_connect_map);
-    let mut last_tick = 0;
-    'serve: loop {
+fn swarm_settings(config: &Config) -> SwarmSettings {
+    SwarmSettings {
+        cleaning_interval: Duration::from_secs(config.swarm.cleaning_interval),
+        max_peer_age: config.swarm.max_peer_age.min(u64::from(u32::MAX)) as u32,
+        limits: config.swarm.limits(),
+    }
+}
+
+/// The WebTorrent relay, one link per HTTP/WS socket worker (given their
+/// wakers in worker order): offers and answers go from the worker holding
+/// the sender's connection straight to the one holding the receiver's.
+fn relay_links(wakers: impl Iterator<Item = Arc<mio::Waker>>) -> Vec<tracker_http_ws::RelayLink> {
+    let (paths, inboxes): (Vec<_>, Vec<_>) = wakers
+        .map(|waker| {
+            let (sender, receiver) = bounded(tracker_http_ws::RELAY_CAPACITY);
+            (tracker_http_ws::RelayPath { sender, waker }, receiver)
+        })
+        .unzip();
+    inboxes
+        .into_iter()
+        .map(|inbox| tracker_http_ws::RelayLink {
+            inbox,
+            paths: paths.clone(),
+        })
+        .collect()
+}
+
+/// The main thread's loop until SIGINT or SIGTERM: SIGUSR1 reloads, and
+/// with XDP the connection-id tick is published each second.
+fn serve_until_stopped(
+    signals: &mut Signals,
+    config: &Config,
+    shared: &Shared,
+    mut xdp: Option<&mut Xdp>,
+) {
+    loop {
         for signal in signals.pending() {
-            match signal {
-                SIGUSR1 => {
-                    match access_list.reload(&config.access_list) {
-                        Ok(count) => log::info!("access list reloaded: {count} info hashes"),
-                        Err(e) => {
-                            log::error!("access list reload failed, keeping the old list: {e}")
-                        }
-                    }
-                    if let Some(tls) = &tls {
-                        match tls.reload() {
-                            Ok(()) => log::info!("TLS certificate reloaded"),
-                            Err(e) => log::error!(
-                                "TLS certificate reload failed, keeping the old one: {e}"
-                            ),
-                        }
-                    }
-                }
-                _ => {
-                    log::info!("signal {signal}: shutting down");
-                    break 'serve;
-                }
+            if signal != SIGUSR1 {
+                log::info!("signal {signal}: shutting down");
+                return;
             }
+            reload(config, shared);
         }
-        if let Some(xdp) = &mut xdp {
-            // The program stamps in-kernel connection ids with the tick we
-            // publish, so it must follow the clock userland verifies with.
-            let tick = unix_tick();
-            if tick != last_tick {
-                if let Some(map) = &mut connect_map {
-                    // Written whole from what we know, never read back: a
-                    // failed read must not publish a zeroed secret.
-                    let state = ConnectState {
-                        k0: settings.secret.k0,
-                        k1: settings.secret.k1,
-                        tick,
-                        enabled: u32::from(config.xdp.connect_in_kernel),
-                    };
-                    if let Err(e) = map.set(0, state, 0) {
-                        log::warn!("cannot publish the connection-id tick to XDP: {e}");
-                    }
-                }
-                last_tick = tick;
-            }
-            xdp.flush_log();
+        if let Some(xdp) = xdp.as_deref_mut() {
+            publish_tick(xdp, config, &shared.settings);
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    shutdown.store(true, Ordering::Relaxed);
-    for waker in &wakers {
-        let _ = waker.wake();
+}
+
+/// SIGUSR1: the access list and the TLS certificate, each kept as it was
+/// when its new version is bad.
+fn reload(config: &Config, shared: &Shared) {
+    match shared.access_list.reload(&config.access_list) {
+        Ok(count) => log::info!("access list reloaded: {count} info hashes"),
+        Err(e) => log::error!("access list reload failed, keeping the old list: {e}"),
     }
-    for thread in threads {
-        let _ = thread.join();
+    if let Some(tls) = &shared.tls {
+        match tls.reload() {
+            Ok(()) => log::info!("TLS certificate reloaded"),
+            Err(e) => log::error!("TLS certificate reload failed, keeping the old one: {e}"),
+        }
     }
-    // Detaches the program and removes its pins, now that no worker uses
-    // the AF_XDP sockets.
-    drop(connect_map);
-    drop(xdp);
-    log::info!("stopped");
-    Ok(())
+}
+
+/// The program stamps in-kernel connection ids with the tick we publish,
+/// so it must follow the clock userland verifies with.
+fn publish_tick(xdp: &mut Xdp, config: &Config, settings: &UdpSettings) {
+    let tick = unix_tick();
+    if tick != xdp.last_tick {
+        if let Some(map) = &mut xdp.connect_map {
+            // Written whole from what we know, never read back: a failed
+            // read must not publish a zeroed secret.
+            let state = ConnectState {
+                k0: settings.secret.k0,
+                k1: settings.secret.k1,
+                tick,
+                enabled: u32::from(config.xdp.connect_in_kernel),
+            };
+            if let Err(e) = map.set(0, state, 0) {
+                log::warn!("cannot publish the connection-id tick to XDP: {e}");
+            }
+        }
+        xdp.last_tick = tick;
+    }
+    xdp.attachment.flush_log();
 }
 
 /// Attaches the XDP program and opens one AF_XDP socket per RX queue.

@@ -63,13 +63,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, Sender};
+use crossbeam_channel::Receiver;
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll};
 use slab::Slab;
 use tracker_proto::InfoHash;
 use tracker_swarm::clock::Clock;
-use tracker_swarm::{Batch, Outbox, PendingScrapes, TorrentFilter};
+use tracker_swarm::{Outbox, PendingScrapes, TorrentFilter};
 use tungstenite::protocol::WebSocketConfig;
 
 use crate::conn_limits::PerIpConns;
@@ -107,16 +107,9 @@ pub struct SocketWorker {
     shutdown: Arc<AtomicBool>,
 }
 
-/// A socket worker's way to the request workers and back.
-pub struct SwarmLink {
-    /// Index of its return channel among the request workers' return
-    /// paths (`Batch::origin`).
-    pub origin: usize,
-    /// Every request worker's inbox, in request-worker order.
-    pub to_swarm: Vec<Sender<Batch>>,
-    /// Where the request workers send its batches back.
-    pub returns: Receiver<Batch>,
-}
+/// A socket worker's way to the request workers and back: the one type
+/// every front end takes, built by `tracker_swarm::SwarmTopology`.
+pub use tracker_swarm::SwarmLink;
 
 /// A socket worker's part of the WebTorrent relay.
 pub struct RelayLink {

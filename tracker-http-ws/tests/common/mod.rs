@@ -1,7 +1,7 @@
 //! A real tracker in miniature for the integration tests: request worker
 //! threads from tracker-swarm and socket workers from this crate, wired as
-//! the binary wires them, on 127.0.0.1 with kernel-chosen ports, plus small
-//! blocking clients.
+//! the binary wires them (`SwarmTopology`), on 127.0.0.1 with
+//! kernel-chosen ports, plus small blocking clients.
 #![allow(dead_code)]
 
 use std::io::{self, Read, Write};
@@ -11,15 +11,15 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{bounded, Receiver};
+use crossbeam_channel::bounded;
 use tracker_http_ws::{
     bind_listeners, ListenerKind, ListenerSpec, RelayLink, RelayPath, Settings, SharedTls,
-    SocketWorker, SwarmLink, RELAY_CAPACITY, WAKER,
+    SocketWorker, RELAY_CAPACITY, WAKER,
 };
 use tracker_proto::http::{percent_encode, EscapeStyle};
 use tracker_proto::InfoHash;
 use tracker_swarm::clock::Clock;
-use tracker_swarm::{run_request_worker, Batch, RequestWorkerConfig, ReturnPath, TorrentFilter};
+use tracker_swarm::{Batch, RequestWorkerEnds, SwarmSettings, SwarmTopology, TorrentFilter};
 
 pub const TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -76,7 +76,9 @@ pub struct Tracker {
     shutdown: Arc<AtomicBool>,
     wakers: Vec<Arc<mio::Waker>>,
     threads: Vec<JoinHandle<()>>,
-    _stalled: Vec<Receiver<Batch>>,
+    /// With `stalled`: request workers never run, their full inboxes
+    /// kept open.
+    _stalled: Vec<RequestWorkerEnds>,
 }
 
 impl Tracker {
@@ -99,46 +101,35 @@ impl Tracker {
             .map(|l| l.iter().map(|(_, spec)| *spec).collect())
             .collect();
 
-        let mut polls = Vec::new();
-        let mut returns = Vec::new();
-        let mut return_rx = Vec::new();
-        let mut wakers = Vec::new();
-        for _ in 0..o.socket_workers {
-            let poll = mio::Poll::new().unwrap();
-            let waker = Arc::new(mio::Waker::new(poll.registry(), WAKER).unwrap());
-            let (tx, rx) = bounded(64 * (o.request_workers + 1));
-            returns.push(ReturnPath {
-                sender: tx,
-                waker: waker.clone(),
-            });
-            return_rx.push(rx);
-            wakers.push(waker);
-            polls.push(poll);
-        }
+        // Inboxes of 16 batches, or with `stalled` of one batch that is
+        // already there and never read.
+        let capacity = if o.stalled { 1 } else { 16 };
+        let SwarmTopology {
+            request_workers,
+            front_ends,
+        } = SwarmTopology::new(
+            o.request_workers,
+            capacity,
+            std::iter::repeat_n(WAKER, o.socket_workers),
+        )
+        .unwrap();
+        let wakers: Vec<_> = front_ends.iter().map(|f| f.waker.clone()).collect();
         let mut threads = Vec::new();
-        let mut to_swarm = Vec::new();
         let mut stalled = Vec::new();
-        for index in 0..o.request_workers {
+        for worker in request_workers {
             if o.stalled {
-                let (tx, rx) = bounded(1);
-                tx.send(Batch::default()).unwrap();
-                to_swarm.push(tx);
-                stalled.push(rx);
+                front_ends[0].swarm.to_swarm[worker.index()]
+                    .send(Batch::default())
+                    .unwrap();
+                stalled.push(worker);
                 continue;
             }
-            let (tx, rx) = bounded(16);
-            to_swarm.push(tx);
-            let returns = returns.clone();
-            let shutdown = shutdown.clone();
-            let config = RequestWorkerConfig {
-                index,
+            let settings = SwarmSettings {
                 cleaning_interval: Duration::from_secs(60),
                 max_peer_age: 3600,
                 limits: Default::default(),
             };
-            threads.push(std::thread::spawn(move || {
-                run_request_worker(config, rx, returns, clock, shutdown)
-            }));
+            threads.push(worker.spawn(settings, clock, shutdown.clone()).unwrap());
         }
         let mut relay_rx = Vec::new();
         let relays: Vec<RelayPath> = wakers
@@ -153,25 +144,20 @@ impl Tracker {
             })
             .collect();
         let settings = Arc::new(o.settings);
-        for (index, ((poll, (returns, relay_in)), listeners)) in polls
+        for (index, ((front, relay_in), listeners)) in front_ends
             .into_iter()
-            .zip(return_rx.into_iter().zip(relay_rx))
+            .zip(relay_rx)
             .zip(per_worker)
             .enumerate()
         {
-            let swarm = SwarmLink {
-                origin: index,
-                to_swarm: to_swarm.clone(),
-                returns,
-            };
             let relay = RelayLink {
                 inbox: relay_in,
                 paths: relays.clone(),
             };
             let worker = SocketWorker::new(
                 index,
-                poll,
-                swarm,
+                front.poll,
+                front.swarm,
                 relay,
                 listeners,
                 settings.clone(),

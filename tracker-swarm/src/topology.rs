@@ -1,0 +1,249 @@
+//! The channels between front ends and request workers, built in one place
+//! so the server and every test harness wire them the same way.
+//!
+//! Each request worker has one bounded inbox that every front end sends
+//! to; each front end has one bounded return channel that every request
+//! worker sends back on, and a `mio::Waker` that tells it so. A front end's
+//! index in the topology is its origin: the return path its batches name.
+
+use std::io;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use crossbeam_channel::{bounded, Receiver, Sender};
+
+use crate::clock::Clock;
+use crate::limits::SwarmLimits;
+use crate::worker::{run_request_worker, Batch, RequestWorkerConfig, ReturnPath};
+
+/// A front end's way to the request workers and back: what the UDP, AF_XDP
+/// and HTTP/WebSocket workers all hold.
+pub struct SwarmLink {
+    /// Index of its return channel among the request workers' return
+    /// paths (`Batch::origin`).
+    pub origin: usize,
+    /// Every request worker's inbox, in request-worker order.
+    pub to_swarm: Vec<Sender<Batch>>,
+    /// Where the request workers send its batches back.
+    pub returns: Receiver<Batch>,
+}
+
+/// One front end's ends: the poll it runs on, with the waker the request
+/// workers wake it by already registered, and its link to the swarm.
+pub struct FrontEndEnds {
+    pub poll: mio::Poll,
+    /// Registered in `poll` under the token the front end was built with;
+    /// mio allows one waker per poll, so this one also serves any other
+    /// channel into the front end (the WebTorrent relay, shutdown).
+    pub waker: Arc<mio::Waker>,
+    pub swarm: SwarmLink,
+}
+
+/// What every request worker runs with.
+#[derive(Clone, Copy, Debug)]
+pub struct SwarmSettings {
+    pub cleaning_interval: Duration,
+    pub max_peer_age: u32,
+    /// Totals for the whole swarm store; each request worker enforces its
+    /// share ([`SwarmLimits::per_shard`]).
+    pub limits: SwarmLimits,
+}
+
+/// One request worker's ends, ready to run on a thread of its own.
+pub struct RequestWorkerEnds {
+    index: usize,
+    workers: usize,
+    inbox: Receiver<Batch>,
+    returns: Vec<ReturnPath>,
+}
+
+impl RequestWorkerEnds {
+    pub fn index(&self) -> usize {
+        self.index
+    }
+
+    /// Runs the request worker on this thread until `shutdown` is set or
+    /// every front end has gone.
+    pub fn run(self, settings: SwarmSettings, clock: Clock, shutdown: Arc<AtomicBool>) {
+        let config = RequestWorkerConfig {
+            index: self.index,
+            cleaning_interval: settings.cleaning_interval,
+            max_peer_age: settings.max_peer_age,
+            limits: settings.limits.per_shard(self.workers),
+        };
+        run_request_worker(config, self.inbox, self.returns, clock, shutdown)
+    }
+
+    /// [`run`](Self::run) on a new thread named `swarm-N`.
+    pub fn spawn(
+        self,
+        settings: SwarmSettings,
+        clock: Clock,
+        shutdown: Arc<AtomicBool>,
+    ) -> io::Result<JoinHandle<()>> {
+        std::thread::Builder::new()
+            .name(format!("swarm-{}", self.index))
+            .spawn(move || self.run(settings, clock, shutdown))
+    }
+}
+
+/// Every channel between the front ends and the request workers.
+pub struct SwarmTopology {
+    /// In request-worker order: worker `i` owns the torrents
+    /// [`worker_for`](crate::worker_for) gives `i`.
+    pub request_workers: Vec<RequestWorkerEnds>,
+    /// In the order of the tokens given to [`new`](Self::new); a front
+    /// end's place here is its origin.
+    pub front_ends: Vec<FrontEndEnds>,
+}
+
+impl SwarmTopology {
+    /// Wires `workers` request workers, each with an inbox of
+    /// `channel_capacity` batches, to one front end per token in
+    /// `front_ends` (the token its poll's waker is registered under).
+    pub fn new(
+        workers: usize,
+        channel_capacity: usize,
+        front_ends: impl IntoIterator<Item = mio::Token>,
+    ) -> io::Result<Self> {
+        let inboxes: Vec<_> = (0..workers).map(|_| bounded(channel_capacity)).collect();
+        let capacity = return_capacity(workers, channel_capacity);
+        let mut returns = Vec::new();
+        let mut ends = Vec::new();
+        for (origin, token) in front_ends.into_iter().enumerate() {
+            let poll = mio::Poll::new()?;
+            let waker = Arc::new(mio::Waker::new(poll.registry(), token)?);
+            let (sender, receiver) = bounded(capacity);
+            returns.push(ReturnPath {
+                sender,
+                waker: waker.clone(),
+            });
+            let swarm = SwarmLink {
+                origin,
+                to_swarm: inboxes.iter().map(|(sender, _)| sender.clone()).collect(),
+                returns: receiver,
+            };
+            ends.push(FrontEndEnds { poll, waker, swarm });
+        }
+        // The front ends now hold the only senders into each inbox, so a
+        // request worker sees its inbox disconnect once they have all gone.
+        let request_workers = inboxes
+            .into_iter()
+            .enumerate()
+            .map(|(index, (_, inbox))| RequestWorkerEnds {
+                index,
+                workers,
+                inbox,
+                returns: returns.clone(),
+            })
+            .collect();
+        Ok(Self {
+            request_workers,
+            front_ends: ends,
+        })
+    }
+
+    /// Every front end's waker, in origin order: what shutdown wakes.
+    pub fn wakers(&self) -> Vec<Arc<mio::Waker>> {
+        self.front_ends.iter().map(|f| f.waker.clone()).collect()
+    }
+}
+
+/// A front end can have at most one inbox's worth plus one batch in
+/// progress at each request worker; a return channel that holds all of
+/// them means a request worker never waits on a slow front end.
+pub fn return_capacity(workers: usize, channel_capacity: usize) -> usize {
+    (channel_capacity + 1) * workers
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::worker::{Job, ReplyTo, Work};
+    use crate::SwarmCounts;
+    use tracker_proto::InfoHash;
+
+    fn scrape_job(hash: u8) -> Job {
+        Job {
+            reply: ReplyTo {
+                addr: "127.0.0.1:1".parse().unwrap(),
+                handle: 0,
+                tag: u32::from(hash),
+            },
+            work: Work::Scrape {
+                info_hash: InfoHash([hash; 20]),
+                slot: 0,
+                index: 0,
+                counts: SwarmCounts::default(),
+            },
+        }
+    }
+
+    #[test]
+    fn each_front_end_reaches_every_request_worker_and_gets_its_own_batches_back() {
+        let tokens = [mio::Token(1), mio::Token(2), mio::Token(3)];
+        let topology = SwarmTopology::new(2, 4, tokens).unwrap();
+        assert_eq!(topology.request_workers.len(), 2);
+        assert_eq!(topology.front_ends.len(), 3);
+        let shutdown = Arc::new(AtomicBool::new(false));
+        let settings = SwarmSettings {
+            cleaning_interval: Duration::from_secs(60),
+            max_peer_age: 60,
+            limits: SwarmLimits::UNLIMITED,
+        };
+        let SwarmTopology {
+            request_workers,
+            mut front_ends,
+        } = topology;
+        let threads: Vec<_> = request_workers
+            .into_iter()
+            .map(|w| w.spawn(settings, Clock::start(), shutdown.clone()).unwrap())
+            .collect();
+        for (origin, front) in front_ends.iter_mut().enumerate() {
+            assert_eq!(front.swarm.origin, origin);
+            assert_eq!(front.swarm.to_swarm.len(), 2);
+            for (worker, to) in front.swarm.to_swarm.iter().enumerate() {
+                let mut batch = Batch::with_origin(origin);
+                batch.jobs.push(scrape_job(worker as u8));
+                to.send(batch).unwrap();
+            }
+            let mut events = mio::Events::with_capacity(4);
+            let mut tags = Vec::new();
+            while tags.len() < 2 {
+                match front.swarm.returns.try_recv() {
+                    Ok(batch) => {
+                        assert_eq!(batch.origin, origin);
+                        tags.push(batch.jobs[0].reply.tag);
+                    }
+                    // The request worker woke this front end's poll.
+                    Err(_) => {
+                        front
+                            .poll
+                            .poll(&mut events, Some(Duration::from_secs(10)))
+                            .unwrap();
+                        assert!(events.iter().any(|e| e.token() == tokens[origin]));
+                    }
+                }
+            }
+            tags.sort();
+            assert_eq!(tags, [0, 1]);
+        }
+        // The request workers stop once every front end has gone.
+        drop(front_ends);
+        for thread in threads {
+            thread.join().unwrap();
+        }
+    }
+
+    #[test]
+    fn a_return_channel_holds_every_batch_a_front_end_can_have_out() {
+        let topology = SwarmTopology::new(3, 5, [mio::Token(0)]).unwrap();
+        let front = &topology.front_ends[0];
+        assert_eq!(front.swarm.returns.capacity(), Some(18));
+        for to in &front.swarm.to_swarm {
+            assert_eq!(to.capacity(), Some(5));
+        }
+    }
+}
