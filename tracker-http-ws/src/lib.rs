@@ -17,6 +17,7 @@
 //! not read its messages is disconnected.
 
 mod buf;
+pub mod config;
 mod conn_limits;
 #[doc(hidden)]
 pub mod fuzzing;
