@@ -18,6 +18,7 @@
 #![forbid(unsafe_code)]
 
 mod buf;
+pub mod config;
 mod conn_limits;
 #[doc(hidden)]
 pub mod fuzzing;

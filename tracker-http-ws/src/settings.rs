@@ -1,11 +1,13 @@
 //! What the HTTP/WebSocket server needs from the tracker's config, resolved
-//! once at start. The tracker's `[http]`, `[ws]` and `[tls]` sections map
-//! onto these fields one to one (see tracker-user's config.rs for the
-//! operator-facing comments).
+//! once at start by [`Settings::from_config`] from the `[http]` and `[ws]`
+//! sections (defined, with their defaults and operator-facing comments, in
+//! [`crate::config`]) and three `[protocol]` values.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
+
+use crate::config::{HttpConfig, ProtocolValues, WsConfig};
 
 /// What a listening socket serves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -110,31 +112,15 @@ pub struct Settings {
 }
 
 impl Default for Settings {
+    /// The `[http]` and `[ws]` defaults, with the `[protocol]` defaults the
+    /// tracker ships; for tests and embedders, the tracker itself uses
+    /// [`Settings::from_config`].
     fn default() -> Self {
-        Self {
+        let protocol = ProtocolValues {
             announce_interval: 900,
-            min_announce_interval: 60,
             default_numwant: 50,
             max_numwant: 50,
-            max_connections: 16_384,
-            max_request_size: 8192,
-            request_timeout: Duration::from_secs(10),
-            keep_alive_timeout: Duration::from_secs(120),
-            first_byte_timeout: Duration::from_secs(5),
-            max_connections_per_ip: 512,
-            max_scrape_torrents: 100,
-            full_scrape: false,
-            max_full_scrape_torrents: 100_000,
-            real_ip_header: None,
-            ws_announce_interval: 120,
-            ws_max_message_size: 64 * 1024,
-            ws_max_offers: 10,
-            ws_max_pending_offers: 64,
-            ws_offer_timeout: Duration::from_secs(60),
-            ws_max_outgoing_bytes: 256 * 1024,
-            ws_max_torrents_per_connection: 512,
-            ws_max_peer_ids_per_connection: 16,
-            ws_idle_timeout: Duration::from_secs(300),
-        }
+        };
+        Self::from_config(&HttpConfig::default(), &WsConfig::default(), protocol)
     }
 }

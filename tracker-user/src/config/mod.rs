@@ -7,10 +7,11 @@
 //! (`#[derive(ConfigDocs)]`), so write them for the operator reading the file.
 //!
 //! The root is here with loading and printing; the sections are in
-//! `sections` (swarm, protocol, UDP, access list, XDP, log level) and
-//! `http_ws` (HTTP, WebSocket, TLS, and what the HTTP/WebSocket server is
-//! handed), the limits types cannot express in `validate`, and what a refused
-//! file or setting reports in `error`.
+//! `sections` (swarm, protocol, UDP, access list, XDP, log level) and, for
+//! HTTP, WebSocket and TLS, in `tracker_http_ws::config`, next to the server
+//! they configure (`http_ws` here hands them to it); the limits types cannot
+//! express are in `validate`, and what a refused file or setting reports in
+//! `error`.
 // Those doc comments are TOML comments first: `[tls]` there names a section
 // of the file, not an item to link to.
 #![allow(rustdoc::broken_intra_doc_links)]
@@ -26,11 +27,12 @@ use serde::{Deserialize, Serialize};
 use tracker_config::{find_key_line, ConfigDocs};
 
 pub use error::{ConfigError, ConfigErrorKind, ValidationError};
-pub use http_ws::{HttpConfig, TlsConfig, WsConfig};
+// Defined by the server they configure, embedded here like the others.
 pub use sections::{
     AccessListConfig, AccessListMode, LogLevel, ProtocolConfig, SwarmConfig, UdpConfig,
     XdpAttachMode, XdpConfig,
 };
+pub use tracker_http_ws::config::{HttpConfig, TlsConfig, WsConfig};
 pub use validate::{MAX_HTTP_WORKERS, MAX_SCRAPE_TORRENTS_LIMIT, MAX_SWARM_WORKERS};
 
 /// The whole file: top-level keys, then one section per part of the tracker.

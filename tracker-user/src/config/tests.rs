@@ -632,3 +632,21 @@ fn commented_toml_layout() {
         }
     }
 }
+
+#[test]
+fn http_ws_settings_take_the_protocol_section_and_the_server_sections() {
+    let (_file, loaded) = load_text(
+        "[protocol]\nannounce_interval = 1800\ndefault_numwant = 20\nmax_numwant = 200\n\
+         [http]\nmin_announce_interval = 30\nreal_ip_header = \"X-Real-IP\"\n\
+         [ws]\nannounce_interval = 45\nidle_timeout = 9\n",
+    );
+    let s = loaded.unwrap().http_ws_settings();
+    assert_eq!(
+        (s.announce_interval, s.default_numwant, s.max_numwant),
+        (1800, 20, 200)
+    );
+    assert_eq!(s.min_announce_interval, 30);
+    assert_eq!(s.real_ip_header.as_deref(), Some("x-real-ip"));
+    assert_eq!(s.ws_announce_interval, 45);
+    assert_eq!(s.ws_idle_timeout, std::time::Duration::from_secs(9));
+}
