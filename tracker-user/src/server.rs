@@ -21,7 +21,6 @@ use crate::access_list::{self, SharedAccessList};
 use crate::config::{Config, XdpConfig};
 use crate::udp::{self, FrontEnd, UdpSettings, UdpWorker};
 use crate::xdp::{xsk, XdpAttachment, XdpWorker};
-use tracker_swarm::{run_request_worker, RequestWorkerConfig, ReturnPath};
 
 /// A secret chosen at start: ids from a previous run are refused, which
 /// costs clients one reconnect and spares us persisting a key.
