@@ -206,7 +206,7 @@ enum Ip {
 /// address.
 #[inline(always)]
 fn listening(key: &ListenKey) -> bool {
-    LISTEN.get_ptr(key).is_some() || LISTEN.get_ptr(&key.wildcard()).is_some()
+    LISTEN.get_ptr(key).is_some() || LISTEN.get_ptr(key.wildcard()).is_some()
 }
 
 /// Turns a BEP 15 connect into its response in place, or returns `None`
