@@ -226,10 +226,8 @@ fn spawn_datagram_workers(
     let mut front_end = || {
         let FrontEndEnds { poll, swarm, .. } = front_ends.next().expect("one per front end");
         FrontEnd {
-            origin: swarm.origin,
             poll,
-            to_swarm: swarm.to_swarm,
-            returns: swarm.returns,
+            swarm,
             settings: shared.settings.clone(),
             access_list: shared.access_list.clone(),
             shutdown: shared.shutdown.clone(),
