@@ -129,10 +129,7 @@ fn load_tls(config: &Config) -> anyhow::Result<Option<Arc<tracker_http_ws::Share
     if !config.wants_tls() {
         return Ok(None);
     }
-    let paths = tracker_http_ws::TlsPaths {
-        certificate: config.tls.certificate_path.clone(),
-        private_key: config.tls.private_key_path.clone(),
-    };
+    let paths = tracker_http_ws::TlsPaths::from(&config.tls);
     let tls = tracker_http_ws::SharedTls::load(&paths).context("loading the TLS certificate")?;
     Ok(Some(Arc::new(tls)))
 }
