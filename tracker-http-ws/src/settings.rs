@@ -7,7 +7,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use crate::config::{HttpConfig, ProtocolValues, WsConfig};
+use crate::config::{HttpConfig, ProtocolValues, TlsConfig, WsConfig};
 
 /// What a listening socket serves.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,6 +42,17 @@ impl ListenerSpec {
 pub struct TlsPaths {
     pub certificate: PathBuf,
     pub private_key: PathBuf,
+}
+
+/// The `[tls]` section names the files; taking it whole keeps the binary
+/// from mirroring its fields.
+impl From<&TlsConfig> for TlsPaths {
+    fn from(config: &TlsConfig) -> Self {
+        TlsPaths {
+            certificate: config.certificate_path.clone(),
+            private_key: config.private_key_path.clone(),
+        }
+    }
 }
 
 #[derive(Clone, Debug)]

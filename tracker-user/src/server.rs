@@ -129,10 +129,7 @@ fn load_tls(config: &Config) -> anyhow::Result<Option<Arc<tracker_http_ws::Share
     if !config.wants_tls() {
         return Ok(None);
     }
-    let paths = tracker_http_ws::TlsPaths {
-        certificate: config.tls.certificate_path.clone(),
-        private_key: config.tls.private_key_path.clone(),
-    };
+    let paths = tracker_http_ws::TlsPaths::from(&config.tls);
     let tls = tracker_http_ws::SharedTls::load(&paths).context("loading the TLS certificate")?;
     Ok(Some(Arc::new(tls)))
 }
@@ -226,10 +223,8 @@ fn spawn_datagram_workers(
     let mut front_end = || {
         let FrontEndEnds { poll, swarm, .. } = front_ends.next().expect("one per front end");
         FrontEnd {
-            origin: swarm.origin,
             poll,
-            to_swarm: swarm.to_swarm,
-            returns: swarm.returns,
+            swarm,
             settings: shared.settings.clone(),
             access_list: shared.access_list.clone(),
             shutdown: shared.shutdown.clone(),

@@ -2,9 +2,11 @@
 //! datagrams, which is most of the cost of a small-packet UDP server.
 
 use std::io;
-use std::mem::{size_of, zeroed};
+use std::mem::size_of;
 use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr, SocketAddrV4, SocketAddrV6};
 use std::os::fd::RawFd;
+
+use crate::ffi::zeroed;
 
 /// Datagrams per system call.
 pub const BATCH: usize = 64;
@@ -23,8 +25,11 @@ pub struct RecvBatch {
     received: usize,
 }
 
-// SAFETY: the raw pointers in `iovecs`/`headers` point only into this
-// struct's own boxed buffers, which move with it between threads.
+// SAFETY: the raw pointers in `_iovecs`/`headers` point only into this
+// struct's own boxed slices. Moving the struct to another thread moves the
+// boxes' ownership, not their heap storage, so the pointers stay valid, and
+// nothing else holds them: the kernel uses them only inside `recv`, which
+// takes `&mut self`.
 unsafe impl Send for RecvBatch {}
 
 impl Default for RecvBatch {
@@ -36,9 +41,7 @@ impl Default for RecvBatch {
 impl RecvBatch {
     pub fn new() -> Self {
         let mut buffers = vec![[0u8; RECV_BUF_LEN]; BATCH].into_boxed_slice();
-        // SAFETY: all-zero is a valid sockaddr_storage, iovec and mmsghdr.
-        let mut addrs: Box<[libc::sockaddr_storage]> =
-            (0..BATCH).map(|_| unsafe { zeroed() }).collect();
+        let mut addrs: Box<[libc::sockaddr_storage]> = (0..BATCH).map(|_| zeroed()).collect();
         let mut iovecs: Box<[libc::iovec]> = buffers
             .iter_mut()
             .map(|b| libc::iovec {
@@ -48,9 +51,9 @@ impl RecvBatch {
             .collect();
         let headers = (0..BATCH)
             .map(|i| {
-                // SAFETY: zeroed msghdr is valid; pointers set below stay
-                // valid because the boxes never reallocate.
-                let mut h: libc::mmsghdr = unsafe { zeroed() };
+                // The pointers set here stay valid for the struct's life: the
+                // boxed slices are never resized, so never reallocated.
+                let mut h: libc::mmsghdr = zeroed();
                 h.msg_hdr.msg_name = (&mut addrs[i] as *mut libc::sockaddr_storage).cast();
                 h.msg_hdr.msg_namelen = size_of::<libc::sockaddr_storage>() as u32;
                 h.msg_hdr.msg_iov = &mut iovecs[i];
@@ -75,7 +78,13 @@ impl RecvBatch {
             h.msg_hdr.msg_flags = 0;
             h.msg_len = 0;
         }
-        // SAFETY: headers point at BATCH valid buffers and address slots.
+        // SAFETY: `headers` holds exactly BATCH entries (the vlen passed),
+        // built in `new`: each `msg_name` points at its own
+        // `sockaddr_storage` with `msg_namelen` reset above to that size,
+        // each `msg_iov` at one iovec covering its own RECV_BUF_LEN buffer.
+        // All of them are boxes owned by `self`, never reallocated, and
+        // `&mut self` keeps Rust from touching them while the kernel writes;
+        // MSG_DONTWAIT means the call returns before we do.
         let n = unsafe {
             libc::recvmmsg(
                 fd,
@@ -115,7 +124,9 @@ impl RecvBatch {
 fn sockaddr_to_std(storage: &libc::sockaddr_storage) -> Option<SocketAddr> {
     match storage.ss_family as i32 {
         libc::AF_INET => {
-            // SAFETY: the kernel wrote a sockaddr_in for AF_INET.
+            // SAFETY: `sockaddr_storage` is larger than and aligned for every
+            // sockaddr type, the family says the kernel wrote a
+            // `sockaddr_in`, and the view borrows `storage` so cannot outlive it.
             let sin: &libc::sockaddr_in = unsafe { &*(storage as *const _ as *const _) };
             Some(SocketAddr::V4(SocketAddrV4::new(
                 Ipv4Addr::from(u32::from_be(sin.sin_addr.s_addr)),
@@ -123,7 +134,8 @@ fn sockaddr_to_std(storage: &libc::sockaddr_storage) -> Option<SocketAddr> {
             )))
         }
         libc::AF_INET6 => {
-            // SAFETY: the kernel wrote a sockaddr_in6 for AF_INET6.
+            // SAFETY: as for AF_INET: large and aligned enough, the family
+            // says a `sockaddr_in6` is there, and the view borrows `storage`.
             let sin6: &libc::sockaddr_in6 = unsafe { &*(storage as *const _ as *const _) };
             Some(SocketAddr::V6(SocketAddrV6::new(
                 Ipv6Addr::from(sin6.sin6_addr.s6_addr),
@@ -140,7 +152,9 @@ fn sockaddr_to_std(storage: &libc::sockaddr_storage) -> Option<SocketAddr> {
 fn std_to_sockaddr(addr: &SocketAddr, storage: &mut libc::sockaddr_storage) -> u32 {
     match addr {
         SocketAddr::V4(a) => {
-            // SAFETY: sockaddr_storage is large and aligned enough for any sockaddr.
+            // SAFETY: `sockaddr_storage` is larger than and aligned for any
+            // sockaddr type, any bit pattern is a valid `sockaddr_in` (plain
+            // integers), and the view borrows `storage` exclusively.
             let sin: &mut libc::sockaddr_in = unsafe { &mut *(storage as *mut _ as *mut _) };
             sin.sin_family = libc::AF_INET as libc::sa_family_t;
             sin.sin_port = a.port().to_be();
@@ -149,7 +163,8 @@ fn std_to_sockaddr(addr: &SocketAddr, storage: &mut libc::sockaddr_storage) -> u
             size_of::<libc::sockaddr_in>() as u32
         }
         SocketAddr::V6(a) => {
-            // SAFETY: as above.
+            // SAFETY: as for V4: large and aligned enough, any bit pattern is
+            // a valid `sockaddr_in6`, and the view borrows `storage` exclusively.
             let sin6: &mut libc::sockaddr_in6 = unsafe { &mut *(storage as *mut _ as *mut _) };
             sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
             sin6.sin6_port = a.port().to_be();
@@ -176,8 +191,10 @@ pub struct SendQueue {
     headers: Box<[libc::mmsghdr]>,
 }
 
-// SAFETY: the scratch pointers are rebuilt before every use and point only
-// into this struct's own boxes.
+// SAFETY: the scratch pointers in `iovecs`/`headers` are rebuilt in `flush`
+// before every sendmmsg and point only into this struct's own boxes, whose
+// heap storage does not move when the struct moves to another thread; no
+// other thread ever sees them.
 unsafe impl Send for SendQueue {}
 
 impl SendQueue {
@@ -190,15 +207,14 @@ impl SendQueue {
             addrs: vec![unspecified; capacity].into_boxed_slice(),
             head: 0,
             len: 0,
-            // SAFETY: all-zero is valid for these C structs.
-            names: (0..BATCH).map(|_| unsafe { zeroed() }).collect(),
+            names: (0..BATCH).map(|_| zeroed()).collect(),
             iovecs: (0..BATCH)
                 .map(|_| libc::iovec {
                     iov_base: std::ptr::null_mut(),
                     iov_len: 0,
                 })
                 .collect(),
-            headers: (0..BATCH).map(|_| unsafe { zeroed() }).collect(),
+            headers: (0..BATCH).map(|_| zeroed()).collect(),
         }
     }
 
@@ -251,7 +267,12 @@ impl SendQueue {
                 h.msg_hdr.msg_iovlen = 1;
                 h.msg_len = 0;
             }
-            // SAFETY: the first `contiguous` headers point at live slots.
+            // SAFETY: the first `contiguous` (≤ BATCH = headers.len())
+            // headers were just set: `msg_name` at a `names` entry of
+            // `msg_namelen` bytes, `msg_iov` at one iovec over a queued slot
+            // inside `data` (`lens[slot]` ≤ slot_len, so in bounds). All are
+            // boxes owned by `self`, unchanged during the call since
+            // `&mut self` is held; the kernel only reads them.
             let sent = unsafe {
                 libc::sendmmsg(
                     fd,

@@ -22,18 +22,17 @@ pub use worker::{UdpWorker, WAKER};
 
 use crate::access_list::SharedAccessList;
 use crate::config::Config;
-use tracker_swarm::Batch;
+use tracker_swarm::SwarmLink;
 
 /// What every datagram front end (socket worker or AF_XDP queue worker)
 /// needs besides its own I/O: its place among the front ends, its poll and
 /// channels, and the shared settings.
 pub struct FrontEnd {
-    /// Index of its return channel; request workers send batches back by it.
-    pub origin: usize,
     /// Polled for its I/O and woken (token [`WAKER`]) when a batch returns.
     pub poll: mio::Poll,
-    pub to_swarm: Vec<crossbeam_channel::Sender<Batch>>,
-    pub returns: crossbeam_channel::Receiver<Batch>,
+    /// Its place among the front ends (`origin`), the request workers'
+    /// inboxes and its return channel.
+    pub swarm: SwarmLink,
     pub settings: std::sync::Arc<UdpSettings>,
     pub access_list: std::sync::Arc<SharedAccessList>,
     pub shutdown: std::sync::Arc<std::sync::atomic::AtomicBool>,
@@ -44,10 +43,10 @@ impl FrontEnd {
     /// and passes its [`Responder`] with each call.
     pub fn handler(&self) -> RequestHandler {
         RequestHandler::new(
-            self.origin,
+            self.swarm.origin,
             self.settings.clone(),
             self.access_list.clone(),
-            self.to_swarm.clone(),
+            self.swarm.to_swarm.clone(),
         )
     }
 

@@ -52,7 +52,7 @@ impl UdpWorker {
             mut front,
             mut sockets,
         } = self;
-        let origin = front.origin;
+        let origin = front.swarm.origin;
         for (i, socket) in sockets.iter_mut().enumerate() {
             if let Err(e) = front.poll.registry().register(
                 socket,
@@ -108,7 +108,7 @@ impl UdpWorker {
                 }
             }
             handler.dispatch();
-            while let Ok(batch) = front.returns.try_recv() {
+            while let Ok(batch) = front.swarm.returns.try_recv() {
                 handler.answer(&mut out, batch);
             }
             let queues = &mut out.queues;

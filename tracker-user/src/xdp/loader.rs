@@ -192,15 +192,21 @@ fn ensure_bpffs(dir: &Path) -> anyhow::Result<()> {
         return Ok(());
     }
     let c_root = std::ffi::CString::new("/sys/fs/bpf").expect("no NUL");
-    // SAFETY: statfs writes only into the struct we pass.
-    let mut stat: libc::statfs = unsafe { std::mem::zeroed() };
-    if unsafe { libc::statfs(c_root.as_ptr(), &mut stat) } == 0
-        && stat.f_type as i64 == BPF_FS_MAGIC
-    {
+    let mut stat: libc::statfs = crate::ffi::zeroed();
+    // SAFETY: `c_root` is a NUL-terminated string alive for the call, and
+    // `stat` a live, exclusively borrowed `statfs`, the only thing written.
+    let statted = unsafe { libc::statfs(c_root.as_ptr(), &mut stat) } == 0;
+    // `f_type` is i64 on x86_64 glibc but narrower elsewhere; the cast keeps
+    // the comparison portable.
+    #[allow(clippy::unnecessary_cast)]
+    let is_bpffs = stat.f_type as i64 == BPF_FS_MAGIC;
+    if statted && is_bpffs {
         return Ok(());
     }
     let fstype = std::ffi::CString::new("bpf").expect("no NUL");
-    // SAFETY: plain mount(2) call with valid C strings.
+    // SAFETY: source, target and type are NUL-terminated strings alive for
+    // the call; null `data` is allowed (no options) and nothing else is
+    // read or written through our memory.
     let rc = unsafe {
         libc::mount(
             fstype.as_ptr(),

@@ -167,7 +167,7 @@ impl XdpWorker {
                 }
             }
             handler.dispatch();
-            while let Ok(batch) = front.returns.try_recv() {
+            while let Ok(batch) = front.swarm.returns.try_recv() {
                 handler.answer(&mut out, batch);
             }
             out.queue.flush();

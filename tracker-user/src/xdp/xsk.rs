@@ -95,7 +95,8 @@ impl XskConfig {
 }
 
 fn page_size() -> usize {
-    // SAFETY: sysconf has no preconditions.
+    // SAFETY: sysconf takes no pointers and has no preconditions; an
+    // unknown name only returns -1, handled below.
     let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
     usize::try_from(n).unwrap_or(4096)
 }
@@ -154,13 +155,17 @@ struct UmemArea {
     len: usize,
 }
 
-// SAFETY: the mapping is owned exclusively by this value; nothing about it
-// is tied to the thread that created it.
+// SAFETY: the mapping is owned exclusively by this value (created in `new`,
+// unmapped only in `drop`) and reached only through `&self`/`&mut self`, so
+// moving it to another thread moves sole access; a process-wide mapping has
+// no tie to the thread that created it.
 unsafe impl Send for UmemArea {}
 
 impl UmemArea {
     fn new(len: usize) -> io::Result<Self> {
-        // SAFETY: a fresh anonymous mapping; the result is checked.
+        // SAFETY: a fresh anonymous private mapping at an address the kernel
+        // picks: it cannot overlap memory Rust already uses, no fd is
+        // involved, and MAP_FAILED is checked below.
         let ptr = unsafe {
             libc::mmap(
                 std::ptr::null_mut(),
@@ -192,7 +197,12 @@ impl UmemArea {
         if start.checked_add(len)? > self.len {
             return None;
         }
-        // SAFETY: in bounds of our live mapping, checked above.
+        // SAFETY: `start + len` ≤ `self.len` (checked above, without
+        // overflow), so the range lies in the mapping, which is readable,
+        // initialised (anonymous pages are zero-filled) and lives as long as
+        // `self`, which the returned borrow cannot outlive. No `&mut` to it
+        // can exist while `&self` is held (`bytes_mut` takes `&mut self`),
+        // and the kernel does not write frames we are reading (see above).
         Some(unsafe { std::slice::from_raw_parts(self.ptr.as_ptr().add(start), len) })
     }
 
@@ -201,14 +211,19 @@ impl UmemArea {
         if start.checked_add(len)? > self.len {
             return None;
         }
-        // SAFETY: in bounds, and `&mut self` makes it the only slice.
+        // SAFETY: in bounds as checked above, in a writable mapping that
+        // lives as long as `self`; `&mut self` for the borrow's lifetime makes
+        // this the only Rust view, and callers pass only frames the kernel
+        // does not own at the moment.
         Some(unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr().add(start), len) })
     }
 }
 
 impl Drop for UmemArea {
     fn drop(&mut self) {
-        // SAFETY: unmapping exactly what `new` mapped.
+        // SAFETY: unmapping exactly the range `new` mapped, once; every
+        // slice into it borrowed `self` and so is gone, and the socket that
+        // registered it as UMEM is dropped first (`XskQueue` field order).
         unsafe { libc::munmap(self.ptr.as_ptr().cast(), self.len) };
     }
 }
@@ -381,7 +396,9 @@ impl XskQueue {
     fn kernel_zero_copy(&self) -> io::Result<bool> {
         let mut flags: u32 = 0;
         let mut len = std::mem::size_of::<u32>() as libc::socklen_t;
-        // SAFETY: valid fd, a u32 out-parameter of the advertised size.
+        // SAFETY: `self.fd()` is our open XDP socket; `flags` is a live,
+        // exclusively borrowed u32 and `len` says exactly that size, so the
+        // kernel writes at most 4 bytes into it.
         let rc = unsafe {
             libc::getsockopt(
                 self.fd(),
@@ -552,7 +569,9 @@ impl XskQueue {
             pending / KERNEL_TX_BATCH + 2
         };
         for _ in 0..rounds {
-            // SAFETY: a zero-length send on our own socket, no buffers.
+            // SAFETY: a zero-length send on our own open socket: null buffer
+            // and address with zero lengths, so the kernel reads no user
+            // memory; it only kicks the TX ring.
             let rc = unsafe {
                 libc::sendto(
                     self.fd(),
