@@ -132,6 +132,20 @@ impl ConfigError {
             invalid: Some(Box::new(invalid)),
         }
     }
+
+    /// A value for `key` from outside any file, such as an environment
+    /// variable (`origin`), that does not parse.
+    pub(crate) fn value(origin: &str, key: &str, message: String) -> Self {
+        Self {
+            origin: origin.to_owned(),
+            line: None,
+            column: None,
+            key: Some(key.to_owned()),
+            message,
+            kind: ConfigErrorKind::Invalid,
+            invalid: None,
+        }
+    }
 }
 
 impl fmt::Display for ConfigError {
