@@ -523,6 +523,17 @@ pub(super) fn take_in_flight(conn: &mut Conn) -> Option<InFlight> {
     }
 }
 
+/// The HTTP connection `reply` is for, if still open, with its request
+/// taken to be answered.
+fn claim_in_flight<'a>(
+    conns: &'a mut Slab<Conn>,
+    reply: &ReplyTo,
+) -> Option<(&'a mut Conn, InFlight)> {
+    let conn = live(conns, reply.handle as usize, reply.tag)?;
+    let inflight = take_in_flight(conn)?;
+    Some((conn, inflight))
+}
+
 /// A limit of the swarm store refused the announce: the client hears why.
 pub(super) fn refuse_http_announce(
     state: &mut WorkerState,
@@ -531,10 +542,7 @@ pub(super) fn refuse_http_announce(
     reason: &str,
 ) {
     let token = reply.handle as usize;
-    let Some(conn) = live(conns, token, reply.tag) else {
-        return;
-    };
-    let Some(inflight) = take_in_flight(conn) else {
+    let Some((conn, inflight)) = claim_in_flight(conns, reply) else {
         return;
     };
     state.bencode_failure(reason);
@@ -550,10 +558,7 @@ pub(super) fn answer_http_announce(
     counts: &SwarmCounts,
 ) {
     let token = reply.handle as usize;
-    let Some(conn) = live(conns, token, reply.tag) else {
-        return;
-    };
-    let Some(inflight) = take_in_flight(conn) else {
+    let Some((conn, inflight)) = claim_in_flight(conns, reply) else {
         return;
     };
     let s = &state.settings;
