@@ -160,6 +160,24 @@ pub fn from_toml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, TomlFa
     })
 }
 
+/// Writes where a config error is: `origin`, then `:line` and `:column`
+/// where known. Both binaries start their error messages so.
+pub fn write_place(
+    f: &mut std::fmt::Formatter<'_>,
+    origin: &str,
+    line: Option<usize>,
+    column: Option<usize>,
+) -> std::fmt::Result {
+    f.write_str(origin)?;
+    if let Some(line) = line {
+        write!(f, ":{line}")?;
+        if let Some(column) = column {
+            write!(f, ":{column}")?;
+        }
+    }
+    Ok(())
+}
+
 /// Best-effort line of `section.key` in TOML text, for errors found after
 /// parsing, when spans are gone. Understands `[section]` then `key = …`,
 /// and top-level dotted `section.key = …`; `None` when the key is absent,

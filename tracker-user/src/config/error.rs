@@ -124,13 +124,7 @@ impl ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.origin)?;
-        if let Some(line) = self.line {
-            write!(f, ":{line}")?;
-            if let Some(column) = self.column {
-                write!(f, ":{column}")?;
-            }
-        }
+        tracker_config::write_place(f, &self.origin, self.line, self.column)?;
         f.write_str(": ")?;
         match (&self.key, self.kind) {
             (_, ConfigErrorKind::Io) => write!(f, "cannot read config file: {}", self.message),
