@@ -89,9 +89,7 @@ impl Config {
 
     /// Parses TOML text; `origin` names it in errors. Does not validate.
     pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
-        let deserializer = toml::de::Deserializer::new(text);
-        serde_path_to_error::deserialize(deserializer)
-            .map_err(|e| ConfigError::toml(origin, text, &e))
+        tracker_config::from_toml(text).map_err(|e| ConfigError::toml(origin, e))
     }
 
     /// [`Config::validate`] for a config that came from the command line
