@@ -170,7 +170,7 @@ mod tests {
         Job {
             reply: ReplyTo {
                 addr: "127.0.0.1:1".parse().unwrap(),
-                handle: 0,
+                route: 0,
                 tag,
             },
             work: Work::Scrape {

@@ -169,7 +169,7 @@ mod tests {
         Job {
             reply: ReplyTo {
                 addr: "127.0.0.1:1".parse().unwrap(),
-                handle: 0,
+                route: 0,
                 tag: u32::from(hash),
             },
             work: Work::Scrape {

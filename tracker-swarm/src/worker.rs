@@ -21,8 +21,10 @@ use crate::webtorrent::{ConnRef, WsAnnounce, WsTarget};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ReplyTo {
     pub addr: std::net::SocketAddr,
-    /// Front-end specific: the socket (UDP) or connection (HTTP/WS).
-    pub handle: u32,
+    /// Which way the answer leaves, in the front end's own terms: the
+    /// socket it came in on (UDP), a reply-path sequence (AF_XDP), the
+    /// connection or pending-scrape slot (HTTP/WS).
+    pub route: u32,
     /// Front-end specific: the BEP 15 transaction id, a request sequence…
     pub tag: u32,
 }

@@ -314,7 +314,7 @@ pub(super) fn leave_all(state: &mut WorkerState, token: usize, conn: &mut Conn) 
         state.enqueue(Job {
             reply: ReplyTo {
                 addr,
-                handle: token as u32,
+                route: token as u32,
                 tag: 0,
             },
             work: Work::WsLeave {

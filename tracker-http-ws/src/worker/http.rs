@@ -384,7 +384,7 @@ fn announce(
             // The client's address as announced (proxy header included):
             // the answer's `external ip` (BEP 24).
             addr: SocketAddr::new(ip, asker.addr.port()),
-            handle: asker.token as u32,
+            route: asker.token as u32,
             tag: asker.generation,
         },
         work,
@@ -504,7 +504,7 @@ fn claim_in_flight<'a>(
     conns: &'a mut Slab<Conn>,
     reply: &ReplyTo,
 ) -> Option<(&'a mut Conn, InFlight)> {
-    let conn = live(conns, reply.handle as usize, reply.tag)?;
+    let conn = live(conns, reply.route as usize, reply.tag)?;
     let inflight = take_in_flight(conn)?;
     Some((conn, inflight))
 }
@@ -516,7 +516,7 @@ pub(super) fn refuse_http_announce(
     reply: &ReplyTo,
     reason: &str,
 ) {
-    let token = reply.handle as usize;
+    let token = reply.route as usize;
     let Some((conn, inflight)) = claim_in_flight(conns, reply) else {
         return;
     };
@@ -532,7 +532,7 @@ pub(super) fn answer_http_announce(
     v6: &[PeerV6],
     counts: &SwarmCounts,
 ) {
-    let token = reply.handle as usize;
+    let token = reply.route as usize;
     let Some((conn, inflight)) = claim_in_flight(conns, reply) else {
         return;
     };

@@ -30,7 +30,7 @@ pub(super) struct PendingScrape {
 /// The pending scrape a job's reply names.
 pub(super) fn scrape_ticket(reply: &ReplyTo) -> ScrapeTicket {
     ScrapeTicket {
-        slot: reply.handle,
+        slot: reply.route,
         generation: reply.tag,
     }
 }
@@ -38,7 +38,7 @@ pub(super) fn scrape_ticket(reply: &ReplyTo) -> ScrapeTicket {
 fn scrape_reply(addr: SocketAddr, ticket: ScrapeTicket) -> ReplyTo {
     ReplyTo {
         addr,
-        handle: ticket.slot,
+        route: ticket.slot,
         tag: ticket.generation,
     }
 }

@@ -269,7 +269,7 @@ fn ws_announce(state: &mut WorkerState, token: usize, conn: &mut Conn, a: Announ
     state.enqueue(Job {
         reply: ReplyTo {
             addr,
-            handle: slot as u32,
+            route: slot as u32,
             tag: kept_generation,
         },
         work: Work::WsAnnounce {
@@ -494,7 +494,7 @@ pub(super) fn refuse_taken_peer_id(
 }
 
 pub(super) fn take_kept(state: &mut WorkerState, reply: &ReplyTo) -> Option<Kept> {
-    let slot = reply.handle as usize;
+    let slot = reply.route as usize;
     if state
         .kept
         .get(slot)

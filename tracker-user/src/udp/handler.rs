@@ -178,7 +178,7 @@ impl RequestHandler {
                 let work = Work::announce(addr.ip(), a.port, a.info_hash, a.event, seeder, numwant);
                 let reply = ReplyTo {
                     addr,
-                    handle: route.0,
+                    route: route.0,
                     tag: a.transaction_id.0,
                 };
                 self.enqueue(Job { reply, work });
@@ -270,7 +270,7 @@ impl RequestHandler {
             let job = Job {
                 reply: ReplyTo {
                     addr,
-                    handle: route.0,
+                    route: route.0,
                     tag: ticket.generation,
                 },
                 work: Work::Scrape {
@@ -342,7 +342,7 @@ impl RequestHandler {
                     ..
                 } => {
                     let (reply, message) = (job.reply, refusal.message().as_bytes());
-                    let route = ReplyRoute(reply.handle);
+                    let route = ReplyRoute(reply.route);
                     self.error(out, route, reply.addr, TransactionId(reply.tag), message);
                     continue;
                 }
@@ -386,7 +386,7 @@ impl RequestHandler {
                 seeders: counts.seeders,
                 peers,
             });
-            let route = ReplyRoute(job.reply.handle);
+            let route = ReplyRoute(job.reply.route);
             self.respond(out, route, job.reply.addr, |buf| response.emit(buf).ok());
         }
         self.outbox.recycle(batch);
