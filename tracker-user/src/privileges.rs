@@ -126,6 +126,12 @@ impl Plan {
 }
 
 impl Dropped {
+    /// Whether the tracker switched user or chrooted, and so can no
+    /// longer do what needed root (removing its bpffs pins, say).
+    pub fn gave_up_root(&self) -> bool {
+        self.user.is_some() || self.chroot.is_some()
+    }
+
     fn describe(&self) -> String {
         // SAFETY: getuid/getgid cannot fail.
         let (uid, gid) = unsafe { (libc::getuid(), libc::getgid()) };

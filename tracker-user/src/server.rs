@@ -76,7 +76,16 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     workers.stop(&shared.shutdown);
     // Detaches the program and removes its pins, now that no worker uses
     // the AF_XDP sockets.
+    let had_xdp = bound.xdp.is_some();
     drop(bound.xdp);
+    if had_xdp && dropped.gave_up_root() {
+        // The link closed with its fd, so the program is off the
+        // interface; only unlinking the pins needs root.
+        log::warn!(
+            "XDP pins under {} are left behind: removing them needs the root the tracker gave              up ([privileges]); the next start replaces them",
+            config.xdp.pin_path.display()
+        );
+    }
     log::info!("stopped");
     Ok(())
 }
