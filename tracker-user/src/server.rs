@@ -66,12 +66,14 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     // Whatever the log level: operators and scripts wait for this line.
     eprintln!("{}", ready.line());
     notifier.ready(&ready.status());
-    let mut main_loop = MainLoop {
-        signals: &mut signals,
-        notifier: &mut notifier,
-        dropped: &dropped,
-    };
-    main_loop.serve_until_stopped(&config, &shared, bound.xdp.as_mut());
+    serve_until_stopped(
+        &mut signals,
+        &config,
+        &shared,
+        bound.xdp.as_mut(),
+        &mut notifier,
+        &dropped,
+    );
     notifier.stopping();
     workers.stop(&shared.shutdown);
     // Detaches the program and removes its pins, now that no worker uses
@@ -82,7 +84,8 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         // The link closed with its fd, so the program is off the
         // interface; only unlinking the pins needs root.
         log::warn!(
-            "XDP pins under {} are left behind: removing them needs the root the tracker gave              up ([privileges]); the next start replaces them",
+            "XDP pins under {} are left behind: removing them needs the root the tracker gave \
+             up ([privileges]); the next start replaces them",
             config.xdp.pin_path.display()
         );
     }
@@ -359,32 +362,30 @@ fn ready_line(bound: &Bound) -> readiness::ReadyLine {
     ready
 }
 
-/// What the main thread's loop works with besides the config.
-struct MainLoop<'a> {
-    signals: &'a mut Signals,
-    notifier: &'a mut readiness::Notifier,
-    dropped: &'a privileges::Dropped,
-}
-
-impl MainLoop<'_> {
-    /// Until SIGINT or SIGTERM: SIGUSR1 reloads, with XDP the
-    /// connection-id tick is published each second, and under systemd
-    /// the watchdog is fed.
-    fn serve_until_stopped(&mut self, config: &Config, shared: &Shared, mut xdp: Option<&mut Xdp>) {
-        loop {
-            for signal in self.signals.pending() {
-                if signal != SIGUSR1 {
-                    log::info!("signal {signal}: shutting down");
-                    return;
-                }
-                reload(config, shared, self.dropped);
+/// The main thread's loop until SIGINT or SIGTERM: SIGUSR1 reloads, with
+/// XDP the connection-id tick is published each second, and under systemd
+/// the watchdog is fed.
+fn serve_until_stopped(
+    signals: &mut Signals,
+    config: &Config,
+    shared: &Shared,
+    mut xdp: Option<&mut Xdp>,
+    notifier: &mut readiness::Notifier,
+    dropped: &privileges::Dropped,
+) {
+    loop {
+        for signal in signals.pending() {
+            if signal != SIGUSR1 {
+                log::info!("signal {signal}: shutting down");
+                return;
             }
-            if let Some(xdp) = xdp.as_deref_mut() {
-                publish_tick(xdp, config, &shared.settings);
-            }
-            self.notifier.feed_watchdog();
-            std::thread::sleep(Duration::from_millis(100));
+            reload(config, shared, dropped);
         }
+        if let Some(xdp) = xdp.as_deref_mut() {
+            publish_tick(xdp, config, &shared.settings);
+        }
+        notifier.feed_watchdog();
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
