@@ -57,6 +57,12 @@ impl ReadyLine {
         ));
     }
 
+    /// XDP was asked for on `iface` but could not be set up (not
+    /// required): the UDP addresses are served on plain sockets only.
+    pub fn xdp_unavailable(&mut self, iface: &str) {
+        self.xdp = Some(format!("xdp {iface} not attached, plain sockets only"));
+    }
+
     /// What is served, without the `ready:` prefix (systemd's STATUS=).
     pub fn status(&self) -> String {
         let mut text = self.served.join(", ");

@@ -53,7 +53,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     // Everything that needs root is done: sockets, XDP, TLS and the access
     // list. Workers start after, so none ever ran privileged.
     let dropped = privileges.apply()?;
-    let ready = ready_line(&bound);
+    let ready = ready_line(&config, &bound);
     let workers = start_workers(&config, &shared, &mut bound)?;
     // Said last, so that a line saying the tracker listens means every
     // worker, XDP included, is ready; UDP comes last of all.
@@ -351,13 +351,15 @@ fn relay_links(wakers: impl Iterator<Item = Arc<mio::Waker>>) -> Vec<tracker_htt
 }
 
 /// Every address served, for the `ready:` line and systemd's STATUS=.
-fn ready_line(bound: &Bound) -> readiness::ReadyLine {
+fn ready_line(config: &Config, bound: &Bound) -> readiness::ReadyLine {
     let mut ready = readiness::ReadyLine::default();
     ready.udp(&bound.udp_addrs);
     ready.tcp(&bound.tcp.bound);
     if let Some(xdp) = &bound.xdp {
         let attachment = &xdp.attachment;
         ready.xdp(&attachment.ifname, attachment.mode, bound.xsk_queues.len());
+    } else if !config.xdp.iface.is_empty() {
+        ready.xdp_unavailable(&config.xdp.iface);
     }
     ready
 }

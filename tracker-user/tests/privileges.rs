@@ -411,6 +411,18 @@ fn with_xdp_as_nobody_the_kernel_keeps_answering_connects_with_fresh_ticks() {
         "{log}"
     );
     assert_dropped(t.pid(), nobody());
+    let ready = t
+        .stderr_lines()
+        .into_iter()
+        .find(|l| l.starts_with("ready: "))
+        .expect("a ready line");
+    assert!(
+        ready.starts_with(&format!(
+            "ready: udp://{SERVER_V4}:{PORT}, http://{SERVER_V4}:"
+        )) && ready.contains(&format!("; xdp {} (", net.server_if))
+            && ready.ends_with(" mode, 1 AF_XDP queue)"),
+        "{ready}"
+    );
 
     // Past two ticks after the drop: an id the program issues now carries
     // a tick userland wrote since, through the map fd it kept.

@@ -235,3 +235,17 @@ fn without_notify_socket_the_ready_line_still_comes_at_log_level_off() {
     assert!(line.starts_with("ready: udp://127.0.0.1:"), "{line}");
     assert_serves_udp_http_ws(&t, "at log level off");
 }
+
+#[test]
+fn ready_line_says_when_xdp_was_asked_for_but_not_attached() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = command(dir.path(), LISTEN);
+    // No such interface: XDP fails at once, and is not required.
+    cmd.args(["--iface", "l1-no-such-if"]);
+    let (t, line) = start_until_ready(cmd);
+    assert!(
+        line.ends_with("; xdp l1-no-such-if not attached, plain sockets only"),
+        "{line}"
+    );
+    assert_serves_udp_http_ws(&t, "without XDP");
+}
