@@ -88,7 +88,13 @@ impl Plan {
                 );
             }
         }
-        if let Some((name, gid)) = &self.group {
+        // A service manager may already have started us as the configured
+        // user (systemd's User=): nothing to switch then, and an
+        // unprivileged setgroups would fail.
+        // SAFETY: get*id cannot fail and take no arguments.
+        let (euid, gid_now) = unsafe { (libc::geteuid(), libc::getgid()) };
+        let already = |gid: libc::gid_t| euid != 0 && gid == gid_now;
+        if let Some((name, gid)) = self.group.as_ref().filter(|(_, gid)| !already(*gid)) {
             let groups = [*gid];
             // Supplementary groups first: root's would otherwise outlive
             // the switch. glibc applies both calls to every thread.
@@ -99,7 +105,11 @@ impl Plan {
             check(unsafe { libc::setresgid(*gid, *gid, *gid) })
                 .with_context(|| format!("privileges.group: switching to {name} ({gid})"))?;
         }
-        if let Some((name, uid)) = &self.user {
+        if let Some((name, uid)) = self
+            .user
+            .as_ref()
+            .filter(|(_, uid)| *uid != euid || euid == 0)
+        {
             // While still root: no later exec, even of a file with
             // capabilities, can bring any back.
             drop_bounding_set();
@@ -300,4 +310,65 @@ fn lookup_group(name: &str) -> anyhow::Result<libc::gid_t> {
         );
     }
     bail!("no such group on this system")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reload_hints_name_the_user_and_the_chroot() {
+        assert_eq!(Dropped::default().reload_hint(), "");
+        let user = Dropped {
+            user: Some("nobody".into()),
+            chroot: None,
+        };
+        assert_eq!(
+            user.reload_hint(),
+            " (the tracker now runs as user nobody: the file must be readable by nobody)"
+        );
+        let both = Dropped {
+            user: Some("nobody".into()),
+            chroot: Some("/srv/tracker".into()),
+        };
+        assert_eq!(
+            both.reload_hint(),
+            " (the tracker is chrooted to /srv/tracker as user nobody: the file is looked up \
+             at its path inside that directory and must be readable by nobody)"
+        );
+    }
+
+    #[test]
+    fn names_that_do_not_exist_are_errors_naming_the_key() {
+        let config = PrivilegesConfig {
+            user: "no-such-user-l1".into(),
+            ..PrivilegesConfig::default()
+        };
+        let error = format!("{:#}", Plan::resolve(&config).unwrap_err());
+        assert_eq!(
+            error,
+            "privileges.user = \"no-such-user-l1\": no such user on this system"
+        );
+        let config = PrivilegesConfig {
+            group: "no-such-group-l1".into(),
+            ..PrivilegesConfig::default()
+        };
+        let error = format!("{:#}", Plan::resolve(&config).unwrap_err());
+        assert!(
+            error.starts_with("privileges.group = \"no-such-group-l1\""),
+            "{error}"
+        );
+        // Numeric ids need no entry in the user database.
+        let config = PrivilegesConfig {
+            user: "4242".into(),
+            group: "4343".into(),
+            ..PrivilegesConfig::default()
+        };
+        let plan = Plan::resolve(&config).unwrap();
+        assert_eq!(plan.user.map(|(_, uid)| uid), Some(4242));
+        assert_eq!(plan.group.map(|(_, gid)| gid), Some(4343));
+        assert!(Plan::resolve(&PrivilegesConfig::default())
+            .unwrap()
+            .is_empty());
+    }
 }

@@ -50,9 +50,9 @@ impl ReadyLine {
     }
 
     /// The XDP attachment serving the UDP addresses on an interface.
-    pub fn xdp(&mut self, iface: &str, mode: impl std::fmt::Debug, queues: usize) {
+    pub fn xdp(&mut self, iface: &str, mode: &str, queues: usize) {
         self.xdp = Some(format!(
-            "xdp {iface} ({mode:?} mode, {queues} AF_XDP queue{})",
+            "xdp {iface} ({mode} mode, {queues} AF_XDP queue{})",
             if queues == 1 { "" } else { "s" }
         ));
     }
@@ -166,4 +166,45 @@ fn watchdog_interval() -> Option<Duration> {
         }
     }
     (usec > 0).then(|| Duration::from_micros(usec / 2))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(addr: &str, kind: ListenerKind, tls: bool) -> ListenerSpec {
+        ListenerSpec {
+            addr: addr.parse().unwrap(),
+            kind,
+            tls,
+        }
+    }
+
+    #[test]
+    fn every_address_with_its_schemes_then_xdp() {
+        let mut ready = ReadyLine::default();
+        ready.udp(&[
+            "0.0.0.0:6969".parse().unwrap(),
+            "[::]:6969".parse().unwrap(),
+        ]);
+        ready.tcp(&[
+            spec("0.0.0.0:6969", ListenerKind::Http, false),
+            spec("[::1]:443", ListenerKind::Http, true),
+            spec("127.0.0.1:8000", ListenerKind::WsOnly, false),
+            spec("127.0.0.1:8443", ListenerKind::WsOnly, true),
+        ]);
+        ready.push("admin http://127.0.0.1:9000".into());
+        ready.xdp("eth0", "Driver", 2);
+        assert_eq!(
+            ready.line(),
+            "ready: udp://0.0.0.0:6969, udp://[::]:6969, http://0.0.0.0:6969, \
+             ws://0.0.0.0:6969, https://[::1]:443, wss://[::1]:443, ws://127.0.0.1:8000, \
+             wss://127.0.0.1:8443, admin http://127.0.0.1:9000; \
+             xdp eth0 (Driver mode, 2 AF_XDP queues)"
+        );
+        ready.xdp_unavailable("eth0");
+        assert!(ready
+            .status()
+            .ends_with("; xdp eth0 not attached, plain sockets only"));
+    }
 }

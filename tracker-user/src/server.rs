@@ -357,7 +357,8 @@ fn ready_line(config: &Config, bound: &Bound) -> readiness::ReadyLine {
     ready.tcp(&bound.tcp.bound);
     if let Some(xdp) = &bound.xdp {
         let attachment = &xdp.attachment;
-        ready.xdp(&attachment.ifname, attachment.mode, bound.xsk_queues.len());
+        let mode = format!("{:?}", attachment.mode);
+        ready.xdp(&attachment.ifname, &mode, bound.xsk_queues.len());
     } else if !config.xdp.iface.is_empty() {
         ready.xdp_unavailable(&config.xdp.iface);
     }

@@ -411,11 +411,14 @@ fn with_xdp_as_nobody_the_kernel_keeps_answering_connects_with_fresh_ticks() {
         "{log}"
     );
     assert_dropped(t.pid(), nobody());
-    let ready = t
-        .stderr_lines()
-        .into_iter()
-        .find(|l| l.starts_with("ready: "))
-        .expect("a ready line");
+    // `start` returns at the listening lines, just before the ready line.
+    let ready_line = || {
+        t.stderr_lines()
+            .into_iter()
+            .find(|l| l.starts_with("ready: "))
+    };
+    poll_until(Duration::from_secs(5), || ready_line().is_some());
+    let ready = ready_line().expect("a ready line");
     assert!(
         ready.starts_with(&format!(
             "ready: udp://{SERVER_V4}:{PORT}, http://{SERVER_V4}:"
