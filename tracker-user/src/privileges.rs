@@ -116,9 +116,13 @@ impl Plan {
             // SAFETY: plain syscall wrapper, no memory passed.
             check(unsafe { libc::setresuid(*uid, *uid, *uid) })
                 .with_context(|| format!("privileges.user: switching to {name} ({uid})"))?;
+        }
+        if self.user.is_some() {
             // Leaving uid 0 clears the permitted, effective and ambient
             // sets, unless a parent set SECBIT_KEEP_CAPS or
-            // SECBIT_NO_SETUID_FIXUP; clear them explicitly in that case.
+            // SECBIT_NO_SETUID_FIXUP; and a tracker started as the user may
+            // have been handed some (systemd's AmbientCapabilities=). Clear
+            // them explicitly either way.
             clear_capabilities().context("privileges: clearing capabilities")?;
         }
         // No exec'd helper (iproute2 at start only, but still) may regain
