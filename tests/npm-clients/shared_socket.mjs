@@ -17,16 +17,7 @@
 import { randomBytes } from 'node:crypto'
 import Client from 'bittorrent-tracker'
 import WebSocketTracker from 'bittorrent-tracker/websocket-tracker'
-import Peer from '@thaunknown/simple-peer/lite.js'
-
-// As in ws_peer.mjs: node-datachannel never reports ICE gathering complete,
-// so cap simple-peer's wait for it (host candidates come in milliseconds).
-const ICE_WAIT_MS = 2000
-Object.defineProperty(Peer.prototype, 'iceCompleteTimeout', {
-  configurable: true,
-  get () { return this._testIceCompleteTimeout },
-  set (v) { this._testIceCompleteTimeout = Math.min(v, ICE_WAIT_MS) }
-})
+import './ice_wait.mjs'
 
 const TIMEOUT_MS = Number(process.env.WS_PEER_TIMEOUT_MS || 20000)
 const [url, infoHash] = process.argv.slice(2)

@@ -18,20 +18,7 @@
 
 import { randomBytes } from 'node:crypto'
 import Client from 'bittorrent-tracker'
-import Peer from '@thaunknown/simple-peer/lite.js'
-
-// bittorrent-tracker makes non-trickle peers, which wait for ICE gathering
-// to complete before their offer or answer is sent; node-datachannel does
-// not report completion, so simple-peer's 5 s timeout fires every time. Host
-// candidates are gathered within milliseconds: cap that wait (client-side;
-// generous, for a loaded machine)
-// so the test takes seconds, not tens of seconds.
-const ICE_WAIT_MS = 2000
-Object.defineProperty(Peer.prototype, 'iceCompleteTimeout', {
-  configurable: true,
-  get () { return this._testIceCompleteTimeout },
-  set (v) { this._testIceCompleteTimeout = Math.min(v, ICE_WAIT_MS) }
-})
+import './ice_wait.mjs'
 
 const TIMEOUT_MS = Number(process.env.WS_PEER_TIMEOUT_MS || 20000)
 const [url, infoHash, name, role] = process.argv.slice(2)

@@ -122,6 +122,62 @@ pub fn line_column(text: &str, offset: usize) -> (usize, usize) {
     (line, column)
 }
 
+/// Why a TOML text did not become a config, for the caller's own error type.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TomlFailure {
+    /// 1-based, where toml knows the place.
+    pub line: Option<usize>,
+    pub column: Option<usize>,
+    /// The key path being read; `None` when the parser itself failed.
+    pub key: Option<String>,
+    /// toml's explanation on one line, so the error stays greppable in logs.
+    pub message: String,
+}
+
+/// Deserializes a whole config from TOML text, locating any failure by
+/// line, column and key path.
+pub fn from_toml<T: serde::de::DeserializeOwned>(text: &str) -> Result<T, TomlFailure> {
+    let deserializer = toml::de::Deserializer::new(text);
+    serde_path_to_error::deserialize(deserializer).map_err(|e| {
+        let path = e.path().to_string();
+        let inner = e.inner();
+        let (line, column) = match inner.span() {
+            Some(span) => {
+                let (line, column) = line_column(text, span.start);
+                (Some(line), Some(column))
+            }
+            None => (None, None),
+        };
+        TomlFailure {
+            line,
+            column,
+            // Path "." is serde_path_to_error's root: nothing was being
+            // deserialized yet, so the parser itself failed.
+            key: (path != ".").then_some(path),
+            // toml's parser explains over several lines.
+            message: inner.message().trim().replace('\n', "; "),
+        }
+    })
+}
+
+/// Writes where a config error is: `origin`, then `:line` and `:column`
+/// where known. Both binaries start their error messages so.
+pub fn write_place(
+    f: &mut std::fmt::Formatter<'_>,
+    origin: &str,
+    line: Option<usize>,
+    column: Option<usize>,
+) -> std::fmt::Result {
+    f.write_str(origin)?;
+    if let Some(line) = line {
+        write!(f, ":{line}")?;
+        if let Some(column) = column {
+            write!(f, ":{column}")?;
+        }
+    }
+    Ok(())
+}
+
 /// Best-effort line of `section.key` in TOML text, for errors found after
 /// parsing, when spans are gone. Understands `[section]` then `key = …`,
 /// and top-level dotted `section.key = …`; `None` when the key is absent,

@@ -14,7 +14,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
-use tracker_config::{find_key_line, line_column, ConfigDocs};
+use tracker_config::{find_key_line, ConfigDocs};
 
 /// The whole file: `[profile]` for every protocol, then one section each.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ConfigDocs)]
@@ -344,13 +344,7 @@ impl ConfigError {
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.origin)?;
-        if let Some(line) = self.line {
-            write!(f, ":{line}")?;
-            if let Some(column) = self.column {
-                write!(f, ":{column}")?;
-            }
-        }
+        tracker_config::write_place(f, &self.origin, self.line, self.column)?;
         match &self.key {
             Some(key) => write!(f, ": key `{key}`: {}", self.message),
             None => write!(f, ": {}", self.message),
@@ -385,26 +379,12 @@ impl Config {
 
     /// Parses TOML text; `origin` names it in errors. Does not validate.
     pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
-        let deserializer = toml::de::Deserializer::new(text);
-        serde_path_to_error::deserialize(deserializer).map_err(|e| {
-            let path = e.path().to_string();
-            let inner = e.inner();
-            let (line, column) = match inner.span() {
-                Some(span) => {
-                    let (line, column) = line_column(text, span.start);
-                    (Some(line), Some(column))
-                }
-                None => (None, None),
-            };
-            ConfigError {
-                origin: origin.to_owned(),
-                line,
-                column,
-                // "." is the root: the parser failed before any key.
-                key: (path != ".").then_some(path),
-                // toml explains over several lines; one line stays greppable.
-                message: inner.message().trim().replace('\n', "; "),
-            }
+        tracker_config::from_toml(text).map_err(|e| ConfigError {
+            origin: origin.to_owned(),
+            line: e.line,
+            column: e.column,
+            key: e.key,
+            message: e.message,
         })
     }
 

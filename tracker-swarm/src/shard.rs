@@ -337,23 +337,29 @@ mod tests {
         }
     }
 
+    impl SwarmShard {
+        /// Announces what must not be refused; the swarm's counts after it.
+        fn admit<P: PeerAddress>(
+            &mut self,
+            announce: Announce<P>,
+            now: u32,
+            out: &mut Vec<P>,
+        ) -> SwarmCounts {
+            self.announce(&announce, now, out).unwrap()
+        }
+    }
+
     #[test]
     fn announce_returns_others_and_exact_counts() {
         let mut shard = SwarmShard::default();
         let mut out = Vec::new();
-        let c = shard
-            .announce(&ann(1, v4(1), AnnounceEvent::Started, false), 0, &mut out)
-            .unwrap();
+        let c = shard.admit(ann(1, v4(1), AnnounceEvent::Started, false), 0, &mut out);
         assert_eq!((c.seeders, c.leechers), (0, 1));
         assert!(out.is_empty());
-        shard
-            .announce(&ann(1, v4(2), AnnounceEvent::Started, true), 0, &mut out)
-            .unwrap();
+        shard.admit(ann(1, v4(2), AnnounceEvent::Started, true), 0, &mut out);
         assert_eq!(out, vec![v4(1)]);
         out.clear();
-        let c = shard
-            .announce(&ann(1, v4(1), AnnounceEvent::None, false), 1, &mut out)
-            .unwrap();
+        let c = shard.admit(ann(1, v4(1), AnnounceEvent::None, false), 1, &mut out);
         assert_eq!(out, vec![v4(2)]);
         assert_eq!((c.seeders, c.leechers, c.completed), (1, 1, 0));
     }
@@ -363,18 +369,12 @@ mod tests {
         let mut shard = SwarmShard::default();
         let mut out4 = Vec::new();
         let mut out6 = Vec::new();
-        shard
-            .announce(&ann(1, v4(1), AnnounceEvent::Started, true), 0, &mut out4)
-            .unwrap();
+        shard.admit(ann(1, v4(1), AnnounceEvent::Started, true), 0, &mut out4);
         let p6 = PeerV6::new(Ipv6Addr::LOCALHOST, 9);
-        let c = shard
-            .announce(&ann(1, p6, AnnounceEvent::Started, false), 0, &mut out6)
-            .unwrap();
+        let c = shard.admit(ann(1, p6, AnnounceEvent::Started, false), 0, &mut out6);
         assert!(out6.is_empty(), "a v6 requester gets no v4 peers");
         assert_eq!((c.seeders, c.leechers), (1, 1));
-        shard
-            .announce(&ann(1, v4(2), AnnounceEvent::None, false), 0, &mut out4)
-            .unwrap();
+        shard.admit(ann(1, v4(2), AnnounceEvent::None, false), 0, &mut out4);
         assert_eq!(out4, vec![v4(1)]);
     }
 
@@ -382,20 +382,12 @@ mod tests {
     fn stopped_and_completed() {
         let mut shard = SwarmShard::default();
         let mut out = Vec::new();
-        shard
-            .announce(&ann(1, v4(1), AnnounceEvent::Started, false), 0, &mut out)
-            .unwrap();
-        let c = shard
-            .announce(&ann(1, v4(1), AnnounceEvent::Completed, true), 0, &mut out)
-            .unwrap();
+        shard.admit(ann(1, v4(1), AnnounceEvent::Started, false), 0, &mut out);
+        let c = shard.admit(ann(1, v4(1), AnnounceEvent::Completed, true), 0, &mut out);
         assert_eq!((c.seeders, c.leechers, c.completed), (1, 0, 1));
-        let c = shard
-            .announce(&ann(1, v4(1), AnnounceEvent::Stopped, true), 0, &mut out)
-            .unwrap();
+        let c = shard.admit(ann(1, v4(1), AnnounceEvent::Stopped, true), 0, &mut out);
         assert_eq!((c.seeders, c.leechers, c.completed), (0, 0, 1));
-        let c = shard
-            .announce(&ann(9, v4(1), AnnounceEvent::Stopped, true), 0, &mut out)
-            .unwrap();
+        let c = shard.admit(ann(9, v4(1), AnnounceEvent::Stopped, true), 0, &mut out);
         assert_eq!(c, SwarmCounts::default());
         assert_eq!(
             shard.torrent_count(),
@@ -408,12 +400,8 @@ mod tests {
     fn clean_expires_peers_and_frees_empty_torrents() {
         let mut shard = SwarmShard::default();
         let mut out = Vec::new();
-        shard
-            .announce(&ann(1, v4(1), AnnounceEvent::None, false), 5, &mut out)
-            .unwrap();
-        shard
-            .announce(&ann(2, v4(1), AnnounceEvent::None, false), 50, &mut out)
-            .unwrap();
+        shard.admit(ann(1, v4(1), AnnounceEvent::None, false), 5, &mut out);
+        shard.admit(ann(2, v4(1), AnnounceEvent::None, false), 50, &mut out);
         let report = shard.clean(10);
         assert_eq!(report.peers_removed, 1);
         assert_eq!(report.torrents_removed, 1);
@@ -428,30 +416,20 @@ mod tests {
         let mut out = Vec::new();
         let hash = InfoHash([3; 20]);
         let p6 = PeerV6::new(Ipv6Addr::LOCALHOST, 9);
-        shard
-            .announce(&ann(3, v4(1), AnnounceEvent::None, false), 0, &mut out)
-            .unwrap();
+        shard.admit(ann(3, v4(1), AnnounceEvent::None, false), 0, &mut out);
         assert!(shard.torrents[&hash].v6.is_none());
         let mut out6 = Vec::new();
-        let c = shard
-            .announce(&ann(3, p6, AnnounceEvent::None, true), 0, &mut out6)
-            .unwrap();
+        let c = shard.admit(ann(3, p6, AnnounceEvent::None, true), 0, &mut out6);
         assert_eq!((c.seeders, c.leechers), (1, 1));
         assert!(shard.torrents[&hash].v6.is_some());
-        let c = shard
-            .announce(&ann(3, p6, AnnounceEvent::Stopped, true), 0, &mut out6)
-            .unwrap();
+        let c = shard.admit(ann(3, p6, AnnounceEvent::Stopped, true), 0, &mut out6);
         assert_eq!((c.seeders, c.leechers), (0, 1));
         assert!(
             shard.torrents[&hash].v6.is_none(),
             "freed with its last peer"
         );
-        shard
-            .announce(&ann(3, p6, AnnounceEvent::None, true), 5, &mut out6)
-            .unwrap();
-        shard
-            .announce(&ann(3, v4(1), AnnounceEvent::None, false), 50, &mut out)
-            .unwrap();
+        shard.admit(ann(3, p6, AnnounceEvent::None, true), 5, &mut out6);
+        shard.admit(ann(3, v4(1), AnnounceEvent::None, false), 50, &mut out);
         let report = shard.clean(10);
         assert_eq!(report.peers_removed, 1);
         assert!(shard.torrents[&hash].v6.is_none(), "freed when it expires");
@@ -474,15 +452,13 @@ mod tests {
         let mut shard = SwarmShard::default();
         let mut out = Vec::new();
         for port in 0..100 {
-            shard
-                .announce(&ann(1, v4(port), AnnounceEvent::None, true), 0, &mut out)
-                .unwrap();
+            shard.admit(ann(1, v4(port), AnnounceEvent::None, true), 0, &mut out);
         }
         for numwant in [0, 1, 30, 99, 150] {
             out.clear();
             let mut a = ann(1, v4(500), AnnounceEvent::None, false);
             a.numwant = numwant;
-            shard.announce(&a, 0, &mut out).unwrap();
+            shard.admit(a, 0, &mut out);
             assert_eq!(out.len(), numwant.min(100));
             assert!(!out.contains(&v4(500)));
         }
@@ -504,12 +480,8 @@ mod tests {
         });
         let mut out = Vec::new();
         let none = AnnounceEvent::None;
-        shard
-            .announce(&ann(1, v4(1), none, false), 5, &mut out)
-            .unwrap();
-        shard
-            .announce(&ann(2, v4(1), none, false), 50, &mut out)
-            .unwrap();
+        shard.admit(ann(1, v4(1), none, false), 5, &mut out);
+        shard.admit(ann(2, v4(1), none, false), 50, &mut out);
         assert_eq!(
             shard.announce(&ann(3, v4(1), none, false), 50, &mut out),
             Err(Refusal::Torrents)
@@ -517,13 +489,9 @@ mod tests {
         assert_eq!(shard.torrent_count(), 2);
         assert_eq!(shard.scrape(&InfoHash([3; 20])), SwarmCounts::default());
         // Existing swarms keep working: known and new peers alike.
-        let c = shard
-            .announce(&ann(2, v4(1), none, true), 50, &mut out)
-            .unwrap();
+        let c = shard.admit(ann(2, v4(1), none, true), 50, &mut out);
         assert_eq!(c.seeders, 1);
-        let c = shard
-            .announce(&ann(2, v4(2), none, false), 50, &mut out)
-            .unwrap();
+        let c = shard.admit(ann(2, v4(2), none, false), 50, &mut out);
         assert_eq!((c.seeders, c.leechers), (1, 1));
         // A stopped announce for a refused torrent is no error and makes none.
         let stopped = ann(3, v4(1), AnnounceEvent::Stopped, false);
@@ -534,9 +502,7 @@ mod tests {
         // Torrent 1's only peer expires; its slot goes to torrent 3.
         shard.clean(10);
         assert_eq!(shard.torrent_count(), 1);
-        shard
-            .announce(&ann(3, v4(1), none, false), 60, &mut out)
-            .unwrap();
+        shard.admit(ann(3, v4(1), none, false), 60, &mut out);
         assert_eq!(shard.refusals().udp_http, [1, 0, 0, 0]);
     }
 
@@ -548,16 +514,10 @@ mod tests {
         });
         let mut out = Vec::new();
         let none = AnnounceEvent::None;
-        shard
-            .announce(&ann(1, v4(1), none, false), 5, &mut out)
-            .unwrap();
-        shard
-            .announce(&ann(1, v4(2), none, false), 50, &mut out)
-            .unwrap();
+        shard.admit(ann(1, v4(1), none, false), 5, &mut out);
+        shard.admit(ann(1, v4(2), none, false), 50, &mut out);
         let p6 = PeerV6::new(Ipv6Addr::LOCALHOST, 9);
-        shard
-            .announce(&ann(2, p6, none, false), 50, &mut out6())
-            .unwrap();
+        shard.admit(ann(2, p6, none, false), 50, &mut out6());
         assert_eq!(shard.peer_count(), 3);
         let completed = ann(1, v4(3), AnnounceEvent::Completed, true);
         assert_eq!(
@@ -581,20 +541,12 @@ mod tests {
             Err(Refusal::Peers)
         );
         // Re-announces of every known peer still work.
-        shard
-            .announce(&ann(1, v4(1), none, true), 50, &mut out)
-            .unwrap();
-        shard
-            .announce(&ann(2, p6, none, true), 50, &mut out6())
-            .unwrap();
+        shard.admit(ann(1, v4(1), none, true), 50, &mut out);
+        shard.admit(ann(2, p6, none, true), 50, &mut out6());
         // A stop frees a place...
-        shard
-            .announce(&ann(1, v4(2), AnnounceEvent::Stopped, false), 50, &mut out)
-            .unwrap();
+        shard.admit(ann(1, v4(2), AnnounceEvent::Stopped, false), 50, &mut out);
         assert_eq!(shard.peer_count(), 2);
-        shard
-            .announce(&ann(1, v4(3), none, false), 5, &mut out)
-            .unwrap();
+        shard.admit(ann(1, v4(3), none, false), 5, &mut out);
         assert_eq!(
             shard.announce(&ann(1, v4(4), none, false), 50, &mut out),
             Err(Refusal::Peers)
@@ -602,9 +554,7 @@ mod tests {
         // ...and so does expiry.
         shard.clean(10);
         assert_eq!(shard.peer_count(), 2);
-        shard
-            .announce(&ann(1, v4(4), none, false), 50, &mut out)
-            .unwrap();
+        shard.admit(ann(1, v4(4), none, false), 50, &mut out);
         assert_eq!(shard.refusals().udp_http, [0, 4, 0, 0]);
     }
 
@@ -621,9 +571,7 @@ mod tests {
         let mut out = Vec::new();
         let none = AnnounceEvent::None;
         for port in 1..=3 {
-            shard
-                .announce(&ann(1, v4(port), none, false), 50, &mut out)
-                .unwrap();
+            shard.admit(ann(1, v4(port), none, false), 50, &mut out);
         }
         let p6 = PeerV6::new(Ipv6Addr::LOCALHOST, 9);
         assert_eq!(
@@ -639,20 +587,12 @@ mod tests {
             Err(Refusal::PeersPerTorrent)
         );
         // Other torrents are not affected; known peers re-announce.
-        shard
-            .announce(&ann(2, v4(4), none, false), 50, &mut out)
-            .unwrap();
+        shard.admit(ann(2, v4(4), none, false), 50, &mut out);
         out.clear();
-        shard
-            .announce(&ann(1, v4(3), none, true), 50, &mut out)
-            .unwrap();
+        shard.admit(ann(1, v4(3), none, true), 50, &mut out);
         assert_eq!(out.len(), 2);
-        shard
-            .announce(&ann(1, v4(3), AnnounceEvent::Stopped, true), 50, &mut out)
-            .unwrap();
-        shard
-            .announce(&ann(1, p6, none, false), 50, &mut out6())
-            .unwrap();
+        shard.admit(ann(1, v4(3), AnnounceEvent::Stopped, true), 50, &mut out);
+        shard.admit(ann(1, p6, none, false), 50, &mut out6());
         assert_eq!(shard.refusals().udp_http, [0, 0, 2, 0]);
     }
 
@@ -665,34 +605,20 @@ mod tests {
         let mut out = Vec::new();
         let none = AnnounceEvent::None;
         // A small swarm, scanned.
-        shard
-            .announce(&ann(1, peer_at(1, 1), none, false), 50, &mut out)
-            .unwrap();
-        shard
-            .announce(&ann(1, peer_at(1, 2), none, false), 50, &mut out)
-            .unwrap();
+        shard.admit(ann(1, peer_at(1, 1), none, false), 50, &mut out);
+        shard.admit(ann(1, peer_at(1, 2), none, false), 50, &mut out);
         assert_eq!(
             shard.announce(&ann(1, peer_at(1, 3), none, false), 50, &mut out),
             Err(Refusal::PeersPerIp)
         );
-        shard
-            .announce(&ann(1, peer_at(2, 3), none, false), 50, &mut out)
-            .unwrap();
-        shard
-            .announce(&ann(2, peer_at(1, 3), none, false), 50, &mut out)
-            .unwrap();
-        shard
-            .announce(&ann(1, peer_at(1, 2), none, true), 50, &mut out)
-            .unwrap();
+        shard.admit(ann(1, peer_at(2, 3), none, false), 50, &mut out);
+        shard.admit(ann(2, peer_at(1, 3), none, false), 50, &mut out);
+        shard.admit(ann(1, peer_at(1, 2), none, true), 50, &mut out);
         // Grown past the index threshold, the same limit from the index.
         for ip in 10..50 {
-            shard
-                .announce(&ann(1, peer_at(ip, 1), none, false), 50, &mut out)
-                .unwrap();
+            shard.admit(ann(1, peer_at(ip, 1), none, false), 50, &mut out);
         }
-        shard
-            .announce(&ann(1, peer_at(10, 2), none, false), 50, &mut out)
-            .unwrap();
+        shard.admit(ann(1, peer_at(10, 2), none, false), 50, &mut out);
         assert_eq!(
             shard.announce(&ann(1, peer_at(10, 3), none, false), 50, &mut out),
             Err(Refusal::PeersPerIp)
@@ -701,16 +627,12 @@ mod tests {
             shard.announce(&ann(1, peer_at(1, 4), none, false), 50, &mut out),
             Err(Refusal::PeersPerIp)
         );
-        shard
-            .announce(
-                &ann(1, peer_at(10, 1), AnnounceEvent::Stopped, false),
-                50,
-                &mut out,
-            )
-            .unwrap();
-        shard
-            .announce(&ann(1, peer_at(10, 3), none, false), 50, &mut out)
-            .unwrap();
+        shard.admit(
+            ann(1, peer_at(10, 1), AnnounceEvent::Stopped, false),
+            50,
+            &mut out,
+        );
+        shard.admit(ann(1, peer_at(10, 3), none, false), 50, &mut out);
         assert_eq!(shard.refusals().udp_http, [0, 0, 0, 3]);
     }
 

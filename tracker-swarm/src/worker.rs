@@ -1,6 +1,7 @@
 //! The request worker thread: applies batches of jobs to its shard and
 //! hands each batch back to the front end that sent it.
 
+use std::net::IpAddr;
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -8,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use tracker_proto::udp::{PeerV4, PeerV6};
-use tracker_proto::InfoHash;
+use tracker_proto::{AnnounceEvent, InfoHash};
 
 use crate::clock::Clock;
 use crate::counts::SwarmCounts;
@@ -84,6 +85,47 @@ pub enum Work {
         peer_id: tracker_proto::PeerId,
         conn: ConnRef,
     },
+}
+
+impl Work {
+    /// An announce from `ip`:`port`, of the family of `ip`, with nothing
+    /// filled in yet: what every front end sends.
+    #[inline]
+    pub fn announce(
+        ip: IpAddr,
+        port: u16,
+        info_hash: InfoHash,
+        event: AnnounceEvent,
+        seeder: bool,
+        numwant: usize,
+    ) -> Self {
+        match ip {
+            IpAddr::V4(ip) => Work::AnnounceV4 {
+                announce: Announce {
+                    info_hash,
+                    peer: PeerV4::new(ip, port),
+                    event,
+                    seeder,
+                    numwant,
+                },
+                peers: 0..0,
+                counts: SwarmCounts::default(),
+                refused: None,
+            },
+            IpAddr::V6(ip) => Work::AnnounceV6 {
+                announce: Announce {
+                    info_hash,
+                    peer: PeerV6::new(ip, port),
+                    event,
+                    seeder,
+                    numwant,
+                },
+                peers: 0..0,
+                counts: SwarmCounts::default(),
+                refused: None,
+            },
+        }
+    }
 }
 
 #[derive(Clone, Debug)]

@@ -1,12 +1,18 @@
 //! The command line: which config file to load and the few settings worth
 //! overriding without editing it.
 
+use std::ffi::OsStr;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use clap::builder::PossibleValue;
 
-use crate::config::{Config, ConfigError, LogLevel};
+use crate::config::{Config, ConfigError, LogFilter, LogFormat};
+
+/// The environment variable that, when set and not empty, replaces the
+/// config's `log_level` (but not `--log-level`), as Rust programs' users
+/// expect.
+pub const RUST_LOG: &str = "RUST_LOG";
 
 /// A BitTorrent tracker: UDP (BEP 15), HTTP and WebTorrent from one swarm store.
 ///
@@ -34,9 +40,15 @@ pub struct Cli {
     #[arg(long = "http", value_name = "ADDR")]
     pub http: Vec<SocketAddr>,
 
-    /// Least severe level to log, overriding log_level.
-    #[arg(long, value_name = "LEVEL")]
-    pub log_level: Option<LogLevel>,
+    /// What to log, overriding log_level and RUST_LOG: a level (off, error,
+    /// warn, info, debug, trace) or directives such as
+    /// "warn,tracker_swarm=debug".
+    #[arg(long, value_name = "FILTER")]
+    pub log_level: Option<LogFilter>,
+
+    /// How to write log lines, overriding log_format: text or json.
+    #[arg(long, value_name = "FORMAT")]
+    pub log_format: Option<LogFormat>,
 
     /// Attach the XDP fast path to this interface, overriding xdp.iface
     /// (needs the program built in: `cargo xtask build-ebpf`).
@@ -50,6 +62,7 @@ impl Cli {
         !self.udp.is_empty()
             || !self.http.is_empty()
             || self.log_level.is_some()
+            || self.log_format.is_some()
             || self.iface.is_some()
     }
 
@@ -63,8 +76,11 @@ impl Cli {
         if !self.http.is_empty() {
             config.http.listen.clone_from(&self.http);
         }
-        if let Some(level) = self.log_level {
-            config.log_level = level;
+        if let Some(filter) = &self.log_level {
+            config.log_level.clone_from(filter);
+        }
+        if let Some(format) = self.log_format {
+            config.log_format = format;
         }
         if let Some(iface) = &self.iface {
             config.xdp.iface.clone_from(iface);
@@ -76,10 +92,28 @@ impl Cli {
 /// command-line overrides, validated again since an override can break a
 /// limit (e.g. `--udp` with `udp.workers = 0`).
 pub fn load_config(cli: &Cli) -> Result<Config, ConfigError> {
+    load_config_with_env(cli, std::env::var_os(RUST_LOG).as_deref())
+}
+
+/// [`load_config`] with the value of `RUST_LOG` given rather than read, so
+/// tests need not change the process environment.
+pub fn load_config_with_env(cli: &Cli, rust_log: Option<&OsStr>) -> Result<Config, ConfigError> {
     let mut config = match &cli.config {
         Some(path) => Config::load(path)?,
         None => Config::default(),
     };
+    // An empty RUST_LOG is how shells unset it for one command. A bad one
+    // is refused rather than quietly logging what the file says, unless
+    // --log-level makes it moot.
+    if let Some(value) = rust_log.filter(|v| !v.is_empty() && cli.log_level.is_none()) {
+        let origin = format!("environment variable {RUST_LOG}");
+        let value = value
+            .to_str()
+            .ok_or_else(|| ConfigError::value(&origin, "log_level", "is not UTF-8".to_owned()))?;
+        config.log_level = value.parse().map_err(|e: crate::config::LogFilterError| {
+            ConfigError::value(&origin, "log_level", e.to_string())
+        })?;
+    }
     if cli.overrides_anything() {
         cli.apply(&mut config);
         let origin = match &cli.config {
@@ -91,18 +125,10 @@ pub fn load_config(cli: &Cli) -> Result<Config, ConfigError> {
     Ok(config)
 }
 
-// By hand rather than derived so config.rs stays free of clap and the help
-// lists levels from quietest to noisiest, `off` last.
-impl clap::ValueEnum for LogLevel {
+// By hand rather than derived so config stays free of clap.
+impl clap::ValueEnum for LogFormat {
     fn value_variants<'a>() -> &'a [Self] {
-        &[
-            LogLevel::Error,
-            LogLevel::Warn,
-            LogLevel::Info,
-            LogLevel::Debug,
-            LogLevel::Trace,
-            LogLevel::Off,
-        ]
+        &[LogFormat::Text, LogFormat::Json]
     }
 
     fn to_possible_value(&self) -> Option<PossibleValue> {
@@ -113,9 +139,15 @@ impl clap::ValueEnum for LogLevel {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::ConfigErrorKind;
+    use crate::config::{ConfigErrorKind, LogLevel};
     use clap::{CommandFactory, Parser};
     use std::io::Write;
+
+    /// [`load_config`] as if RUST_LOG were unset, whatever the test runner's
+    /// environment says.
+    fn load(cli: &Cli) -> Result<Config, ConfigError> {
+        load_config_with_env(cli, None)
+    }
 
     fn parse(args: &[&str]) -> Cli {
         let argv = std::iter::once("tracker-user").chain(args.iter().copied());
@@ -146,7 +178,7 @@ mod tests {
         assert!(cli.udp.is_empty());
         assert_eq!(cli.log_level, None);
         assert!(!cli.overrides_anything());
-        assert_eq!(load_config(&cli).unwrap(), Config::default());
+        assert_eq!(load(&cli).unwrap(), Config::default());
     }
 
     #[test]
@@ -206,18 +238,64 @@ mod tests {
             ("off", LogLevel::Off),
         ] {
             let cli = parse(&["--log-level", arg]);
-            assert_eq!(cli.log_level, Some(level));
+            assert_eq!(cli.log_level, Some(level.into()));
             let mut config = Config::default();
             cli.apply(&mut config);
             assert_eq!(config.log_level, level);
         }
         let err = parse_err(&["--log-level", "loud"]);
+        assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
+        let msg = err.to_string();
+        assert!(msg.contains("`loud` is not a level (off, error"), "{msg}");
+    }
+
+    #[test]
+    fn log_level_takes_directives() {
+        let spec = "warn,tracker_swarm=debug,tracker_http_ws::worker=trace";
+        let cli = parse(&["--log-level", spec]);
+        let mut config = Config::default();
+        cli.apply(&mut config);
+        assert_eq!(config.log_level.as_str(), spec);
+        let err = parse_err(&["--log-level", "info,tracker-swarm=debug"]);
+        assert!(err.to_string().contains("`tracker_swarm`"), "{err}");
+    }
+
+    #[test]
+    fn log_format() {
+        assert_eq!(load(&parse(&[])).unwrap().log_format, LogFormat::Text);
+        let cli = parse(&["--log-format", "json"]);
+        assert!(cli.overrides_anything());
+        assert_eq!(load(&cli).unwrap().log_format, LogFormat::Json);
+        let err = parse_err(&["--log-format", "xml"]);
         assert_eq!(err.kind(), clap::error::ErrorKind::InvalidValue);
+        assert!(err.to_string().contains("text, json"), "{err}");
+    }
+
+    #[test]
+    fn rust_log_replaces_the_file_but_not_the_command_line() {
+        let file = config_file("log_level = \"warn\"\n");
+        let path = file.path().to_str().expect("utf-8 temp path");
+        let env = |v: &'static str| Some(OsStr::new(v));
+
+        let cli = parse(&["-c", path]);
+        let config = load_config_with_env(&cli, env("info,tracker_swarm=debug")).unwrap();
+        assert_eq!(config.log_level.as_str(), "info,tracker_swarm=debug");
+        // Empty counts as unset.
+        let config = load_config_with_env(&cli, env("")).unwrap();
+        assert_eq!(config.log_level, LogLevel::Warn);
+
+        let err = load_config_with_env(&cli, env("info,loud")).unwrap_err();
+        assert_eq!(err.key(), Some("log_level"));
         let msg = err.to_string();
         assert!(
-            msg.contains("error, warn, info, debug, trace, off"),
+            msg.starts_with("environment variable RUST_LOG: key `log_level`: `loud`"),
             "{msg}"
         );
+
+        // --log-level wins, so a RUST_LOG it replaces is not even parsed.
+        let cli = parse(&["-c", path, "--log-level", "error"]);
+        let config = load_config_with_env(&cli, env("info,loud")).unwrap();
+        assert_eq!(config.log_level, LogLevel::Error);
     }
 
     #[test]
@@ -233,7 +311,8 @@ mod tests {
             "--print-config",
             "--udp <ADDR>",
             "--http <ADDR>",
-            "--log-level <LEVEL>",
+            "--log-level <FILTER>",
+            "--log-format <FORMAT>",
         ] {
             assert!(help.contains(needle), "{needle} missing from\n{help}");
         }
@@ -245,13 +324,13 @@ mod tests {
             config_file("log_level = \"warn\"\n[udp]\nlisten = [\"127.0.0.1:1\"]\nworkers = 2\n");
         let path = file.path().to_str().expect("utf-8 temp path");
 
-        let config = load_config(&parse(&["-c", path])).unwrap();
+        let config = load(&parse(&["-c", path])).unwrap();
         assert_eq!(config.log_level, LogLevel::Warn);
         assert_eq!(config.udp.listen, vec!["127.0.0.1:1".parse().unwrap()]);
         assert_eq!(config.udp.workers, 2);
 
         let cli = parse(&["-c", path, "--log-level", "debug", "--udp", "[::1]:2"]);
-        let config = load_config(&cli).unwrap();
+        let config = load(&cli).unwrap();
         assert_eq!(config.log_level, LogLevel::Debug);
         assert_eq!(config.udp.listen, vec!["[::1]:2".parse().unwrap()]);
         assert_eq!(config.udp.workers, 2);
@@ -261,7 +340,7 @@ mod tests {
     fn load_config_passes_file_errors_through() {
         let file = config_file("[udp]\nworkerz = 2\n");
         let path = file.path().to_str().expect("utf-8 temp path");
-        let err = load_config(&parse(&["-c", path])).unwrap_err();
+        let err = load(&parse(&["-c", path])).unwrap_err();
         assert!(
             err.to_string()
                 .starts_with(&format!("{path}:2:1: key `udp.workerz`")),
@@ -274,9 +353,9 @@ mod tests {
         // Valid on its own: no addresses, so no socket workers needed.
         let file = config_file("[udp]\nlisten = []\nworkers = 0\n");
         let path = file.path().to_str().expect("utf-8 temp path");
-        assert!(load_config(&parse(&["-c", path])).is_ok());
+        assert!(load(&parse(&["-c", path])).is_ok());
 
-        let err = load_config(&parse(&["-c", path, "--udp", "127.0.0.1:1"])).unwrap_err();
+        let err = load(&parse(&["-c", path, "--udp", "127.0.0.1:1"])).unwrap_err();
         assert_eq!(err.kind(), ConfigErrorKind::Limit);
         assert_eq!(err.key(), Some("udp.workers"));
         let msg = err.to_string();

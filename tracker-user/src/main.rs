@@ -37,7 +37,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    logging::init(config.log_level);
+    logging::init(&config.log_level, config.log_format);
     match server::run(config) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -4,12 +4,15 @@
 //! STOPPING=1 at shutdown.
 
 use std::fmt::Write as _;
+use std::io::Write as _;
 use std::net::SocketAddr;
 use std::os::unix::net::UnixDatagram;
 use std::time::{Duration, Instant};
 
 use sd_notify::NotifyState;
 use tracker_http_ws::{ListenerKind, ListenerSpec};
+
+use crate::config::LogFormat;
 
 /// Everything the tracker serves, in the order the `ready:` line lists it.
 /// Front ends added later (an admin listener, say) push their own entries
@@ -75,6 +78,19 @@ impl ReadyLine {
     /// `ready: udp://…, http://…, ws://…; xdp IFACE (…)`.
     pub fn line(&self) -> String {
         format!("ready: {}", self.status())
+    }
+
+    /// Writes the line to stderr, whatever the log filter says: bare in
+    /// text mode, where scripts look for a line starting `ready: `; as an
+    /// info record in JSON mode, so that every line a shipper reads is JSON.
+    pub fn print(&self, format: LogFormat) {
+        match format {
+            LogFormat::Text => eprintln!("{}", self.line()),
+            LogFormat::Json => {
+                let line = crate::logging::info_line(format, module_path!(), &self.line());
+                let _ = std::io::stderr().lock().write_all(line.as_bytes());
+            }
+        }
     }
 }
 

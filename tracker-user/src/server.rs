@@ -64,7 +64,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         log::info!("UDP listening on {addr}");
     }
     // Whatever the log level: operators and scripts wait for this line.
-    eprintln!("{}", ready.line());
+    ready.print(config.log_format);
     notifier.ready(&ready.status());
     serve_until_stopped(
         &mut signals,

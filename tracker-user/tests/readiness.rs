@@ -249,3 +249,22 @@ fn ready_line_says_when_xdp_was_asked_for_but_not_attached() {
     );
     assert_serves_udp_http_ws(&t, "without XDP");
 }
+
+#[test]
+fn in_json_mode_the_ready_line_is_a_json_record_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = command(dir.path(), LISTEN);
+    cmd.args(["--log-format", "json"]);
+    let (t, ready) = start_until_ready(cmd);
+    // At level error it is still written, as the only line, and it is JSON
+    // like every other line a shipper reads.
+    let lines = t.stderr_lines();
+    assert_eq!(lines.len(), 1, "{lines:#?}");
+    let v: serde_json::Value = serde_json::from_str(&lines[0]).expect("a JSON line");
+    assert_eq!(v["level"], "INFO", "{v}");
+    assert_eq!(v["target"], "tracker_user::readiness", "{v}");
+    assert_eq!(v["msg"], ready.as_str(), "{v}");
+    assert!(v["ts"].as_str().is_some_and(|ts| ts.ends_with('Z')), "{v}");
+    assert!(ready.starts_with("ready: udp://127.0.0.1:"), "{ready}");
+    assert_serves_udp_http_ws(&t, "in JSON mode");
+}

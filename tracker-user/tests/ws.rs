@@ -950,18 +950,12 @@ fn more_peer_ids_than_max_peer_ids_per_connection_get_a_failure() {
     let (h1, h2) = (random_hash(), random_hash());
     let mut c = connect(t.http_addr(), "/announce");
     let ids: Vec<[u8; 20]> = (0..3).map(|_| random_peer_id()).collect();
+    let msg = |hash, id, event| announce_msg(hash, id, 10, Some(event), Some(0), &[]);
     for id in &ids[..2] {
-        c.send_json(&announce_msg(&h1, id, 10, Some("started"), Some(0), &[]));
+        c.send_json(&msg(&h1, id, "started"));
         c.announce_reply(&h1);
     }
-    c.send_json(&announce_msg(
-        &h1,
-        &ids[2],
-        10,
-        Some("started"),
-        Some(0),
-        &[],
-    ));
+    c.send_json(&msg(&h1, &ids[2], "started"));
     let f = c.failure();
     assert_eq!(
         f["failure reason"], "too many peer ids on this connection",
@@ -973,33 +967,12 @@ fn more_peer_ids_than_max_peer_ids_per_connection_get_a_failure() {
     // still join another torrent.
     let mut s = connect(t.http_addr(), "/");
     assert_eq!(s.scrape_one(&h1).incomplete, 2);
-    c.send_json(&announce_msg(
-        &h2,
-        &ids[1],
-        10,
-        Some("started"),
-        Some(0),
-        &[],
-    ));
+    c.send_json(&msg(&h2, &ids[1], "started"));
     c.announce_reply(&h2);
     // Once an id stops everywhere, its place is free again.
-    c.send_json(&announce_msg(
-        &h1,
-        &ids[0],
-        10,
-        Some("stopped"),
-        Some(0),
-        &[],
-    ));
+    c.send_json(&msg(&h1, &ids[0], "stopped"));
     c.announce_reply(&h1);
-    c.send_json(&announce_msg(
-        &h1,
-        &ids[2],
-        10,
-        Some("started"),
-        Some(0),
-        &[],
-    ));
+    c.send_json(&msg(&h1, &ids[2], "started"));
     let r = c.announce_reply(&h1);
     assert_eq!(int_at(&r, "incomplete"), 2, "{r}");
 }

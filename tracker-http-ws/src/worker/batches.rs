@@ -8,9 +8,7 @@ use tracker_proto::ws::Action;
 use tracker_swarm::{Batch, Job, SwarmCounts, Work};
 
 use super::connections::Conn;
-use super::http::{
-    answer_http_announce, finish_http_request, refuse_http_announce, take_in_flight,
-};
+use super::http::{answer_http_announce, refuse_http_announce};
 use super::scrape::{answer_scrape, scrape_part, scrape_ticket};
 use super::state::{live, WorkerState};
 use super::ws::{
@@ -40,14 +38,7 @@ fn refuse_job(state: &mut WorkerState, conns: &mut Slab<Conn>, job: Job) {
     let reply = job.reply;
     match job.work {
         Work::AnnounceV4 { .. } | Work::AnnounceV6 { .. } => {
-            let Some(conn) = live(conns, reply.handle as usize, reply.tag) else {
-                return;
-            };
-            let Some(inflight) = take_in_flight(conn) else {
-                return;
-            };
-            state.bencode_failure(BUSY);
-            finish_http_request(state, reply.handle as usize, conn, inflight);
+            refuse_http_announce(state, conns, &reply, BUSY);
         }
         Work::Scrape { .. } | Work::WsScrape { .. } => {
             // The first refused part answers; the others find it gone.

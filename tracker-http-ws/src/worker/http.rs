@@ -2,7 +2,7 @@
 //! request workers.
 
 use std::io;
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::time::Instant;
 
 use slab::Slab;
@@ -10,7 +10,7 @@ use tracker_proto::http::{
     self as bhttp, AnnounceQuery, HttpAnnounceResponse, HttpParseError, HttpRequest, ScrapeQuery,
 };
 use tracker_proto::udp::{PeerV4, PeerV6};
-use tracker_swarm::{Announce, Job, ReplyTo, SwarmCounts, Work};
+use tracker_swarm::{Job, ReplyTo, SwarmCounts, Work};
 use tungstenite::protocol::{Role, WebSocketContext};
 
 use crate::buf::OutBuf;
@@ -378,32 +378,7 @@ fn announce(
         .map_or(settings.default_numwant, |n| n as usize)
         .min(settings.max_numwant);
     let seeder = q.left == Some(0);
-    let work = match ip {
-        IpAddr::V4(v4) => Work::AnnounceV4 {
-            announce: Announce {
-                info_hash: q.info_hash,
-                peer: PeerV4::new(v4, q.port),
-                event: q.event,
-                seeder,
-                numwant,
-            },
-            peers: 0..0,
-            counts: SwarmCounts::default(),
-            refused: None,
-        },
-        IpAddr::V6(v6) => Work::AnnounceV6 {
-            announce: Announce {
-                info_hash: q.info_hash,
-                peer: PeerV6::new(v6, q.port),
-                event: q.event,
-                seeder,
-                numwant,
-            },
-            peers: 0..0,
-            counts: SwarmCounts::default(),
-            refused: None,
-        },
-    };
+    let work = Work::announce(ip, q.port, q.info_hash, q.event, seeder, numwant);
     state.enqueue(Job {
         reply: ReplyTo {
             // The client's address as announced (proxy header included):
@@ -523,6 +498,17 @@ pub(super) fn take_in_flight(conn: &mut Conn) -> Option<InFlight> {
     }
 }
 
+/// The HTTP connection `reply` is for, if still open, with its request
+/// taken to be answered.
+fn claim_in_flight<'a>(
+    conns: &'a mut Slab<Conn>,
+    reply: &ReplyTo,
+) -> Option<(&'a mut Conn, InFlight)> {
+    let conn = live(conns, reply.handle as usize, reply.tag)?;
+    let inflight = take_in_flight(conn)?;
+    Some((conn, inflight))
+}
+
 /// A limit of the swarm store refused the announce: the client hears why.
 pub(super) fn refuse_http_announce(
     state: &mut WorkerState,
@@ -531,10 +517,7 @@ pub(super) fn refuse_http_announce(
     reason: &str,
 ) {
     let token = reply.handle as usize;
-    let Some(conn) = live(conns, token, reply.tag) else {
-        return;
-    };
-    let Some(inflight) = take_in_flight(conn) else {
+    let Some((conn, inflight)) = claim_in_flight(conns, reply) else {
         return;
     };
     state.bencode_failure(reason);
@@ -550,10 +533,7 @@ pub(super) fn answer_http_announce(
     counts: &SwarmCounts,
 ) {
     let token = reply.handle as usize;
-    let Some(conn) = live(conns, token, reply.tag) else {
-        return;
-    };
-    let Some(inflight) = take_in_flight(conn) else {
+    let Some((conn, inflight)) = claim_in_flight(conns, reply) else {
         return;
     };
     let s = &state.settings;

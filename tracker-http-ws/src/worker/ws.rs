@@ -406,6 +406,18 @@ pub(super) fn refuse_ws_announce(
     let Some(kept) = take_kept(state, reply) else {
         return;
     };
+    fail_kept_announce(state, conns, kept, announce, reason);
+}
+
+/// Sends the failure for a kept announce and makes its connection forget
+/// the peer, so the pair does not count against the connection's caps.
+fn fail_kept_announce(
+    state: &mut WorkerState,
+    conns: &mut Slab<Conn>,
+    kept: Kept,
+    announce: &WsAnnounce,
+    reason: &str,
+) {
     if let Some(conn) = live(conns, kept.token, kept.conn_generation) {
         if let Phase::Ws(ws) = &mut conn.phase {
             ws.torrents.leave(&announce.info_hash, &announce.peer_id);
@@ -478,15 +490,7 @@ pub(super) fn refuse_taken_peer_id(
         return;
     };
     state.counters.peer_ids_refused += 1;
-    if let Some(conn) = live(conns, kept.token, kept.conn_generation) {
-        if let Phase::Ws(ws) = &mut conn.phase {
-            ws.torrents.leave(&announce.info_hash, &announce.peer_id);
-        }
-        state.ws_failure(PEER_ID_TAKEN, Action::Announce, Some(announce.info_hash));
-        ws_send(&state.scratch, conn);
-        ws_request_done(state, kept.token, conn);
-    }
-    state.recycle_kept(kept);
+    fail_kept_announce(state, conns, kept, announce, PEER_ID_TAKEN);
 }
 
 pub(super) fn take_kept(state: &mut WorkerState, reply: &ReplyTo) -> Option<Kept> {

@@ -473,6 +473,7 @@ mod tests {
     fn paths() {
         let q = b"?info_hash=%124Vx%9A%BC%DE%F1%23Eg%89%AB%CD%EF%124Vx%9A\
             &peer_id=ABCDEFGHIJKLMNOPQRST&port=1";
+        let target = |path: &[u8]| [path, &q[..]].concat();
         for path in [
             &b"/announce"[..],
             b"/abcdef0123/announce",
@@ -480,16 +481,14 @@ mod tests {
             b"announce",
             b"http://tracker.example:8080/announce",
         ] {
-            let mut t = path.to_vec();
-            t.extend_from_slice(q);
+            let t = target(path);
             assert!(matches!(
                 HttpRequest::parse(&t),
                 Ok(HttpRequest::Announce(_))
             ));
         }
         for path in [&b"/scrape"[..], b"/key/scrape", b"/scrape.php"] {
-            let mut t = path.to_vec();
-            t.extend_from_slice(q);
+            let t = target(path);
             let Ok(HttpRequest::Scrape(s)) = HttpRequest::parse(&t) else {
                 panic!()
             };
@@ -502,8 +501,7 @@ mod tests {
             b"/index.html",
             b"/x/Announce",
         ] {
-            let mut t = path.to_vec();
-            t.extend_from_slice(q);
+            let t = target(path);
             assert_eq!(err(&t), HttpParseError::UnknownPath);
         }
         assert_eq!(split_target(b"/a?b=c#d"), (&b"/a"[..], &b"b=c"[..]));

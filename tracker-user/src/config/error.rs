@@ -5,7 +5,7 @@
 use std::fmt;
 use std::path::Path;
 
-use tracker_config::line_column;
+use tracker_config::TomlFailure;
 
 use super::AccessListMode;
 #[cfg(doc)]
@@ -87,23 +87,13 @@ impl ConfigError {
     }
 
     /// A TOML text that did not parse or did not fit the config.
-    pub(super) fn toml(
-        origin: &str,
-        text: &str,
-        e: &serde_path_to_error::Error<toml::de::Error>,
-    ) -> Self {
-        let path = e.path().to_string();
-        let inner = e.inner();
-        // Path "." is serde_path_to_error's root: nothing was being
-        // deserialized yet, so the parser itself failed.
-        let key = (path != ".").then_some(path);
-        let (line, column) = match inner.span() {
-            Some(span) => {
-                let (line, column) = line_column(text, span.start);
-                (Some(line), Some(column))
-            }
-            None => (None, None),
-        };
+    pub(super) fn toml(origin: &str, failure: TomlFailure) -> Self {
+        let TomlFailure {
+            line,
+            column,
+            key,
+            message,
+        } = failure;
         Self {
             origin: origin.to_owned(),
             line,
@@ -114,9 +104,7 @@ impl ConfigError {
                 ConfigErrorKind::Syntax
             },
             key,
-            // toml's parser explains over several lines; one line keeps
-            // the error greppable in logs.
-            message: inner.message().trim().replace('\n', "; "),
+            message,
             invalid: None,
         }
     }
@@ -132,17 +120,25 @@ impl ConfigError {
             invalid: Some(Box::new(invalid)),
         }
     }
+
+    /// A value for `key` from outside any file, such as an environment
+    /// variable (`origin`), that does not parse.
+    pub(crate) fn value(origin: &str, key: &str, message: String) -> Self {
+        Self {
+            origin: origin.to_owned(),
+            line: None,
+            column: None,
+            key: Some(key.to_owned()),
+            message,
+            kind: ConfigErrorKind::Invalid,
+            invalid: None,
+        }
+    }
 }
 
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.origin)?;
-        if let Some(line) = self.line {
-            write!(f, ":{line}")?;
-            if let Some(column) = self.column {
-                write!(f, ":{column}")?;
-            }
-        }
+        tracker_config::write_place(f, &self.origin, self.line, self.column)?;
         f.write_str(": ")?;
         match (&self.key, self.kind) {
             (_, ConfigErrorKind::Io) => write!(f, "cannot read config file: {}", self.message),

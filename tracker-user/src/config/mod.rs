@@ -18,6 +18,7 @@
 
 mod error;
 mod http_ws;
+mod logging;
 mod sections;
 mod validate;
 
@@ -27,6 +28,7 @@ use serde::{Deserialize, Serialize};
 use tracker_config::{find_key_line, ConfigDocs};
 
 pub use error::{ConfigError, ConfigErrorKind, ValidationError};
+pub use logging::{LogFilter, LogFilterError, LogFormat};
 // Defined by the server they configure, embedded here like the others.
 pub use sections::{
     AccessListConfig, AccessListMode, LogLevel, PrivilegesConfig, ProtocolConfig, SwarmConfig,
@@ -39,9 +41,16 @@ pub use validate::{MAX_HTTP_WORKERS, MAX_SCRAPE_TORRENTS_LIMIT, MAX_SWARM_WORKER
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ConfigDocs)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
-    /// Least severe log level written to stderr:
-    /// off, error, warn, info, debug or trace.
-    pub log_level: LogLevel,
+    /// Least severe log level written to stderr: off, error, warn, info,
+    /// debug or trace; or RUST_LOG-style directives giving modules their
+    /// own level, e.g. "warn,tracker_swarm=debug,tracker_user::udp=trace"
+    /// (the longest matching module wins). The RUST_LOG environment
+    /// variable, when set, replaces this; --log-level replaces both.
+    pub log_level: LogFilter,
+    /// How log lines are written: "text" (time, level, module, message)
+    /// or "json" (one object per line with ts, level, target and msg, for
+    /// log shippers).
+    pub log_format: LogFormat,
     #[config(section)]
     pub swarm: SwarmConfig,
     #[config(section)]
@@ -82,9 +91,7 @@ impl Config {
 
     /// Parses TOML text; `origin` names it in errors. Does not validate.
     pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
-        let deserializer = toml::de::Deserializer::new(text);
-        serde_path_to_error::deserialize(deserializer)
-            .map_err(|e| ConfigError::toml(origin, text, &e))
+        tracker_config::from_toml(text).map_err(|e| ConfigError::toml(origin, e))
     }
 
     /// [`Config::validate`] for a config that came from the command line

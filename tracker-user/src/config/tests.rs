@@ -106,7 +106,9 @@ fn section_of_wrong_type() {
 #[test]
 fn bad_enum_value() {
     let err = expect_error("# x\nlog_level = \"loud\"\n", 2, Some("log_level"));
-    assert!(err.message().contains("unknown variant `loud`"), "{err}");
+    assert!(err.message().contains("`loud` is not a level"), "{err}");
+    let err = expect_error("log_format = \"xml\"\n", 1, Some("log_format"));
+    assert!(err.message().contains("`json`"), "{err}");
     let err = expect_error(
         "[access_list]\nmode = \"grey\"\n",
         2,
@@ -495,7 +497,8 @@ fn commented_default_round_trips() {
 #[test]
 fn commented_non_default_round_trips() {
     let config = Config {
-        log_level: LogLevel::Trace,
+        log_level: "warn,tracker_swarm=debug".parse().unwrap(),
+        log_format: LogFormat::Json,
         swarm: SwarmConfig {
             workers: 7,
             channel_capacity: 3,

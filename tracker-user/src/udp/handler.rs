@@ -10,15 +10,13 @@ use crossbeam_channel::Sender;
 use tracker_proto::connection_id::{ip_to_16, make_connection_id, verify_connection_id};
 use tracker_proto::http::HttpParseError;
 use tracker_proto::udp::{
-    write_connect_response, write_error_response, AnnounceResponse, PeerV4, PeerV6, Peers, Request,
-    Response, ScrapeResponse, ScrapeStats, TransactionId,
+    write_connect_response, write_error_response, AnnounceResponse, Peers, Request, Response,
+    ScrapeResponse, ScrapeStats, TransactionId,
 };
 
 use super::{UdpSettings, MAX_SCRAPE_TORRENTS};
 use crate::access_list::SharedAccessList;
-use tracker_swarm::{
-    Announce, Batch, Job, Outbox, PendingScrapes, ReplyTo, ScrapeTicket, SwarmCounts, Work,
-};
+use tracker_swarm::{Batch, Job, Outbox, PendingScrapes, ReplyTo, ScrapeTicket, SwarmCounts, Work};
 
 const INVALID_CONNECTION_ID: &[u8] = b"connection id invalid or expired";
 const NOT_ALLOWED: &[u8] = b"info hash not allowed";
@@ -177,32 +175,7 @@ impl RequestHandler {
                 }
                 let numwant = settings.numwant(a.num_want);
                 let seeder = a.left == 0;
-                let work = match addr {
-                    SocketAddr::V4(v4) => Work::AnnounceV4 {
-                        announce: Announce {
-                            info_hash: a.info_hash,
-                            peer: PeerV4::new(*v4.ip(), a.port),
-                            event: a.event,
-                            seeder,
-                            numwant,
-                        },
-                        peers: 0..0,
-                        counts: SwarmCounts::default(),
-                        refused: None,
-                    },
-                    SocketAddr::V6(v6) => Work::AnnounceV6 {
-                        announce: Announce {
-                            info_hash: a.info_hash,
-                            peer: PeerV6::new(*v6.ip(), a.port),
-                            event: a.event,
-                            seeder,
-                            numwant,
-                        },
-                        peers: 0..0,
-                        counts: SwarmCounts::default(),
-                        refused: None,
-                    },
-                };
+                let work = Work::announce(addr.ip(), a.port, a.info_hash, a.event, seeder, numwant);
                 let reply = ReplyTo {
                     addr,
                     handle: route.0,

@@ -150,6 +150,8 @@ pub struct TrackerBuilder {
     args: Vec<String>,
     netns: Option<String>,
     bin: Option<String>,
+    /// Environment variables set for the tracker.
+    env: Vec<(String, String)>,
 }
 
 impl TrackerBuilder {
@@ -189,6 +191,13 @@ impl TrackerBuilder {
     /// signals are still the tracker's.
     pub fn netns(mut self, ns: &str) -> Self {
         self.netns = Some(ns.to_owned());
+        self
+    }
+
+    /// Sets an environment variable for the tracker (RUST_LOG, which the
+    /// tracker reads, is otherwise removed so the runner's cannot leak in).
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.env.push((key.to_owned(), value.to_owned()));
         self
     }
 
@@ -234,6 +243,8 @@ impl TrackerBuilder {
             cmd.arg("--http").arg(h);
         }
         cmd.args(&self.args);
+        cmd.env_remove("RUST_LOG");
+        cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
         cmd.stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -306,12 +317,13 @@ impl TrackerBuilder {
     }
 }
 
-/// `... UDP listening on 127.0.0.1:40123 ...` → the address.
+/// `... UDP listening on 127.0.0.1:40123 ...` → the address, from a text
+/// or a JSON log line (`"msg":"UDP listening on ADDR"}`).
 pub fn parse_listening(line: &str) -> Option<SocketAddr> {
     let idx = line.find("UDP listening on ")?;
     let rest = &line[idx + "UDP listening on ".len()..];
     let token = rest.split_whitespace().next()?;
-    let token = token.trim_end_matches([',', '.', ';', ')', '"', '\'']);
+    let token = token.trim_end_matches([',', '.', ';', ')', '"', '\'', '}']);
     token.parse().ok()
 }
 
@@ -328,7 +340,7 @@ pub fn parse_tcp_listening(line: &str) -> Option<(String, SocketAddr)> {
         }
         let rest = &line[idx + pat.len()..];
         let token = rest.split_whitespace().next()?;
-        let token = token.trim_end_matches([',', '.', ';', ')', '"', '\'']);
+        let token = token.trim_end_matches([',', '.', ';', ')', '"', '\'', '}']);
         return token.parse().ok().map(|a| (scheme.to_owned(), a));
     }
     None
@@ -498,6 +510,7 @@ pub fn run_to_exit<S: AsRef<std::ffi::OsStr> + std::fmt::Debug>(
 ) -> (ExitStatus, String, String) {
     let mut child = Command::new(bin_path())
         .args(args)
+        .env_remove("RUST_LOG")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -4,7 +4,7 @@
 //! WebRTC: two `ws_peer.mjs` processes), and checks what they saw.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -89,36 +89,19 @@ fn json_str_array(obj: &str, key: &str) -> Option<Vec<String>> {
     )
 }
 
-/// Runs `two_clients.mjs` against `url` (`udp://` or `http://…/announce`;
-/// inside `netns` when given)
-/// and asserts that the two clients, seen by the tracker at `client_ip`,
-/// found each other and scraped one seeder and one leecher.
-pub fn check_two_clients(url: &str, client_ip: &str, netns: Option<&str>, tracker: &Tracker) {
-    let dir = ensure_installed();
-    let start = Instant::now();
-    let mut command = match netns {
-        Some(ns) => {
-            let mut c = Command::new("ip");
-            c.args(["netns", "exec", ns, "node"]);
-            c
-        }
-        None => Command::new("node"),
-    };
-    let mut child = command
-        .arg("two_clients.mjs")
-        .arg(url)
-        .arg(client_ip)
-        .current_dir(&dir)
+/// Runs a script from the npm dir to its end: its output and the output
+/// as text. The scripts give up by themselves (15-20 s); the 40 s here is a
+/// backstop against a node that hangs anyway.
+fn run_to_end(mut command: Command, script: &str) -> (Output, String, String) {
+    let child = command
+        .current_dir(ensure_installed())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn node");
-    // The script has its own 15 s timeout; this is a backstop.
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            break;
-        }
+        .spawn();
+    let mut child = child.unwrap_or_else(|e| panic!("spawn node {script}: {e}"));
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
         if start.elapsed() > Duration::from_secs(40) {
             let _ = child.kill();
             break;
@@ -128,6 +111,24 @@ pub fn check_two_clients(url: &str, client_ip: &str, netns: Option<&str>, tracke
     let out = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out, stdout, stderr)
+}
+
+/// Runs `two_clients.mjs` against `url` (`udp://` or `http://…/announce`;
+/// inside `netns` when given)
+/// and asserts that the two clients, seen by the tracker at `client_ip`,
+/// found each other and scraped one seeder and one leecher.
+pub fn check_two_clients(url: &str, client_ip: &str, netns: Option<&str>, tracker: &Tracker) {
+    let mut command = match netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns, "node"]);
+            c
+        }
+        None => Command::new("node"),
+    };
+    command.args(["two_clients.mjs", url, client_ip]);
+    let (out, stdout, stderr) = run_to_end(command, "two_clients.mjs");
     assert!(
         out.status.success(),
         "two_clients.mjs failed ({}):\nstdout:\n{stdout}\nstderr:\n{stderr}\ntracker stderr:\n{}",
@@ -399,27 +400,9 @@ pub struct SharedSocketRun {
 
 /// Runs `node shared_socket.mjs URL INFO_HASH_HEX` to its end.
 pub fn run_shared_socket(url: &str, info_hash_hex: &str) -> SharedSocketRun {
-    let dir = ensure_installed();
-    let mut child = Command::new("node")
-        .args(["shared_socket.mjs", url, info_hash_hex])
-        .current_dir(&dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn node shared_socket.mjs");
-    // The script gives up after 20 s by itself; this is a backstop.
-    let start = Instant::now();
-    while child.try_wait().unwrap().is_none() {
-        if start.elapsed() > Duration::from_secs(40) {
-            let _ = child.kill();
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let out = child.wait_with_output().unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    let mut command = Command::new("node");
+    command.args(["shared_socket.mjs", url, info_hash_hex]);
+    let (out, stdout, stderr) = run_to_end(command, "shared_socket.mjs");
     let line = stdout
         .lines()
         .rev()

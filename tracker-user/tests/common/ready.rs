@@ -33,7 +33,19 @@ pub fn ready_addrs(line: &str, scheme: &str) -> Vec<SocketAddr> {
         .collect()
 }
 
-/// Spawns `cmd` (stderr is taken over) and waits for its `ready:` line.
+/// The `ready: …` text of a stderr line: the line itself in text mode, its
+/// `msg` in JSON mode.
+pub fn ready_text(line: &str) -> Option<String> {
+    if line.starts_with("ready: ") {
+        return Some(line.to_owned());
+    }
+    let v: serde_json::Value = serde_json::from_str(line).ok()?;
+    let msg = v.get("msg")?.as_str()?;
+    msg.starts_with("ready: ").then(|| msg.to_owned())
+}
+
+/// Spawns `cmd` (stderr is taken over) and waits for its `ready:` line
+/// (text or JSON).
 /// The returned [`Tracker`] knows its UDP and TCP addresses from that
 /// line and is stopped (SIGTERM) when dropped; the line is returned too.
 pub fn start_until_ready(mut cmd: Command) -> (Tracker, String) {
@@ -66,8 +78,11 @@ pub fn start_until_ready(mut cmd: Command) -> (Tracker, String) {
     let line = loop {
         let left = deadline.saturating_duration_since(Instant::now());
         match rx.recv_timeout(left) {
-            Ok(line) if line.starts_with("ready: ") => break line,
-            Ok(_) => {}
+            Ok(line) => {
+                if let Some(ready) = ready_text(&line) {
+                    break ready;
+                }
+            }
             Err(e) => panic!(
                 "no `ready:` line ({e:?}); stderr:\n{}",
                 tracker.stderr_text()
