@@ -6,6 +6,8 @@ pub mod cli;
 pub mod config;
 mod ffi;
 pub mod logging;
+pub mod privileges;
+pub mod readiness;
 pub mod server;
 pub mod udp;
 pub mod xdp;

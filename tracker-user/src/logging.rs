@@ -59,6 +59,21 @@ impl Log for StderrLogger {
     }
 }
 
+/// `msg` as one info line from `target` in `format`, for the rare line
+/// written whatever the filter says (the `ready:` line in JSON mode), so
+/// that it reads like every other line.
+pub fn info_line(format: LogFormat, target: &str, msg: &str) -> String {
+    format_line(
+        format,
+        SystemTime::now(),
+        &Record::builder()
+            .level(log::Level::Info)
+            .target(target)
+            .args(format_args!("{msg}"))
+            .build(),
+    )
+}
+
 fn format_line(format: LogFormat, now: SystemTime, record: &Record<'_>) -> String {
     match format {
         LogFormat::Text => text_line(now, record),

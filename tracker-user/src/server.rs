@@ -21,6 +21,7 @@ use crate::access_list::{self, SharedAccessList};
 use crate::config::{Config, XdpConfig};
 use crate::udp::{self, FrontEnd, UdpSettings, UdpWorker};
 use crate::xdp::{xsk, XdpAttachment, XdpWorker};
+use crate::{privileges, readiness};
 
 /// A secret chosen at start: ids from a previous run are refused, which
 /// costs clients one reconnect and spares us persisting a key.
@@ -37,6 +38,10 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     // Signals first, so a SIGTERM during start-up is not lost.
     let mut signals =
         Signals::new([SIGINT, SIGTERM, SIGUSR1]).context("installing signal handlers")?;
+    // Before the chroot hides its path.
+    let mut notifier = readiness::Notifier::from_env();
+    // Looked up before anything is bound, so a missing user fails at once.
+    let privileges = privileges::Plan::resolve(&config.privileges)?;
     let shared = Shared {
         access_list: load_access_list(&config)?,
         settings: Arc::new(UdpSettings::new(&config, fresh_secret()?)),
@@ -45,6 +50,10 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         shutdown: Arc::new(AtomicBool::new(false)),
     };
     let mut bound = bind(&config, &shared.settings)?;
+    // Everything that needs root is done: sockets, XDP, TLS and the access
+    // list. Workers start after, so none ever ran privileged.
+    let dropped = privileges.apply()?;
+    let ready = ready_line(&config, &bound);
     let workers = start_workers(&config, &shared, &mut bound)?;
     // Said last, so that a line saying the tracker listens means every
     // worker, XDP included, is ready; UDP comes last of all.
@@ -54,11 +63,32 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     for addr in &bound.udp_addrs {
         log::info!("UDP listening on {addr}");
     }
-    serve_until_stopped(&mut signals, &config, &shared, bound.xdp.as_mut());
+    // Whatever the log level: operators and scripts wait for this line.
+    ready.print(config.log_format);
+    notifier.ready(&ready.status());
+    serve_until_stopped(
+        &mut signals,
+        &config,
+        &shared,
+        bound.xdp.as_mut(),
+        &mut notifier,
+        &dropped,
+    );
+    notifier.stopping();
     workers.stop(&shared.shutdown);
     // Detaches the program and removes its pins, now that no worker uses
     // the AF_XDP sockets.
+    let had_xdp = bound.xdp.is_some();
     drop(bound.xdp);
+    if had_xdp && dropped.gave_up_root() {
+        // The link closed with its fd, so the program is off the
+        // interface; only unlinking the pins needs root.
+        log::warn!(
+            "XDP pins under {} are left behind: removing them needs the root the tracker gave \
+             up ([privileges]); the next start replaces them",
+            config.xdp.pin_path.display()
+        );
+    }
     log::info!("stopped");
     Ok(())
 }
@@ -320,13 +350,31 @@ fn relay_links(wakers: impl Iterator<Item = Arc<mio::Waker>>) -> Vec<tracker_htt
         .collect()
 }
 
-/// The main thread's loop until SIGINT or SIGTERM: SIGUSR1 reloads, and
-/// with XDP the connection-id tick is published each second.
+/// Every address served, for the `ready:` line and systemd's STATUS=.
+fn ready_line(config: &Config, bound: &Bound) -> readiness::ReadyLine {
+    let mut ready = readiness::ReadyLine::default();
+    ready.udp(&bound.udp_addrs);
+    ready.tcp(&bound.tcp.bound);
+    if let Some(xdp) = &bound.xdp {
+        let attachment = &xdp.attachment;
+        let mode = format!("{:?}", attachment.mode);
+        ready.xdp(&attachment.ifname, &mode, bound.xsk_queues.len());
+    } else if !config.xdp.iface.is_empty() {
+        ready.xdp_unavailable(&config.xdp.iface);
+    }
+    ready
+}
+
+/// The main thread's loop until SIGINT or SIGTERM: SIGUSR1 reloads, with
+/// XDP the connection-id tick is published each second, and under systemd
+/// the watchdog is fed.
 fn serve_until_stopped(
     signals: &mut Signals,
     config: &Config,
     shared: &Shared,
     mut xdp: Option<&mut Xdp>,
+    notifier: &mut readiness::Notifier,
+    dropped: &privileges::Dropped,
 ) {
     loop {
         for signal in signals.pending() {
@@ -334,26 +382,34 @@ fn serve_until_stopped(
                 log::info!("signal {signal}: shutting down");
                 return;
             }
-            reload(config, shared);
+            reload(config, shared, dropped);
         }
         if let Some(xdp) = xdp.as_deref_mut() {
             publish_tick(xdp, config, &shared.settings);
         }
+        notifier.feed_watchdog();
         std::thread::sleep(Duration::from_millis(100));
     }
 }
 
 /// SIGUSR1: the access list and the TLS certificate, each kept as it was
-/// when its new version is bad.
-fn reload(config: &Config, shared: &Shared) {
+/// when its new version is bad. After a privilege drop the error says as
+/// whom, and where, the file was looked for.
+fn reload(config: &Config, shared: &Shared, dropped: &privileges::Dropped) {
     match shared.access_list.reload(&config.access_list) {
         Ok(count) => log::info!("access list reloaded: {count} info hashes"),
-        Err(e) => log::error!("access list reload failed, keeping the old list: {e}"),
+        Err(e) => log::error!(
+            "access list reload failed, keeping the old list: {e}{}",
+            dropped.reload_hint()
+        ),
     }
     if let Some(tls) = &shared.tls {
         match tls.reload() {
             Ok(()) => log::info!("TLS certificate reloaded"),
-            Err(e) => log::error!("TLS certificate reload failed, keeping the old one: {e}"),
+            Err(e) => log::error!(
+                "TLS certificate reload failed, keeping the old one: {e}{}",
+                dropped.reload_hint()
+            ),
         }
     }
 }

@@ -128,6 +128,25 @@ pub struct XdpConfig {
     pub zero_copy: bool,
 }
 
+/// Who the tracker runs as once every socket is bound, the XDP program
+/// attached and the TLS and access-list files read (empty keeps things as
+/// they are). Switching needs the tracker started as root. With a user, the
+/// process keeps no capabilities; SIGUSR1 reloads then read the TLS and
+/// access-list files as that user, and with a chroot, at their paths inside
+/// it (see docs/operations.md).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, ConfigDocs)]
+#[serde(default, deny_unknown_fields)]
+pub struct PrivilegesConfig {
+    /// User name (or numeric uid) to switch to, "nobody" say; empty stays
+    /// the user that started the tracker.
+    pub user: String,
+    /// Group name (or numeric gid) to switch to; empty: the user's primary
+    /// group when a user is set, else the current group.
+    pub group: String,
+    /// Directory to chroot into; empty: no chroot.
+    pub chroot: PathBuf,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum XdpAttachMode {

@@ -572,6 +572,11 @@ fn commented_non_default_round_trips() {
             frame_count: 8192,
             zero_copy: false,
         },
+        privileges: PrivilegesConfig {
+            user: "nobody".into(),
+            group: "nogroup".into(),
+            chroot: "/var/empty".into(),
+        },
     };
     round_trip(&config);
     let mut no_udp = Config::default();

@@ -7,6 +7,7 @@
 pub mod bencode;
 pub mod http;
 pub mod npm;
+pub mod ready;
 pub mod tls;
 pub mod ws;
 
