@@ -15,17 +15,11 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use common::netns::{in_ns, require_root, NetSpec, TestNet};
 use common::ready::{assert_serves_udp_http_ws, start_until_ready};
 use common::*;
 
-fn require_root() {
-    assert_eq!(
-        // SAFETY: geteuid(2) has no arguments and cannot fail.
-        unsafe { libc::geteuid() },
-        0,
-        "the privilege-drop tests start the tracker as root; CI runs them as root"
-    );
-}
+const NEEDS_ROOT: &str = "the privilege-drop tests start the tracker as root; CI runs them as root";
 
 /// nobody's uid and primary gid, from the user database.
 fn nobody() -> (u32, u32) {
@@ -100,7 +94,7 @@ fn try_announce(t: &Tracker, hash: [u8; 20]) -> Result<(), String> {
 
 #[test]
 fn as_nobody_no_thread_keeps_a_capability_and_every_protocol_serves_and_reloads() {
-    require_root();
+    require_root(NEEDS_ROOT);
     let dir = readable_dir();
     let list = dir.path().join("black.txt");
     let banned = random_hash();
@@ -178,7 +172,7 @@ fn as_nobody_no_thread_keeps_a_capability_and_every_protocol_serves_and_reloads(
 
 #[test]
 fn chrooted_as_nobody_serves_and_reloads_files_inside_the_chroot() {
-    require_root();
+    require_root(NEEDS_ROOT);
     let root = readable_dir();
     let list = root.path().join("black.txt");
     let banned = random_hash();
@@ -257,130 +251,15 @@ const SERVER_V4: &str = "10.124.0.1";
 const CLIENT_V4: &str = "10.124.0.2";
 const PORT: u16 = 6969;
 
-/// Runs a command, panicking with its output when it fails.
-fn run(program: &str, args: &[&str]) -> String {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
-    assert!(
-        out.status.success(),
-        "`{program} {}` failed: {}",
-        args.join(" "),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
-/// A server and a client namespace joined by a veth pair (as tests/xdp.rs
-/// builds them, under names of this test's own); removed on drop.
-struct TestNet {
-    server_ns: String,
-    client_ns: String,
-    server_if: String,
-    pin_dir: String,
-    _client_link: std::os::fd::OwnedFd,
-}
-
-impl TestNet {
-    fn new() -> TestNet {
-        let id = std::process::id() % 100_000;
-        let (server_ns, client_ns) = (format!("l1p-s{id}"), format!("l1p-c{id}"));
-        let (server_if, client_if) = (format!("l1ps{id}"), format!("l1pc{id}"));
-        run("ip", &["netns", "add", &server_ns]);
-        run("ip", &["netns", "add", &client_ns]);
-        #[rustfmt::skip]
-        run("ip", &["link", "add", &server_if, "type", "veth", "peer", "name", &client_if]);
-        run("ip", &["link", "set", &server_if, "netns", &server_ns]);
-        run("ip", &["link", "set", &client_if, "netns", &client_ns]);
-        for (ns, dev, v4) in [
-            (&server_ns, &server_if, SERVER_V4),
-            (&client_ns, &client_if, CLIENT_V4),
-        ] {
-            run(
-                "ip",
-                &["-n", ns, "addr", "add", &format!("{v4}/24"), "dev", dev],
-            );
-            run("ip", &["-n", ns, "link", "set", dev, "up"]);
-            run("ip", &["-n", ns, "link", "set", "lo", "up"]);
-        }
-        // XDP_TX frames reach the client's veth only if it runs XDP too.
-        let link = in_ns(&client_ns, move || {
-            tracker_xdp_testing::attach_pass_program(&client_if)
-        })
-        .expect("attaching a pass program to the client veth");
-        TestNet {
-            server_ns,
-            client_ns,
-            server_if,
-            pin_dir: format!("/sys/fs/bpf/l1p-test-{id}"),
-            _client_link: link,
-        }
-    }
-
-    /// (XDP connects answered in the kernel, frames redirected to AF_XDP).
-    fn counters(&self) -> (u64, u64) {
-        let path = format!("{}/COUNTERS", self.pin_dir);
-        let json = run("bpftool", &["-j", "map", "dump", "pinned", &path]);
-        let entries: serde_json::Value = serde_json::from_str(&json).unwrap();
-        let sum = |key: u64| -> u64 {
-            entries
-                .as_array()
-                .unwrap()
-                .iter()
-                .filter(|e| number(&e["key"]) == key)
-                .flat_map(|e| e["values"].as_array().unwrap().iter())
-                .map(|v| number(&v["value"]))
-                .sum()
-        };
-        (sum(2), sum(1))
-    }
-
-    fn xdp_attached(&self) -> bool {
-        let ns = &self.server_ns;
-        run(
-            "ip",
-            &["-n", ns, "-d", "link", "show", "dev", &self.server_if],
-        )
-        .contains("prog/xdp")
-    }
-}
-
-impl Drop for TestNet {
-    fn drop(&mut self) {
-        for ns in [&self.server_ns, &self.client_ns] {
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
-        }
-        let _ = std::fs::remove_dir_all(&self.pin_dir);
-    }
-}
-
-/// A number as bpftool prints it: plain, or little-endian hex bytes.
-fn number(value: &serde_json::Value) -> u64 {
-    match value {
-        serde_json::Value::Number(n) => n.as_u64().unwrap(),
-        serde_json::Value::Array(bytes) => bytes.iter().rev().fold(0, |acc, b| {
-            let s = b.as_str().unwrap().trim_start_matches("0x");
-            (acc << 8) | u64::from_str_radix(s, 16).unwrap()
-        }),
-        other => panic!("unexpected bpftool value {other}"),
-    }
-}
-
-/// Runs `f` on a thread that entered namespace `ns`.
-fn in_ns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
-    use std::os::fd::AsRawFd;
-    let path = format!("/var/run/netns/{ns}");
-    std::thread::spawn(move || {
-        let file = std::fs::File::open(&path).unwrap();
-        // SAFETY: the fd is open for the call; setns(2) changes only this
-        // fresh thread's namespace.
-        let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-        assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
-        f()
+/// A server and a client namespace joined by a veth pair, as tests/xdp.rs
+/// builds them, under names of this test's own.
+fn test_net() -> TestNet {
+    TestNet::new(&NetSpec {
+        prefix: "l1p",
+        v4: (SERVER_V4, CLIENT_V4),
+        v6: None,
+        queues: 1,
     })
-    .join()
-    .unwrap()
 }
 
 fn unix_now() -> u64 {
@@ -392,8 +271,8 @@ fn unix_now() -> u64 {
 
 #[test]
 fn with_xdp_as_nobody_the_kernel_keeps_answering_connects_with_fresh_ticks() {
-    require_root();
-    let net = TestNet::new();
+    require_root(NEEDS_ROOT);
+    let net = test_net();
     let t = Tracker::builder()
         .netns(&net.server_ns)
         .udp(&format!("{SERVER_V4}:{PORT}"))
@@ -435,11 +314,10 @@ fn with_xdp_as_nobody_the_kernel_keeps_answering_connects_with_fresh_ticks() {
         std::net::UdpSocket::bind(format!("{CLIENT_V4}:0")).unwrap()
     });
     let client = Client::from_socket(socket, tracker);
-    let (answered, redirected) = net.counters();
+    let before = net.counters();
     let id = client.connect();
-    let (answered_after, _) = net.counters();
     assert_eq!(
-        answered_after - answered,
+        net.counters().answered - before.answered,
         1,
         "the connect was answered in the kernel"
     );
@@ -454,7 +332,7 @@ fn with_xdp_as_nobody_the_kernel_keeps_answering_connects_with_fresh_ticks() {
     assert_eq!(r.leechers, 1);
     assert_eq!(client.scrape(&[hash]).0, vec![(0, 0, 1)]);
     assert!(
-        net.counters().1 - redirected >= 2,
+        net.counters().redirected - before.redirected >= 2,
         "announce and scrape through AF_XDP"
     );
 

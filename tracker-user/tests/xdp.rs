@@ -12,11 +12,10 @@
 mod common;
 
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::os::fd::AsRawFd;
 use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use common::netns::{in_ns, require_root, run, NetSpec, TestNet};
 use common::*;
 
 const SERVER_V4: &str = "10.123.0.1";
@@ -25,119 +24,36 @@ const SERVER_V6: &str = "fd12:3::1";
 const CLIENT_V6: &str = "fd12:3::2";
 const PORT: u16 = 6969;
 
-fn require_root() {
-    assert_eq!(
-        // SAFETY: geteuid(2) has no arguments and cannot fail.
-        unsafe { libc::geteuid() },
-        0,
-        "the XDP tests need root (CAP_BPF and CAP_NET_ADMIN); CI runs them as root"
-    );
+/// The server and client namespaces of one test, with `queues` RX and TX
+/// queues on each veth end.
+fn test_net(queues: u32) -> TestNet {
+    require_root("the XDP tests need root (CAP_BPF and CAP_NET_ADMIN); CI runs them as root");
+    TestNet::new(&NetSpec {
+        prefix: "trk",
+        v4: (SERVER_V4, CLIENT_V4),
+        v6: Some((SERVER_V6, CLIENT_V6)),
+        queues,
+    })
 }
 
-/// Runs a command, panicking with its output when it fails.
-fn run(program: &str, args: &[&str]) -> String {
-    let out = Command::new(program)
-        .args(args)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
-    assert!(
-        out.status.success(),
-        "`{program} {}` failed ({}): {}",
-        args.join(" "),
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
+/// What these tests do with a [`TestNet`]: talk to the tracker from the
+/// client namespace, start it in the server namespace.
+trait XdpNet {
+    fn client_socket(&self, v6: bool) -> UdpSocket;
+    fn client(&self, v6: bool) -> Client;
+    /// The tracker attached to the server end, serving on both families.
+    fn tracker(&self, extra_config: &str) -> Tracker;
+    fn tracker_with(&self, builder: TrackerBuilder, extra_config: &str) -> Tracker;
 }
 
-static NEXT_NET: AtomicU32 = AtomicU32::new(0);
-
-/// A server and a client namespace joined by a veth pair; removed on drop.
-struct TestNet {
-    server_ns: String,
-    client_ns: String,
-    server_if: String,
-    pin_dir: String,
-    client_link: Option<std::os::fd::OwnedFd>,
-}
-
-impl TestNet {
-    fn new(queues: u32) -> TestNet {
-        require_root();
-        // Interface names are capped at 15 bytes; the pid keeps concurrent
-        // test binaries apart, the counter tests within one.
-        let id = format!(
-            "{}{}",
-            std::process::id() % 100_000,
-            NEXT_NET.fetch_add(1, Ordering::Relaxed)
-        );
-        let mut net = TestNet {
-            client_link: None,
-            server_ns: format!("trk-s{id}"),
-            client_ns: format!("trk-c{id}"),
-            server_if: format!("xs{id}"),
-            pin_dir: format!("/sys/fs/bpf/trk-test-{id}"),
-        };
-        let client_if = format!("xc{id}");
-        let q = queues.to_string();
-        run("ip", &["netns", "add", &net.server_ns]);
-        run("ip", &["netns", "add", &net.client_ns]);
-        #[rustfmt::skip]
-        run("ip", &[
-            "link", "add", &net.server_if, "numtxqueues", &q, "numrxqueues", &q, "type", "veth",
-            "peer", "name", &client_if, "numtxqueues", &q, "numrxqueues", &q,
-        ]);
-        run(
-            "ip",
-            &["link", "set", &net.server_if, "netns", &net.server_ns],
-        );
-        run("ip", &["link", "set", &client_if, "netns", &net.client_ns]);
-        for (ns, dev, v4, v6) in [
-            (&net.server_ns, &net.server_if, SERVER_V4, SERVER_V6),
-            (&net.client_ns, &client_if, CLIENT_V4, CLIENT_V6),
-        ] {
-            run(
-                "ip",
-                &["-n", ns, "addr", "add", &format!("{v4}/24"), "dev", dev],
-            );
-            #[rustfmt::skip]
-            run("ip", &["-n", ns, "addr", "add", &format!("{v6}/64"), "dev", dev, "nodad"]);
-            run("ip", &["-n", ns, "link", "set", dev, "up"]);
-            run("ip", &["-n", ns, "link", "set", "lo", "up"]);
-        }
-        // Frames the server sends back with XDP_TX reach the client's veth
-        // only if that end runs an XDP program of its own.
-        let dev = client_if.clone();
-        let link = TestNet::in_ns(&net.client_ns, move || {
-            tracker_xdp_testing::attach_pass_program(&dev)
-        });
-        net.client_link = Some(link.expect("attaching a pass program to the client veth"));
-        net
-    }
-
-    /// Runs `f` on a thread that has entered namespace `ns`; sockets it
-    /// creates stay in that namespace wherever they are used afterwards.
-    fn in_ns<T: Send + 'static>(ns: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
-        let path = format!("/var/run/netns/{ns}");
-        std::thread::spawn(move || {
-            let file = std::fs::File::open(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-            // SAFETY: the fd is open (owned by `file`) for the whole call;
-            // setns(2) changes only this fresh thread's namespace.
-            let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-            assert_eq!(rc, 0, "setns {path}: {}", std::io::Error::last_os_error());
-            f()
-        })
-        .join()
-        .expect("namespace thread panicked")
-    }
-
+impl XdpNet for TestNet {
     fn client_socket(&self, v6: bool) -> UdpSocket {
         let bind = if v6 {
             format!("[{CLIENT_V6}]:0")
         } else {
             format!("{CLIENT_V4}:0")
         };
-        TestNet::in_ns(&self.client_ns, move || {
+        in_ns(&self.client_ns, move || {
             UdpSocket::bind(&bind).unwrap_or_else(|e| panic!("bind {bind}: {e}"))
         })
     }
@@ -146,7 +62,6 @@ impl TestNet {
         Client::from_socket(self.client_socket(v6), tracker_addr(v6))
     }
 
-    /// The tracker attached to the server end, serving on both families.
     fn tracker(&self, extra_config: &str) -> Tracker {
         self.tracker_with(Tracker::builder(), extra_config)
     }
@@ -164,97 +79,11 @@ impl TestNet {
             ))
             .start()
     }
-
-    /// Sums of the program's per-CPU counters, read with bpftool.
-    fn counters(&self) -> Counters {
-        let path = format!("{}/COUNTERS", self.pin_dir);
-        let json = run("bpftool", &["-j", "map", "dump", "pinned", &path]);
-        Counters::from_bpftool_json(&json)
-    }
-
-    fn xdp_attached(&self) -> bool {
-        let out = run(
-            "ip",
-            &[
-                "-n",
-                &self.server_ns,
-                "-d",
-                "link",
-                "show",
-                "dev",
-                &self.server_if,
-            ],
-        );
-        out.contains("prog/xdp")
-    }
-}
-
-impl Drop for TestNet {
-    fn drop(&mut self) {
-        // Deleting a namespace deletes the veth end inside it, and with it
-        // the pair.
-        for ns in [&self.server_ns, &self.client_ns] {
-            let _ = Command::new("ip").args(["netns", "del", ns]).status();
-        }
-        let _ = std::fs::remove_dir_all(&self.pin_dir);
-    }
 }
 
 fn tracker_addr(v6: bool) -> SocketAddr {
     let ip: IpAddr = if v6 { SERVER_V6 } else { SERVER_V4 }.parse().unwrap();
     SocketAddr::new(ip, PORT)
-}
-
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-struct Counters {
-    seen: u64,
-    redirected: u64,
-    answered: u64,
-    passed: u64,
-    malformed: u64,
-}
-
-impl Counters {
-    /// bpftool prints a per-CPU array as one entry per key with a value per
-    /// CPU; without BTF, keys and values are arrays of hex byte strings.
-    fn from_bpftool_json(json: &str) -> Counters {
-        let entries: serde_json::Value =
-            serde_json::from_str(json).unwrap_or_else(|e| panic!("bpftool JSON: {e}: {json}"));
-        let mut sums = [0u64; 5];
-        for entry in entries.as_array().expect("bpftool: an array of entries") {
-            let key = number(entry.get("key").expect("entry key")) as usize;
-            let values = entry
-                .get("values")
-                .and_then(|v| v.as_array())
-                .unwrap_or_else(|| panic!("per-CPU values in {entry}"));
-            let sum: u64 = values
-                .iter()
-                .map(|v| number(v.get("value").expect("CPU value")))
-                .sum();
-            if let Some(slot) = sums.get_mut(key) {
-                *slot = sum;
-            }
-        }
-        Counters {
-            seen: sums[0],
-            redirected: sums[1],
-            answered: sums[2],
-            passed: sums[3],
-            malformed: sums[4],
-        }
-    }
-}
-
-/// A number as bpftool prints it: plain, or little-endian hex bytes.
-fn number(value: &serde_json::Value) -> u64 {
-    match value {
-        serde_json::Value::Number(n) => n.as_u64().expect("unsigned"),
-        serde_json::Value::Array(bytes) => bytes.iter().rev().fold(0u64, |acc, b| {
-            let s = b.as_str().expect("hex byte string");
-            (acc << 8) | u64::from_str_radix(s.trim_start_matches("0x"), 16).expect("hex byte")
-        }),
-        other => panic!("unexpected bpftool value {other}"),
-    }
 }
 
 fn assert_xdp_in_use(t: &Tracker) {
@@ -267,7 +96,7 @@ fn assert_xdp_in_use(t: &Tracker) {
 
 #[test]
 fn connects_are_answered_in_kernel_and_requests_served_through_af_xdp() {
-    let net = TestNet::new(1);
+    let net = test_net(1);
     let t = net.tracker("");
     assert_xdp_in_use(&t);
     let before = net.counters();
@@ -308,7 +137,7 @@ fn connects_are_answered_in_kernel_and_requests_served_through_af_xdp() {
 /// rebinding).
 #[test]
 fn id_from_a_kernel_answered_connect_is_accepted_from_another_port() {
-    let net = TestNet::new(1);
+    let net = test_net(1);
     let t = net.tracker("");
     assert_xdp_in_use(&t);
     for v6 in [false, true] {
@@ -337,7 +166,7 @@ fn id_from_a_kernel_answered_connect_is_accepted_from_another_port() {
 
 #[test]
 fn other_traffic_still_reaches_the_server_kernel() {
-    let net = TestNet::new(1);
+    let net = test_net(1);
     let t = net.tracker("");
     assert_xdp_in_use(&t);
     let before = net.counters();
@@ -372,16 +201,16 @@ fn other_traffic_still_reaches_the_server_kernel() {
         ],
     );
     // TCP, even to the tracker's port number.
-    let listener = TestNet::in_ns(&net.server_ns, || {
+    let listener = in_ns(&net.server_ns, || {
         TcpListener::bind(format!("{SERVER_V4}:{PORT}")).expect("bind TCP")
     });
-    let connected = TestNet::in_ns(&net.client_ns, || {
+    let connected = in_ns(&net.client_ns, || {
         TcpStream::connect_timeout(&tracker_addr(false), Duration::from_secs(3)).is_ok()
     });
     assert!(connected, "TCP to the server namespace failed");
     drop(listener);
     // UDP to another port.
-    let server = TestNet::in_ns(&net.server_ns, || {
+    let server = in_ns(&net.server_ns, || {
         UdpSocket::bind(format!("{SERVER_V4}:7001")).expect("bind UDP 7001")
     });
     server
@@ -430,10 +259,9 @@ fn veth_macs(net: &TestNet) -> ([u8; 6], [u8; 6], String) {
         }
         mac
     };
-    let client_if = net.server_if.replacen("xs", "xc", 1);
     let dst = mac(&net.server_ns, &net.server_if);
-    let src = mac(&net.client_ns, &client_if);
-    (dst, src, client_if)
+    let src = mac(&net.client_ns, &net.client_if);
+    (dst, src, net.client_if.clone())
 }
 
 /// Sends `udp` (header and payload, as given) from the client's address to
@@ -460,7 +288,7 @@ fn send_ipv4_udp_frame(net: &TestNet, udp: &[u8]) {
     frame.extend(0x0800u16.to_be_bytes());
     frame.extend(&ip);
     frame.extend(udp);
-    TestNet::in_ns(&net.client_ns, move || {
+    in_ns(&net.client_ns, move || {
         let name = std::ffi::CString::new(client_if).unwrap();
         // SAFETY: `name` is a NUL-terminated string that outlives the call.
         let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) };
@@ -503,7 +331,7 @@ fn send_ipv4_udp_frame(net: &TestNet, udp: &[u8]) {
 
 #[test]
 fn malformed_and_garbage_tracker_packets_leave_the_workers_serving() {
-    let net = TestNet::new(1);
+    let net = test_net(1);
     let mut t = net.tracker("");
     assert_xdp_in_use(&t);
     let before = net.counters();
@@ -537,7 +365,7 @@ fn malformed_and_garbage_tracker_packets_leave_the_workers_serving() {
 
 #[test]
 fn stopping_detaches_and_unpins() {
-    let net = TestNet::new(1);
+    let net = test_net(1);
     let t = net.tracker("");
     assert_xdp_in_use(&t);
     assert!(net.xdp_attached());
@@ -567,7 +395,7 @@ fn stopping_detaches_and_unpins() {
 
 #[test]
 fn a_foreign_program_is_not_replaced_unless_asked() {
-    let net = TestNet::new(1);
+    let net = test_net(1);
     let first = net.tracker("");
     assert_xdp_in_use(&first);
     // A second tracker that requires XDP must refuse the occupied interface.
@@ -602,7 +430,7 @@ fn a_foreign_program_is_not_replaced_unless_asked() {
 
 #[test]
 fn two_rx_queues_get_a_socket_each() {
-    let net = TestNet::new(2);
+    let net = test_net(2);
     // All 20 peers share the client namespace's address.
     let t = net.tracker(MANY_PEERS_PER_IP);
     let log = t.stderr_text();
@@ -621,7 +449,7 @@ fn two_rx_queues_get_a_socket_each() {
 
 #[test]
 fn npm_client_works_through_xdp() {
-    let net = TestNet::new(1);
+    let net = test_net(1);
     let t = net.tracker("");
     assert_xdp_in_use(&t);
     let url = format!("udp://{SERVER_V4}:{PORT}");
@@ -640,7 +468,7 @@ fn binary_without_object() -> String {
 
 #[test]
 fn a_binary_without_the_program_falls_back_to_sockets() {
-    let net = TestNet::new(1);
+    let net = test_net(1);
     let bin = binary_without_object();
     let t = net.tracker_with(Tracker::builder().bin(&bin), "");
     let log = t.stderr_text();
@@ -714,7 +542,7 @@ fn raw_connect(client_port: u16, txid: u32, check: Option<u16>) -> Vec<u8> {
 /// it), one without a checksum over IPv4 is answered like a correct one.
 #[test]
 fn connects_with_a_wrong_udp_checksum_get_no_answer() {
-    let net = TestNet::new(1);
+    let net = test_net(1);
     let t = net.tracker("");
     assert_xdp_in_use(&t);
     let sock = net.client_socket(false);

@@ -6,6 +6,7 @@
 
 pub mod bencode;
 pub mod http;
+pub mod netns;
 pub mod npm;
 pub mod ready;
 pub mod tls;
