@@ -5,8 +5,8 @@
 //! tells the service manager it is ready, drops root, serves, reloads on
 //! the unit's ExecReload and stops on SIGTERM.
 //!
-//! Needs `systemd-analyze` (Debian's `systemd` package; `.ci/run` installs
-//! it) and root: these tests fail rather than skip without them.
+//! Needs `systemd-analyze` (Debian's `systemd` package), `setpriv`
+//! (util-linux; `.ci/run` installs both) and root: these tests fail rather than skip without them.
 
 mod common;
 
@@ -145,6 +145,7 @@ fn the_unit_is_a_notify_service_with_watchdog_reload_state_and_hardening() {
     let watchdog: u64 = service(&unit, "WatchdogSec").parse().unwrap();
     assert!(watchdog >= 2, "WatchdogSec={watchdog}");
     assert_eq!(service(&unit, "Restart"), "on-failure");
+    assert_eq!(service(&unit, "RestartPreventExitStatus"), "2");
     assert_eq!(service(&unit, "StateDirectory"), "tracker");
     assert_eq!(service(&unit, "NoNewPrivileges"), "yes");
     assert_eq!(service(&unit, "ProtectSystem"), "strict");
@@ -162,6 +163,7 @@ fn the_unit_is_a_notify_service_with_watchdog_reload_state_and_hardening() {
     let caps = service(&unit, "CapabilityBoundingSet");
     for cap in [
         "CAP_BPF",
+        "CAP_PERFMON",
         "CAP_NET_ADMIN",
         "CAP_NET_RAW",
         "CAP_IPC_LOCK",
@@ -243,43 +245,105 @@ fn messages(t: &Tracker) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn the_units_exec_start_with_the_example_config_starts_drops_root_serves_reloads_and_stops() {
+fn require_root() {
     assert_eq!(
         // SAFETY: geteuid(2) has no arguments and cannot fail.
         unsafe { libc::geteuid() },
         0,
         "the unit starts the tracker as root; CI runs the tests as root"
     );
-    let dir = tempfile::tempdir().unwrap();
-    // The example config as shipped, but on free loopback ports and, for a
-    // user that exists on every test machine, nobody instead of tracker.
+}
+
+/// The example config as shipped, but listening where the test says and,
+/// for a user that exists on every test machine, dropping to nobody
+/// instead of tracker; `extra` is appended.
+fn test_config(dir: &Path, udp: &str, http: &str, extra: &str) -> PathBuf {
     let config = example_config();
     let listen = "listen = [\"0.0.0.0:6969\", \"[::]:6969\"]";
-    assert_eq!(
-        config.matches(listen).count(),
-        2,
-        "[udp] and [http]:\n{config}"
+    let [udp_at, http_at] = [
+        config.find("[udp]").expect("[udp] in the example"),
+        config.find("[http]").expect("[http] in the example"),
+    ];
+    assert!(udp_at < http_at, "[udp] before [http]:\n{config}");
+    let (before_http, from_http) = config.split_at(http_at);
+    let before_http = replace_once(before_http, listen, &format!("listen = [\"{udp}\"]"));
+    let from_http = replace_once(from_http, listen, &format!("listen = [\"{http}\"]"));
+    let config = replace_once(
+        &format!("{before_http}{from_http}{extra}"),
+        "user = \"tracker\"",
+        "user = \"nobody\"",
     );
-    let config = config.replace(listen, "listen = [\"127.0.0.1:0\"]");
-    let config = replace_once(&config, "user = \"tracker\"", "user = \"nobody\"");
-    let config_path = dir.path().join("tracker.toml");
-    std::fs::write(&config_path, config).unwrap();
+    let path = dir.join("tracker.toml");
+    std::fs::write(&path, config).unwrap();
+    path
+}
 
-    // The unit's ExecStart, word by word, with the installed paths mapped
-    // to the built binary and the test's config.
+/// The unit's ExecStart, word by word, with the installed paths mapped to
+/// the built binary and `config`, under the unit's capability bounding set
+/// and no_new_privs as systemd would start it (setpriv), after `prefix`
+/// (nsenter, say).
+fn unit_command(config: &Path, prefix: &[&str]) -> Command {
     let unit = unit_text();
     let exec_start = service(&unit, "ExecStart");
-    let mut words = exec_start.split_whitespace().map(|w| match w {
+    let words = exec_start.split_whitespace().map(|w| match w {
         UNIT_BINARY => bin_path().to_owned(),
-        UNIT_CONFIG => config_path.display().to_string(),
+        UNIT_CONFIG => config.display().to_string(),
         other => other.to_owned(),
     });
-    let mut cmd = Command::new(words.next().unwrap());
-    cmd.args(words)
+    let bounding: Vec<String> = service(&unit, "CapabilityBoundingSet")
+        .split_whitespace()
+        .map(|cap| {
+            let name = cap
+                .strip_prefix("CAP_")
+                .unwrap_or_else(|| panic!("{cap:?} in CapabilityBoundingSet"));
+            format!("+{}", name.to_lowercase())
+        })
+        .collect();
+    assert_eq!(service(&unit, "NoNewPrivileges"), "yes");
+    let mut argv: Vec<String> = prefix.iter().map(|w| w.to_string()).collect();
+    argv.push("setpriv".into());
+    argv.push(format!("--bounding-set=-all,{}", bounding.join(",")));
+    argv.push("--no-new-privs".into());
+    argv.extend(words);
+    let mut cmd = Command::new(&argv[0]);
+    cmd.args(&argv[1..])
         .env_remove("RUST_LOG")
         .env_remove("WATCHDOG_USEC")
-        .env_remove("WATCHDOG_PID");
+        .env_remove("WATCHDOG_PID")
+        .env_remove("NOTIFY_SOCKET");
+    cmd
+}
+
+/// The tracker runs as a user other than root with every capability set,
+/// the bounding set included, empty and no_new_privs.
+fn assert_dropped(t: &Tracker) {
+    let status = std::fs::read_to_string(format!("/proc/{}/status", t.pid())).unwrap();
+    let field = |name: &str| -> String {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}:")))
+            .unwrap_or_else(|| panic!("no {name} in {status}"))
+            .trim()
+            .to_owned()
+    };
+    let uid = field("Uid");
+    assert!(
+        uid.split_whitespace().all(|id| id != "0"),
+        "still root: Uid {uid}"
+    );
+    for caps in ["CapEff", "CapPrm", "CapInh", "CapAmb", "CapBnd"] {
+        assert_eq!(field(caps), "0000000000000000", "{caps}");
+    }
+    assert_eq!(field("NoNewPrivs"), "1");
+}
+
+#[test]
+fn the_units_exec_start_with_the_example_config_starts_drops_root_serves_reloads_and_stops() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let config_path = test_config(dir.path(), "127.0.0.1:0", "127.0.0.1:0", "");
+    let unit = unit_text();
+    let mut cmd = unit_command(&config_path, &[]);
     let (notify, notify_path) = notify_socket(dir.path());
     cmd.env("NOTIFY_SOCKET", &notify_path);
     let (t, ready) = start_until_ready(cmd);
@@ -308,25 +372,7 @@ fn the_units_exec_start_with_the_example_config_starts_drops_root_serves_reloads
         "{}",
         t.stderr_text()
     );
-    for field in ["Uid", "CapEff", "CapBnd", "NoNewPrivs"] {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", t.pid())).unwrap();
-        let value = status
-            .lines()
-            .find_map(|l| l.strip_prefix(&format!("{field}:")))
-            .unwrap()
-            .trim()
-            .to_owned();
-        let want = match field {
-            "Uid" => {
-                let uid = value.split_whitespace().next().unwrap();
-                assert_ne!(uid, "0", "still root: {value}");
-                continue;
-            }
-            "NoNewPrivs" => "1",
-            _ => "0000000000000000",
-        };
-        assert_eq!(value, want, "{field}");
-    }
+    assert_dropped(&t);
     assert_serves_udp_http_ws(&t, "with the example config");
 
     // The unit's ExecReload, with $MAINPID as systemd fills it in.
@@ -347,4 +393,78 @@ fn the_units_exec_start_with_the_example_config_starts_drops_root_serves_reloads
 
     t.signal(libc::SIGTERM);
     recv_until(&notify, "STOPPING=1");
+}
+
+/// A network namespace holding a veth pair, removed when dropped.
+struct Netns(&'static str);
+
+impl Netns {
+    fn new(name: &'static str, iface: &str, peer: &str, addr: &str) -> Netns {
+        // Left over by an earlier run that was killed.
+        let _ = Command::new("ip").args(["netns", "del", name]).output();
+        let ns = Netns(name);
+        let ip = |args: &[&str]| {
+            let out = Command::new("ip")
+                .args(["-n", name])
+                .args(args)
+                .output()
+                .expect("run ip (iproute2)");
+            assert!(
+                out.status.success(),
+                "ip -n {name} {args:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        let out = Command::new("ip")
+            .args(["netns", "add", name])
+            .output()
+            .expect("run ip (iproute2)");
+        assert!(out.status.success(), "ip netns add {name}: {out:?}");
+        ip(&["link", "add", iface, "type", "veth", "peer", "name", peer]);
+        ip(&["addr", "add", addr, "dev", iface]);
+        ip(&["link", "set", iface, "up"]);
+        ip(&["link", "set", peer, "up"]);
+        ns
+    }
+}
+
+impl Drop for Netns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", self.0]).output();
+    }
+}
+
+#[test]
+fn under_the_units_bounding_set_xdp_attaches_and_pins_before_the_drop() {
+    require_root();
+    const PIN: &str = "/sys/fs/bpf/tracker-m1-systemd-unit";
+    let _ = std::fs::remove_dir_all(PIN);
+    let net = Netns::new("m1sdunit", "m1sd0", "m1sd1", "10.124.0.1/24");
+    let dir = tempfile::tempdir().unwrap();
+    let config = test_config(
+        dir.path(),
+        "10.124.0.1:6969",
+        "10.124.0.1:0",
+        &format!("\n[xdp]\niface = \"m1sd0\"\nrequired = true\npin_path = \"{PIN}\"\n"),
+    );
+    let netns = format!("--net=/run/netns/{}", net.0);
+    let (t, ready) = start_until_ready(unit_command(&config, &["nsenter", &netns]));
+    // Loading and attaching the program, pinning it and its maps, and the
+    // AF_XDP sockets with their UMEM all needed only the unit's capabilities.
+    assert!(
+        ready.contains("; xdp m1sd0 (") && ready.contains("AF_XDP queue"),
+        "{ready}\n{}",
+        t.stderr_text()
+    );
+    for pin in ["tracker_xdp", "COUNTERS", "CONNECT", "LISTEN", "XSKS"] {
+        assert!(
+            Path::new(PIN).join(pin).exists(),
+            "{PIN}/{pin} pinned; stderr:\n{}",
+            t.stderr_text()
+        );
+    }
+    assert_dropped(&t);
+    drop(t);
+    // The pins outlive the dropped tracker (unlinking needs root).
+    let _ = std::fs::remove_dir_all(PIN);
 }
