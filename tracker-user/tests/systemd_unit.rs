@@ -448,7 +448,12 @@ fn under_the_units_bounding_set_xdp_attaches_and_pins_before_the_drop() {
         &format!("\n[xdp]\niface = \"m1sd0\"\nrequired = true\npin_path = \"{PIN}\"\n"),
     );
     let netns = format!("--net=/run/netns/{}", net.0);
-    let (t, ready) = start_until_ready(unit_command(&config, &["nsenter", &netns]));
+    // The unit sets no LimitMEMLOCK: at older systemd's default of 64 KiB
+    // the UMEM (8 MiB a socket) registers only thanks to CAP_IPC_LOCK.
+    let (t, ready) = start_until_ready(unit_command(
+        &config,
+        &["nsenter", &netns, "prlimit", "--memlock=65536:65536"],
+    ));
     // Loading and attaching the program, pinning it and its maps, and the
     // AF_XDP sockets with their UMEM all needed only the unit's capabilities.
     assert!(
