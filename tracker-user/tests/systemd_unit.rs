@@ -1,12 +1,16 @@
 //! scripts/tracker-user.service and the example config it points at,
 //! scripts/tracker-user.toml: systemd accepts the unit without a warning,
 //! the unit keeps the settings docs/operations.md promises, and the
-//! unit's own ExecStart, run as root with the example config, starts,
-//! tells the service manager it is ready, drops root, serves, reloads on
-//! the unit's ExecReload and stops on SIGTERM.
+//! unit's own ExecStart, run as root with the example config under the
+//! unit's capability bounding set and no_new_privs, starts, tells the
+//! service manager it is ready, drops root, serves, reloads on the unit's
+//! ExecReload and stops on SIGTERM; with XDP on a veth in a namespace, it
+//! attaches, pins and opens its AF_XDP sockets with those capabilities.
 //!
-//! Needs `systemd-analyze` (Debian's `systemd` package), `setpriv`
-//! (util-linux; `.ci/run` installs both) and root: these tests fail rather than skip without them.
+//! Needs root, `systemd-analyze` (Debian's `systemd` package), `setpriv`
+//! and `prlimit` (util-linux; `.ci/run` installs them), iproute2 and a
+//! tracker-user built after `cargo xtask build-ebpf` (which `cargo xtask
+//! test` runs first): these tests fail rather than skip without them.
 
 mod common;
 
