@@ -103,7 +103,8 @@ pub struct AccessListConfig {
 
 /// The XDP fast path (Linux): an XDP program steers tracker datagrams into
 /// AF_XDP sockets, one per RX queue, and answers connects in the kernel.
-/// Needs the program built in (`cargo xtask build-ebpf`) and CAP_BPF + CAP_NET_ADMIN.
+/// Needs the program built in (`cargo xtask build-ebpf`) and root, or CAP_BPF,
+/// CAP_PERFMON, CAP_NET_ADMIN, CAP_NET_RAW and CAP_IPC_LOCK (docs/xdp.md).
 /// The plain sockets keep serving whatever the program passes to the kernel.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ConfigDocs)]
 #[serde(default, deny_unknown_fields)]
