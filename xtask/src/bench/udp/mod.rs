@@ -58,6 +58,15 @@ pub fn run(args: &[String], rest: &[String]) -> Result<()> {
         known
     })?;
     let work = prepare("udp", "it creates network namespaces and attaches XDP")?;
+    // The veth scenarios steer receive work and read per-queue counters
+    // with ethtool; finding it missing after the loopback runs wastes them.
+    if std::process::Command::new("ethtool")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        bail!("bench udp needs ethtool for its veth scenarios (Debian: apt-get install ethtool)");
+    }
     let bins = Binaries::locate("aquatic_udp");
     if opts.build {
         crate::ebpf::build().context("building the XDP program")?;
