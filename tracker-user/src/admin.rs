@@ -17,8 +17,9 @@ use anyhow::Context;
 
 /// Largest request head read; a health check sends a few dozen bytes.
 const MAX_REQUEST: usize = 4096;
-/// How long one connection may take to send its request or read the
-/// answer before the next one is served.
+/// How long one connection may take in all (request, answer and the
+/// drain after it) before the next one is served: a client trickling a
+/// byte at a time must not hold the port.
 const IO_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Where the tracker is in its life, as `/health` reports it. Written by
@@ -96,14 +97,14 @@ fn serve(listener: &TcpListener, health: &Health) {
 }
 
 fn handle(mut stream: TcpStream, health: &Health, buf: &mut [u8]) -> std::io::Result<()> {
-    stream.set_read_timeout(Some(IO_TIMEOUT))?;
+    let deadline = std::time::Instant::now() + IO_TIMEOUT;
     stream.set_write_timeout(Some(IO_TIMEOUT))?;
     let mut len = 0;
     let head = loop {
         if len == buf.len() {
             break None;
         }
-        let n = stream.read(&mut buf[len..])?;
+        let n = read_before(&mut stream, &mut buf[len..], deadline)?;
         if n == 0 {
             return Ok(());
         }
@@ -138,12 +139,26 @@ fn handle(mut stream: TcpStream, health: &Health, buf: &mut [u8]) -> std::io::Re
     stream.shutdown(std::net::Shutdown::Write)?;
     let mut drained = 0;
     while drained < 16 * MAX_REQUEST {
-        match stream.read(buf)? {
+        match read_before(&mut stream, buf, deadline)? {
             0 => break,
             n => drained += n,
         }
     }
     Ok(())
+}
+
+/// One read, failing with TimedOut once `deadline` has passed.
+fn read_before(
+    stream: &mut TcpStream,
+    buf: &mut [u8],
+    deadline: std::time::Instant,
+) -> std::io::Result<usize> {
+    let left = deadline.saturating_duration_since(std::time::Instant::now());
+    if left.is_zero() {
+        return Err(std::io::ErrorKind::TimedOut.into());
+    }
+    stream.set_read_timeout(Some(left))?;
+    stream.read(buf)
 }
 
 /// The answer for a request head (request line and headers).

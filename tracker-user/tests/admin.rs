@@ -131,3 +131,30 @@ fn the_harness_gives_each_tracker_its_own_admin_port() {
         assert!(ok, "{}", t.stderr_text());
     }
 }
+
+#[test]
+fn a_client_trickling_its_request_cannot_hold_the_port() {
+    let (_t, line) = start(&["--admin", "127.0.0.1:0"]);
+    let admin = ready_addrs(&line, "admin http")[0];
+    let mut slow = TcpStream::connect(admin).unwrap();
+    let trickle = std::thread::spawn(move || {
+        // A byte every 200 ms, never finishing the head, for 3 s.
+        for _ in 0..15 {
+            if slow.write_all(b"G").is_err() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    let started = std::time::Instant::now();
+    let r = common::http::get(admin, "/health");
+    assert_eq!(r.status, 200);
+    // The slow client gets 1 s in all, not 1 s per byte.
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "/health waited {:?} behind a slow client",
+        started.elapsed()
+    );
+    trickle.join().unwrap();
+}
