@@ -40,6 +40,11 @@ pub struct Cli {
     #[arg(long = "http", value_name = "ADDR")]
     pub http: Vec<SocketAddr>,
 
+    /// Serve the admin endpoints (/health) on this address instead of the
+    /// configured admin.listen. Repeat to listen on several.
+    #[arg(long = "admin", value_name = "ADDR")]
+    pub admin: Vec<SocketAddr>,
+
     /// What to log, overriding log_level and RUST_LOG: a level (off, error,
     /// warn, info, debug, trace) or directives such as
     /// "warn,tracker_swarm=debug".
@@ -61,6 +66,7 @@ impl Cli {
     pub fn overrides_anything(&self) -> bool {
         !self.udp.is_empty()
             || !self.http.is_empty()
+            || !self.admin.is_empty()
             || self.log_level.is_some()
             || self.log_format.is_some()
             || self.iface.is_some()
@@ -75,6 +81,9 @@ impl Cli {
         }
         if !self.http.is_empty() {
             config.http.listen.clone_from(&self.http);
+        }
+        if !self.admin.is_empty() {
+            config.admin.listen.clone_from(&self.admin);
         }
         if let Some(filter) = &self.log_level {
             config.log_level.clone_from(filter);
@@ -221,6 +230,20 @@ mod tests {
     }
 
     #[test]
+    fn admin_is_repeatable_and_replaces_only_admin_listen() {
+        let cli = parse(&["--admin", "127.0.0.1:9000", "--admin=[::1]:9001"]);
+        let want: Vec<SocketAddr> = vec![
+            "127.0.0.1:9000".parse().unwrap(),
+            "[::1]:9001".parse().unwrap(),
+        ];
+        assert!(cli.overrides_anything());
+        let mut config = Config::default();
+        cli.apply(&mut config);
+        assert_eq!(config.admin.listen, want);
+        assert_eq!(config.http.listen, Config::default().http.listen);
+    }
+
+    #[test]
     fn bad_udp_address_is_refused() {
         let err = parse_err(&["--udp", "localhost"]);
         assert_eq!(err.kind(), clap::error::ErrorKind::ValueValidation);
@@ -311,6 +334,7 @@ mod tests {
             "--print-config",
             "--udp <ADDR>",
             "--http <ADDR>",
+            "--admin <ADDR>",
             "--log-level <FILTER>",
             "--log-format <FORMAT>",
         ] {

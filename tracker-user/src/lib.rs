@@ -2,6 +2,7 @@
 //! calls [`server::run`].
 
 pub mod access_list;
+pub mod admin;
 pub mod cli;
 pub mod config;
 mod ffi;

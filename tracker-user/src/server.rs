@@ -21,7 +21,7 @@ use crate::access_list::{self, SharedAccessList};
 use crate::config::{Config, XdpConfig};
 use crate::udp::{self, FrontEnd, UdpSettings, UdpWorker};
 use crate::xdp::{xsk, XdpAttachment, XdpWorker};
-use crate::{privileges, readiness};
+use crate::{admin, privileges, readiness};
 
 /// A secret chosen at start: ids from a previous run are refused, which
 /// costs clients one reconnect and spares us persisting a key.
@@ -54,11 +54,18 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     // list. Workers start after, so none ever ran privileged.
     let dropped = privileges.apply()?;
     let ready = ready_line(&config, &bound);
+    // Up before the workers, so a health check sees "starting" rather
+    // than a refused connection while they start.
+    let health = admin::Health::default();
+    admin::spawn(std::mem::take(&mut bound.admin), &health)?;
     let workers = start_workers(&config, &shared, &mut bound)?;
     // Said last, so that a line saying the tracker listens means every
     // worker, XDP included, is ready; UDP comes last of all.
     for spec in &bound.tcp.bound {
         log::info!("{} listening on {}", spec.scheme(), spec.addr);
+    }
+    for addr in &bound.admin_addrs {
+        log::info!("admin listening on {addr}");
     }
     for addr in &bound.udp_addrs {
         log::info!("UDP listening on {addr}");
@@ -66,6 +73,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     // Whatever the log level: operators and scripts wait for this line.
     ready.print(config.log_format);
     notifier.ready(&ready.status());
+    health.set_ready();
     serve_until_stopped(
         &mut signals,
         &config,
@@ -75,6 +83,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         &dropped,
     );
     notifier.stopping();
+    health.set_stopping();
     workers.stop(&shared.shutdown);
     // Detaches the program and removes its pins, now that no worker uses
     // the AF_XDP sockets.
@@ -129,6 +138,9 @@ struct Bound {
     tcp: tracker_http_ws::BoundListeners,
     xdp: Option<Xdp>,
     xsk_queues: Vec<xsk::XskQueue>,
+    /// The admin listeners (`[admin] listen`), served by their own thread.
+    admin: Vec<std::net::TcpListener>,
+    admin_addrs: Vec<std::net::SocketAddr>,
 }
 
 /// The attached XDP program, and the map the signal loop publishes the
@@ -201,12 +213,20 @@ fn bind(config: &Config, settings: &UdpSettings) -> anyhow::Result<Bound> {
             }
         }
     };
+    let admin = admin::bind(&config.admin.listen)?;
+    let admin_addrs = admin
+        .iter()
+        .map(std::net::TcpListener::local_addr)
+        .collect::<std::io::Result<_>>()
+        .context("reading the admin listener's address")?;
     Ok(Bound {
         udp_sockets,
         udp_addrs,
         tcp,
         xdp,
         xsk_queues,
+        admin,
+        admin_addrs,
     })
 }
 
@@ -355,6 +375,9 @@ fn ready_line(config: &Config, bound: &Bound) -> readiness::ReadyLine {
     let mut ready = readiness::ReadyLine::default();
     ready.udp(&bound.udp_addrs);
     ready.tcp(&bound.tcp.bound);
+    for addr in &bound.admin_addrs {
+        ready.push(format!("admin http://{addr}"));
+    }
     if let Some(xdp) = &bound.xdp {
         let attachment = &xdp.attachment;
         let mode = format!("{:?}", attachment.mode);

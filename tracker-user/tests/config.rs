@@ -146,7 +146,8 @@ fn missing_config_file_is_an_error() {
 }
 
 /// The README's first command: no options, no file. UDP, HTTP and
-/// WebSocket must all answer on port 6969.
+/// WebSocket must all answer on port 6969, and /health on the admin
+/// listener at 127.0.0.1:6970.
 #[test]
 fn default_config_serves_udp_http_and_websocket_on_port_6969() {
     use std::io::{BufRead, BufReader};
@@ -194,6 +195,7 @@ fn default_config_serves_udp_http_and_websocket_on_port_6969() {
     for wanted in [
         "HTTP listening on 0.0.0.0:6969",
         "UDP listening on 0.0.0.0:6969",
+        "admin listening on 127.0.0.1:6970",
     ] {
         assert!(lines.contains(wanted), "`{wanted}` missing:\n{lines}");
     }
@@ -219,4 +221,13 @@ fn default_config_serves_udp_http_and_websocket_on_port_6969() {
     }));
     let reply = ws.recv();
     assert_eq!(reply["action"], "scrape", "{reply}");
+
+    // 503 "starting" until the ready line is out, a moment after the UDP
+    // line; then 200.
+    let admin: std::net::SocketAddr = "127.0.0.1:6970".parse().unwrap();
+    let healthy = common::poll_until(Duration::from_secs(10), || {
+        common::http::get(admin, "/health").status == 200
+    });
+    assert!(healthy, "/health never answered 200");
+    assert_eq!(common::http::get(admin, "/health").body, b"ok\n");
 }

@@ -187,7 +187,8 @@ fn chrooted_as_nobody_serves_and_reloads_files_inside_the_chroot() {
     // Started in the chroot directory with relative paths: the same
     // paths name the same files before and after the chroot.
     let mut cmd = Command::new(bin_path());
-    cmd.current_dir(root.path()).args(["-c", "tracker.toml"]);
+    cmd.current_dir(root.path())
+        .args(["-c", "tracker.toml", "--admin", "127.0.0.1:0"]);
     let (mut t, _line) = start_until_ready(cmd);
     assert_dropped(t.pid(), nobody());
     let seen_root = std::fs::read_link(format!("/proc/{}/root", t.pid())).unwrap();

@@ -18,7 +18,10 @@ fn command_at(dir: &std::path::Path, config: &str, level: &str) -> Command {
     let path = dir.join("tracker.toml");
     std::fs::write(&path, config).unwrap();
     let mut cmd = Command::new(bin_path());
-    cmd.arg("-c").arg(&path).args(["--log-level", level]);
+    // Port 0: parallel tests must not fight over the default 6970.
+    cmd.arg("-c")
+        .arg(&path)
+        .args(["--log-level", level, "--admin", "127.0.0.1:0"]);
     cmd.env_remove("NOTIFY_SOCKET")
         .env_remove("WATCHDOG_USEC")
         .env_remove("WATCHDOG_PID");
@@ -50,10 +53,21 @@ fn ready_line_names_every_address_with_its_scheme_at_log_level_error() {
         .map(|e| e.split("://").next().unwrap())
         .collect();
     // UDP first; an [http] listener serves WebSocket too, so it is named
-    // with both schemes; [ws] listeners with ws:// or wss:// only.
+    // with both schemes; [ws] listeners with ws:// or wss:// only; the
+    // admin listener last.
     assert_eq!(
         schemes,
-        ["udp", "udp", "http", "ws", "https", "wss", "ws", "wss"],
+        [
+            "udp",
+            "udp",
+            "http",
+            "ws",
+            "https",
+            "wss",
+            "ws",
+            "wss",
+            "admin http"
+        ],
         "{line}"
     );
     assert_eq!(t.addrs.len(), 2, "{line}");

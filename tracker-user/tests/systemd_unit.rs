@@ -260,7 +260,9 @@ fn require_root() {
 
 /// The example config as shipped, but listening where the test says and,
 /// for a user that exists on every test machine, dropping to nobody
-/// instead of tracker; `extra` is appended.
+/// instead of tracker; `extra` is appended, then an admin listener on the
+/// HTTP address's IP, port 0 (the default 127.0.0.1:6970 is unbindable
+/// in a namespace whose loopback is down, and taken by parallel tests).
 fn test_config(dir: &Path, udp: &str, http: &str, extra: &str) -> PathBuf {
     let config = example_config();
     let listen = "listen = [\"0.0.0.0:6969\", \"[::]:6969\"]";
@@ -272,8 +274,13 @@ fn test_config(dir: &Path, udp: &str, http: &str, extra: &str) -> PathBuf {
     let (before_http, from_http) = config.split_at(http_at);
     let before_http = replace_once(before_http, listen, &format!("listen = [\"{udp}\"]"));
     let from_http = replace_once(from_http, listen, &format!("listen = [\"{http}\"]"));
+    let http_ip: std::net::SocketAddr = http.parse().expect("http is an address");
+    let admin = format!(
+        "\n[admin]\nlisten = [\"{}\"]\n",
+        std::net::SocketAddr::new(http_ip.ip(), 0)
+    );
     let config = replace_once(
-        &format!("{before_http}{from_http}{extra}"),
+        &format!("{before_http}{from_http}{extra}{admin}"),
         "user = \"tracker\"",
         "user = \"nobody\"",
     );

@@ -148,6 +148,29 @@ pub struct PrivilegesConfig {
     pub chroot: PathBuf,
 }
 
+/// The admin listener: plain HTTP apart from the tracker's ports, for
+/// health checks (GET /health: 200 "ok" once every listener and worker is
+/// up, 503 naming what is not while starting or stopping). One thread per
+/// address, one connection at a time, requests capped at 4 KiB: a few
+/// KiB of memory in all.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ConfigDocs)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Addresses to serve the admin endpoints on; keep them private
+    /// (loopback or a management network). An empty list turns it off.
+    /// Default IPv4 loopback only: [::1] fails to bind on hosts with IPv6
+    /// off, which would stop a default start.
+    pub listen: Vec<SocketAddr>,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            listen: vec!["127.0.0.1:6970".parse().unwrap()],
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum XdpAttachMode {

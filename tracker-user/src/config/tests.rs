@@ -577,6 +577,9 @@ fn commented_non_default_round_trips() {
             group: "nogroup".into(),
             chroot: "/var/empty".into(),
         },
+        admin: AdminConfig {
+            listen: vec!["[::1]:9".parse().unwrap(), "127.0.0.1:10".parse().unwrap()],
+        },
     };
     round_trip(&config);
     let mut no_udp = Config::default();

@@ -134,6 +134,9 @@ pub struct Tracker {
     /// ADDR), in the order logged. The tracker logs them all before its
     /// `UDP listening on` lines, so they are complete once `start` returns.
     pub tcp: Vec<(String, SocketAddr)>,
+    /// Admin listeners as logged (`admin listening on ADDR`), also logged
+    /// before the UDP lines.
+    pub admin: Vec<SocketAddr>,
     stderr: Arc<Mutex<Vec<String>>>,
     /// Holds the config file written for this tracker.
     dir: tempfile::TempDir,
@@ -148,6 +151,9 @@ pub struct TrackerBuilder {
     /// 0, so no test binds the default 0.0.0.0:6969; `Some(empty)`: no
     /// `--http` at all (the config file's `[http] listen` counts).
     http: Option<Vec<String>>,
+    /// `--admin` arguments, like `http`: by default one on port 0, so
+    /// parallel tests never fight over the default 127.0.0.1:6970.
+    admin: Option<Vec<String>>,
     args: Vec<String>,
     netns: Option<String>,
     bin: Option<String>,
@@ -178,6 +184,21 @@ impl TrackerBuilder {
     /// default, 0.0.0.0:6969 and [::]:6969) applies.
     pub fn http_from_config(mut self) -> Self {
         self.http = Some(Vec::new());
+        self
+    }
+
+    /// Adds a `--admin ADDR` (use port 0); replaces the default one.
+    pub fn admin(mut self, addr: &str) -> Self {
+        self.admin
+            .get_or_insert_with(Vec::new)
+            .push(addr.to_owned());
+        self
+    }
+
+    /// Passes no `--admin`, so `[admin] listen` of the config file (or
+    /// its default, 127.0.0.1:6970) applies.
+    pub fn admin_from_config(mut self) -> Self {
+        self.admin = Some(Vec::new());
         self
     }
 
@@ -243,6 +264,17 @@ impl TrackerBuilder {
         for h in &http {
             cmd.arg("--http").arg(h);
         }
+        // On the UDP address's IP like --http: inside a fresh network
+        // namespace loopback may be down.
+        let admin = self.admin.clone().unwrap_or_else(|| {
+            let first: SocketAddr = udp[0]
+                .parse()
+                .expect("--udp argument must be a socket address");
+            vec![SocketAddr::new(first.ip(), 0).to_string()]
+        });
+        for a in &admin {
+            cmd.arg("--admin").arg(a);
+        }
         cmd.args(&self.args);
         cmd.env_remove("RUST_LOG");
         cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
@@ -277,6 +309,7 @@ impl TrackerBuilder {
             child: Some(child),
             addrs: Vec::new(),
             tcp: Vec::new(),
+            admin: Vec::new(),
             stderr,
             dir,
             config_path,
@@ -287,6 +320,9 @@ impl TrackerBuilder {
                 Ok(line) => {
                     if let Some(listener) = parse_tcp_listening(&line) {
                         tracker.tcp.push(listener);
+                    }
+                    if let Some(addr) = parse_admin_listening(&line) {
+                        tracker.admin.push(addr);
                     }
                     if let Some(addr) = parse_listening(&line) {
                         for (w, f) in wanted.iter().zip(found.iter_mut()) {
@@ -326,6 +362,16 @@ pub fn parse_listening(line: &str) -> Option<SocketAddr> {
     let token = rest.split_whitespace().next()?;
     let token = token.trim_end_matches([',', '.', ';', ')', '"', '\'', '}']);
     token.parse().ok()
+}
+
+/// `... admin listening on 127.0.0.1:40123 ...` → the address.
+pub fn parse_admin_listening(line: &str) -> Option<SocketAddr> {
+    let idx = line.find("admin listening on ")?;
+    let rest = &line[idx + "admin listening on ".len()..];
+    let end = rest
+        .find(|c: char| c.is_whitespace() || c == '"')
+        .unwrap_or(rest.len());
+    rest[..end].parse().ok()
 }
 
 /// `... HTTPS listening on 127.0.0.1:40123 ...` → ("HTTPS", the address),

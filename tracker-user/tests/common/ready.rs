@@ -70,6 +70,7 @@ pub fn start_until_ready(mut cmd: Command) -> (Tracker, String) {
         child: Some(child),
         addrs: Vec::new(),
         tcp: Vec::new(),
+        admin: Vec::new(),
         stderr,
         dir: tempfile::tempdir().expect("temp dir"),
         config_path: None,
@@ -90,6 +91,7 @@ pub fn start_until_ready(mut cmd: Command) -> (Tracker, String) {
         }
     };
     tracker.addrs = ready_addrs(&line, "udp");
+    tracker.admin = ready_addrs(&line, "admin http");
     for (scheme, name) in [("http", "HTTP"), ("https", "HTTPS")] {
         for addr in ready_addrs(&line, scheme) {
             tracker.tcp.push((name.to_owned(), addr));

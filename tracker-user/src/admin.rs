@@ -1,0 +1,203 @@
+//! The admin listener: a plain HTTP port apart from the tracker's, for
+//! health checks. `GET /health` answers 200 once every listener and worker
+//! is up, 503 while starting or stopping.
+//!
+//! It is an admin port, not a front end: one blocking thread per address
+//! serves one connection at a time, with a read timeout and a request-size
+//! cap, so a slow or hostile client can hold it for at most a second and
+//! never grow its memory.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+
+/// Largest request head read; a health check sends a few dozen bytes.
+const MAX_REQUEST: usize = 4096;
+/// How long one connection may take in all (request, answer and the
+/// drain after it) before the next one is served: a client trickling a
+/// byte at a time must not hold the port.
+const IO_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// Where the tracker is in its life, as `/health` reports it. Written by
+/// the main thread at each change, read by the admin thread per request:
+/// never touched on the hot path.
+#[derive(Clone, Debug, Default)]
+pub struct Health(Arc<AtomicU8>);
+
+const STARTING: u8 = 0;
+const READY: u8 = 1;
+const STOPPING: u8 = 2;
+
+impl Health {
+    /// Every listener and worker is up (the `ready:` line is out).
+    pub fn set_ready(&self) {
+        self.0.store(READY, Ordering::Relaxed);
+    }
+
+    /// SIGINT or SIGTERM arrived: workers are being stopped.
+    pub fn set_stopping(&self) {
+        self.0.store(STOPPING, Ordering::Relaxed);
+    }
+
+    /// The status code and body `/health` answers with now.
+    pub fn answer(&self) -> (u16, &'static str) {
+        match self.0.load(Ordering::Relaxed) {
+            READY => (200, "ok\n"),
+            STARTING => (503, "starting: workers\n"),
+            _ => (503, "stopping\n"),
+        }
+    }
+}
+
+/// Binds every admin address; done with the other sockets, before the
+/// privilege drop, so a privileged port works and a bad address fails
+/// start-up.
+pub fn bind(addrs: &[SocketAddr]) -> anyhow::Result<Vec<TcpListener>> {
+    addrs
+        .iter()
+        .map(|addr| {
+            TcpListener::bind(addr).with_context(|| format!("binding admin listener {addr}"))
+        })
+        .collect()
+}
+
+/// Starts one thread per listener. They are not joined: they hold no
+/// state worth a clean stop, and keep answering "stopping" until the
+/// process exits.
+pub fn spawn(listeners: Vec<TcpListener>, health: &Health) -> anyhow::Result<()> {
+    for (index, listener) in listeners.into_iter().enumerate() {
+        let health = health.clone();
+        std::thread::Builder::new()
+            .name(format!("admin-{index}"))
+            .spawn(move || serve(&listener, &health))
+            .context("spawning the admin thread")?;
+    }
+    Ok(())
+}
+
+fn serve(listener: &TcpListener, health: &Health) {
+    let mut buf = [0u8; MAX_REQUEST];
+    for stream in listener.incoming() {
+        match stream {
+            Ok(stream) => {
+                // A client that goes away mid-answer is its own problem.
+                let _ = handle(stream, health, &mut buf);
+            }
+            Err(e) => {
+                log::warn!("admin listener: accept failed: {e}");
+                // Out of fds, say: do not spin.
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+}
+
+fn handle(mut stream: TcpStream, health: &Health, buf: &mut [u8]) -> std::io::Result<()> {
+    let deadline = std::time::Instant::now() + IO_TIMEOUT;
+    stream.set_write_timeout(Some(IO_TIMEOUT))?;
+    let mut len = 0;
+    let head = loop {
+        if len == buf.len() {
+            break None;
+        }
+        let n = read_before(&mut stream, &mut buf[len..], deadline)?;
+        if n == 0 {
+            return Ok(());
+        }
+        len += n;
+        if let Some(end) = buf[..len].windows(4).position(|w| w == b"\r\n\r\n") {
+            break Some(&buf[..end]);
+        }
+    };
+    let (status, body) = match head {
+        None => (431, "request too large\n"),
+        Some(head) => route(head, health),
+    };
+    let reason = match status {
+        200 => "OK",
+        400 => "Bad Request",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        431 => "Request Header Fields Too Large",
+        _ => "Service Unavailable",
+    };
+    let allow = if status == 405 { "Allow: GET\r\n" } else { "" };
+    write!(
+        stream,
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain\r\n{allow}\
+         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    stream.flush()?;
+    // Closing with unread input would reset the connection and could
+    // destroy the answer before the client reads it (a too-large request
+    // say): half-close, then drain a bounded amount until the client closes.
+    stream.shutdown(std::net::Shutdown::Write)?;
+    let mut drained = 0;
+    while drained < 16 * MAX_REQUEST {
+        match read_before(&mut stream, buf, deadline)? {
+            0 => break,
+            n => drained += n,
+        }
+    }
+    Ok(())
+}
+
+/// One read, failing with TimedOut once `deadline` has passed.
+fn read_before(
+    stream: &mut TcpStream,
+    buf: &mut [u8],
+    deadline: std::time::Instant,
+) -> std::io::Result<usize> {
+    let left = deadline.saturating_duration_since(std::time::Instant::now());
+    if left.is_zero() {
+        return Err(std::io::ErrorKind::TimedOut.into());
+    }
+    stream.set_read_timeout(Some(left))?;
+    stream.read(buf)
+}
+
+/// The answer for a request head (request line and headers).
+fn route(head: &[u8], health: &Health) -> (u16, &'static str) {
+    let line = head.split(|&b| b == b'\r').next().unwrap_or_default();
+    let mut parts = line.split(|&b| b == b' ');
+    let (Some(method), Some(target)) = (parts.next(), parts.next()) else {
+        return (400, "bad request\n");
+    };
+    let path = target.split(|&b| b == b'?').next().unwrap_or_default();
+    match (method, path) {
+        (b"GET", b"/health") => health.answer(),
+        (_, b"/health") => (405, "only GET\n"),
+        _ => (404, "not found: try /health\n"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn health_says_starting_then_ok_then_stopping() {
+        let health = Health::default();
+        assert_eq!(health.answer(), (503, "starting: workers\n"));
+        health.set_ready();
+        assert_eq!(health.answer(), (200, "ok\n"));
+        health.set_stopping();
+        assert_eq!(health.answer(), (503, "stopping\n"));
+    }
+
+    #[test]
+    fn routes_by_method_and_path() {
+        let health = Health::default();
+        health.set_ready();
+        assert_eq!(route(b"GET /health HTTP/1.1", &health).0, 200);
+        assert_eq!(route(b"GET /health?x=1 HTTP/1.1", &health).0, 200);
+        assert_eq!(route(b"POST /health HTTP/1.1", &health).0, 405);
+        assert_eq!(route(b"GET /nope HTTP/1.1", &health).0, 404);
+        assert_eq!(route(b"garbage", &health).0, 400);
+    }
+}
