@@ -58,8 +58,11 @@ pub fn one_host_config() -> String {
 /// log line `<ready> ADDR` (e.g. `UDP listening on`).
 pub fn start_tracker(args: &[&str], ready: &str) -> (Tracker, String) {
     ensure_tracker_built();
+    // Port 0 for the admin listener: the default (127.0.0.1:6970) would be
+    // fought over by the smoke tests running in parallel.
     let mut child = Command::new(TRACKER)
         .args(args)
+        .args(["--admin", "127.0.0.1:0"])
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())

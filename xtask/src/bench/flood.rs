@@ -189,7 +189,8 @@ fn one_run(system: &System, work: &Path, seconds: u64, rate: u64) -> Result<RunR
              [swarm]\nworkers = 1\nmax_peer_age = {PEER_AGE}\n\
              cleaning_interval = {}\n\n\
              [udp]\nworkers = 1\n\n\
-             [http]\nlisten = []\n",
+             [http]\nlisten = []\n\n\
+             [admin]\nlisten = []\n",
             seconds + CLEAN_AFTER_FLOOD + 2
         ),
     )?;

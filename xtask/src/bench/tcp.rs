@@ -316,7 +316,7 @@ impl Bench {
                     "log_level = \"info\"\n\n[swarm]\nworkers = 1\n\
                      max_peers_per_ip = {ONE_HOST_PEERS_PER_IP}\n\n[udp]\nlisten = []\n\n\
                      [http]\nworkers = 1\nlisten = {plain}\ntls_listen = {secure}\n\
-                     max_connections_per_ip = {PER_IP}\n",
+                     max_connections_per_ip = {PER_IP}\n\n[admin]\nlisten = []\n",
                     PER_IP = HTTP_CONNECTIONS.max(WS_CONNECTIONS)
                 );
                 if self.protocol == Protocol::Ws {

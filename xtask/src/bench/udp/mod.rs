@@ -275,7 +275,8 @@ impl Bench {
                      [swarm]\nworkers = 1\nmax_peer_age = {PEER_AGE}\n\
                      max_peers_per_ip = {ONE_HOST_PEERS_PER_IP}\n\n\
                      [udp]\nworkers = 1\n\n\
-                     [http]\nlisten = []\n",
+                     [http]\nlisten = []\n\n\
+                     [admin]\nlisten = []\n",
                 );
                 let mut args = vec![
                     "-c".to_owned(),
