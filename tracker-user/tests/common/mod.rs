@@ -255,49 +255,26 @@ impl TrackerBuilder {
         for u in &udp {
             cmd.arg("--udp").arg(u);
         }
-        let http = self.http.clone().unwrap_or_else(|| {
+        // HTTP and admin default to a free port on the first UDP address's
+        // IP: inside a fresh network namespace loopback may be down.
+        let on_udp_ip = || {
             let first: SocketAddr = udp[0]
                 .parse()
                 .expect("--udp argument must be a socket address");
             vec![SocketAddr::new(first.ip(), 0).to_string()]
-        });
+        };
+        let http = self.http.clone().unwrap_or_else(on_udp_ip);
         for h in &http {
             cmd.arg("--http").arg(h);
         }
-        // On the UDP address's IP like --http: inside a fresh network
-        // namespace loopback may be down.
-        let admin = self.admin.clone().unwrap_or_else(|| {
-            let first: SocketAddr = udp[0]
-                .parse()
-                .expect("--udp argument must be a socket address");
-            vec![SocketAddr::new(first.ip(), 0).to_string()]
-        });
+        let admin = self.admin.clone().unwrap_or_else(on_udp_ip);
         for a in &admin {
             cmd.arg("--admin").arg(a);
         }
         cmd.args(&self.args);
         cmd.env_remove("RUST_LOG");
         cmd.envs(self.env.iter().map(|(k, v)| (k, v)));
-        cmd.stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {bin}: {e}"));
-
-        let stderr_pipe = child.stderr.take().unwrap();
-        let stderr = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = mpsc::channel::<String>();
-        {
-            let stderr = stderr.clone();
-            thread::spawn(move || {
-                // Drains stderr for the tracker's whole life so the pipe
-                // never fills; forwards lines to whoever still listens.
-                for line in BufReader::new(stderr_pipe).lines() {
-                    let Ok(line) = line else { break };
-                    stderr.lock().unwrap().push(line.clone());
-                    let _ = tx.send(line);
-                }
-            });
-        }
+        let (child, stderr, rx) = spawn_reading_stderr(cmd, &bin);
 
         let wanted: Vec<SocketAddr> = udp
             .iter()
@@ -352,6 +329,31 @@ impl TrackerBuilder {
         tracker.addrs = found.into_iter().map(Option::unwrap).collect();
         tracker
     }
+}
+
+/// Spawns `cmd` with stderr piped, and a thread that drains it for the
+/// tracker's whole life (so the pipe never fills), keeping every line and
+/// forwarding each to the returned receiver for whoever still listens.
+pub fn spawn_reading_stderr(
+    mut cmd: Command,
+    what: &str,
+) -> (Child, Arc<Mutex<Vec<String>>>, mpsc::Receiver<String>) {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap_or_else(|e| panic!("spawn {what}: {e}"));
+    let pipe = child.stderr.take().unwrap();
+    let stderr = Arc::new(Mutex::new(Vec::new()));
+    let (tx, rx) = mpsc::channel::<String>();
+    let kept = stderr.clone();
+    thread::spawn(move || {
+        for line in BufReader::new(pipe).lines() {
+            let Ok(line) = line else { break };
+            kept.lock().unwrap().push(line.clone());
+            let _ = tx.send(line);
+        }
+    });
+    (child, stderr, rx)
 }
 
 /// `... UDP listening on 127.0.0.1:40123 ...` → the address, from a text

@@ -2,11 +2,8 @@
 //! working directory, `--log-level error`) and finding what it serves from
 //! its `ready:` line rather than the info-level `listening` lines.
 
-use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
-use std::sync::{mpsc, Arc, Mutex};
-use std::thread;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use super::Tracker;
@@ -48,24 +45,8 @@ pub fn ready_text(line: &str) -> Option<String> {
 /// (text or JSON).
 /// The returned [`Tracker`] knows its UDP and TCP addresses from that
 /// line and is stopped (SIGTERM) when dropped; the line is returned too.
-pub fn start_until_ready(mut cmd: Command) -> (Tracker, String) {
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().expect("spawn tracker-user");
-    let pipe = child.stderr.take().unwrap();
-    let stderr = Arc::new(Mutex::new(Vec::new()));
-    let (tx, rx) = mpsc::channel::<String>();
-    {
-        let stderr = stderr.clone();
-        thread::spawn(move || {
-            for line in BufReader::new(pipe).lines() {
-                let Ok(line) = line else { break };
-                stderr.lock().unwrap().push(line.clone());
-                let _ = tx.send(line);
-            }
-        });
-    }
+pub fn start_until_ready(cmd: Command) -> (Tracker, String) {
+    let (child, stderr, rx) = super::spawn_reading_stderr(cmd, "tracker-user");
     let mut tracker = Tracker {
         child: Some(child),
         addrs: Vec::new(),
