@@ -121,8 +121,9 @@ pub struct SwarmGauges {
     /// UDP and HTTP peers.
     pub peers: [[Gauge; Role::COUNT]; Family::COUNT],
     pub ws_peers: [Gauge; Role::COUNT],
-    /// Announces with event=completed that counted as a download.
-    pub completed: Counter,
-    /// Announces refused at a limit.
-    pub refused: [[Counter; Limit::COUNT]; Store::COUNT],
+    /// Announces with event=completed that counted as a download: the
+    /// shard's running total, copied (so a gauge here, a counter outside).
+    pub completed: Gauge,
+    /// Announces refused at a limit: running totals, copied likewise.
+    pub refused: [[Gauge; Limit::COUNT]; Store::COUNT],
 }

@@ -27,7 +27,7 @@ pub use limits::{Refusal, SwarmLimits};
 pub use outbox::{Outbox, MAX_BATCH_JOBS};
 pub use peer_map::{PeerEntry, PeerKey, PeerMap};
 pub use pending_scrapes::{PendingScrapes, ScrapeTicket};
-pub use shard::{Announce, PeerAddress, SwarmShard, Torrent};
+pub use shard::{Announce, HeldPeers, PeerAddress, SwarmShard, Torrent};
 pub use topology::{
     return_capacity, FrontEndEnds, RequestWorkerEnds, SwarmLink, SwarmSettings, SwarmTopology,
 };

@@ -58,13 +58,23 @@ impl Torrent {
 /// A peer address of either family, the key of a peer in its swarm:
 /// (IP, port), as BEP 15 clients behind one IP differ only by port.
 pub trait PeerAddress: PeerKey {
+    /// Index of this family in per-family tallies: 0 IPv4, 1 IPv6.
+    const FAMILY: usize;
     /// The torrent's peers of this family, created if need be.
     fn peers(torrent: &mut Torrent) -> &mut PeerMap<Self>;
+    /// Seeders of this family in the torrent.
+    fn seeders(torrent: &Torrent) -> u32;
     /// Removes a peer; true if it was there.
     fn remove(torrent: &mut Torrent, peer: &Self) -> bool;
 }
 
 impl PeerAddress for PeerV4 {
+    const FAMILY: usize = 0;
+
+    fn seeders(torrent: &Torrent) -> u32 {
+        torrent.v4.seeders()
+    }
+
     fn peers(torrent: &mut Torrent) -> &mut PeerMap<Self> {
         &mut torrent.v4
     }
@@ -75,6 +85,12 @@ impl PeerAddress for PeerV4 {
 }
 
 impl PeerAddress for PeerV6 {
+    const FAMILY: usize = 1;
+
+    fn seeders(torrent: &Torrent) -> u32 {
+        torrent.v6.as_deref().map_or(0, PeerMap::seeders)
+    }
+
     fn peers(torrent: &mut Torrent) -> &mut PeerMap<Self> {
         torrent.v6.get_or_insert_with(Default::default)
     }
@@ -120,8 +136,29 @@ pub struct SwarmShard {
     /// a limit check costs a compare, and reset from the exact figure at
     /// each cleaning.
     peer_count: usize,
+    /// Peers and seeders by family ([`PeerAddress::FAMILY`]), kept the same
+    /// way, for the metrics.
+    held: HeldPeers,
+    /// Announces with event=completed that counted, both stores.
+    completed: u64,
     /// UDP/HTTP announces refused, by [`Refusal::index`].
     refusals: RefusalTally,
+}
+
+/// UDP/HTTP peers and seeders held, by family.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HeldPeers {
+    pub peers: [usize; 2],
+    pub seeders: [usize; 2],
+}
+
+impl HeldPeers {
+    /// A peer count of `family` moved by the difference of two seeder
+    /// counts of one torrent (before and after a change).
+    fn track(&mut self, family: usize, inserted: bool, removed: bool, before: u32, after: u32) {
+        self.peers[family] = self.peers[family] + usize::from(inserted) - usize::from(removed);
+        self.seeders[family] = (self.seeders[family] + after as usize) - before as usize;
+    }
 }
 
 impl Default for SwarmShard {
@@ -144,8 +181,21 @@ impl SwarmShard {
             rng,
             limits,
             peer_count: 0,
+            held: HeldPeers::default(),
+            completed: 0,
             refusals: RefusalTally::default(),
         }
+    }
+
+    /// UDP/HTTP peers and seeders held, by family.
+    pub fn held(&self) -> HeldPeers {
+        self.held
+    }
+
+    /// Announces with event=completed that counted, UDP/HTTP and
+    /// WebTorrent.
+    pub fn completed(&self) -> u64 {
+        self.completed + self.ws.completed()
     }
 
     /// UDP/HTTP peers held.
@@ -180,9 +230,13 @@ impl SwarmShard {
             // torrent must not be created just to be emptied again.
             return Ok(match self.torrents.get_mut(&announce.info_hash) {
                 Some(torrent) => {
-                    if P::remove(torrent, &announce.peer) {
+                    let before = P::seeders(torrent);
+                    let removed = P::remove(torrent, &announce.peer);
+                    if removed {
                         self.peer_count -= 1;
                     }
+                    let after = P::seeders(torrent);
+                    self.held.track(P::FAMILY, false, removed, before, after);
                     torrent.counts()
                 }
                 None => SwarmCounts::default(),
@@ -205,6 +259,7 @@ impl SwarmShard {
         }
         let torrent = self.torrents.entry(announce.info_hash).or_default();
         let torrent_peers = torrent.peer_count();
+        let seeders_before = P::seeders(torrent);
         let upserted = P::peers(torrent).try_upsert_with(
             announce.peer,
             (),
@@ -234,8 +289,12 @@ impl SwarmShard {
             }
         };
         self.peer_count += usize::from(inserted);
+        let seeders_after = P::seeders(torrent);
+        self.held
+            .track(P::FAMILY, inserted, false, seeders_before, seeders_after);
         if announce.event == AnnounceEvent::Completed {
             torrent.completed = torrent.completed.saturating_add(1);
+            self.completed += 1;
         }
         P::peers(torrent).sample_into(Some(position), announce.numwant, &mut self.rng, peers_out);
         Ok(torrent.counts())
@@ -253,17 +312,25 @@ impl SwarmShard {
     /// of dead torrents forever would grow memory without bound.
     pub fn clean(&mut self, cutoff: u32) -> CleanReport {
         let mut report = CleanReport::default();
+        let mut held = HeldPeers::default();
         self.torrents.retain(|_, torrent| {
             report.peers_removed += torrent.remove_older_than(cutoff);
             let keep = !torrent.is_empty();
             if keep {
                 report.peers_left += torrent.peer_count();
+                held.peers[0] += torrent.v4.len();
+                held.seeders[0] += torrent.v4.seeders() as usize;
+                if let Some(v6) = torrent.v6.as_deref() {
+                    held.peers[1] += v6.len();
+                    held.seeders[1] += v6.seeders() as usize;
+                }
             } else {
                 report.torrents_removed += 1;
             }
             keep
         });
         self.peer_count = report.peers_left;
+        self.held = held;
         report.torrents_left = self.torrents.len();
         self.torrents.shrink();
         report += self.ws.clean(cutoff);
@@ -376,6 +443,30 @@ mod tests {
         assert_eq!((c.seeders, c.leechers), (1, 1));
         shard.admit(ann(1, v4(2), AnnounceEvent::None, false), 0, &mut out4);
         assert_eq!(out4, vec![v4(1)]);
+    }
+
+    #[test]
+    fn held_peers_by_family_and_role_follow_every_change() {
+        let mut shard = SwarmShard::default();
+        let (mut o4, mut o6) = (Vec::new(), Vec::new());
+        let p6 = PeerV6::new(Ipv6Addr::LOCALHOST, 9);
+        shard.admit(ann(1, v4(1), AnnounceEvent::Started, false), 10, &mut o4);
+        shard.admit(ann(1, v4(2), AnnounceEvent::Started, true), 10, &mut o4);
+        shard.admit(ann(2, p6, AnnounceEvent::Started, true), 10, &mut o6);
+        let held = |s: &SwarmShard| (s.held().peers, s.held().seeders);
+        assert_eq!(held(&shard), ([2, 1], [1, 1]));
+        // A leecher completing becomes a seeder; re-announcing changes nothing.
+        shard.admit(ann(1, v4(1), AnnounceEvent::Completed, true), 20, &mut o4);
+        shard.admit(ann(1, v4(1), AnnounceEvent::None, true), 20, &mut o4);
+        assert_eq!(held(&shard), ([2, 1], [2, 1]));
+        assert_eq!(shard.completed(), 1);
+        // Stopping a seeder; stopping it again changes nothing.
+        shard.admit(ann(2, p6, AnnounceEvent::Stopped, true), 20, &mut o6);
+        shard.admit(ann(2, p6, AnnounceEvent::Stopped, true), 20, &mut o6);
+        assert_eq!(held(&shard), ([2, 0], [2, 0]));
+        // Cleaning recounts: the peer last seen at 10 expires.
+        shard.clean(15);
+        assert_eq!(held(&shard), ([1, 0], [1, 0]));
     }
 
     #[test]

@@ -17,6 +17,7 @@ use crossbeam_channel::{bounded, Receiver, Sender};
 use crate::clock::Clock;
 use crate::limits::SwarmLimits;
 use crate::worker::{run_request_worker, Batch, RequestWorkerConfig, ReturnPath};
+use tracker_metrics::SwarmBlock;
 
 /// A front end's way to the request workers and back: what the UDP, AF_XDP
 /// and HTTP/WebSocket workers all hold.
@@ -57,11 +58,19 @@ pub struct RequestWorkerEnds {
     workers: usize,
     inbox: Receiver<Batch>,
     returns: Vec<ReturnPath>,
+    gauges: SwarmBlock,
 }
 
 impl RequestWorkerEnds {
     pub fn index(&self) -> usize {
         self.index
+    }
+
+    /// Publishes what the worker's shard holds to `gauges` (a block of
+    /// [`tracker_metrics::Metrics`]); by default to a block nobody reads.
+    pub fn report_to(mut self, gauges: SwarmBlock) -> Self {
+        self.gauges = gauges;
+        self
     }
 
     /// Runs the request worker on this thread until `shutdown` is set or
@@ -72,6 +81,7 @@ impl RequestWorkerEnds {
             cleaning_interval: settings.cleaning_interval,
             max_peer_age: settings.max_peer_age,
             limits: settings.limits.per_shard(self.workers),
+            gauges: self.gauges,
         };
         run_request_worker(config, self.inbox, self.returns, clock, shutdown)
     }
@@ -137,6 +147,7 @@ impl SwarmTopology {
                 workers,
                 inbox,
                 returns: returns.clone(),
+                gauges: SwarmBlock::default(),
             })
             .collect();
         Ok(Self {

@@ -102,6 +102,10 @@ pub struct WsSwarms {
     /// check costs a compare, and reset from the exact figure at each
     /// cleaning.
     peer_count: usize,
+    /// Seeders held, kept the same way, for the metrics.
+    seeder_count: usize,
+    /// Announces with event=completed that counted.
+    completed: u64,
     refusals: RefusalTally,
 }
 
@@ -120,8 +124,20 @@ impl WsSwarms {
             rng,
             limits,
             peer_count: 0,
+            seeder_count: 0,
+            completed: 0,
             refusals: RefusalTally::default(),
         }
+    }
+
+    /// Seeders held.
+    pub fn seeder_count(&self) -> usize {
+        self.seeder_count
+    }
+
+    /// Announces with event=completed that counted.
+    pub fn completed(&self) -> u64 {
+        self.completed
     }
 
     /// Announces refused at a limit so far, by [`Refusal::index`].
@@ -185,6 +201,7 @@ impl WsSwarms {
             .answer_to
             .and_then(|to| torrent.peers.get(&to))
             .map(|entry| entry.value);
+        let seeders_before = torrent.peers.seeders() as usize;
         if announce.event == AnnounceEvent::Stopped {
             if torrent
                 .peers
@@ -192,6 +209,8 @@ impl WsSwarms {
             {
                 self.peer_count -= 1;
             }
+            self.seeder_count =
+                self.seeder_count + torrent.peers.seeders() as usize - seeders_before;
             return WsAnnounceOutcome {
                 counts: torrent.counts(),
                 answer_target,
@@ -218,6 +237,8 @@ impl WsSwarms {
         let position = match upserted {
             Ok((position, inserted)) => {
                 self.peer_count += usize::from(inserted);
+                self.seeder_count =
+                    self.seeder_count + torrent.peers.seeders() as usize - seeders_before;
                 position
             }
             // No offers go out and no answer is relayed for a peer the
@@ -234,6 +255,7 @@ impl WsSwarms {
         };
         if announce.event == AnnounceEvent::Completed {
             torrent.completed = torrent.completed.saturating_add(1);
+            self.completed += 1;
         }
         if announce.offers > 0 {
             torrent
@@ -257,11 +279,14 @@ impl WsSwarms {
     /// has since announced from another connection.
     pub fn leave(&mut self, info_hash: &InfoHash, peer_id: &PeerId, conn: ConnRef) {
         if let Some(torrent) = self.torrents.get_mut(info_hash) {
+            let seeders_before = torrent.peers.seeders() as usize;
             if torrent
                 .peers
                 .remove_if(peer_id, |entry| entry.value == conn)
             {
                 self.peer_count -= 1;
+                self.seeder_count =
+                    self.seeder_count + torrent.peers.seeders() as usize - seeders_before;
             }
             if torrent.peers.is_empty() {
                 self.torrents.remove(info_hash);
@@ -297,17 +322,20 @@ impl WsSwarms {
     /// Forgets peers last seen before `cutoff` and torrents left empty.
     pub fn clean(&mut self, cutoff: u32) -> CleanReport {
         let mut report = CleanReport::default();
+        let mut seeders = 0;
         self.torrents.retain(|_, torrent| {
             report.peers_removed += torrent.peers.remove_older_than(cutoff);
             let keep = !torrent.peers.is_empty();
             if keep {
                 report.peers_left += torrent.peers.len();
+                seeders += torrent.peers.seeders() as usize;
             } else {
                 report.torrents_removed += 1;
             }
             keep
         });
         self.peer_count = report.peers_left;
+        self.seeder_count = seeders;
         report.torrents_left = self.torrents.len();
         self.torrents.shrink();
         report

@@ -16,6 +16,7 @@ use crate::counts::SwarmCounts;
 use crate::limits::{Refusal, SwarmLimits};
 use crate::shard::{Announce, SwarmShard};
 use crate::webtorrent::{ConnRef, WsAnnounce, WsTarget};
+use tracker_metrics::{SwarmBlock, SwarmGauges};
 
 /// Where the answer to a job goes; opaque to the request worker.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -285,6 +286,33 @@ pub struct RequestWorkerConfig {
     pub max_peer_age: u32,
     /// This worker's share of the limits ([`SwarmLimits::per_shard`]).
     pub limits: SwarmLimits,
+    /// Where the worker publishes what its shard holds.
+    pub gauges: SwarmBlock,
+}
+
+/// Copies the shard's tallies into the worker's metrics block: a dozen
+/// relaxed stores per batch, nothing any other thread writes.
+fn publish(shard: &SwarmShard, gauges: &SwarmGauges) {
+    use tracker_metrics::{Family, Limit, Role, Store};
+    let bt = Store::Bittorrent.index();
+    let wt = Store::Webtorrent.index();
+    gauges.torrents[bt].set(shard.torrent_count() as u64);
+    gauges.torrents[wt].set(shard.ws_torrent_count() as u64);
+    let held = shard.held();
+    for (family, i) in [(Family::Ipv4, 0), (Family::Ipv6, 1)] {
+        let peers = &gauges.peers[family.index()];
+        peers[Role::Seeder.index()].set(held.seeders[i] as u64);
+        peers[Role::Leecher.index()].set((held.peers[i] - held.seeders[i]) as u64);
+    }
+    let ws = shard.ws();
+    gauges.ws_peers[Role::Seeder.index()].set(ws.seeder_count() as u64);
+    gauges.ws_peers[Role::Leecher.index()].set((ws.peer_count() - ws.seeder_count()) as u64);
+    gauges.completed.set(shard.completed());
+    let refusals = shard.refusals();
+    for (limit, refusal) in Limit::ALL.iter().zip(Refusal::ALL) {
+        gauges.refused[bt][limit.index()].set(refusals.udp_http[refusal.index()]);
+        gauges.refused[wt][limit.index()].set(refusals.ws[refusal.index()]);
+    }
 }
 
 /// Runs until `shutdown` is set or every sender of `inbox` is gone.
@@ -310,6 +338,7 @@ pub fn run_request_worker(
         match inbox.recv_timeout(wait) {
             Ok(mut batch) => {
                 batch.process(&mut shard, clock.now_secs());
+                publish(&shard, &config.gauges);
                 let Some(back) = returns.get(batch.origin) else {
                     log::error!("batch from unknown origin {}", batch.origin);
                     continue;
@@ -329,6 +358,7 @@ pub fn run_request_worker(
         if Instant::now() >= next_clean {
             let cutoff = clock.now_secs().saturating_sub(config.max_peer_age);
             let report = shard.clean(cutoff);
+            publish(&shard, &config.gauges);
             let refusals = shard.refusals();
             log::debug!(
                 "request worker {}: cleaned {} peers, {} torrents; {} torrents, {} peers left; \

@@ -22,6 +22,7 @@ use crate::config::{Config, XdpConfig};
 use crate::udp::{self, FrontEnd, UdpSettings, UdpWorker};
 use crate::xdp::{xsk, XdpAttachment, XdpWorker};
 use crate::{admin, privileges, readiness};
+use tracker_metrics::{Metrics, HISTORY_INTERVAL};
 
 /// A secret chosen at start: ids from a previous run are refused, which
 /// costs clients one reconnect and spares us persisting a key.
@@ -48,6 +49,8 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         tls: load_tls(&config)?,
         clock: Clock::start(),
         shutdown: Arc::new(AtomicBool::new(false)),
+        // Before the privilege drop: it opens /proc/self while it can.
+        metrics: Arc::new(Metrics::new(env!("CARGO_PKG_VERSION"))),
     };
     let mut bound = bind(&config, &shared.settings)?;
     // Everything that needs root is done: sockets, XDP, TLS and the access
@@ -57,7 +60,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     // Up before the workers, so a health check sees "starting" rather
     // than a refused connection while they start.
     let health = admin::Health::default();
-    admin::spawn(std::mem::take(&mut bound.admin), &health)?;
+    admin::spawn(std::mem::take(&mut bound.admin), &health, &shared.metrics)?;
     let workers = start_workers(&config, &shared, &mut bound)?;
     // Said last, so that a line saying the tracker listens means every
     // worker, XDP included, is ready; UDP comes last of all.
@@ -109,6 +112,8 @@ struct Shared {
     tls: Option<Arc<tracker_http_ws::SharedTls>>,
     clock: Clock,
     shutdown: Arc<AtomicBool>,
+    /// Every worker's counters, read by the admin listener.
+    metrics: Arc<Metrics>,
 }
 
 /// The worker threads, and how to wake each front end to see shutdown.
@@ -252,6 +257,7 @@ fn start_workers(config: &Config, shared: &Shared, bound: &mut Bound) -> anyhow:
     for worker in request_workers {
         let index = worker.index();
         let thread = worker
+            .report_to(shared.metrics.swarm_gauges())
             .spawn(swarm, shared.clock, shared.shutdown.clone())
             .with_context(|| format!("spawning thread swarm-{index}"))?;
         threads.push(thread);
@@ -399,6 +405,7 @@ fn serve_until_stopped(
     notifier: &mut readiness::Notifier,
     dropped: &privileges::Dropped,
 ) {
+    let mut next_sample = std::time::Instant::now();
     loop {
         for signal in signals.pending() {
             if signal != SIGUSR1 {
@@ -411,6 +418,10 @@ fn serve_until_stopped(
             publish_tick(xdp, config, &shared.settings);
         }
         notifier.feed_watchdog();
+        if std::time::Instant::now() >= next_sample {
+            shared.metrics.sample_history();
+            next_sample += HISTORY_INTERVAL;
+        }
         std::thread::sleep(Duration::from_millis(100));
     }
 }

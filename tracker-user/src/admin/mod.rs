@@ -1,6 +1,8 @@
 //! The admin listener: a plain HTTP port apart from the tracker's, for
-//! health checks. `GET /health` answers 200 once every listener and worker
-//! is up, 503 while starting or stopping.
+//! monitoring. `GET /health` answers 200 once every listener and worker
+//! is up, 503 while starting or stopping; `GET /metrics` is the Prometheus
+//! exposition and `GET /stats.json` the same figures as JSON, both summed
+//! from the workers' counters when asked ([`tracker_metrics`]).
 //!
 //! It is an admin port, not a front end: one blocking thread per address
 //! serves one connection at a time, with a read timeout and a request-size
@@ -14,6 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
+use tracker_metrics::Metrics;
 
 /// Largest request head read; a health check sends a few dozen bytes.
 const MAX_REQUEST: usize = 4096;
@@ -68,24 +71,29 @@ pub fn bind(addrs: &[SocketAddr]) -> anyhow::Result<Vec<TcpListener>> {
 /// Starts one thread per listener. They are not joined: they hold no
 /// state worth a clean stop, and keep answering "stopping" until the
 /// process exits.
-pub fn spawn(listeners: Vec<TcpListener>, health: &Health) -> anyhow::Result<()> {
+pub fn spawn(
+    listeners: Vec<TcpListener>,
+    health: &Health,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<()> {
     for (index, listener) in listeners.into_iter().enumerate() {
         let health = health.clone();
+        let metrics = metrics.clone();
         std::thread::Builder::new()
             .name(format!("admin-{index}"))
-            .spawn(move || serve(&listener, &health))
+            .spawn(move || serve(&listener, &health, &metrics))
             .context("spawning the admin thread")?;
     }
     Ok(())
 }
 
-fn serve(listener: &TcpListener, health: &Health) {
+fn serve(listener: &TcpListener, health: &Health, metrics: &Metrics) {
     let mut buf = [0u8; MAX_REQUEST];
     for stream in listener.incoming() {
         match stream {
             Ok(stream) => {
                 // A client that goes away mid-answer is its own problem.
-                let _ = handle(stream, health, &mut buf);
+                let _ = handle(stream, health, metrics, &mut buf);
             }
             Err(e) => {
                 log::warn!("admin listener: accept failed: {e}");
@@ -96,7 +104,12 @@ fn serve(listener: &TcpListener, health: &Health) {
     }
 }
 
-fn handle(mut stream: TcpStream, health: &Health, buf: &mut [u8]) -> std::io::Result<()> {
+fn handle(
+    mut stream: TcpStream,
+    health: &Health,
+    metrics: &Metrics,
+    buf: &mut [u8],
+) -> std::io::Result<()> {
     let deadline = std::time::Instant::now() + IO_TIMEOUT;
     stream.set_write_timeout(Some(IO_TIMEOUT))?;
     let mut len = 0;
@@ -113,10 +126,15 @@ fn handle(mut stream: TcpStream, health: &Health, buf: &mut [u8]) -> std::io::Re
             break Some(&buf[..end]);
         }
     };
-    let (status, body) = match head {
-        None => (431, "request too large\n"),
-        Some(head) => route(head, health),
+    let answer = match head {
+        None => Answer::text(431, "request too large\n"),
+        Some(head) => route(head, health, metrics),
     };
+    let Answer {
+        status,
+        content_type,
+        body,
+    } = answer;
     let reason = match status {
         200 => "OK",
         400 => "Bad Request",
@@ -128,10 +146,11 @@ fn handle(mut stream: TcpStream, health: &Health, buf: &mut [u8]) -> std::io::Re
     let allow = if status == 405 { "Allow: GET\r\n" } else { "" };
     write!(
         stream,
-        "HTTP/1.1 {status} {reason}\r\nContent-Type: text/plain\r\n{allow}\
-         Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\n{allow}\
+         Cache-Control: no-store\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         body.len()
     )?;
+    stream.write_all(body.as_bytes())?;
     stream.flush()?;
     // Closing with unread input would reset the connection and could
     // destroy the answer before the client reads it (a too-large request
@@ -161,18 +180,53 @@ fn read_before(
     stream.read(buf)
 }
 
+/// What the admin listener answers.
+#[derive(Debug)]
+struct Answer {
+    status: u16,
+    content_type: &'static str,
+    body: std::borrow::Cow<'static, str>,
+}
+
+impl Answer {
+    fn text(status: u16, body: &'static str) -> Self {
+        Self {
+            status,
+            content_type: "text/plain; charset=utf-8",
+            body: body.into(),
+        }
+    }
+}
+
 /// The answer for a request head (request line and headers).
-fn route(head: &[u8], health: &Health) -> (u16, &'static str) {
+fn route(head: &[u8], health: &Health, metrics: &Metrics) -> Answer {
     let line = head.split(|&b| b == b'\r').next().unwrap_or_default();
     let mut parts = line.split(|&b| b == b' ');
     let (Some(method), Some(target)) = (parts.next(), parts.next()) else {
-        return (400, "bad request\n");
+        return Answer::text(400, "bad request\n");
     };
     let path = target.split(|&b| b == b'?').next().unwrap_or_default();
     match (method, path) {
-        (b"GET", b"/health") => health.answer(),
-        (_, b"/health") => (405, "only GET\n"),
-        _ => (404, "not found: try /health\n"),
+        (b"GET", b"/health") => {
+            let (status, body) = health.answer();
+            Answer::text(status, body)
+        }
+        (b"GET", b"/metrics") => Answer {
+            status: 200,
+            content_type: tracker_metrics::prometheus::CONTENT_TYPE,
+            body: tracker_metrics::prometheus::encode(&metrics.snapshot()).into(),
+        },
+        (b"GET", b"/stats.json") => {
+            let json =
+                tracker_metrics::json::encode(&metrics.snapshot(), &metrics.history().samples());
+            Answer {
+                status: 200,
+                content_type: "application/json",
+                body: json.to_string().into(),
+            }
+        }
+        (_, b"/health" | b"/metrics" | b"/stats.json") => Answer::text(405, "only GET\n"),
+        _ => Answer::text(404, "not found: try /health, /metrics or /stats.json\n"),
     }
 }
 
@@ -194,10 +248,15 @@ mod tests {
     fn routes_by_method_and_path() {
         let health = Health::default();
         health.set_ready();
-        assert_eq!(route(b"GET /health HTTP/1.1", &health).0, 200);
-        assert_eq!(route(b"GET /health?x=1 HTTP/1.1", &health).0, 200);
-        assert_eq!(route(b"POST /health HTTP/1.1", &health).0, 405);
-        assert_eq!(route(b"GET /nope HTTP/1.1", &health).0, 404);
-        assert_eq!(route(b"garbage", &health).0, 400);
+        let metrics = Metrics::new("test");
+        let status = |head: &[u8]| route(head, &health, &metrics).status;
+        assert_eq!(status(b"GET /health HTTP/1.1"), 200);
+        assert_eq!(status(b"GET /health?x=1 HTTP/1.1"), 200);
+        assert_eq!(status(b"POST /health HTTP/1.1"), 405);
+        assert_eq!(status(b"GET /metrics HTTP/1.1"), 200);
+        assert_eq!(status(b"GET /stats.json HTTP/1.1"), 200);
+        assert_eq!(status(b"PUT /metrics HTTP/1.1"), 405);
+        assert_eq!(status(b"GET /nope HTTP/1.1"), 404);
+        assert_eq!(status(b"garbage"), 400);
     }
 }
