@@ -2,7 +2,8 @@
 //! monitoring. `GET /health` answers 200 once every listener and worker
 //! is up, 503 while starting or stopping; `GET /metrics` is the Prometheus
 //! exposition and `GET /stats.json` the same figures as JSON, both summed
-//! from the workers' counters when asked ([`tracker_metrics`]).
+//! from the workers' counters when asked ([`tracker_metrics`]). `GET /stats`
+//! is a page that shows `/stats.json` to a person and refreshes itself.
 //!
 //! It is an admin port, not a front end: one blocking thread per address
 //! serves one connection at a time, with a read timeout and a request-size
@@ -17,6 +18,9 @@ use std::time::Duration;
 
 use anyhow::Context;
 use tracker_metrics::Metrics;
+
+/// The stats page: static, it reads `/stats.json` itself.
+const STATS_PAGE: &str = include_str!("stats.html");
 
 /// Largest request head read; a health check sends a few dozen bytes.
 const MAX_REQUEST: usize = 4096;
@@ -225,8 +229,15 @@ fn route(head: &[u8], health: &Health, metrics: &Metrics) -> Answer {
                 body: json.to_string().into(),
             }
         }
-        (_, b"/health" | b"/metrics" | b"/stats.json") => Answer::text(405, "only GET\n"),
-        _ => Answer::text(404, "not found: try /health, /metrics or /stats.json\n"),
+        (b"GET", b"/stats") => Answer {
+            status: 200,
+            content_type: "text/html; charset=utf-8",
+            body: STATS_PAGE.into(),
+        },
+        (_, b"/health" | b"/metrics" | b"/stats.json" | b"/stats") => {
+            Answer::text(405, "only GET\n")
+        }
+        _ => Answer::text(404, "not found: try /health, /metrics, /stats.json or /stats\n"),
     }
 }
 
@@ -255,6 +266,8 @@ mod tests {
         assert_eq!(status(b"POST /health HTTP/1.1"), 405);
         assert_eq!(status(b"GET /metrics HTTP/1.1"), 200);
         assert_eq!(status(b"GET /stats.json HTTP/1.1"), 200);
+        assert_eq!(status(b"GET /stats HTTP/1.1"), 200);
+        assert_eq!(status(b"POST /stats HTTP/1.1"), 405);
         assert_eq!(status(b"PUT /metrics HTTP/1.1"), 405);
         assert_eq!(status(b"GET /nope HTTP/1.1"), 404);
         assert_eq!(status(b"garbage"), 400);

@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 pub mod bencode;
+pub mod external;
 pub mod http;
 pub mod netns;
 pub mod npm;
