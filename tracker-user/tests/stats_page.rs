@@ -95,7 +95,10 @@ fn chromium(chromium: &Path, url: &str, args: &[&str]) -> String {
         std::thread::sleep(Duration::from_millis(50));
     };
     let stderr = err.join().unwrap();
-    assert!(status.success(), "chromium {args:?} {url}: {status}\n{stderr}");
+    assert!(
+        status.success(),
+        "chromium {args:?} {url}: {status}\n{stderr}"
+    );
     out.join().unwrap().expect("chromium's stdout is UTF-8")
 }
 
@@ -135,8 +138,9 @@ fn figures(dom: &str) -> BTreeMap<String, Figure> {
             })
         };
         let path = attr("data-figure").unwrap();
-        let value = attr("data-value")
-            .unwrap_or_else(|| panic!("figure {path} has no data-value: the script did not fill it: {tag}"));
+        let value = attr("data-value").unwrap_or_else(|| {
+            panic!("figure {path} has no data-value: the script did not fill it: {tag}")
+        });
         let figure = Figure {
             value,
             format: attr("data-format"),
@@ -153,7 +157,9 @@ fn figures(dom: &str) -> BTreeMap<String, Figure> {
 
 /// The lines drawn in the page's chart.
 fn chart_lines(dom: &str) -> usize {
-    let start = dom.find("<svg id=\"chart\"").expect("the page has its chart");
+    let start = dom
+        .find("<svg id=\"chart\"")
+        .expect("the page has its chart");
     let end = start + dom[start..].find("</svg>").expect("the chart ends");
     dom[start..end].matches("<polyline").count()
 }
@@ -189,7 +195,9 @@ fn the_page_is_self_contained_html() {
     assert!(page.starts_with("<!doctype html>"));
     // Nothing loaded from elsewhere: an admin network may have no
     // internet, and the page must not tell a third party it was opened.
-    for outside in ["http://", "https://", "src=", "href=", "url(", "@import", "<link"] {
+    for outside in [
+        "http://", "https://", "src=", "href=", "url(", "@import", "<link",
+    ] {
         assert!(!page.contains(outside), "the page refers to {outside}");
     }
     assert_eq!(page.matches("fetch(").count(), 1);
@@ -245,7 +253,10 @@ fn chromium_shows_the_figures_of_stats_json() {
             .iter()
             .all(|(path, n)| at(json, path).and_then(Value::as_u64) == Some(*n))
             && history.len() >= 2
-            && history.last().unwrap()["unix_time_seconds"].as_f64().unwrap() > traffic_end
+            && history.last().unwrap()["unix_time_seconds"]
+                .as_f64()
+                .unwrap()
+                > traffic_end
     };
     let mut before = stats_json(admin);
     let ok = poll_until(Duration::from_secs(15), || {
@@ -326,7 +337,10 @@ fn chromium_shows_the_figures_of_stats_json() {
     }
     // The live figures are there and human-sized.
     assert!(shown["uptime_seconds"].text.ends_with('s'), "{shown:?}");
-    assert!(shown["process.resident_memory_bytes"].text.ends_with("MiB"), "{shown:?}");
+    assert!(
+        shown["process.resident_memory_bytes"].text.ends_with("MiB"),
+        "{shown:?}"
+    );
     assert_eq!(shown["version"].text, env!("CARGO_PKG_VERSION"));
     // The chart draws one line per series with traffic in the history.
     assert_eq!(chart_lines(&dom), series_with_traffic(&after), "{dom}");

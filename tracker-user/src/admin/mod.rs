@@ -237,7 +237,10 @@ fn route(head: &[u8], health: &Health, metrics: &Metrics) -> Answer {
         (_, b"/health" | b"/metrics" | b"/stats.json" | b"/stats") => {
             Answer::text(405, "only GET\n")
         }
-        _ => Answer::text(404, "not found: try /health, /metrics, /stats.json or /stats\n"),
+        _ => Answer::text(
+            404,
+            "not found: try /health, /metrics, /stats.json or /stats\n",
+        ),
     }
 }
 
