@@ -175,6 +175,9 @@ fn series_with_traffic(json: &Value) -> usize {
     protocols
         .filter(|p| nonzero(&|h| h["requests_per_second"][p.as_str()].as_f64().unwrap()))
         .count()
+        + usize::from(nonzero(&|h| {
+            h["connects_in_kernel_per_second"].as_f64().unwrap()
+        }))
         + usize::from(nonzero(&|h| h["dropped_per_second"].as_f64().unwrap()))
         + usize::from(nonzero(&|h| h["errors_per_second"].as_f64().unwrap()))
 }
