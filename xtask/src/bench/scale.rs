@@ -161,6 +161,7 @@ pub fn run(args: &[String], rest: &[String]) -> Result<()> {
         steer: true,
         work,
         gen_keys,
+        baseline: None,
     };
     let started = now_utc();
     let clock = Instant::now();

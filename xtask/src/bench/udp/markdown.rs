@@ -10,7 +10,10 @@ use crate::bench::report::{
 use crate::bench::sample::RunResult;
 use crate::bench::Opts;
 
-use super::{Results, AQUATIC, OURS, OURS_XDP, VETH_CLIENT_V4, VETH_PORT, VETH_SERVER_V4};
+use super::{
+    Results, AQUATIC, BASELINE, BASELINE_XDP, OURS, OURS_XDP, VETH_CLIENT_V4, VETH_PORT,
+    VETH_SERVER_V4,
+};
 
 pub(super) fn sections(results: &Results, opts: &Opts) -> String {
     let single = opts.runs == 1;
@@ -89,6 +92,42 @@ pub(super) fn sections(results: &Results, opts: &Opts) -> String {
             .map(|(_, m)| format!("XDP program{m}"))
             .unwrap_or(mode);
         let _ = writeln!(t, "\nThe tracker said: `{mode}`.");
+    }
+    t
+}
+
+/// `--baseline`: this build against another, in the same rounds.
+pub(super) fn baseline_section(results: &Results, label: &str) -> String {
+    let mut t = String::from("\n### (d) Against a baseline build\n\n");
+    let _ = writeln!(
+        t,
+        "The baseline is `{label}`, run in the same rounds as the rows above: on loopback \
+         beside (a)'s, over the veth pair with XDP beside (c)'s.\n"
+    );
+    let lo_ours = find(&results.loopback, OURS);
+    let lo_base = find(&results.loopback, BASELINE);
+    let ve_xdp = find(&results.veth, OURS_XDP);
+    let ve_base = find(&results.veth, BASELINE_XDP);
+    t.push_str(&table(
+        &[lo_ours, lo_base, ve_xdp, ve_base],
+        false,
+        &[],
+        true,
+    ));
+    t.push('\n');
+    for (what, ours, base) in [
+        ("loopback, sockets", lo_ours, lo_base),
+        ("veth, XDP", ve_xdp, ve_base),
+    ] {
+        t.push_str(&ratio_line(
+            &format!("{what}: responses per server CPU second, this build / baseline"),
+            med_of(ours, RunResult::responses_per_server_cpu_s)
+                / med_of(base, RunResult::responses_per_server_cpu_s),
+        ));
+        t.push_str(&ratio_line(
+            &format!("{what}: responses/s, this build / baseline"),
+            med_of(ours, |r| r.responses_per_s) / med_of(base, |r| r.responses_per_s),
+        ));
     }
     t
 }
