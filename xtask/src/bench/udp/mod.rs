@@ -91,10 +91,7 @@ pub fn run(args: &[String], rest: &[String]) -> Result<()> {
     let command = super::report::command_line(args);
     print!("\n{}\n", sections(&results, &opts));
     if let Some(baseline) = &bench.baseline {
-        print!(
-            "{}\n",
-            markdown::baseline_section(&results, &baseline.label)
-        );
+        println!("{}", markdown::baseline_section(&results, &baseline.label));
     }
     let mut text = report(&opts, steer, &command, &started, &results);
     if let Some(baseline) = &bench.baseline {
