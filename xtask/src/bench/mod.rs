@@ -328,23 +328,14 @@ fn install_anchor(name: &str) -> Result<()> {
     }
     let root = root.to_str().context("non-UTF-8 target path")?;
     eprintln!("xtask: installing the anchor {name} {AQUATIC_VERSION} (takes a few minutes, once)");
-    super::run(
-        &super::cargo(),
-        &[
-            "install",
-            name,
-            "--version",
-            AQUATIC_VERSION,
-            "--locked",
-            "--no-default-features",
-            "--features",
-            "mimalloc",
-            "--force",
-            "--root",
-            root,
-        ],
-    )
-    .with_context(|| format!("installing {name}"))
+    let mut args = vec!["install", name, "--version", AQUATIC_VERSION, "--locked"];
+    // The trackers with mimalloc, as aquatic's own builds; the load
+    // generators have no allocator feature.
+    if !name.ends_with("_load_test") {
+        args.extend(["--no-default-features", "--features", "mimalloc"]);
+    }
+    args.extend(["--force", "--root", root]);
+    super::run(&super::cargo(), &args).with_context(|| format!("installing {name}"))
 }
 
 /// The version `cargo install` recorded for crate `name` under `root`.

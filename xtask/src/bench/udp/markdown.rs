@@ -45,6 +45,35 @@ pub(super) fn sections(results: &Results, opts: &Opts) -> String {
         ));
     }
 
+    t.push_str("\n### (a′) Loopback, plain sockets, aquatic_udp_load_test\n\n");
+    t.push_str(
+        "The same trackers, cores and addresses as (a), driven by aquatic's own generator \
+         (aquatic_udp_load_test 0.9.0, one worker, its default profile) instead of ours, so \
+         no figure rests on our generator alone; it does not prefill, and its window is \
+         rounded up to whole 5-second report intervals. How the two generators differ, and \
+         what that does to each tracker: *Two generators* below.\n\n",
+    );
+    let aq_ours = find(&results.loopback_aquatic_gen, OURS);
+    let aq_aq = find(&results.loopback_aquatic_gen, AQUATIC);
+    t.push_str(&table(&[aq_ours, aq_aq], single, &[], false));
+    t.push('\n');
+    t.push_str(&vs_anchor(aq_ours, aq_aq, "aquatic_udp"));
+    t.push_str(
+        "\nBoth generators side by side (responses per server CPU second, ours / \
+         aquatic_udp; issue target ≥ 1.2 with each):\n\n",
+    );
+    let ratio = |ours: &Series, anchor: &Series| {
+        med_of(ours, RunResult::responses_per_server_cpu_s)
+            / med_of(anchor, RunResult::responses_per_server_cpu_s)
+    };
+    let _ = writeln!(
+        t,
+        "| generator | ours / aquatic_udp |\n|---|---:|\n| tracker-load | {:.2}× |\n\
+         | aquatic_udp_load_test | {:.2}× |",
+        ratio(lo_ours, lo_aq),
+        ratio(aq_ours, aq_aq)
+    );
+
     t.push_str("\n### (b) veth, plain sockets\n\n");
     t.push_str(&format!(
         "Tracker in a server namespace on {VETH_SERVER_V4}:{VETH_PORT} (core 0), generator in a \

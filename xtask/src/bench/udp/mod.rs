@@ -24,12 +24,13 @@ use anyhow::{bail, Context, Result};
 
 use super::proc::Tracker;
 use super::report::{alternate, now_utc, write_sections, Progress, Series};
-use super::sample::{measure, measure_background, Hooks, Load, RunResult};
+use super::sample::{measure, measure_background, Generator, Hooks, Load, RunResult};
 use super::{
     check_stop, generator_keys, has_key, parse_opts, prepare, printed_value, write_load_config,
     Binaries, Opts, ONE_HOST_PEERS_PER_IP,
 };
 
+pub(in crate::bench) mod aquatic_gen;
 mod counters;
 mod markdown;
 mod net;
@@ -74,8 +75,16 @@ pub fn run(args: &[String], rest: &[String]) -> Result<()> {
         crate::ebpf::build().context("building the XDP program")?;
         super::build_ours()?;
         super::install_anchor("aquatic_udp")?;
+        super::install_anchor(aquatic_gen::NAME)?;
     }
     bins.check("udp")?;
+    let aquatic_load = super::anchor_root().join("bin").join(aquatic_gen::NAME);
+    if !aquatic_load.is_file() {
+        bail!(
+            "{} is missing: run `cargo xtask bench udp` without --no-build",
+            aquatic_load.display()
+        );
+    }
     remove_stale_namespaces();
     let gen_keys = generator_keys(&bins.load, "udp")?;
     let bench = Bench {
@@ -85,6 +94,7 @@ pub fn run(args: &[String], rest: &[String]) -> Result<()> {
         work,
         gen_keys,
         baseline,
+        aquatic_load,
     };
     let started = now_utc();
     let results = bench.run_all()?;
@@ -184,6 +194,8 @@ fn take_baseline(rest: &[String]) -> Result<(Option<Baseline>, Vec<String>)> {
 
 struct Results {
     loopback: Vec<Series>,
+    /// The same systems on loopback under aquatic_udp_load_test.
+    loopback_aquatic_gen: Vec<Series>,
     veth: Vec<Series>,
     idle_background: f64,
 }
@@ -197,6 +209,8 @@ pub(super) struct Bench {
     /// What `tracker-load udp -p` prints.
     pub(super) gen_keys: String,
     pub(super) baseline: Option<Baseline>,
+    /// aquatic_udp_load_test, the second generator of scenario (a).
+    pub(super) aquatic_load: PathBuf,
 }
 
 /// The UDP figures of a run for the progress log.
@@ -225,7 +239,7 @@ impl Bench {
             idle_background * 100.0
         );
         let with_baseline = usize::from(self.baseline.is_some());
-        let mut progress = Progress::new(self.opts.runs * (5 + 2 * with_baseline));
+        let mut progress = Progress::new(self.opts.runs * (7 + 3 * with_baseline));
 
         // (a) loopback
         let port = free_loopback_port()?;
@@ -240,7 +254,16 @@ impl Bench {
             self.opts.runs,
             &mut progress,
             udp_log,
-            |system, round| self.one_run(system, addr, None, round),
+            |system, round| self.one_run(system, addr, None, round, Generator::TrackerLoad),
+        )?;
+        // (a) again, under aquatic's own generator.
+        let loopback_aquatic_gen = alternate(
+            "loopback, aquatic_udp_load_test",
+            &systems,
+            self.opts.runs,
+            &mut progress,
+            udp_log,
+            |system, round| self.one_run(system, addr, None, round, Generator::AquaticUdp),
         )?;
 
         // (b) and (c): one veth pair, the three systems in turn each round
@@ -260,11 +283,12 @@ impl Bench {
             self.opts.runs,
             &mut progress,
             udp_log,
-            |system, round| self.one_run(system, addr, Some(&net), round),
+            |system, round| self.one_run(system, addr, Some(&net), round, Generator::TrackerLoad),
         )?;
         drop(net);
         Ok(Results {
             loopback,
+            loopback_aquatic_gen,
             veth,
             idle_background,
         })
@@ -276,9 +300,14 @@ impl Bench {
         addr: SocketAddr,
         net: Option<&VethNet>,
         round: usize,
+        generator: Generator,
     ) -> Result<RunResult> {
         check_stop()?;
-        let scenario = if net.is_some() { "veth" } else { "lo" };
+        let scenario = match (net.is_some(), generator) {
+            (true, _) => "veth",
+            (false, Generator::TrackerLoad) => "lo",
+            (false, Generator::AquaticUdp) => "lo-aqgen",
+        };
         let tag = format!("{scenario}-{}-{}", system.tag(), round + 1);
         let client_ns = net.map(|n| n.client_ns.as_str());
 
@@ -296,21 +325,43 @@ impl Bench {
             );
         }
 
-        let gen_config = self.write_generator_config(addr, net, &tag)?;
-        let prefill_peers = self.prefills(net).then(|| {
-            printed_value(&self.gen_keys, "profile", "peers")
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(2_000_000)
-        });
-        let load = Load {
-            opts: &self.opts,
-            work: &self.work,
-            program: &self.bins.load,
-            protocol: "udp",
-            config: gen_config,
-            tag: &tag,
-            client_ns,
-            prefill_peers,
+        // aquatic's generator measures whole 5-second intervals.
+        let mut aq_opts = self.opts.clone();
+        (aq_opts.warmup, aq_opts.seconds) =
+            aquatic_gen::window(self.opts.warmup, self.opts.seconds);
+        let load = match generator {
+            Generator::TrackerLoad => Load {
+                opts: &self.opts,
+                work: &self.work,
+                program: &self.bins.load,
+                protocol: "udp",
+                config: self.write_generator_config(addr, net, &tag)?,
+                tag: &tag,
+                client_ns,
+                prefill_peers: self.prefills(net).then(|| {
+                    printed_value(&self.gen_keys, "profile", "peers")
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(2_000_000)
+                }),
+                generator,
+            },
+            Generator::AquaticUdp => Load {
+                opts: &aq_opts,
+                work: &self.work,
+                program: &self.aquatic_load,
+                protocol: "udp",
+                config: aquatic_gen::write_config(
+                    &self.work,
+                    &tag,
+                    addr,
+                    aq_opts.warmup,
+                    aq_opts.seconds,
+                )?,
+                tag: &tag,
+                client_ns,
+                prefill_peers: None,
+                generator,
+            },
         };
         let mut hooks = VethHooks {
             net,
