@@ -365,3 +365,52 @@ fn connections_refused_per_ip_and_silent_ones_timed_out_are_counted() {
         1
     );
 }
+
+#[test]
+fn swarm_limits_and_taken_peer_ids_are_counted_as_errors_of_their_kind() {
+    let t = Tracker::with_config(
+        "[swarm]\nworkers = 1\nmax_torrents = 1\nmax_ws_torrents = 1\n[http]\nworkers = 1\n",
+    );
+    let (first, second) = (random_hash(), random_hash());
+    parse_announce(&get(
+        t.http_addr(),
+        &HttpAnnounce::new(first, 6881).target(),
+    ));
+    get(t.http_addr(), &HttpAnnounce::new(second, 6882).target()).expect_failure(200);
+
+    let mut a = Peer::connect(t.http_addr());
+    a.join(&first, 0);
+    a.c.send_json(&announce_msg(
+        &second,
+        &a.peer_id,
+        0,
+        Some("started"),
+        Some(0),
+        &[],
+    ));
+    a.c.failure();
+    // Another connection claiming a's peer id in a's torrent.
+    let mut b = Peer::connect(t.http_addr());
+    b.c.send_json(&announce_msg(
+        &first,
+        &a.peer_id,
+        0,
+        Some("started"),
+        Some(0),
+        &[],
+    ));
+    b.c.failure();
+
+    let m = Metrics::scrape(&t);
+    assert_eq!(m.errors("http", "limit_reached"), 1);
+    assert_eq!(m.responses("http", "announce"), 1);
+    assert_eq!(m.responses("http", "error"), 1);
+    assert_eq!(m.errors("ws", "limit_reached"), 1);
+    assert_eq!(m.errors("ws", "peer_id_in_use"), 1);
+    assert_eq!(m.requests("ws", "announce"), 3);
+    assert_eq!(m.responses("ws", "announce"), 1);
+    assert_eq!(m.responses("ws", "error"), 2);
+    let s = stats(&t);
+    assert_eq!(json_u64(&s, &["errors", "ws", "peer_id_in_use"]), 1);
+    assert_eq!(json_u64(&s, &["errors", "http", "limit_reached"]), 1);
+}

@@ -225,7 +225,9 @@ impl EventLoop {
             };
             if now >= deadline {
                 // A lingering connection was closed by us already; its
-                // end is no timeout.
+                // end is no timeout. A request left unfinished past
+                // `request_timeout` counts as idle: the client spoke, then
+                // went quiet.
                 let timeout = match &conn.phase {
                     Phase::Linger { .. } => None,
                     _ if first_byte => Some(Timeout::FirstByte),
