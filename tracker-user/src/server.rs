@@ -343,7 +343,11 @@ fn spawn_http_workers(
         )
         .with_tls(shared.tls.clone())
         .with_filter(filter.clone())
-        .with_clock(shared.clock);
+        .with_clock(shared.clock)
+        .with_metrics(
+            shared.metrics.request_counters(),
+            shared.metrics.connection_counters(),
+        );
         threads.push(spawn(format!("http-{index}"), move || worker.run())?);
     }
     Ok(())
