@@ -74,6 +74,7 @@ pub(super) fn sections(results: &Results, opts: &Opts) -> String {
         ratio(aq_ours, aq_aq)
     );
 
+    t.push_str(TWO_GENERATORS);
     t.push_str("\n### (b) veth, plain sockets\n\n");
     t.push_str(&format!(
         "Tracker in a server namespace on {VETH_SERVER_V4}:{VETH_PORT} (core 0), generator in a \
@@ -124,6 +125,35 @@ pub(super) fn sections(results: &Results, opts: &Opts) -> String {
     }
     t
 }
+
+/// How the generators differ, under (a′).
+const TWO_GENERATORS: &str = "
+#### Two generators
+
+Both draw requests from aquatic's profile (1 M torrents, 2 M peers, connect 50 : announce 50 : \
+scrape 1, 30 peers wanted, 75 % seeders, skewed popularity), from one thread on core 1, and \
+both trackers face the same generator in the same rounds. They differ in how they send, and \
+that moves where each tracker's time goes:
+
+- **Sending.** tracker-load keeps 16 requests outstanding on each of 16 sockets and moves \
+  datagrams 64 at a time (sendmmsg with UDP GSO, recvmmsg). aquatic_udp_load_test sends one \
+  request per socket on each of its 4 sockets per round, one `send` and one `recv` per \
+  datagram, and sends a round only while nine in ten of all requests sent so far were \
+  answered. Its own CPU per request is several times ours, so its rate is usually its own \
+  limit: it measures the trackers at a lower load, where a tracker's batches are short and its \
+  per-wake-up costs (poll, a thread hand-off per batch) weigh more per response.
+- **Connection ids.** tracker-load asks for a fresh id per socket every 60 s and after any \
+  error; aquatic's generator acquires one per socket at start and reuses it for the whole run \
+  (its connect requests are answered but their ids unused). Both trackers accept either.
+- **Population.** tracker-load prefills every client before measuring, so the tracker holds \
+  the whole profile (about 2 M peers) from the first second; aquatic's generator starts from an \
+  empty tracker, so swarms, tables and answers are smaller in its runs, which makes every \
+  announce cheaper for both trackers and hides memory effects.
+- **Checking.** tracker-load matches every answer to its request (transaction id, action, peer \
+  and scrape counts) and counts anything else invalid; aquatic's generator counts responses by \
+  action and checks nothing else. Neither tracker sent an invalid answer in these runs.
+
+";
 
 /// `--baseline`: this build against another, in the same rounds.
 pub(super) fn baseline_section(results: &Results, label: &str) -> String {
