@@ -689,3 +689,59 @@ fn metrics_show_the_fast_path() {
     assert_eq!(s["xdp"]["program"]["answered"], answered, "{s:#}");
     assert_eq!(s["requests"]["udp_xdp"]["announce"], PEERS, "{s:#}");
 }
+
+/// An AF_XDP queue worker that stops draining its queue leaves the kernel
+/// without fill-ring frames: what it then drops shows in the ring
+/// statistics, and the worker serves again once it resumes.
+#[test]
+fn a_stalled_queue_worker_shows_in_the_ring_statistics() {
+    use common::scrape::metrics;
+    use common::stop::StoppedThread;
+
+    let net = test_net(1);
+    // The fewest frames the config allows: 32 for the fill ring.
+    let t = Tracker::builder()
+        .netns(&net.server_ns)
+        .udp(&format!("{SERVER_V4}:{PORT}"))
+        .arg("--iface")
+        .arg(&net.server_if)
+        .config(&format!(
+            "[xdp]\npin_path = \"{}\"\nframe_count = 64\n",
+            net.pin_dir
+        ))
+        .start();
+    assert_xdp_in_use(&t);
+    let admin = t.admin[0];
+    let ns = net.server_ns.clone();
+    let ring_events = move || {
+        let ns = ns.clone();
+        let m = in_ns(&ns, move || metrics(admin));
+        let events: u64 = ["rx_dropped", "rx_ring_full", "fill_ring_empty"]
+            .iter()
+            .map(|e| m.get("tracker_afxdp_ring_events_total", &[("event", e)]))
+            .sum();
+        (events, m)
+    };
+    assert_eq!(ring_events().0, 0, "nothing dropped before the stall");
+
+    let c = net.client(false);
+    let id = c.connect();
+    let stopped = StoppedThread::new(t.pid(), "xdp-0");
+    // Announces are steered to the socket whatever their id; ten times
+    // what the fill ring holds.
+    for txid in 0..320 {
+        let _ = c.sock.send_to(
+            &Announce::new(random_hash(), 7000).encode(id, txid),
+            c.tracker,
+        );
+    }
+    let (events, m) = ring_events();
+    assert!(events > 0, "{}", m.text);
+    drop(stopped);
+
+    // Serving again: a fresh announce is answered.
+    std::thread::sleep(Duration::from_millis(200));
+    while c.recv_timeout(Duration::from_millis(100)).is_some() {}
+    let resp = c.announce(&Announce::new(random_hash(), 7001));
+    assert_eq!(resp.leechers, 1);
+}
