@@ -36,6 +36,10 @@ impl Transport {
         Self { sock, tls }
     }
 
+    pub(crate) fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
     /// A TLS connection whose handshake has not finished yet.
     pub(crate) fn is_handshaking(&self) -> bool {
         self.tls.as_ref().is_some_and(|tls| tls.is_handshaking())

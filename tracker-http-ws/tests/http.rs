@@ -9,10 +9,14 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use tracker_http_ws::{ListenerKind, Settings};
+use tracker_metrics::{Action, ErrorKind, Protocol, Refusal, Timeout};
 use tracker_proto::http::BValue;
 use tracker_proto::InfoHash;
 
 const HASH: [u8; 20] = *b"\x00\x01%&=+ ?#\x7f\x80\xfe\xffHASH-ab";
+
+/// The `http` row of the metrics snapshot.
+const HTTP: usize = Protocol::Http.index();
 
 fn peer(n: u8) -> [u8; 20] {
     let mut id = *b"-TT0001-............";
@@ -293,6 +297,9 @@ fn oversized_request_gets_a_failure_and_is_closed() {
     assert_eq!(r.body, failure("request too large"));
     assert_eq!(r.header("connection"), Some("close"));
     assert!(closed_within(&mut s, Duration::from_secs(5)));
+    let m = tracker.snapshot();
+    assert_eq!(m.errors[HTTP][ErrorKind::TooLarge.index()], 1);
+    assert_eq!(m.responses[HTTP][Action::Error.index()], 1);
 
     // One just under the limit is fine.
     let mut target = announce_target(&HASH, &peer(1), 1, "&x=");
@@ -322,6 +329,10 @@ fn connection_limit_closes_new_connections_at_once() {
     let mut third = connect(addr);
     let _ = third.write_all(format!("GET {target} HTTP/1.1\r\n\r\n").as_bytes());
     assert!(closed_within(&mut third, Duration::from_secs(5)));
+    let m = tracker.snapshot();
+    assert_eq!(m.connections.refused[Refusal::MaxConnections.index()], 1);
+    assert_eq!(m.connections.refused[Refusal::PerIp.index()], 0);
+    assert_eq!(m.open_connections[HTTP], 2);
     // Once one goes, there is room again.
     drop(held.pop());
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -362,6 +373,10 @@ fn slow_and_idle_connections_time_out() {
     let answered = Instant::now();
     assert!(closed_within(&mut idle, Duration::from_secs(5)));
     assert!(answered.elapsed() >= Duration::from_millis(500));
+    // Both had spoken: neither is a first-byte timeout.
+    let m = tracker.snapshot();
+    assert_eq!(m.connections.timeouts[Timeout::Idle.index()], 2);
+    assert_eq!(m.connections.timeouts[Timeout::FirstByte.index()], 0);
 }
 
 #[test]
@@ -388,6 +403,13 @@ fn busy_request_workers_say_so() {
             .unwrap();
         assert_eq!(read_response(&mut s, &mut buf).body, busy);
     }
+    // Six requests shed (a scrape of two torrents is one request), none
+    // of them an error of the client's.
+    let m = tracker.snapshot();
+    assert_eq!(m.dropped[HTTP], 6);
+    assert_eq!(m.requests[HTTP][Action::Announce.index()], 1);
+    assert_eq!(m.requests[HTTP][Action::Scrape.index()], 5);
+    assert_eq!(m.responses[HTTP][Action::Error.index()], 0);
 }
 
 #[test]

@@ -12,6 +12,7 @@ use common::*;
 use rustls::pki_types::{CertificateDer, ServerName};
 use rustls::{ClientConfig, ClientConnection, RootCertStore, StreamOwned};
 use tracker_http_ws::{ListenerKind, SharedTls, TlsPaths};
+use tracker_metrics::{Action, Protocol};
 
 type TlsStream = StreamOwned<ClientConnection, TcpStream>;
 
@@ -203,6 +204,15 @@ fn plain_text_on_a_tls_port_is_dropped() {
     // And the worker still serves TLS.
     let mut stream = tls_connect(tracker.addr(), client(&s.cert, false));
     assert_eq!(https_scrape(&mut stream, &mut Vec::new()).status, 200);
+    let m = tracker.snapshot();
+    assert_eq!(m.connections.tls_handshake_failures, 1);
+    let https = Protocol::Https.index();
+    assert_eq!(m.requests[https][Action::Scrape.index()], 1);
+    assert_eq!(m.responses[https][Action::Scrape.index()], 1);
+    assert_eq!(
+        m.requests[Protocol::Http.index()][Action::Scrape.index()],
+        0
+    );
 }
 
 #[test]

@@ -8,6 +8,10 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use common::*;
+use tracker_metrics::{Action, ErrorKind, Protocol, Relay, Timeout};
+
+/// The `ws` row of the metrics snapshot.
+const WS: usize = Protocol::Ws.index();
 
 /// Bytes that need every kind of escaping in a JSON binary string.
 const HASH: [u8; 20] = *b"\x00\x1f\"\\\x7f\x80\xff\xe9/ws-hash-abc";
@@ -160,6 +164,13 @@ fn offer_answer_round(a_addr: SocketAddr, b_addr: SocketAddr, hash: [u8; 20]) {
 fn offer_and_answer_within_one_worker() {
     let tracker = Tracker::start(Options::default());
     offer_answer_round(tracker.addr(), tracker.addr(), HASH);
+    // The repeated and the forged answers went nowhere.
+    let m = tracker.snapshot();
+    assert_eq!(m.connections.relayed[Relay::Offer.index()], 1);
+    assert_eq!(m.connections.relayed[Relay::Answer.index()], 1);
+    assert_eq!(m.requests[WS][Action::Answer.index()], 3);
+    assert_eq!(m.requests[WS][Action::Announce.index()], 2);
+    assert_eq!(m.responses[WS][Action::Announce.index()], 2);
 }
 
 #[test]
@@ -181,6 +192,11 @@ fn offer_and_answer_across_workers() {
         tracker.listeners[0][0].addr,
         other,
     );
+    // Counted once, by the worker that delivered each.
+    let m = tracker.snapshot();
+    assert_eq!(m.connections.relayed[Relay::Offer.index()], 2);
+    assert_eq!(m.connections.relayed[Relay::Answer.index()], 2);
+    assert_eq!(m.connections.relays_dropped, 0);
 }
 
 #[test]
@@ -349,6 +365,15 @@ fn errors_keep_the_connection_or_close_it() {
         }
         other => panic!("{other:?}"),
     }
+    let m = tracker.snapshot();
+    let errors = |kind: ErrorKind| m.errors[WS][kind.index()];
+    // Bad JSON, a bad field, a binary message.
+    assert_eq!(errors(ErrorKind::Malformed), 3);
+    // A refused torrent, full scrape turned off.
+    assert_eq!(errors(ErrorKind::AccessDenied), 2);
+    assert_eq!(errors(ErrorKind::TooLarge), 1);
+    assert_eq!(m.responses[WS][Action::Error.index()], 6);
+    assert_eq!(m.responses[WS][Action::Scrape.index()], 1);
 }
 
 #[test]
@@ -389,6 +414,9 @@ fn idle_connections_are_closed() {
         }
     }
     assert!(start.elapsed() >= Duration::from_millis(250));
+    let m = tracker.snapshot();
+    assert_eq!(m.connections.timeouts[Timeout::Idle.index()], 1);
+    assert_eq!(m.open_connections[WS], 0);
 }
 
 #[test]
@@ -443,4 +471,7 @@ fn a_peer_that_does_not_read_is_disconnected() {
             Err(_) => break,
         }
     }
+    let m = tracker.snapshot();
+    assert_eq!(m.connections.slow_readers, 1);
+    assert_eq!(m.open_connections[WS], 1, "the offerer is still open");
 }

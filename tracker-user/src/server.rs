@@ -53,6 +53,7 @@ pub fn run(config: Config) -> anyhow::Result<()> {
         metrics: Arc::new(Metrics::new(env!("CARGO_PKG_VERSION"))),
     };
     let mut bound = bind(&config, &shared.settings)?;
+    register_datagram_metrics(&shared.metrics, &bound)?;
     // Everything that needs root is done: sockets, XDP, TLS and the access
     // list. Workers start after, so none ever ran privileged.
     let dropped = privileges.apply()?;
@@ -268,6 +269,39 @@ fn start_workers(config: &Config, shared: &Shared, bound: &mut Bound) -> anyhow:
     Ok(Workers { wakers, threads })
 }
 
+/// What the admin thread reads from the kernel when scraped: every UDP
+/// socket's drops, and with XDP the program's counters and each AF_XDP
+/// socket's ring statistics, each through a descriptor of its own taken
+/// now, while still privileged.
+fn register_datagram_metrics(metrics: &Metrics, bound: &Bound) -> anyhow::Result<()> {
+    for socket in bound.udp_sockets.iter().flatten() {
+        let fd = socket.try_clone().context("duplicating a UDP socket")?;
+        metrics.add_udp_socket(fd.into());
+    }
+    let Some(xdp) = &bound.xdp else {
+        return Ok(());
+    };
+    let queues = &bound.xsk_queues;
+    for (queue, xsk) in (0u32..).zip(queues) {
+        let fd = xsk.dup_fd().context("duplicating an AF_XDP socket")?;
+        metrics.add_xsk_socket(queue, fd);
+    }
+    let status = tracker_metrics::XdpStatus {
+        iface: xdp.attachment.ifname.clone(),
+        mode: xdp.attachment.mode_name().to_owned(),
+        queues: queues.len(),
+        zero_copy: !queues.is_empty() && queues.iter().all(xsk::XskQueue::is_zero_copy),
+    };
+    // Serving matters more than counting: without the map the program's
+    // counters are left out of /metrics, the rest still shows.
+    let reader = xdp.attachment.counter_reader().unwrap_or_else(|e| {
+        log::warn!("the XDP program's counters will not be reported: {e:#}");
+        Box::new(|| None)
+    });
+    metrics.set_xdp(status, reader);
+    Ok(())
+}
+
 /// A UDP socket worker per set of sockets, then an AF_XDP queue worker per
 /// queue, each taking the next front end's ends.
 fn spawn_datagram_workers(
@@ -284,6 +318,7 @@ fn spawn_datagram_workers(
             settings: shared.settings.clone(),
             access_list: shared.access_list.clone(),
             shutdown: shared.shutdown.clone(),
+            counters: shared.metrics.request_counters(),
         }
     };
     for (index, sockets) in std::mem::take(&mut bound.udp_sockets)
@@ -343,7 +378,11 @@ fn spawn_http_workers(
         )
         .with_tls(shared.tls.clone())
         .with_filter(filter.clone())
-        .with_clock(shared.clock);
+        .with_clock(shared.clock)
+        .with_metrics(
+            shared.metrics.request_counters(),
+            shared.metrics.connection_counters(),
+        );
         threads.push(spawn(format!("http-{index}"), move || worker.run())?);
     }
     Ok(())

@@ -16,7 +16,8 @@ use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::netns::{in_ns, require_root, NetSpec, TestNet};
-use common::ready::{assert_serves_udp_http_ws, start_until_ready};
+use common::ready::{assert_serves_udp_http_ws, ready_addrs, start_until_ready};
+use common::scrape::metrics;
 use common::*;
 
 const NEEDS_ROOT: &str = "the privilege-drop tests start the tracker as root; CI runs them as root";
@@ -189,11 +190,23 @@ fn chrooted_as_nobody_serves_and_reloads_files_inside_the_chroot() {
     let mut cmd = Command::new(bin_path());
     cmd.current_dir(root.path())
         .args(["-c", "tracker.toml", "--admin", "127.0.0.1:0"]);
-    let (mut t, _line) = start_until_ready(cmd);
+    let (mut t, line) = start_until_ready(cmd);
     assert_dropped(t.pid(), nobody());
     let seen_root = std::fs::read_link(format!("/proc/{}/root", t.pid())).unwrap();
     assert_eq!(seen_root, root.path().canonicalize().unwrap());
     assert_serves_udp_http_ws(&t, "chrooted");
+    // No /proc inside the chroot: the process figures come through the
+    // files the tracker opened before it, and still move.
+    let admin = ready_addrs(&line, "admin http")[0];
+    let m = metrics(admin);
+    let rss = m.get("process_resident_memory_bytes", &[]);
+    let fds = m.get("process_open_fds", &[]);
+    assert!(rss > 1 << 20 && fds > 3, "rss {rss}, fds {fds}");
+    let requests = m.get(
+        "tracker_requests_total",
+        &[("action", "announce"), ("protocol", "udp")],
+    );
+    assert!(requests >= 1, "the UDP announce above is counted");
 
     write_list(&list, &[banned]);
     t.sigusr1();

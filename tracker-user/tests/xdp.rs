@@ -588,3 +588,160 @@ fn connects_with_a_wrong_udp_checksum_get_no_answer() {
     assert_eq!(&buf[4..8], &[0x11, 0x11, 0, 3]);
     assert_eq!(net.counters().answered, before.answered + 1);
 }
+
+/// What an operator scrapes with XDP on: connects the program answered,
+/// requests by the `udp_xdp` protocol, how the program is attached, and
+/// the AF_XDP sockets' ring statistics. The admin listener is on the
+/// server namespace's loopback, so it is read from inside it.
+#[test]
+fn metrics_show_the_fast_path() {
+    use common::scrape::{metrics, stats_json};
+
+    let net = test_net(1);
+    let t = net.tracker("");
+    assert_xdp_in_use(&t);
+    let admin = t.admin[0];
+    let ns = net.server_ns.clone();
+    let scrape = move || {
+        let ns = ns.clone();
+        in_ns(&ns, move || (metrics(admin), stats_json(admin)))
+    };
+
+    const PEERS: u32 = 3;
+    let hash = random_hash();
+    let clients: Vec<Client> = (0..PEERS).map(|_| net.client(false)).collect();
+    for (i, c) in clients.iter().enumerate() {
+        // Sent once each, so that the counts below are exact.
+        let txid = c.txid();
+        c.send(&encode_connect(txid));
+        let answer = c.recv_txid(txid, Duration::from_secs(5)).expect("connect");
+        let Response::Connect { conn_id, .. } = decode_response(&answer, false) else {
+            panic!("not a connect answer: {answer:02x?}");
+        };
+        let txid = c.txid();
+        c.send(&Announce::new(hash, 7000 + i as u16).encode(conn_id, txid));
+        let answer = c.recv_txid(txid, Duration::from_secs(5)).expect("announce");
+        assert!(
+            matches!(decode_response(&answer, false), Response::Announce(_)),
+            "{answer:02x?}"
+        );
+    }
+
+    let (m, s) = scrape();
+    let answered = m.get("tracker_xdp_packets_total", &[("outcome", "answered")]);
+    assert!(answered >= u64::from(PEERS), "{}", m.text);
+    assert_eq!(
+        answered,
+        net.counters().answered,
+        "/metrics sums the same per-CPU map bpftool reads"
+    );
+    let xdp = |action| [("protocol", "udp_xdp"), ("action", action)];
+    assert_eq!(
+        m.get("tracker_requests_total", &xdp("announce")),
+        u64::from(PEERS)
+    );
+    assert_eq!(
+        m.get("tracker_responses_total", &xdp("announce")),
+        u64::from(PEERS)
+    );
+    assert_eq!(
+        m.get("tracker_requests_total", &xdp("connect")),
+        0,
+        "the kernel answered them"
+    );
+    let udp = [("protocol", "udp"), ("action", "announce")];
+    assert_eq!(
+        m.get("tracker_requests_total", &udp),
+        0,
+        "all went through AF_XDP"
+    );
+
+    let log = t.stderr_text();
+    let mode = if log.contains("(Driver mode") {
+        "driver"
+    } else {
+        "generic"
+    };
+    let attached = m.all("tracker_xdp_attached");
+    assert_eq!(attached.len(), 1, "{}", m.text);
+    let labels = [("iface", net.server_if.as_str()), ("mode", mode)];
+    for (k, v) in labels {
+        assert!(
+            attached[0].labels.contains(&(k.into(), v.into())),
+            "{attached:?}\n{log}"
+        );
+    }
+    assert_eq!(attached[0].value, 1.0);
+    assert_eq!(m.get("tracker_xdp_queues", &[]), 1);
+    let rings = m.all("tracker_afxdp_ring_events_total");
+    let events: Vec<&str> = rings.iter().map(|r| r.labels[0].1.as_str()).collect();
+    for event in [
+        "rx_dropped",
+        "rx_ring_full",
+        "fill_ring_empty",
+        "tx_invalid",
+    ] {
+        assert!(events.contains(&event), "{event} missing: {events:?}");
+    }
+
+    assert_eq!(s["connects_in_kernel"], answered, "{s:#}");
+    assert_eq!(s["xdp"]["iface"], net.server_if, "{s:#}");
+    assert_eq!(s["xdp"]["program"]["answered"], answered, "{s:#}");
+    assert_eq!(s["requests"]["udp_xdp"]["announce"], PEERS, "{s:#}");
+}
+
+/// An AF_XDP queue worker that stops draining its queue leaves the kernel
+/// without fill-ring frames: what it then drops shows in the ring
+/// statistics, and the worker serves again once it resumes.
+#[test]
+fn a_stalled_queue_worker_shows_in_the_ring_statistics() {
+    use common::scrape::metrics;
+    use common::stop::StoppedThread;
+
+    let net = test_net(1);
+    // The fewest frames the config allows: 32 for the fill ring.
+    let t = Tracker::builder()
+        .netns(&net.server_ns)
+        .udp(&format!("{SERVER_V4}:{PORT}"))
+        .arg("--iface")
+        .arg(&net.server_if)
+        .config(&format!(
+            "[xdp]\npin_path = \"{}\"\nframe_count = 64\n",
+            net.pin_dir
+        ))
+        .start();
+    assert_xdp_in_use(&t);
+    let admin = t.admin[0];
+    let ns = net.server_ns.clone();
+    let ring_events = move || {
+        let ns = ns.clone();
+        let m = in_ns(&ns, move || metrics(admin));
+        let events: u64 = ["rx_dropped", "rx_ring_full", "fill_ring_empty"]
+            .iter()
+            .map(|e| m.get("tracker_afxdp_ring_events_total", &[("event", e)]))
+            .sum();
+        (events, m)
+    };
+    assert_eq!(ring_events().0, 0, "nothing dropped before the stall");
+
+    let c = net.client(false);
+    let id = c.connect();
+    let stopped = StoppedThread::new(t.pid(), "xdp-0");
+    // Announces are steered to the socket whatever their id; ten times
+    // what the fill ring holds.
+    for txid in 0..320 {
+        let _ = c.sock.send_to(
+            &Announce::new(random_hash(), 7000).encode(id, txid),
+            c.tracker,
+        );
+    }
+    let (events, m) = ring_events();
+    assert!(events > 0, "{}", m.text);
+    drop(stopped);
+
+    // Serving again: a fresh announce is answered.
+    std::thread::sleep(Duration::from_millis(200));
+    while c.recv_timeout(Duration::from_millis(100)).is_some() {}
+    let resp = c.announce(&Announce::new(random_hash(), 7001));
+    assert_eq!(resp.leechers, 1);
+}

@@ -4,6 +4,7 @@
 use std::ops::Range;
 
 use slab::Slab;
+use tracker_metrics::ErrorKind;
 use tracker_proto::ws::Action;
 use tracker_swarm::{Batch, Job, SwarmCounts, Work};
 
@@ -23,7 +24,9 @@ pub(super) fn dispatch(state: &mut WorkerState, conns: &mut Slab<Conn>) {
     // Taken out so the outbox can hand jobs back while `state` is borrowed;
     // answering them needs all of `state`.
     let mut refused = std::mem::take(&mut state.refused);
-    state.counters.busy += state.outbox.send_all(|job| refused.push(job));
+    // Counted as dropped when answered, once per request rather than per
+    // job (a scrape may be many).
+    state.outbox.send_all(|job| refused.push(job));
     for job in refused.drain(..) {
         refuse_job(state, conns, job);
     }
@@ -38,7 +41,7 @@ fn refuse_job(state: &mut WorkerState, conns: &mut Slab<Conn>, job: Job) {
     let reply = job.reply;
     match job.work {
         Work::AnnounceV4 { .. } | Work::AnnounceV6 { .. } => {
-            refuse_http_announce(state, conns, &reply, BUSY);
+            refuse_http_announce(state, conns, &reply, BUSY, None);
         }
         Work::Scrape { .. } | Work::WsScrape { .. } => {
             // The first refused part answers; the others find it gone.
@@ -62,6 +65,7 @@ fn refuse_job(state: &mut WorkerState, conns: &mut Slab<Conn>, job: Job) {
                 return;
             };
             if let Some(conn) = live(conns, kept.token, kept.conn_generation) {
+                state.count_failure(conn.protocol, None);
                 state.ws_failure(BUSY, Action::Announce, Some(announce.info_hash));
                 ws_send(&state.scratch, conn);
                 ws_request_done(state, kept.token, conn);
@@ -72,6 +76,9 @@ fn refuse_job(state: &mut WorkerState, conns: &mut Slab<Conn>, job: Job) {
         Work::WsLeave { .. } => {}
     }
 }
+
+/// How a refusal by a limit of the swarm store counts.
+const LIMIT: Option<ErrorKind> = Some(ErrorKind::LimitReached);
 
 /// Writes the answers of a batch back from a request worker.
 pub(super) fn answer_batch(state: &mut WorkerState, conns: &mut Slab<Conn>, batch: Batch) {
@@ -85,7 +92,7 @@ pub(super) fn answer_batch(state: &mut WorkerState, conns: &mut Slab<Conn>, batc
             | Work::AnnounceV6 {
                 refused: Some(refusal),
                 ..
-            } => refuse_http_announce(state, conns, reply, refusal.message()),
+            } => refuse_http_announce(state, conns, reply, refusal.message(), LIMIT),
             Work::AnnounceV4 { peers, counts, .. } => {
                 let v4 = slice(&batch.peers_v4, peers);
                 answer_http_announce(state, conns, reply, v4, &[], counts);
@@ -105,7 +112,7 @@ pub(super) fn answer_batch(state: &mut WorkerState, conns: &mut Slab<Conn>, batc
                 announce,
                 refused: Some(refusal),
                 ..
-            } => refuse_ws_announce(state, conns, reply, announce, refusal.message()),
+            } => refuse_ws_announce(state, conns, reply, announce, refusal.message(), LIMIT),
             Work::WsAnnounce {
                 announce,
                 targets,

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use mio::{Interest, Poll, Token};
 use slab::Slab;
+use tracker_metrics::{Protocol, Refusal, Timeout};
 use tracker_swarm::{Job, ReplyTo, Work};
 
 use crate::buf::OutBuf;
@@ -29,6 +30,9 @@ pub(super) struct Conn {
     pub(super) transport: Transport,
     pub(super) addr: SocketAddr,
     pub(super) kind: ListenerKind,
+    /// What it counts as in the metrics: `http(s)`, then `ws(s)` once
+    /// upgraded (kept while it lingers, so its close is counted there).
+    pub(super) protocol: Protocol,
     pub(super) out: OutBuf,
     pub(super) phase: Phase,
     /// The socket refused bytes; a writable event resumes.
@@ -135,11 +139,11 @@ impl EventLoop {
             if self.conns.len() >= self.state.settings.max_connections {
                 // Closed at once, so the backlog does not fill with clients
                 // that would wait for nothing.
-                self.state.counters.refused += 1;
+                self.state.connections.refused[Refusal::MaxConnections.index()].inc();
                 continue;
             }
             if !self.state.per_ip.admit(addr) {
-                self.state.counters.refused_per_ip += 1;
+                self.state.connections.refused[Refusal::PerIp.index()].inc();
                 continue;
             }
             // From here on, a connection that is not inserted gives its
@@ -167,11 +171,13 @@ impl EventLoop {
             }
             let generation = self.state.next_generation();
             let now = self.state.now;
+            let protocol = Protocol::tcp(false, tls.is_some());
             entry.insert(Conn {
                 generation,
                 transport: Transport::new(stream, tls),
                 addr,
                 kind: spec.kind,
+                protocol,
                 out: OutBuf::new(usize::MAX),
                 phase: Phase::Http(HttpConn {
                     in_buf: Vec::new(),
@@ -188,7 +194,7 @@ impl EventLoop {
                 in_dirty: false,
                 dead: false,
             });
-            self.state.counters.accepted += 1;
+            self.state.connections.opened(protocol);
         }
         // More may be waiting: come back after the others had their turn.
         self.accept_pending[i] = true;
@@ -218,10 +224,17 @@ impl EventLoop {
                 Phase::Linger { until } => *until,
             };
             if now >= deadline {
-                if first_byte {
-                    self.state.counters.first_byte_timeouts += 1;
-                } else {
-                    self.state.counters.timeouts += 1;
+                // A lingering connection was closed by us already; its
+                // end is no timeout. A request left unfinished past
+                // `request_timeout` counts as idle: the client spoke, then
+                // went quiet.
+                let timeout = match &conn.phase {
+                    Phase::Linger { .. } => None,
+                    _ if first_byte => Some(Timeout::FirstByte),
+                    _ => Some(Timeout::Idle),
+                };
+                if let Some(t) = timeout {
+                    self.state.connections.timeouts[t.index()].inc();
                 }
                 self.state.doom(token, conn);
             }
@@ -243,6 +256,7 @@ pub(super) fn reap(state: &mut WorkerState, conns: &mut Slab<Conn>) {
         }
         leave_all(state, token, conn);
         state.per_ip.release(conn.addr);
+        state.connections.closed(conn.protocol);
         // Dropping the socket closes it and takes it out of the poll.
         conns.remove(token);
     }
@@ -260,7 +274,7 @@ pub(super) fn flush_dirty(state: &mut WorkerState, conns: &mut Slab<Conn>) {
             continue;
         }
         if conn.out.overflowed() {
-            state.counters.slow_readers += 1;
+            state.connections.slow_readers.inc();
             state.doom(token, conn);
             continue;
         }

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use slab::Slab;
+use tracker_metrics::{Action, ErrorKind, Protocol};
 use tracker_proto::http::{
     self as bhttp, AnnounceQuery, HttpAnnounceResponse, HttpParseError, HttpRequest, ScrapeQuery,
 };
@@ -115,7 +116,10 @@ pub(super) fn drive_http(state: &mut WorkerState, token: usize, conn: &mut Conn)
                 break stop;
             }
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => {
+            Err(e) => {
+                if e.kind() == io::ErrorKind::InvalidData && conn.transport.is_handshaking() {
+                    state.connections.tls_handshake_failures.inc();
+                }
                 // A TLS alert may be waiting; send it if it goes at once.
                 let _ = conn.transport.flush(&mut conn.out);
                 state.doom(token, conn);
@@ -159,16 +163,21 @@ fn process_http(state: &mut WorkerState, token: usize, conn: &mut Conn) -> Stop 
         }
         match head::parse_head(&http.in_buf, state.settings.real_ip_header.as_deref()) {
             Parsed::Partial if http.in_buf.len() >= max => {
-                fail_and_close(state, conn, Status::Ok, TOO_LARGE);
+                fail_and_close(state, conn, Status::Ok, TOO_LARGE, ErrorKind::TooLarge);
                 return Stop::Closing;
             }
             Parsed::Partial => return Stop::NeedMore,
             Parsed::Invalid(reason) => {
-                fail_and_close(state, conn, Status::BadRequest, reason);
+                fail_and_close(
+                    state,
+                    conn,
+                    Status::BadRequest,
+                    reason,
+                    ErrorKind::Malformed,
+                );
                 return Stop::Closing;
             }
             Parsed::Complete(head) => {
-                state.counters.http_requests += 1;
                 handle_request(state, token, conn, head);
             }
         }
@@ -176,7 +185,14 @@ fn process_http(state: &mut WorkerState, token: usize, conn: &mut Conn) -> Stop 
 }
 
 /// Answers with a bencoded failure and closes the connection.
-fn fail_and_close(state: &mut WorkerState, conn: &mut Conn, status: Status, reason: &str) {
+fn fail_and_close(
+    state: &mut WorkerState,
+    conn: &mut Conn,
+    status: Status,
+    reason: &str,
+    kind: ErrorKind,
+) {
+    state.requests.error(conn.protocol, kind);
     state.bencode_failure(reason);
     head::write_response(&mut conn.out, status, false, false, &state.scratch);
     conn.close_after_flush = true;
@@ -203,6 +219,7 @@ struct Asker {
     addr: SocketAddr,
     keep_alive: bool,
     http10: bool,
+    protocol: Protocol,
 }
 
 impl Asker {
@@ -222,6 +239,8 @@ fn handle_request(state: &mut WorkerState, token: usize, conn: &mut Conn, head: 
         generation,
         addr,
         kind,
+        protocol,
+        transport,
         out,
         phase,
         close_after_flush,
@@ -237,6 +256,7 @@ fn handle_request(state: &mut WorkerState, token: usize, conn: &mut Conn, head: 
         addr: *addr,
         keep_alive: head.keep_alive,
         http10: head.http10,
+        protocol: *protocol,
     };
     let outcome = match (&head.upgrade, *kind) {
         (Upgrade::WebSocket { accept }, _) => {
@@ -244,12 +264,12 @@ fn handle_request(state: &mut WorkerState, token: usize, conn: &mut Conn, head: 
             upgrade(state, out, accept, leftover)
         }
         (Upgrade::Invalid(reason), _) => {
-            fail(state, out, &asker, Status::BadRequest, reason, false)
+            fail(state, out, &asker, Status::BadRequest, reason, MALFORMED)
         }
         (Upgrade::None, ListenerKind::WsOnly) => {
-            fail(state, out, &asker, Status::BadRequest, WS_ONLY, false)
+            fail(state, out, &asker, Status::BadRequest, WS_ONLY, MALFORMED)
         }
-        _ if head.has_body => fail(state, out, &asker, Status::BadRequest, NO_BODY, false),
+        _ if head.has_body => fail(state, out, &asker, Status::BadRequest, NO_BODY, MALFORMED),
         // Closed after: a HEAD client would take the body for the next
         // answer.
         _ if head.method != Method::Get => fail(
@@ -258,7 +278,7 @@ fn handle_request(state: &mut WorkerState, token: usize, conn: &mut Conn, head: 
             &asker,
             Status::MethodNotAllowed,
             GET_ONLY,
-            false,
+            MALFORMED,
         ),
         _ => {
             let target = http.in_buf.get(head.target.clone()).unwrap_or(&[]);
@@ -267,6 +287,9 @@ fn handle_request(state: &mut WorkerState, token: usize, conn: &mut Conn, head: 
     };
     match outcome {
         Outcome::Upgraded(ws) => {
+            let tls = transport.is_tls();
+            state.connections.upgraded(tls);
+            *protocol = Protocol::tcp(true, tls);
             *phase = Phase::Ws(ws);
             // Frames may already sit in the leftover and in the socket.
             *read_pending = true;
@@ -289,15 +312,21 @@ fn handle_request(state: &mut WorkerState, token: usize, conn: &mut Conn, head: 
     }
 }
 
-/// Answers `reason` at once with `status`.
+/// A request that is not one of ours, answered and then closed (a client
+/// that sent a body or another method would misread what follows).
+const MALFORMED: (ErrorKind, bool) = (ErrorKind::Malformed, false);
+
+/// Answers `reason` at once with `status`, counted as an error of
+/// `kind`; keeps the connection open if `keep_alive`.
 fn fail(
     state: &mut WorkerState,
     out: &mut OutBuf,
     asker: &Asker,
     status: Status,
     reason: &str,
-    keep_alive: bool,
+    (kind, keep_alive): (ErrorKind, bool),
 ) -> Outcome {
+    state.requests.error(asker.protocol, kind);
     state.bencode_failure(reason);
     head::write_response(out, status, keep_alive, asker.http10, &state.scratch);
     Outcome::Answered { keep_alive }
@@ -338,12 +367,28 @@ fn tracker_request(
             asker,
             Status::NotFound,
             HttpParseError::UnknownPath.message(),
-            keep_alive,
+            (ErrorKind::Malformed, keep_alive),
         ),
-        Err(e) => fail(state, out, asker, Status::Ok, e.message(), keep_alive),
-        Ok(HttpRequest::Announce(q)) => announce(state, out, asker, &q, real_ip),
-        Ok(HttpRequest::Scrape(s)) if s.is_empty() => full_scrape(state, out, asker),
-        Ok(HttpRequest::Scrape(s)) => scrape(state, out, asker, &s),
+        Err(e) => fail(
+            state,
+            out,
+            asker,
+            Status::Ok,
+            e.message(),
+            (ErrorKind::Malformed, keep_alive),
+        ),
+        Ok(HttpRequest::Announce(q)) => {
+            state.requests.request(asker.protocol, Action::Announce);
+            announce(state, out, asker, &q, real_ip)
+        }
+        Ok(HttpRequest::Scrape(s)) => {
+            state.requests.request(asker.protocol, Action::Scrape);
+            if s.is_empty() {
+                full_scrape(state, out, asker)
+            } else {
+                scrape(state, out, asker, &s)
+            }
+        }
     }
 }
 
@@ -366,11 +411,13 @@ fn announce(
             };
             let header = state.settings.real_ip_header.as_deref().unwrap_or_default();
             let reason = format!("{what} {header} header");
-            return fail(state, out, asker, Status::Ok, &reason, keep_alive);
+            let kind = (ErrorKind::Malformed, keep_alive);
+            return fail(state, out, asker, Status::Ok, &reason, kind);
         }
     };
     if !state.filter.allows(&q.info_hash) {
-        return fail(state, out, asker, Status::Ok, NOT_ALLOWED, keep_alive);
+        let kind = (ErrorKind::AccessDenied, keep_alive);
+        return fail(state, out, asker, Status::Ok, NOT_ALLOWED, kind);
     }
     let settings = &state.settings;
     let numwant = q
@@ -401,10 +448,13 @@ fn full_scrape(state: &mut WorkerState, out: &mut OutBuf, asker: &Asker) -> Outc
             asker,
             Status::Ok,
             FULL_SCRAPE_DISABLED,
-            keep_alive,
+            (ErrorKind::AccessDenied, keep_alive),
         )
     } else if state.full_scrapes >= MAX_FULL_SCRAPES {
-        fail(state, out, asker, Status::Ok, BUSY, keep_alive)
+        // This worker's cap on full scrapes at once, not an overloaded
+        // request worker.
+        let kind = (ErrorKind::LimitReached, keep_alive);
+        fail(state, out, asker, Status::Ok, BUSY, kind)
     } else {
         let limit = state.settings.max_full_scrape_torrents;
         start_full_scrape(
@@ -427,9 +477,11 @@ fn scrape(
 ) -> Outcome {
     let keep_alive = asker.keep_alive;
     if s.len() > max_scrape(&state.settings) {
-        fail(state, out, asker, Status::Ok, TOO_MANY_HASHES, keep_alive)
+        let kind = (ErrorKind::TooLarge, keep_alive);
+        fail(state, out, asker, Status::Ok, TOO_MANY_HASHES, kind)
     } else if s.info_hashes().any(|h| !state.filter.allows(&h)) {
-        fail(state, out, asker, Status::Ok, NOT_ALLOWED, keep_alive)
+        let kind = (ErrorKind::AccessDenied, keep_alive);
+        fail(state, out, asker, Status::Ok, NOT_ALLOWED, kind)
     } else {
         let (token, generation, addr) = (asker.token, asker.generation, asker.addr);
         start_scrape(state, token, generation, addr, false, s.info_hashes());
@@ -509,17 +561,21 @@ fn claim_in_flight<'a>(
     Some((conn, inflight))
 }
 
-/// A limit of the swarm store refused the announce: the client hears why.
+/// The announce was refused, by a limit of the swarm store (`kind`) or,
+/// for `None`, because its request worker was behind: the client hears
+/// why.
 pub(super) fn refuse_http_announce(
     state: &mut WorkerState,
     conns: &mut Slab<Conn>,
     reply: &ReplyTo,
     reason: &str,
+    kind: Option<ErrorKind>,
 ) {
     let token = reply.route as usize;
     let Some((conn, inflight)) = claim_in_flight(conns, reply) else {
         return;
     };
+    state.count_failure(conn.protocol, kind);
     state.bencode_failure(reason);
     finish_http_request(state, token, conn, inflight);
 }
@@ -536,6 +592,7 @@ pub(super) fn answer_http_announce(
     let Some((conn, inflight)) = claim_in_flight(conns, reply) else {
         return;
     };
+    state.requests.response(conn.protocol, Action::Announce);
     let s = &state.settings;
     let peers = if inflight.compact {
         bhttp::ResponsePeers::Compact { v4, v6 }

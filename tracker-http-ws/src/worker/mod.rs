@@ -67,6 +67,7 @@ use crossbeam_channel::Receiver;
 use mio::net::TcpListener;
 use mio::{Events, Interest, Poll};
 use slab::Slab;
+use tracker_metrics::{ConnectionBlock, Protocol, Refusal, Relay as RelayKind, RequestBlock};
 use tracker_proto::InfoHash;
 use tracker_swarm::clock::Clock;
 use tracker_swarm::{Outbox, PendingScrapes, TorrentFilter};
@@ -104,6 +105,8 @@ pub struct SocketWorker {
     tls: Option<Arc<SharedTls>>,
     filter: Arc<dyn TorrentFilter>,
     clock: Clock,
+    requests: RequestBlock,
+    connections: ConnectionBlock,
     shutdown: Arc<AtomicBool>,
 }
 
@@ -154,6 +157,8 @@ impl SocketWorker {
             tls: None,
             filter: Arc::new(AllowAll),
             clock: Clock::start(),
+            requests: RequestBlock::default(),
+            connections: ConnectionBlock::default(),
             shutdown,
         }
     }
@@ -177,34 +182,15 @@ impl SocketWorker {
         self.clock = clock;
         self
     }
-}
 
-/// What happened, for the log line a worker writes when it stops.
-#[derive(Debug, Default, Clone, Copy)]
-struct Counters {
-    accepted: u64,
-    /// Closed at once: over `max_connections`.
-    refused: u64,
-    /// Closed at once: their address already held its share of
-    /// `max_connections_per_ip` on this worker.
-    refused_per_ip: u64,
-    /// Closed for sending nothing (or not finishing a TLS handshake)
-    /// within `first_byte_timeout` of accept; not in `timeouts`.
-    first_byte_timeouts: u64,
-    http_requests: u64,
-    ws_messages: u64,
-    /// Jobs answered "tracker busy" because a request worker was behind.
-    busy: u64,
-    relays_sent: u64,
-    /// Offers and answers dropped: full relay channel, gone connection.
-    relays_dropped: u64,
-    /// Answers to offers the connection was never sent (or too late).
-    answers_refused: u64,
-    /// Announces refused for claiming a peer id another connection holds.
-    peer_ids_refused: u64,
-    /// WebSocket connections closed for not reading their messages.
-    slow_readers: u64,
-    timeouts: u64,
+    /// The blocks this worker counts its requests and connections in, as
+    /// handed out by the metrics registry; it is their only writer
+    /// (default: blocks nobody scrapes).
+    pub fn with_metrics(mut self, requests: RequestBlock, connections: ConnectionBlock) -> Self {
+        self.requests = requests;
+        self.connections = connections;
+        self
+    }
 }
 
 /// A running socket worker: its state, its connections and listeners.
@@ -242,6 +228,8 @@ impl SocketWorker {
             tls,
             filter,
             clock,
+            requests,
+            connections,
             shutdown,
         } = self;
         for (i, (listener, spec)) in listeners.iter_mut().enumerate() {
@@ -292,7 +280,8 @@ impl SocketWorker {
                 dirty: Vec::new(),
                 doomed: Vec::new(),
                 ws_config,
-                counters: Counters::default(),
+                requests,
+                connections,
                 per_ip: PerIpConns::new(per_ip_cap, relays_count),
                 now,
                 now_secs: clock.now_secs(),
@@ -357,6 +346,35 @@ impl SocketWorker {
             flush_dirty(&mut w.state, &mut w.conns);
             reap(&mut w.state, &mut w.conns);
         }
-        log::debug!("http worker {index} stopped: {:?}", w.state.counters);
+        log_totals(index, &w.state);
     }
+}
+
+/// What the worker saw, for the log line it writes when it stops (read
+/// from its own blocks, which no other worker writes).
+fn log_totals(index: usize, state: &WorkerState) {
+    let (r, c) = (&state.requests, &state.connections);
+    let tcp = [Protocol::Http, Protocol::Https, Protocol::Ws, Protocol::Wss];
+    let requests: u64 = tcp
+        .iter()
+        .flat_map(|&p| {
+            tracker_metrics::Action::ALL
+                .iter()
+                .map(move |&a| r.requests(p, a))
+        })
+        .sum();
+    let dropped: u64 = tcp.iter().map(|&p| r.dropped_count(p)).sum();
+    log::debug!(
+        "http worker {index} stopped: {} accepted, {} refused (max) and {} (per ip), \
+         {requests} requests, {dropped} answered busy, {} offers and {} answers relayed, \
+         {} relays dropped, {} slow readers, {} TLS handshakes failed",
+        c.accepted(),
+        c.refused[Refusal::MaxConnections.index()].get(),
+        c.refused[Refusal::PerIp.index()].get(),
+        c.relayed[RelayKind::Offer.index()].get(),
+        c.relayed[RelayKind::Answer.index()].get(),
+        c.relays_dropped.get(),
+        c.slow_readers.get(),
+        c.tls_handshake_failures.get(),
+    );
 }

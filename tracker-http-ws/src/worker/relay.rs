@@ -2,6 +2,7 @@
 //! socket worker or another.
 
 use slab::Slab;
+use tracker_metrics::Relay as RelayKind;
 use tracker_swarm::ConnRef;
 
 use crate::{Relay, RelayedOfferId};
@@ -34,7 +35,7 @@ pub(super) fn deliver(
     }
     let front_end = to.front_end as usize;
     let Some(path) = state.relays.get(front_end) else {
-        state.counters.relays_dropped += 1;
+        state.connections.relays_dropped.inc();
         return;
     };
     let relay = Relay {
@@ -43,13 +44,13 @@ pub(super) fn deliver(
         message: message.to_vec(),
     };
     match path.sender.try_send(relay) {
+        // Counted as relayed by the worker that delivers it.
         Ok(()) => {
-            state.counters.relays_sent += 1;
             if let Some(woken) = state.relay_woken.get_mut(front_end) {
                 *woken = true;
             }
         }
-        Err(_) => state.counters.relays_dropped += 1,
+        Err(_) => state.connections.relays_dropped.inc(),
     }
 }
 
@@ -63,25 +64,35 @@ pub(super) fn deliver_local(
     offer: Option<RelayedOfferId>,
 ) {
     let token = to.token as usize;
+    let dropped = &state.connections.relays_dropped;
     let Some(conn) = live(conns, token, to.generation) else {
-        state.counters.relays_dropped += 1;
+        dropped.inc();
         return;
     };
+    // A receiver that is closing is as good as gone.
     if conn.close_after_flush {
+        dropped.inc();
         return;
     }
     let Phase::Ws(ws) = &mut conn.phase else {
+        dropped.inc();
         return;
     };
     if !ws.ctx.can_write() {
+        dropped.inc();
         return;
     }
     if !conn.out.could_ever_hold_ws_text(message.len()) {
         // Larger than the whole queue: the sender's problem, not a reason
         // to disconnect the receiver.
-        state.counters.relays_dropped += 1;
+        dropped.inc();
         return;
     }
+    let kind = if offer.is_some() {
+        RelayKind::Offer
+    } else {
+        RelayKind::Answer
+    };
     if let Some(o) = offer {
         ws.offers.insert(
             o.offer_id,
@@ -91,6 +102,7 @@ pub(super) fn deliver_local(
             state.settings.ws_max_pending_offers,
         );
     }
+    state.connections.relayed[kind.index()].inc();
     conn.out.push_ws_text(message);
     state.mark_dirty(token, conn);
 }

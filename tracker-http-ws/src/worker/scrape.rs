@@ -4,6 +4,7 @@
 use std::net::SocketAddr;
 
 use slab::Slab;
+use tracker_metrics::Action as MetricAction;
 use tracker_proto::http::{self as bhttp};
 use tracker_proto::ws::{self as jws, Action};
 use tracker_proto::InfoHash;
@@ -194,7 +195,7 @@ pub(super) fn scrape_part(
 }
 
 /// Answers a scrape taken out of the pending table: with its files, or
-/// with `failure`.
+/// with `failure` (only ever "busy": a request worker was behind).
 pub(super) fn answer_scrape(
     state: &mut WorkerState,
     conns: &mut Slab<Conn>,
@@ -206,6 +207,10 @@ pub(super) fn answer_scrape(
     }
     if let Some(conn) = live(conns, p.token, p.conn_generation) {
         let token = p.token;
+        match failure {
+            Some(_) => state.count_failure(conn.protocol, None),
+            None => state.requests.response(conn.protocol, MetricAction::Scrape),
+        }
         if p.ws {
             state.scratch.clear();
             match failure {

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 
 use mio::Token;
 use slab::Slab;
+use tracker_metrics::{ConnectionBlock, ErrorKind, Protocol, RequestBlock};
 use tracker_proto::http::{self as bhttp};
 use tracker_proto::ws::{self as jws, Action};
 use tracker_proto::InfoHash;
@@ -21,7 +22,7 @@ use crate::RelayPath;
 use super::connections::Conn;
 use super::scrape::PendingScrape;
 use super::ws::Kept;
-use super::{Counters, LISTENER_TOKEN_TOP};
+use super::LISTENER_TOKEN_TOP;
 
 /// Everything a socket worker keeps apart from its connections, so that
 /// request handlers can borrow it and one connection at the same time.
@@ -59,7 +60,11 @@ pub(super) struct WorkerState {
     /// Connections to close.
     pub(super) doomed: Vec<usize>,
     pub(super) ws_config: WebSocketConfig,
-    pub(super) counters: Counters,
+    /// This worker's counters (it is their only writer): requests,
+    /// responses and errors by protocol...
+    pub(super) requests: RequestBlock,
+    /// ...and what happened to its connections.
+    pub(super) connections: ConnectionBlock,
     pub(super) per_ip: PerIpConns,
 }
 
@@ -67,6 +72,15 @@ impl WorkerState {
     pub(super) fn tick(&mut self) {
         self.now = Instant::now();
         self.now_secs = self.clock.now_secs();
+    }
+
+    /// Counts an answer that is a failure: an error of `kind`, or, for
+    /// `None`, a request shed because a request worker was behind.
+    pub(super) fn count_failure(&self, protocol: Protocol, kind: Option<ErrorKind>) {
+        match kind {
+            Some(kind) => self.requests.error(protocol, kind),
+            None => self.requests.dropped(protocol, 1),
+        }
     }
 
     pub(super) fn next_generation(&mut self) -> u32 {

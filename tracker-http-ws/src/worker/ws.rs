@@ -6,6 +6,7 @@ use std::ops::Range;
 use std::time::Instant;
 
 use slab::Slab;
+use tracker_metrics::{Action as MetricAction, ErrorKind};
 use tracker_proto::ws::{self as jws, Action, AnnounceRequest, InMessage, OfferId, ScrapeRequest};
 use tracker_proto::{AnnounceEvent, InfoHash, PeerId};
 use tracker_swarm::{ConnRef, Job, ReplyTo, SwarmCounts, Work, WsAnnounce, WsTarget};
@@ -108,10 +109,10 @@ pub(super) fn drive_ws(state: &mut WorkerState, token: usize, conn: &mut Conn) {
         match result {
             Ok(Message::Text(text)) => {
                 ws.last_recv = state.now;
-                state.counters.ws_messages += 1;
                 ws_text(state, token, conn, text.as_str());
             }
             Ok(Message::Binary(_)) => {
+                state.requests.error(conn.protocol, ErrorKind::Malformed);
                 close_ws(
                     state,
                     token,
@@ -136,7 +137,15 @@ pub(super) fn drive_ws(state: &mut WorkerState, token: usize, conn: &mut Conn) {
             }
             Err(e) => {
                 match ws_close_for(&e) {
-                    Some((code, reason)) => close_ws(state, token, conn, code, reason),
+                    Some((code, reason)) => {
+                        let kind = if matches!(e, tungstenite::Error::Capacity(_)) {
+                            ErrorKind::TooLarge
+                        } else {
+                            ErrorKind::Malformed
+                        };
+                        state.requests.error(conn.protocol, kind);
+                        close_ws(state, token, conn, code, reason);
+                    }
                     None => state.doom(token, conn),
                 }
                 break;
@@ -197,26 +206,42 @@ pub(super) fn ws_request_done(state: &mut WorkerState, token: usize, conn: &mut 
 }
 
 fn ws_text(state: &mut WorkerState, token: usize, conn: &mut Conn, text: &str) {
+    let protocol = conn.protocol;
     match InMessage::parse(text) {
         Err(e) => {
+            state.requests.error(protocol, ErrorKind::Malformed);
             state.scratch.clear();
             jws::write_parse_failure(&mut state.scratch, &e);
             ws_send(&state.scratch, conn);
         }
-        Ok(InMessage::Announce(a)) => ws_announce(state, token, conn, a),
-        Ok(InMessage::Scrape(s)) => ws_scrape(state, token, conn, s),
+        Ok(InMessage::Announce(a)) => {
+            // An announce that carries an answer to a relayed offer is the
+            // answering half of a WebRTC handshake, counted as such.
+            let action = if a.answer.is_some() {
+                MetricAction::Answer
+            } else {
+                MetricAction::Announce
+            };
+            state.requests.request(protocol, action);
+            ws_announce(state, token, conn, a);
+        }
+        Ok(InMessage::Scrape(s)) => {
+            state.requests.request(protocol, MetricAction::Scrape);
+            ws_scrape(state, token, conn, s);
+        }
     }
 }
 
 fn ws_announce(state: &mut WorkerState, token: usize, conn: &mut Conn, a: AnnounceRequest<'_>) {
     let settings = state.settings.clone();
     let info_hash = a.info_hash;
-    let refuse = |state: &mut WorkerState, conn: &mut Conn, reason| {
+    let refuse = |state: &mut WorkerState, conn: &mut Conn, reason, kind| {
+        state.requests.error(conn.protocol, kind);
         state.ws_failure(reason, Action::Announce, Some(info_hash));
         ws_send(&state.scratch, conn);
     };
     if !state.filter.allows(&info_hash) {
-        return refuse(state, conn, NOT_ALLOWED);
+        return refuse(state, conn, NOT_ALLOWED, ErrorKind::AccessDenied);
     }
     let (generation, addr) = (conn.generation, conn.addr);
     let Phase::Ws(ws) = &mut conn.phase else {
@@ -230,7 +255,7 @@ fn ws_announce(state: &mut WorkerState, token: usize, conn: &mut Conn, a: Announ
             settings.ws_max_torrents_per_connection,
             settings.ws_max_peer_ids_per_connection,
         ) {
-            return refuse(state, conn, reason);
+            return refuse(state, conn, reason, ErrorKind::LimitReached);
         }
     }
     // A message without `left` (an answer, typically) keeps what the peer
@@ -309,7 +334,6 @@ fn keep_answer(
         state.now_secs,
         timeout,
     ) {
-        state.counters.answers_refused += 1;
         return None;
     }
     let start = kept.messages.len();
@@ -357,13 +381,23 @@ fn ws_scrape(state: &mut WorkerState, token: usize, conn: &mut Conn, s: ScrapeRe
     let settings = state.settings.clone();
     let (generation, addr) = (conn.generation, conn.addr);
     let first = s.info_hashes.as_ref().and_then(|h| h.first().copied());
-    let refuse = |state: &mut WorkerState, conn: &mut Conn, reason, info_hash| {
+    let refuse = |state: &mut WorkerState, conn: &mut Conn, reason, info_hash, kind| {
+        state.requests.error(conn.protocol, kind);
         state.ws_failure(reason, Action::Scrape, info_hash);
         ws_send(&state.scratch, conn);
     };
     match s.info_hashes {
-        None if !settings.full_scrape => refuse(state, conn, FULL_SCRAPE_DISABLED, None),
-        None if state.full_scrapes >= MAX_FULL_SCRAPES => refuse(state, conn, BUSY, None),
+        None if !settings.full_scrape => refuse(
+            state,
+            conn,
+            FULL_SCRAPE_DISABLED,
+            None,
+            ErrorKind::AccessDenied,
+        ),
+        // This worker's cap on full scrapes at once, as for HTTP.
+        None if state.full_scrapes >= MAX_FULL_SCRAPES => {
+            refuse(state, conn, BUSY, None, ErrorKind::LimitReached)
+        }
         None => {
             let fits = settings.ws_max_outgoing_bytes / WS_SCRAPE_FILE_BYTES;
             let limit = settings.max_full_scrape_torrents.min(fits);
@@ -373,16 +407,18 @@ fn ws_scrape(state: &mut WorkerState, token: usize, conn: &mut Conn, s: ScrapeRe
             }
         }
         Some(hashes) if hashes.is_empty() => {
+            state.requests.response(conn.protocol, MetricAction::Scrape);
             state.scratch.clear();
             jws::write_scrape_response(&mut state.scratch, []);
             ws_send(&state.scratch, conn);
         }
         Some(hashes) if hashes.len() > max_scrape(&settings) => {
-            refuse(state, conn, TOO_MANY_HASHES, first);
+            refuse(state, conn, TOO_MANY_HASHES, first, ErrorKind::TooLarge);
         }
         Some(hashes) => {
             if let Some(refused) = hashes.iter().find(|h| !state.filter.allows(h)) {
-                return refuse(state, conn, NOT_ALLOWED, Some(*refused));
+                let refused = Some(*refused);
+                return refuse(state, conn, NOT_ALLOWED, refused, ErrorKind::AccessDenied);
             }
             start_scrape(state, token, generation, addr, true, hashes.into_iter());
             if let Phase::Ws(ws) = &mut conn.phase {
@@ -402,23 +438,27 @@ pub(super) fn refuse_ws_announce(
     reply: &ReplyTo,
     announce: &WsAnnounce,
     reason: &str,
+    kind: Option<ErrorKind>,
 ) {
     let Some(kept) = take_kept(state, reply) else {
         return;
     };
-    fail_kept_announce(state, conns, kept, announce, reason);
+    fail_kept_announce(state, conns, kept, announce, reason, kind);
 }
 
-/// Sends the failure for a kept announce and makes its connection forget
-/// the peer, so the pair does not count against the connection's caps.
+/// Sends the failure for a kept announce (an error of `kind`, or "busy"
+/// for `None`) and makes its connection forget the peer, so the pair does
+/// not count against the connection's caps.
 fn fail_kept_announce(
     state: &mut WorkerState,
     conns: &mut Slab<Conn>,
     kept: Kept,
     announce: &WsAnnounce,
     reason: &str,
+    kind: Option<ErrorKind>,
 ) {
     if let Some(conn) = live(conns, kept.token, kept.conn_generation) {
+        state.count_failure(conn.protocol, kind);
         if let Phase::Ws(ws) = &mut conn.phase {
             ws.torrents.leave(&announce.info_hash, &announce.peer_id);
         }
@@ -445,6 +485,9 @@ pub(super) fn answer_ws_announce(
     if let Some(conn) = live(conns, kept.token, kept.conn_generation) {
         announcer_here = true;
         if kept.respond {
+            state
+                .requests
+                .response(conn.protocol, MetricAction::Announce);
             state.scratch.clear();
             jws::write_announce_response(
                 &mut state.scratch,
@@ -489,8 +532,8 @@ pub(super) fn refuse_taken_peer_id(
     let Some(kept) = take_kept(state, reply) else {
         return;
     };
-    state.counters.peer_ids_refused += 1;
-    fail_kept_announce(state, conns, kept, announce, PEER_ID_TAKEN);
+    let kind = Some(ErrorKind::PeerIdInUse);
+    fail_kept_announce(state, conns, kept, announce, PEER_ID_TAKEN, kind);
 }
 
 pub(super) fn take_kept(state: &mut WorkerState, reply: &ReplyTo) -> Option<Kept> {

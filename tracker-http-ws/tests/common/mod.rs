@@ -16,6 +16,7 @@ use tracker_http_ws::{
     bind_listeners, ListenerKind, ListenerSpec, RelayLink, RelayPath, Settings, SharedTls,
     SocketWorker, RELAY_CAPACITY, WAKER,
 };
+use tracker_metrics::{Metrics, Snapshot};
 use tracker_proto::http::{percent_encode, EscapeStyle};
 use tracker_proto::InfoHash;
 use tracker_swarm::clock::Clock;
@@ -79,6 +80,9 @@ pub struct Tracker {
     /// With `stalled`: request workers never run, their full inboxes
     /// kept open.
     _stalled: Vec<RequestWorkerEnds>,
+    /// The registry the socket workers count into, as the binary's admin
+    /// listener reads it.
+    pub metrics: Arc<Metrics>,
 }
 
 impl Tracker {
@@ -144,6 +148,7 @@ impl Tracker {
             })
             .collect();
         let settings = Arc::new(o.settings);
+        let metrics = Arc::new(Metrics::new("test"));
         for (index, ((front, relay_in), listeners)) in front_ends
             .into_iter()
             .zip(relay_rx)
@@ -165,7 +170,8 @@ impl Tracker {
             )
             .with_tls(o.tls.clone())
             .with_filter(o.filter.clone())
-            .with_clock(clock);
+            .with_clock(clock)
+            .with_metrics(metrics.request_counters(), metrics.connection_counters());
             threads.push(std::thread::spawn(move || worker.run()));
         }
         Tracker {
@@ -174,7 +180,13 @@ impl Tracker {
             wakers,
             threads,
             _stalled: stalled,
+            metrics,
         }
+    }
+
+    /// What `/metrics` would show now, summed over the socket workers.
+    pub fn snapshot(&self) -> Snapshot {
+        self.metrics.snapshot()
     }
 
     /// The first listener of the first worker.

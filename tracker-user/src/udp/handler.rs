@@ -16,6 +16,7 @@ use tracker_proto::udp::{
 
 use super::{UdpSettings, MAX_SCRAPE_TORRENTS};
 use crate::access_list::SharedAccessList;
+use tracker_metrics::{Action, ErrorKind, Protocol, RequestBlock};
 use tracker_swarm::{Batch, Job, Outbox, PendingScrapes, ReplyTo, ScrapeTicket, SwarmCounts, Work};
 
 const INVALID_CONNECTION_ID: &[u8] = b"connection id invalid or expired";
@@ -67,23 +68,6 @@ struct PendingScrape {
     stats: [ScrapeStats; MAX_SCRAPE_TORRENTS],
 }
 
-#[derive(Default, Debug, Clone, Copy)]
-pub struct Counters {
-    pub requests: u64,
-    /// Requests shed because a request worker or the pending-scrape table
-    /// was full.
-    pub dropped_busy: u64,
-    /// Responses the front end could not queue.
-    pub dropped_queue_full: u64,
-    /// Announces and scrapes refused for a connection id that is forged,
-    /// expired or issued to another IP.
-    pub rejected_connection_id: u64,
-    /// Announces refused for announcing port 0.
-    pub rejected_port_zero: u64,
-    /// Datagrams longer than the receive slot, refused as too large.
-    pub rejected_too_large: u64,
-}
-
 /// The BEP 15 request logic of one front-end thread, whatever carries its
 /// datagrams: parses, answers what needs no swarm, batches the rest to the
 /// request workers and writes their answers through the [`Responder`] the
@@ -94,7 +78,14 @@ pub struct RequestHandler {
     access_list: Arc<SharedAccessList>,
     outbox: Outbox,
     pending: PendingScrapes<PendingScrape>,
-    counters: Counters,
+    /// This front end's own block, which only it writes: the scrape sums
+    /// it with every other front end's.
+    counters: RequestBlock,
+    /// The row of the block this front end writes (`udp` or `udp_xdp`).
+    protocol: Protocol,
+    /// Responses the front end could not queue (full send queue, AF_XDP
+    /// reply path gone): for the log line at stop, no metric of its own.
+    unqueued: u64,
     /// The tick of the last rejected-id log line: at most one a second per
     /// front end, so a flood of bad ids cannot flood the log.
     last_rejection_log: u32,
@@ -106,19 +97,38 @@ impl RequestHandler {
         settings: Arc<UdpSettings>,
         access_list: Arc<SharedAccessList>,
         to_swarm: Vec<Sender<Batch>>,
+        counters: RequestBlock,
+        protocol: Protocol,
     ) -> Self {
         Self {
             outbox: Outbox::new(origin, to_swarm),
             pending: PendingScrapes::new(settings.max_pending_scrapes),
-            counters: Counters::default(),
+            counters,
+            protocol,
+            unqueued: 0,
             last_rejection_log: 0,
             settings,
             access_list,
         }
     }
 
-    pub fn counters(&self) -> Counters {
-        self.counters
+    #[cfg(test)]
+    pub fn counters(&self) -> &tracker_metrics::RequestCounters {
+        &self.counters
+    }
+
+    /// What this front end counted, for its log line at stop.
+    pub fn summary(&self) -> Summary {
+        let (c, p) = (&self.counters, self.protocol);
+        Summary {
+            requests: [Action::Connect, Action::Announce, Action::Scrape]
+                .map(|a| c.requests(p, a))
+                .iter()
+                .sum(),
+            errors: c.responses(p, Action::Error),
+            dropped: c.dropped_count(p),
+            unqueued: self.unqueued,
+        }
     }
 
     pub fn handle<R: Responder>(
@@ -129,20 +139,16 @@ impl RequestHandler {
         data: &[u8],
         tick: u32,
     ) {
-        self.counters.requests += 1;
+        self.count_request(data);
         let ip = ip_to_16(addr.ip());
         let request = match Request::parse(data) {
             Ok(request) => request,
             Err(e) => {
                 // Under 16 bytes there is no transaction id to answer to.
                 if let Some(transaction_id) = e.transaction_id {
-                    self.error(
-                        out,
-                        route,
-                        addr,
-                        transaction_id,
-                        e.kind.message().as_bytes(),
-                    );
+                    let message = e.kind.message().as_bytes();
+                    let kind = ErrorKind::Malformed;
+                    self.error(out, route, addr, transaction_id, kind, message);
                 }
                 return;
             }
@@ -151,7 +157,7 @@ impl RequestHandler {
         match request {
             Request::Connect(connect) => {
                 let id = make_connection_id(&settings.secret, tick, &ip);
-                self.respond(out, route, addr, |buf| {
+                self.respond(out, route, addr, Action::Connect, |buf| {
                     write_connect_response(buf, connect.transaction_id, id).ok()
                 });
             }
@@ -163,15 +169,17 @@ impl RequestHandler {
                     settings.connection_id_lifetime,
                     &ip,
                 ) {
-                    self.rejected_connection_id(addr, tick);
-                    return self.error(out, route, addr, a.transaction_id, INVALID_CONNECTION_ID);
+                    let (txid, kind) = (a.transaction_id, ErrorKind::BadConnectionId);
+                    self.error(out, route, addr, txid, kind, INVALID_CONNECTION_ID);
+                    return self.rejected_connection_id(addr, tick);
                 }
                 if a.port == 0 {
-                    self.counters.rejected_port_zero += 1;
-                    return self.error(out, route, addr, a.transaction_id, INVALID_PORT);
+                    let kind = ErrorKind::Malformed;
+                    return self.error(out, route, addr, a.transaction_id, kind, INVALID_PORT);
                 }
                 if !self.access_list.allows(&a.info_hash) {
-                    return self.error(out, route, addr, a.transaction_id, NOT_ALLOWED);
+                    let kind = ErrorKind::AccessDenied;
+                    return self.error(out, route, addr, a.transaction_id, kind, NOT_ALLOWED);
                 }
                 let numwant = settings.numwant(a.num_want);
                 let seeder = a.left == 0;
@@ -191,12 +199,13 @@ impl RequestHandler {
                     settings.connection_id_lifetime,
                     &ip,
                 ) {
-                    self.rejected_connection_id(addr, tick);
-                    return self.error(out, route, addr, s.transaction_id, INVALID_CONNECTION_ID);
+                    let (txid, kind) = (s.transaction_id, ErrorKind::BadConnectionId);
+                    self.error(out, route, addr, txid, kind, INVALID_CONNECTION_ID);
+                    return self.rejected_connection_id(addr, tick);
                 }
                 if s.info_hashes.len() > MAX_SCRAPE_HASHES {
-                    self.counters.rejected_too_large += 1;
-                    return self.error(out, route, addr, s.transaction_id, TOO_LARGE);
+                    let kind = ErrorKind::TooLarge;
+                    return self.error(out, route, addr, s.transaction_id, kind, TOO_LARGE);
                 }
                 self.scrape(out, route, addr, s.transaction_id, s.info_hashes);
             }
@@ -215,21 +224,35 @@ impl RequestHandler {
         addr: SocketAddr,
         data: &[u8],
     ) {
-        self.counters.requests += 1;
-        self.counters.rejected_too_large += 1;
+        self.count_request(data);
         if let Some(id) = data.get(12..16) {
             let transaction_id = TransactionId(u32::from_be_bytes([id[0], id[1], id[2], id[3]]));
-            self.error(out, route, addr, transaction_id, TOO_LARGE);
+            let kind = ErrorKind::TooLarge;
+            self.error(out, route, addr, transaction_id, kind, TOO_LARGE);
         }
     }
 
+    /// Counts a request by the action its bytes 8..12 name, before parsing,
+    /// so a malformed announce still counts as an announce. A datagram
+    /// naming no action is not a request of any kind: only its error
+    /// response (when it has a transaction id to answer) is counted.
+    fn count_request(&self, data: &[u8]) {
+        let action = match data.get(8..12) {
+            Some([0, 0, 0, 0]) => Action::Connect,
+            Some([0, 0, 0, 1]) => Action::Announce,
+            Some([0, 0, 0, 2]) => Action::Scrape,
+            _ => return,
+        };
+        self.counters.request(self.protocol, action);
+    }
+
     fn rejected_connection_id(&mut self, addr: SocketAddr, tick: u32) {
-        self.counters.rejected_connection_id += 1;
         if tick != self.last_rejection_log {
             self.last_rejection_log = tick;
             log::debug!(
                 "connection id invalid or expired from {addr} ({} rejected by this worker so far)",
-                self.counters.rejected_connection_id
+                self.counters
+                    .errors(self.protocol, ErrorKind::BadConnectionId)
             );
         }
     }
@@ -253,7 +276,7 @@ impl RequestHandler {
             stats: [ScrapeStats::new(0, 0, 0); MAX_SCRAPE_TORRENTS],
         };
         let Ok(ticket) = self.pending.insert(pending, 0) else {
-            self.counters.dropped_busy += 1;
+            self.counters.dropped(self.protocol, 1);
             return;
         };
         let mut remaining = 0;
@@ -301,32 +324,34 @@ impl RequestHandler {
             transaction_id: p.transaction_id,
             stats: &p.stats[..p.len],
         });
-        self.respond(out, p.route, p.addr, |buf| response.emit(buf).ok());
+        self.respond(out, p.route, p.addr, Action::Scrape, |buf| {
+            response.emit(buf).ok()
+        });
     }
 
     /// Files a job with its request worker, sending any batch it fills at
     /// once. Returns whether a send was refused (its jobs dropped, their
     /// scrapes abandoned).
     fn enqueue(&mut self, job: Job) -> bool {
-        let mut refused = 0;
+        let mut requests = 0;
         let pending = &mut self.pending;
         // Every job this front end makes names a torrent, so a job is
         // only given back when there is no request worker at all.
-        if let Some(job) = self.outbox.push(job) {
-            abandon(pending, &job);
-            refused += 1;
-        }
+        let given_back = self.outbox.push(job).map(|job| {
+            requests += abandon(pending, &job);
+        });
         // The worker is behind: shed this load now rather than queue it
         // without bound; clients retry per BEP 15.
-        refused += self.outbox.send_full(|j| abandon(pending, &j));
-        self.counters.dropped_busy += refused;
-        refused > 0
+        let jobs = self.outbox.send_full(|j| requests += abandon(pending, &j));
+        self.counters.dropped(self.protocol, requests);
+        given_back.is_some() || jobs > 0
     }
 
     /// Hands every filled batch to its request worker.
     pub fn dispatch(&mut self) {
-        let pending = &mut self.pending;
-        self.counters.dropped_busy += self.outbox.send_all(|j| abandon(pending, &j));
+        let (pending, mut requests) = (&mut self.pending, 0);
+        self.outbox.send_all(|j| requests += abandon(pending, &j));
+        self.counters.dropped(self.protocol, requests);
     }
 
     /// Writes the answers of a batch back from the request workers.
@@ -342,8 +367,9 @@ impl RequestHandler {
                     ..
                 } => {
                     let (reply, message) = (job.reply, refusal.message().as_bytes());
-                    let route = ReplyRoute(reply.route);
-                    self.error(out, route, reply.addr, TransactionId(reply.tag), message);
+                    let (route, txid) = (ReplyRoute(reply.route), TransactionId(reply.tag));
+                    let kind = ErrorKind::LimitReached;
+                    self.error(out, route, reply.addr, txid, kind, message);
                     continue;
                 }
                 Work::AnnounceV4 { peers, counts, .. } => {
@@ -387,46 +413,72 @@ impl RequestHandler {
                 peers,
             });
             let route = ReplyRoute(job.reply.route);
-            self.respond(out, route, job.reply.addr, |buf| response.emit(buf).ok());
+            self.respond(out, route, job.reply.addr, Action::Announce, |buf| {
+                response.emit(buf).ok()
+            });
         }
         self.outbox.recycle(batch);
     }
 
+    /// Sends an error response, counted by `kind` once it is queued.
     fn error<R: Responder>(
         &mut self,
         out: &mut R,
         route: ReplyRoute,
         addr: SocketAddr,
         transaction_id: TransactionId,
+        kind: ErrorKind,
         message: &[u8],
     ) {
-        self.respond(out, route, addr, |buf| {
-            write_error_response(buf, transaction_id, message).ok()
-        });
+        let write = |buf: &mut [u8]| write_error_response(buf, transaction_id, message).ok();
+        if out.respond(route, addr, write) {
+            self.counters.error(self.protocol, kind);
+        } else {
+            self.unqueued += 1;
+        }
     }
 
+    /// Sends the answer to an `action` request, counted once it is queued.
     fn respond<R: Responder>(
         &mut self,
         out: &mut R,
         route: ReplyRoute,
         addr: SocketAddr,
+        action: Action,
         write: impl FnOnce(&mut [u8]) -> Option<usize>,
     ) {
-        if !out.respond(route, addr, write) {
-            self.counters.dropped_queue_full += 1;
+        if out.respond(route, addr, write) {
+            self.counters.response(self.protocol, action);
+        } else {
+            self.unqueued += 1;
         }
     }
+}
+
+/// What a front end counted, as its log line at stop shows it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Summary {
+    pub requests: u64,
+    pub errors: u64,
+    pub dropped: u64,
+    pub unqueued: u64,
 }
 
 /// Drops the pending scrape a refused job was part of: it cannot be
 /// answered whole, and a partial answer would misreport the missing hashes
 /// as empty torrents. Its parts already out are ignored when they return.
-fn abandon(pending: &mut PendingScrapes<PendingScrape>, job: &Job) {
-    if let Work::Scrape { slot, .. } = job.work {
-        pending.remove(ScrapeTicket {
-            slot,
-            generation: job.reply.tag,
-        });
+/// Returns the requests this drops: 1 for an announce, 1 for the first
+/// refused part of a scrape, 0 for its other parts (already dropped).
+fn abandon(pending: &mut PendingScrapes<PendingScrape>, job: &Job) -> u64 {
+    match job.work {
+        Work::Scrape { slot, .. } => {
+            let ticket = ScrapeTicket {
+                slot,
+                generation: job.reply.tag,
+            };
+            u64::from(pending.remove(ticket).is_some())
+        }
+        _ => 1,
     }
 }
 

@@ -10,6 +10,7 @@ use super::handler::{ReplyRoute, RequestHandler, Responder};
 use super::UdpSettings;
 use crate::access_list::{AccessList, SharedAccessList};
 use crate::config::Config;
+use tracker_metrics::{Action, ErrorKind, Protocol};
 use tracker_swarm::{Batch, SwarmCounts, Work};
 
 const TICK: u32 = 1_700_000_000;
@@ -42,7 +43,9 @@ fn handler() -> (RequestHandler, crossbeam_channel::Receiver<Batch>) {
     ));
     let (tx, rx) = crossbeam_channel::bounded(4);
     let access = Arc::new(SharedAccessList::new(AccessList::allow_all()));
-    (RequestHandler::new(0, settings, access, vec![tx]), rx)
+    let counters = Default::default();
+    let h = RequestHandler::new(0, settings, access, vec![tx], counters, Protocol::UdpXdp);
+    (h, rx)
 }
 
 fn client() -> SocketAddr {
@@ -79,7 +82,7 @@ fn a_whole_scrape_of_more_than_101_hashes_is_refused_as_too_large() {
     let (txid, message) = error(&out.0[0]);
     assert_eq!(txid, 7);
     assert!(message.contains("too large"), "{message}");
-    assert_eq!(h.counters().rejected_too_large, 1);
+    assert_eq!(too_large(&h), 1);
     assert!(
         to_swarm.try_recv().is_err(),
         "nothing was sent to the swarm"
@@ -89,7 +92,9 @@ fn a_whole_scrape_of_more_than_101_hashes_is_refused_as_too_large() {
     h.handle(&mut out, ROUTE, client(), &scrape(id(), 8, 101), TICK);
     h.dispatch();
     assert_eq!(out.0.len(), 1);
-    assert_eq!(h.counters().rejected_too_large, 1);
+    assert_eq!(too_large(&h), 1);
+    assert_eq!(h.counters().requests(Protocol::UdpXdp, Action::Scrape), 2);
+    assert_eq!(h.counters().responses(Protocol::UdpXdp, Action::Error), 1);
     assert!(!to_swarm.try_recv().unwrap().jobs.is_empty());
 }
 
@@ -102,7 +107,12 @@ fn a_cut_datagram_is_answered_too_large_with_its_transaction_id() {
     let (txid, message) = error(&out.0[0]);
     assert_eq!(txid, 9);
     assert!(message.contains("too large"), "{message}");
-    assert_eq!(h.counters().rejected_too_large, 1);
+    assert_eq!(too_large(&h), 1);
+    assert_eq!(h.counters().requests(Protocol::UdpXdp, Action::Scrape), 1);
+}
+
+fn too_large(h: &RequestHandler) -> u64 {
+    h.counters().errors(Protocol::UdpXdp, ErrorKind::TooLarge)
 }
 
 #[test]
@@ -123,7 +133,12 @@ fn refused_connection_ids_are_counted() {
             (txid, "connection id invalid or expired".into())
         );
     }
-    assert_eq!(h.counters().rejected_connection_id, 2);
+    let c = h.counters();
+    assert_eq!(c.errors(Protocol::UdpXdp, ErrorKind::BadConnectionId), 2);
+    assert_eq!(c.requests(Protocol::UdpXdp, Action::Scrape), 3);
+    assert_eq!(c.responses(Protocol::UdpXdp, Action::Error), 2);
+    // The socket row is another front end's to write.
+    assert_eq!(c.errors(Protocol::Udp, ErrorKind::BadConnectionId), 0);
 }
 
 fn announce(id: u64, txid: u32) -> Vec<u8> {
@@ -228,11 +243,8 @@ fn a_scrape_refused_partway_through_sending_is_shed_without_a_crash() {
     }
     h.dispatch();
     assert!(out.0.is_empty(), "shed scrapes get no answer: {:?}", out.0);
-    assert!(
-        h.counters().dropped_busy >= 10,
-        "every refused scrape counted: {:?}",
-        h.counters()
-    );
+    // Each shed scrape counted once, however many of its parts were refused.
+    assert_eq!(h.counters().dropped_count(Protocol::UdpXdp), 10);
 
     // The worker catches up: what it held is answered, and a new scrape
     // goes through and is answered whole.
@@ -292,4 +304,54 @@ fn a_scrape_split_across_a_taken_and_a_refused_batch_gets_no_partial_answer() {
         .collect();
     assert_eq!(txids, [0, 1, 2, 100, 101, 102, 103, 104, 105, 106]);
     assert!(out.0[3..].iter().all(|r| r.len() == 8 + 70 * 12));
+}
+
+/// Each way a request ends is counted under its action and kind, in the
+/// front end's own protocol row.
+#[test]
+fn requests_responses_and_errors_are_counted_by_action_and_kind() {
+    let (mut h, to_swarm) = handler();
+    let mut out = Collect::default();
+    let mut connect = 0x41727101980u64.to_be_bytes().to_vec();
+    connect.extend_from_slice(&[0, 0, 0, 0, 0, 0, 0, 1]);
+    h.handle(&mut out, ROUTE, client(), &connect, TICK);
+    let mut port_zero = announce(id(), 2);
+    port_zero[96..98].copy_from_slice(&[0, 0]);
+    h.handle(&mut out, ROUTE, client(), &port_zero, TICK);
+    // Action 9 names no request: an error, but no request of any action.
+    let mut unknown = connect.clone();
+    unknown[8..12].copy_from_slice(&9u32.to_be_bytes());
+    h.handle(&mut out, ROUTE, client(), &unknown, TICK);
+    // Two announces: one answered, one refused at a swarm limit.
+    h.handle(&mut out, ROUTE, client(), &announce(id(), 4), TICK);
+    h.handle(&mut out, ROUTE, client(), &announce(id(), 5), TICK);
+    h.dispatch();
+    let mut batch = to_swarm.try_recv().unwrap();
+    match &mut batch.jobs[1].work {
+        Work::AnnounceV4 { refused, .. } => {
+            *refused = Some(tracker_swarm::Refusal::PeersPerTorrent)
+        }
+        other => panic!("unexpected work {other:?}"),
+    }
+    h.answer(&mut out, batch);
+    assert_eq!(out.0.len(), 5, "every request answered");
+    assert!(
+        error(&out.0[4]).1.contains("limit"),
+        "{:?}",
+        error(&out.0[4])
+    );
+
+    let c = h.counters();
+    let p = Protocol::UdpXdp;
+    assert_eq!(c.requests(p, Action::Connect), 1);
+    assert_eq!(c.requests(p, Action::Announce), 3);
+    assert_eq!(c.requests(p, Action::Scrape), 0);
+    assert_eq!(c.responses(p, Action::Connect), 1);
+    assert_eq!(c.responses(p, Action::Announce), 1);
+    assert_eq!(c.responses(p, Action::Error), 3);
+    assert_eq!(c.errors(p, ErrorKind::Malformed), 2, "port 0 and action 9");
+    assert_eq!(c.errors(p, ErrorKind::LimitReached), 1);
+    assert_eq!(c.errors(p, ErrorKind::AccessDenied), 0);
+    assert_eq!(c.dropped_count(p), 0);
+    assert_eq!(c.requests(Protocol::Udp, Action::Announce), 0);
 }

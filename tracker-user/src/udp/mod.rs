@@ -17,7 +17,7 @@ use tracker_proto::udp::{
     SCRAPE_STATS_LEN,
 };
 
-pub use handler::{Counters, ReplyRoute, RequestHandler, Responder};
+pub use handler::{ReplyRoute, RequestHandler, Responder, Summary};
 pub use worker::{UdpWorker, WAKER};
 
 use crate::access_list::SharedAccessList;
@@ -36,17 +36,22 @@ pub struct FrontEnd {
     pub settings: std::sync::Arc<UdpSettings>,
     pub access_list: std::sync::Arc<SharedAccessList>,
     pub shutdown: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    /// This front end's own block of request counters.
+    pub counters: tracker_metrics::RequestBlock,
 }
 
 impl FrontEnd {
-    /// The request path for this front end; the front end keeps its I/O
-    /// and passes its [`Responder`] with each call.
-    pub fn handler(&self) -> RequestHandler {
+    /// The request path for this front end, counting under `protocol`;
+    /// the front end keeps its I/O and passes its [`Responder`] with each
+    /// call.
+    pub fn handler(&self, protocol: tracker_metrics::Protocol) -> RequestHandler {
         RequestHandler::new(
             self.swarm.origin,
             self.settings.clone(),
             self.access_list.clone(),
             self.swarm.to_swarm.clone(),
+            self.counters.clone(),
+            protocol,
         )
     }
 

@@ -65,7 +65,7 @@ impl UdpWorker {
         }
         let slot_len = front.settings.response_slot_len();
         let queue_len = front.settings.outgoing_queue_len;
-        let mut handler = front.handler();
+        let mut handler = front.handler(tracker_metrics::Protocol::Udp);
         let mut out = SocketResponder {
             queues: sockets
                 .iter()
@@ -122,7 +122,7 @@ impl UdpWorker {
                 }
             }
         }
-        log::debug!("udp worker {origin} stopped: {:?}", handler.counters());
+        log::debug!("udp worker {origin} stopped: {:?}", handler.summary());
     }
 }
 

@@ -7,7 +7,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context};
-use aya::maps::{Array, HashMap as BpfHashMap, MapData, PerCpuArray, XskMap};
+use std::os::fd::AsFd;
+
+use aya::maps::{Array, HashMap as BpfHashMap, Map, MapData, PerCpuArray, XskMap};
 use aya::programs::{Xdp, XdpMode};
 use aya::Ebpf;
 use tracker_proto::connection_id::ConnectionIdSecret;
@@ -129,15 +131,39 @@ impl XdpAttachment {
         }
     }
 
-    /// Sums the per-CPU counters, in [`counter::NAMES`] order.
-    pub fn counters(&self) -> anyhow::Result<[u64; counter::COUNT as usize]> {
-        let map: PerCpuArray<_, u64> =
-            PerCpuArray::try_from(self.ebpf.map(MAP_COUNTERS).context("no COUNTERS map")?)?;
-        let mut sums = [0u64; counter::COUNT as usize];
-        for (i, sum) in sums.iter_mut().enumerate() {
-            *sum = map.get(&(i as u32), 0)?.iter().sum();
+    /// How the admin thread reads the program's counters: on its own
+    /// handle of the COUNTERS map (a duplicated fd), so a scrape touches
+    /// nothing the main thread holds. Called before the privilege drop: a
+    /// map fd, once held, is read without privileges.
+    pub fn counter_reader(&self) -> anyhow::Result<tracker_metrics::XdpCounterReader> {
+        let Some(Map::PerCpuArray(data)) = self.ebpf.map(MAP_COUNTERS) else {
+            bail!("no per-CPU COUNTERS map in the XDP object");
+        };
+        let fd = data
+            .fd()
+            .as_fd()
+            .try_clone_to_owned()
+            .context("duplicating the COUNTERS map's fd")?;
+        let map = Map::from_map_data(MapData::from_fd(fd)?)?;
+        let counters: PerCpuArray<MapData, u64> = PerCpuArray::try_from(map)?;
+        Ok(Box::new(move || {
+            let mut sums = Vec::with_capacity(counter::NAMES.len());
+            for (i, name) in counter::NAMES.iter().enumerate() {
+                let per_cpu = counters.get(&(i as u32), 0).ok()?;
+                sums.push((*name, per_cpu.iter().sum()));
+            }
+            Some(sums)
+        }))
+    }
+
+    /// The attach mode as `tracker_xdp_attached{mode}` names it.
+    pub fn mode_name(&self) -> &'static str {
+        match self.mode {
+            XdpMode::Driver => "driver",
+            XdpMode::Skb => "generic",
+            XdpMode::Hardware => "offload",
+            XdpMode::Default => "default",
         }
-        Ok(sums)
     }
 }
 

@@ -121,7 +121,7 @@ impl XdpWorker {
             log::error!("xdp worker {queue_id}: cannot poll the AF_XDP socket: {e}");
             return;
         }
-        let mut handler = front.handler();
+        let mut handler = front.handler(tracker_metrics::Protocol::UdpXdp);
         let mut out = XdpResponder {
             queue,
             paths: ReplyPaths::new(),
@@ -174,7 +174,7 @@ impl XdpWorker {
         }
         log::debug!(
             "xdp worker {queue_id} stopped: {:?}, {unparseable} unparseable frames, {:?}",
-            handler.counters(),
+            handler.summary(),
             out.queue.stats()
         );
     }

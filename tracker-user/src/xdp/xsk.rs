@@ -422,6 +422,18 @@ impl XskQueue {
         self.rx.as_raw_fd()
     }
 
+    /// A second descriptor of the socket, for reading its XDP_STATISTICS
+    /// from the admin thread without touching the queue.
+    pub fn dup_fd(&self) -> io::Result<std::os::fd::OwnedFd> {
+        // SAFETY: the socket stays open while `self` lives, and the borrow
+        // ends with this call, which only dups it.
+        unsafe { std::os::fd::BorrowedFd::borrow_raw(self.fd()) }.try_clone_to_owned()
+    }
+
+    pub fn is_zero_copy(&self) -> bool {
+        self.zero_copy
+    }
+
     pub fn mode(&self) -> &'static str {
         if self.zero_copy {
             "zero-copy"

@@ -10,6 +10,8 @@ pub mod http;
 pub mod netns;
 pub mod npm;
 pub mod ready;
+pub mod scrape;
+pub mod stop;
 pub mod tls;
 pub mod ws;
 

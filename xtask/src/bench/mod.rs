@@ -54,6 +54,7 @@ const ONE_HOST_PEERS_PER_IP: usize = 65_536;
 const USAGE: &str = "\
 usage: cargo xtask bench udp|http|ws [--runs N] [--seconds S] [--warmup W] [--quick]
                                      [--no-build] [udp: --no-steer] [http, ws: --tls | --plain]
+                                     [udp: --baseline PATH [--baseline-label NAME]]
        cargo xtask bench scale [options]   (`cargo xtask bench scale --help`)
        cargo xtask bench flood [--seconds S] [--runs N] [--quick] [--no-build] [--flood-rate R]
                                [--baseline PATH [--baseline-label NAME]]...
@@ -84,6 +85,11 @@ usage: cargo xtask bench udp|http|ws [--runs N] [--seconds S] [--warmup W] [--qu
   --no-steer    udp: leave veth's receive work on the sending core (charged
                 to the sender, so the server CPU of the veth scenarios is
                 wrong; for comparison only)
+  --baseline PATH
+                udp: also run another tracker-user binary (a build of an
+                earlier commit, say) on loopback and with XDP in the same
+                rounds, and report this build / baseline: what a change
+                costs (section (d))
   --tls         http, ws: the TLS scenario only (both by default)
   --plain       http, ws: the plain scenario only
 
@@ -322,23 +328,14 @@ fn install_anchor(name: &str) -> Result<()> {
     }
     let root = root.to_str().context("non-UTF-8 target path")?;
     eprintln!("xtask: installing the anchor {name} {AQUATIC_VERSION} (takes a few minutes, once)");
-    super::run(
-        &super::cargo(),
-        &[
-            "install",
-            name,
-            "--version",
-            AQUATIC_VERSION,
-            "--locked",
-            "--no-default-features",
-            "--features",
-            "mimalloc",
-            "--force",
-            "--root",
-            root,
-        ],
-    )
-    .with_context(|| format!("installing {name}"))
+    let mut args = vec!["install", name, "--version", AQUATIC_VERSION, "--locked"];
+    // The trackers with mimalloc, as aquatic's own builds; the load
+    // generators have no allocator feature.
+    if !name.ends_with("_load_test") {
+        args.extend(["--no-default-features", "--features", "mimalloc"]);
+    }
+    args.extend(["--force", "--root", root]);
+    super::run(&super::cargo(), &args).with_context(|| format!("installing {name}"))
 }
 
 /// The version `cargo install` recorded for crate `name` under `root`.

@@ -181,6 +181,18 @@ pub struct Load<'a> {
     /// config says `udp.prefill = true`): the tracker's memory is sampled
     /// before and after, and its load starts that much later.
     pub prefill_peers: Option<u64>,
+    /// Which generator `program` is.
+    pub generator: Generator,
+}
+
+/// The generators a bench can run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Generator {
+    /// tracker-load: `<protocol> -c CONFIG --json`, one JSON object out.
+    TrackerLoad,
+    /// aquatic_udp_load_test: `-c CONFIG`, a printed report out
+    /// ([`crate::bench::udp::aquatic_gen`]).
+    AquaticUdp,
 }
 
 /// Runs the generator pinned to its core, samples its measured window, and
@@ -193,12 +205,16 @@ pub fn measure(load: &Load, tracker: &mut Tracker, hooks: &mut dyn Hooks) -> Res
         None => 0,
     };
     let gen_stderr: PathBuf = load.work.join(format!("{}.load.log", load.tag));
-    let args = [
-        load.protocol.to_owned(),
-        "-c".to_owned(),
-        load.config.display().to_string(),
-        "--json".to_owned(),
-    ];
+    let config = load.config.display().to_string();
+    let args = match load.generator {
+        Generator::TrackerLoad => vec![
+            load.protocol.to_owned(),
+            "-c".to_owned(),
+            config,
+            "--json".to_owned(),
+        ],
+        Generator::AquaticUdp => vec!["-c".to_owned(), config],
+    };
     let mut gen = Proc::spawn(
         load.program,
         &args,
@@ -262,9 +278,12 @@ pub fn measure(load: &Load, tracker: &mut Tracker, hooks: &mut dyn Hooks) -> Res
             tracker.explain(anyhow::anyhow!("the tracker died during the run"))
         );
     }
-    let report: serde_json::Value = serde_json::from_str(json.trim()).with_context(|| {
-        format!("the generator's --json output is not one JSON object:\n{json}")
-    })?;
+    let report: serde_json::Value = match load.generator {
+        Generator::TrackerLoad => serde_json::from_str(json.trim()).with_context(|| {
+            format!("the generator's --json output is not one JSON object:\n{json}")
+        })?,
+        Generator::AquaticUdp => super::udp::aquatic_gen::report_to_json(&json, opts.seconds)?,
+    };
     fs::write(load.work.join(format!("{}.load.json", load.tag)), &json)?;
 
     let hz = clock_ticks_per_second();

@@ -22,7 +22,7 @@ use super::report::{
     cpu_notes, every_run, how_to_read, log_run, med_of, memory_notes, now_utc, preamble, thousands,
     write_sections, Column, Series, Stat, LEFT_IN_TARGET, LOOPBACK_NOTE,
 };
-use super::sample::{measure, measure_background, Load, NoHooks, RunResult};
+use super::sample::{measure, measure_background, Generator, Load, NoHooks, RunResult};
 use super::udp::{free_loopback_port, probe, udp_log, Bench, System, AQUATIC, OURS};
 use super::{
     check_stop, generator_keys, has_key, parse_opts_with, prepare, write_load_config, Binaries,
@@ -161,6 +161,9 @@ pub fn run(args: &[String], rest: &[String]) -> Result<()> {
         steer: true,
         work,
         gen_keys,
+        baseline: None,
+        // Scale drives every point with tracker-load alone.
+        aquatic_load: PathBuf::new(),
     };
     let started = now_utc();
     let clock = Instant::now();
@@ -392,6 +395,7 @@ fn one_run(
         tag: &tag,
         client_ns: None,
         prefill_peers: Some(u64::from(peers)),
+        generator: Generator::TrackerLoad,
     };
     measure(&load, &mut tracker, &mut NoHooks)
 }

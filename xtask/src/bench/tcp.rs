@@ -19,7 +19,7 @@ use super::report::{
     alternate, command_line, cpu_notes, every_run, find, how_to_read, now_utc, preamble, table,
     thousands, vs_anchor, write_sections, Column, Progress, Series, LEFT_IN_TARGET, LOOPBACK_NOTE,
 };
-use super::sample::{measure, measure_background, Load, NoHooks, RunResult};
+use super::sample::{measure, measure_background, Generator, Load, NoHooks, RunResult};
 use super::{
     build_ours, check_stop, generator_keys, has_key, install_anchor, parse_opts, prepare,
     write_load_config, Binaries, Opts, AQUATIC_VERSION, ONE_HOST_PEERS_PER_IP,
@@ -282,6 +282,7 @@ impl Bench {
             tag: &tag,
             client_ns: None,
             prefill_peers: None,
+            generator: Generator::TrackerLoad,
         };
         measure(&load, &mut tracker, &mut NoHooks)
     }

@@ -10,7 +10,10 @@ use crate::bench::report::{
 use crate::bench::sample::RunResult;
 use crate::bench::Opts;
 
-use super::{Results, AQUATIC, OURS, OURS_XDP, VETH_CLIENT_V4, VETH_PORT, VETH_SERVER_V4};
+use super::{
+    Results, AQUATIC, BASELINE, BASELINE_XDP, OURS, OURS_XDP, VETH_CLIENT_V4, VETH_PORT,
+    VETH_SERVER_V4,
+};
 
 pub(super) fn sections(results: &Results, opts: &Opts) -> String {
     let single = opts.runs == 1;
@@ -42,6 +45,36 @@ pub(super) fn sections(results: &Results, opts: &Opts) -> String {
         ));
     }
 
+    t.push_str("\n### (a′) Loopback, plain sockets, aquatic_udp_load_test\n\n");
+    t.push_str(
+        "The same trackers, cores and addresses as (a), driven by aquatic's own generator \
+         (aquatic_udp_load_test 0.9.0, one worker, its default profile) instead of ours, so \
+         no figure rests on our generator alone; it does not prefill, and its window is \
+         rounded up to whole 5-second report intervals. How the two generators differ, and \
+         what that does to each tracker: *Two generators* below.\n\n",
+    );
+    let aq_ours = find(&results.loopback_aquatic_gen, OURS);
+    let aq_aq = find(&results.loopback_aquatic_gen, AQUATIC);
+    t.push_str(&table(&[aq_ours, aq_aq], single, &[], false));
+    t.push('\n');
+    t.push_str(&vs_anchor(aq_ours, aq_aq, "aquatic_udp"));
+    t.push_str(
+        "\nBoth generators side by side (responses per server CPU second, ours / \
+         aquatic_udp; issue target ≥ 1.2 with each):\n\n",
+    );
+    let ratio = |ours: &Series, anchor: &Series| {
+        med_of(ours, RunResult::responses_per_server_cpu_s)
+            / med_of(anchor, RunResult::responses_per_server_cpu_s)
+    };
+    let _ = writeln!(
+        t,
+        "| generator | ours / aquatic_udp |\n|---|---:|\n| tracker-load | {:.2}× |\n\
+         | aquatic_udp_load_test | {:.2}× |",
+        ratio(lo_ours, lo_aq),
+        ratio(aq_ours, aq_aq)
+    );
+
+    t.push_str(TWO_GENERATORS);
     t.push_str("\n### (b) veth, plain sockets\n\n");
     t.push_str(&format!(
         "Tracker in a server namespace on {VETH_SERVER_V4}:{VETH_PORT} (core 0), generator in a \
@@ -89,6 +122,71 @@ pub(super) fn sections(results: &Results, opts: &Opts) -> String {
             .map(|(_, m)| format!("XDP program{m}"))
             .unwrap_or(mode);
         let _ = writeln!(t, "\nThe tracker said: `{mode}`.");
+    }
+    t
+}
+
+/// How the generators differ, under (a′).
+const TWO_GENERATORS: &str = "
+#### Two generators
+
+Both draw requests from aquatic's profile (1 M torrents, 2 M peers, connect 50 : announce 50 : \
+scrape 1, 30 peers wanted, 75 % seeders, skewed popularity), from one thread on core 1, and \
+both trackers face the same generator in the same rounds. They differ in how they send, and \
+that moves where each tracker's time goes:
+
+- **Sending.** tracker-load keeps 16 requests outstanding on each of 16 sockets and moves \
+  datagrams 64 at a time (sendmmsg with UDP GSO, recvmmsg). aquatic_udp_load_test sends one \
+  request per socket on each of its 4 sockets per round, one `send` and one `recv` per \
+  datagram, and sends a round only while nine in ten of all requests sent so far were \
+  answered. Its own CPU per request is several times ours, so its rate is usually its own \
+  limit: it measures the trackers at a lower load, where a tracker's batches are short and its \
+  per-wake-up costs (poll, a thread hand-off per batch) weigh more per response.
+- **Connection ids.** tracker-load asks for a fresh id per socket every 60 s and after any \
+  error; aquatic's generator acquires one per socket at start and reuses it for the whole run \
+  (its connect requests are answered but their ids unused). Both trackers accept either.
+- **Population.** tracker-load prefills every client before measuring, so the tracker holds \
+  the whole profile (about 2 M peers) from the first second; aquatic's generator starts from an \
+  empty tracker, so swarms, tables and answers are smaller in its runs, which makes every \
+  announce cheaper for both trackers and hides memory effects.
+- **Checking.** tracker-load matches every answer to its request (transaction id, action, peer \
+  and scrape counts) and counts anything else invalid; aquatic's generator counts responses by \
+  action and checks nothing else. Neither tracker sent an invalid answer in these runs.
+
+";
+
+/// `--baseline`: this build against another, in the same rounds.
+pub(super) fn baseline_section(results: &Results, label: &str) -> String {
+    let mut t = String::from("\n### (d) Against a baseline build\n\n");
+    let _ = writeln!(
+        t,
+        "The baseline is `{label}`, run in the same rounds as the rows above: on loopback \
+         beside (a)'s, over the veth pair with XDP beside (c)'s.\n"
+    );
+    let lo_ours = find(&results.loopback, OURS);
+    let lo_base = find(&results.loopback, BASELINE);
+    let ve_xdp = find(&results.veth, OURS_XDP);
+    let ve_base = find(&results.veth, BASELINE_XDP);
+    t.push_str(&table(
+        &[lo_ours, lo_base, ve_xdp, ve_base],
+        false,
+        &[],
+        true,
+    ));
+    t.push('\n');
+    for (what, ours, base) in [
+        ("loopback, sockets", lo_ours, lo_base),
+        ("veth, XDP", ve_xdp, ve_base),
+    ] {
+        t.push_str(&ratio_line(
+            &format!("{what}: responses per server CPU second, this build / baseline"),
+            med_of(ours, RunResult::responses_per_server_cpu_s)
+                / med_of(base, RunResult::responses_per_server_cpu_s),
+        ));
+        t.push_str(&ratio_line(
+            &format!("{what}: responses/s, this build / baseline"),
+            med_of(ours, |r| r.responses_per_s) / med_of(base, |r| r.responses_per_s),
+        ));
     }
     t
 }

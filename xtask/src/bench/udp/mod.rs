@@ -24,12 +24,13 @@ use anyhow::{bail, Context, Result};
 
 use super::proc::Tracker;
 use super::report::{alternate, now_utc, write_sections, Progress, Series};
-use super::sample::{measure, measure_background, Hooks, Load, RunResult};
+use super::sample::{measure, measure_background, Generator, Hooks, Load, RunResult};
 use super::{
     check_stop, generator_keys, has_key, parse_opts, prepare, printed_value, write_load_config,
     Binaries, Opts, ONE_HOST_PEERS_PER_IP,
 };
 
+pub(in crate::bench) mod aquatic_gen;
 mod counters;
 mod markdown;
 mod net;
@@ -51,6 +52,8 @@ const VETH_PORT: u16 = 6969;
 /// `cargo xtask bench udp`: `args` is the whole command after `bench`,
 /// `rest` its options.
 pub fn run(args: &[String], rest: &[String]) -> Result<()> {
+    let (baseline, rest) = take_baseline(rest)?;
+    let rest = &rest[..];
     let mut steer = true;
     let opts = parse_opts("udp", rest, |flag| {
         let known = flag == "--no-steer";
@@ -72,8 +75,16 @@ pub fn run(args: &[String], rest: &[String]) -> Result<()> {
         crate::ebpf::build().context("building the XDP program")?;
         super::build_ours()?;
         super::install_anchor("aquatic_udp")?;
+        super::install_anchor(aquatic_gen::NAME)?;
     }
     bins.check("udp")?;
+    let aquatic_load = super::anchor_root().join("bin").join(aquatic_gen::NAME);
+    if !aquatic_load.is_file() {
+        bail!(
+            "{} is missing: run `cargo xtask bench udp` without --no-build",
+            aquatic_load.display()
+        );
+    }
     remove_stale_namespaces();
     let gen_keys = generator_keys(&bins.load, "udp")?;
     let bench = Bench {
@@ -82,12 +93,20 @@ pub fn run(args: &[String], rest: &[String]) -> Result<()> {
         steer,
         work,
         gen_keys,
+        baseline,
+        aquatic_load,
     };
     let started = now_utc();
     let results = bench.run_all()?;
     let command = super::report::command_line(args);
     print!("\n{}\n", sections(&results, &opts));
-    let text = report(&opts, steer, &command, &started, &results);
+    if let Some(baseline) = &bench.baseline {
+        println!("{}", markdown::baseline_section(&results, &baseline.label));
+    }
+    let mut text = report(&opts, steer, &command, &started, &results);
+    if let Some(baseline) = &bench.baseline {
+        text.push_str(&markdown::baseline_section(&results, &baseline.label));
+    }
     let path = write_sections("udp", &bench.work, opts.quick, &[("udp", text)])?;
     eprintln!("xtask: results written to {}", path.display());
     Ok(())
@@ -100,11 +119,17 @@ pub(super) enum System {
     Ours,
     OursXdp,
     Aquatic,
+    /// Another build of ours (`--baseline`), on sockets and with XDP: what
+    /// a change costs, measured in the same rounds.
+    Baseline,
+    BaselineXdp,
 }
 
 pub(super) const OURS: &str = "tracker-user (sockets)";
 const OURS_XDP: &str = "tracker-user (XDP)";
 pub(super) const AQUATIC: &str = "aquatic_udp 0.9.0";
+const BASELINE: &str = "baseline (sockets)";
+const BASELINE_XDP: &str = "baseline (XDP)";
 
 impl System {
     pub(super) fn label(self) -> &'static str {
@@ -112,6 +137,8 @@ impl System {
             System::Ours => OURS,
             System::OursXdp => OURS_XDP,
             System::Aquatic => AQUATIC,
+            System::Baseline => BASELINE,
+            System::BaselineXdp => BASELINE_XDP,
         }
     }
 
@@ -120,12 +147,55 @@ impl System {
             System::Ours => "ours",
             System::OursXdp => "xdp",
             System::Aquatic => "aquatic",
+            System::Baseline => "base",
+            System::BaselineXdp => "base-xdp",
         }
     }
+
+    fn xdp(self) -> bool {
+        matches!(self, System::OursXdp | System::BaselineXdp)
+    }
+}
+
+/// A build of ours to measure against (`--baseline PATH
+/// [--baseline-label NAME]`).
+pub(super) struct Baseline {
+    pub(super) path: PathBuf,
+    pub(super) label: String,
+}
+
+/// Takes `--baseline PATH` and `--baseline-label NAME` out of `rest`.
+fn take_baseline(rest: &[String]) -> Result<(Option<Baseline>, Vec<String>)> {
+    let mut baseline: Option<Baseline> = None;
+    let mut others = Vec::new();
+    let mut it = rest.iter();
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--baseline" => {
+                let path = PathBuf::from(it.next().context("--baseline needs a path")?);
+                if !path.is_file() {
+                    bail!("--baseline {}: no such file", path.display());
+                }
+                let label = path.display().to_string();
+                baseline = Some(Baseline { path, label });
+            }
+            "--baseline-label" => {
+                let label = it.next().context("--baseline-label needs a name")?;
+                baseline
+                    .as_mut()
+                    .context("--baseline-label names the --baseline before it")?
+                    .label = label.clone();
+            }
+            _ => others.push(arg.clone()),
+        }
+    }
+    Ok((baseline, others))
 }
 
 struct Results {
     loopback: Vec<Series>,
+    /// The same systems on loopback under aquatic_udp_load_test.
+    loopback_aquatic_gen: Vec<Series>,
     veth: Vec<Series>,
     idle_background: f64,
 }
@@ -138,6 +208,9 @@ pub(super) struct Bench {
     pub(super) work: PathBuf,
     /// What `tracker-load udp -p` prints.
     pub(super) gen_keys: String,
+    pub(super) baseline: Option<Baseline>,
+    /// aquatic_udp_load_test, the second generator of scenario (a).
+    pub(super) aquatic_load: PathBuf,
 }
 
 /// The UDP figures of a run for the progress log.
@@ -165,38 +238,57 @@ impl Bench {
             "xtask: machine busy {:.0} % of a core with nothing of ours running",
             idle_background * 100.0
         );
-        let mut progress = Progress::new(self.opts.runs * 5);
+        let with_baseline = usize::from(self.baseline.is_some());
+        let mut progress = Progress::new(self.opts.runs * (7 + 3 * with_baseline));
 
         // (a) loopback
         let port = free_loopback_port()?;
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
+        let mut systems = vec![(System::Ours, OURS), (System::Aquatic, AQUATIC)];
+        if self.baseline.is_some() {
+            systems.push((System::Baseline, BASELINE));
+        }
         let loopback = alternate(
             "loopback",
-            &[(System::Ours, OURS), (System::Aquatic, AQUATIC)],
+            &systems,
             self.opts.runs,
             &mut progress,
             udp_log,
-            |system, round| self.one_run(system, addr, None, round),
+            |system, round| self.one_run(system, addr, None, round, Generator::TrackerLoad),
+        )?;
+        // (a) again, under aquatic's own generator.
+        let loopback_aquatic_gen = alternate(
+            "loopback, aquatic_udp_load_test",
+            &systems,
+            self.opts.runs,
+            &mut progress,
+            udp_log,
+            |system, round| self.one_run(system, addr, None, round, Generator::AquaticUdp),
         )?;
 
         // (b) and (c): one veth pair, the three systems in turn each round
         let net = VethNet::create(self.steer)?;
         let addr: SocketAddr = format!("{VETH_SERVER_V4}:{VETH_PORT}").parse()?;
+        let mut systems = vec![
+            (System::Ours, OURS),
+            (System::Aquatic, AQUATIC),
+            (System::OursXdp, OURS_XDP),
+        ];
+        if self.baseline.is_some() {
+            systems.push((System::BaselineXdp, BASELINE_XDP));
+        }
         let veth = alternate(
             "veth",
-            &[
-                (System::Ours, OURS),
-                (System::Aquatic, AQUATIC),
-                (System::OursXdp, OURS_XDP),
-            ],
+            &systems,
             self.opts.runs,
             &mut progress,
             udp_log,
-            |system, round| self.one_run(system, addr, Some(&net), round),
+            |system, round| self.one_run(system, addr, Some(&net), round, Generator::TrackerLoad),
         )?;
         drop(net);
         Ok(Results {
             loopback,
+            loopback_aquatic_gen,
             veth,
             idle_background,
         })
@@ -208,9 +300,14 @@ impl Bench {
         addr: SocketAddr,
         net: Option<&VethNet>,
         round: usize,
+        generator: Generator,
     ) -> Result<RunResult> {
         check_stop()?;
-        let scenario = if net.is_some() { "veth" } else { "lo" };
+        let scenario = match (net.is_some(), generator) {
+            (true, _) => "veth",
+            (false, Generator::TrackerLoad) => "lo",
+            (false, Generator::AquaticUdp) => "lo-aqgen",
+        };
         let tag = format!("{scenario}-{}-{}", system.tag(), round + 1);
         let client_ns = net.map(|n| n.client_ns.as_str());
 
@@ -220,7 +317,7 @@ impl Bench {
             .with_context(|| format!("{} never answered a connect on {addr}", system.label()))
             .map_err(|e| tracker.explain(e))?;
         let xdp_mode = tracker.log_line_containing("XDP program attached");
-        if system == System::OursXdp && xdp_mode.is_none() {
+        if system.xdp() && xdp_mode.is_none() {
             bail!(
                 "{} did not report the XDP program attached:\n{}",
                 system.label(),
@@ -228,30 +325,52 @@ impl Bench {
             );
         }
 
-        let gen_config = self.write_generator_config(addr, net, &tag)?;
-        let prefill_peers = self.prefills(net).then(|| {
-            printed_value(&self.gen_keys, "profile", "peers")
-                .and_then(|v| v.parse().ok())
-                .unwrap_or(2_000_000)
-        });
-        let load = Load {
-            opts: &self.opts,
-            work: &self.work,
-            program: &self.bins.load,
-            protocol: "udp",
-            config: gen_config,
-            tag: &tag,
-            client_ns,
-            prefill_peers,
+        // aquatic's generator measures whole 5-second intervals.
+        let mut aq_opts = self.opts.clone();
+        (aq_opts.warmup, aq_opts.seconds) =
+            aquatic_gen::window(self.opts.warmup, self.opts.seconds);
+        let load = match generator {
+            Generator::TrackerLoad => Load {
+                opts: &self.opts,
+                work: &self.work,
+                program: &self.bins.load,
+                protocol: "udp",
+                config: self.write_generator_config(addr, net, &tag)?,
+                tag: &tag,
+                client_ns,
+                prefill_peers: self.prefills(net).then(|| {
+                    printed_value(&self.gen_keys, "profile", "peers")
+                        .and_then(|v| v.parse().ok())
+                        .unwrap_or(2_000_000)
+                }),
+                generator,
+            },
+            Generator::AquaticUdp => Load {
+                opts: &aq_opts,
+                work: &self.work,
+                program: &self.aquatic_load,
+                protocol: "udp",
+                config: aquatic_gen::write_config(
+                    &self.work,
+                    &tag,
+                    addr,
+                    aq_opts.warmup,
+                    aq_opts.seconds,
+                )?,
+                tag: &tag,
+                client_ns,
+                prefill_peers: None,
+                generator,
+            },
         };
         let mut hooks = VethHooks {
             net,
-            xdp: system == System::OursXdp,
+            xdp: system.xdp(),
             nic0: None,
             stats_path: self.work.join(format!("{tag}.veth-stats.txt")),
         };
         let mut result = measure(&load, &mut tracker, &mut hooks)?;
-        result.xdp_mode = xdp_mode.filter(|_| system == System::OursXdp);
+        result.xdp_mode = xdp_mode.filter(|_| system.xdp());
         Ok(result)
     }
 
@@ -268,7 +387,7 @@ impl Bench {
         let log_path = self.work.join(format!("{tag}.tracker.log"));
         let config = self.work.join(format!("{tag}.tracker.toml"));
         let (program, args, ready) = match system {
-            System::Ours | System::OursXdp => {
+            System::Ours | System::OursXdp | System::Baseline | System::BaselineXdp => {
                 let mut text = format!(
                     "# written by cargo xtask bench udp\n\
                      log_level = \"info\"\n\n\
@@ -284,7 +403,7 @@ impl Bench {
                     "--udp".to_owned(),
                     addr.to_string(),
                 ];
-                if system == System::OursXdp {
+                if system.xdp() {
                     let net = net.context("XDP runs need the veth pair")?;
                     let _ = writeln!(
                         text,
@@ -295,7 +414,11 @@ impl Bench {
                     args.push(net.server_if.clone());
                 }
                 fs::write(&config, text)?;
-                (&self.bins.tracker, args, Some("UDP listening on"))
+                let program = match (&self.baseline, system) {
+                    (Some(b), System::Baseline | System::BaselineXdp) => &b.path,
+                    _ => &self.bins.tracker,
+                };
+                (program, args, Some("UDP listening on"))
             }
             System::Aquatic => {
                 let text = format!(
