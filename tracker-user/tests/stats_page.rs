@@ -240,6 +240,7 @@ fn chromium_shows_the_figures_of_stats_json() {
 
     // Swarm figures are published after each batch, and the chart needs a
     // rate sample taken after the traffic (every 5 s) and one before it.
+    // Requests are counted by the front ends as they arrive.
     let expected = [
         ("swarm.torrents.bittorrent", 2),
         ("swarm.torrents.webtorrent", 1),
@@ -249,6 +250,10 @@ fn chromium_shows_the_figures_of_stats_json() {
         ("swarm.peers.ipv6.leecher", 0),
         ("swarm.webtorrent_peers.seeder", 1),
         ("swarm.webtorrent_peers.leecher", 1),
+        ("requests.udp.connect", 1),
+        ("requests.udp.announce", 3),
+        ("requests.http.announce", 2),
+        ("requests.ws.announce", 2),
     ];
     let settled = |json: &Value| {
         let history = json["history"].as_array().unwrap();
@@ -345,7 +350,9 @@ fn chromium_shows_the_figures_of_stats_json() {
         "{shown:?}"
     );
     assert_eq!(shown["version"].text, env!("CARGO_PKG_VERSION"));
-    // The chart draws one line per series with traffic in the history.
+    // The chart draws one line per series with traffic in the history:
+    // udp, http and ws at least.
+    assert!(series_with_traffic(&after) >= 3, "{after:#}");
     assert_eq!(chart_lines(&dom), series_with_traffic(&after), "{dom}");
     assert_eq!(series_with_traffic(&before), series_with_traffic(&after));
 
