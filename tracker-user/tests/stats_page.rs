@@ -7,13 +7,14 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::io::Read;
-use std::net::SocketAddr;
+use std::net::{SocketAddr, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::external::{program, target_dir};
 use common::http::HttpAnnounce;
+use common::netns::{in_ns, require_root, NetSpec, TestNet};
 use common::ws::Peer;
 use common::*;
 use serde_json::Value;
@@ -45,10 +46,19 @@ fn as_page_writes_it(v: &Value) -> String {
 }
 
 /// Runs Chromium headless on `url` with `args`, a fresh profile and
-/// nothing that talks to the internet; its stdout. Killed after 60 s.
-fn chromium(chromium: &Path, url: &str, args: &[&str]) -> String {
+/// nothing that talks to the internet, in network namespace `netns` if
+/// given; its stdout. Killed after 60 s.
+fn chromium(chromium: &Path, url: &str, args: &[&str], netns: Option<&str>) -> String {
     let profile = tempfile::tempdir().unwrap();
-    let mut child = Command::new(chromium)
+    let mut command = match netns {
+        Some(ns) => {
+            let mut c = Command::new("nsenter");
+            c.arg(format!("--net=/var/run/netns/{ns}")).arg(chromium);
+            c
+        }
+        None => Command::new(chromium),
+    };
+    let mut child = command
         .args([
             "--headless",
             "--no-sandbox",
@@ -274,7 +284,7 @@ fn chromium_shows_the_figures_of_stats_json() {
     assert!(ok, "/stats.json never showed the traffic: {before:#}");
 
     let url = format!("http://{admin}/stats");
-    let dom = chromium(&chromium_bin, &url, &["--dump-dom"]);
+    let dom = chromium(&chromium_bin, &url, &["--dump-dom"], None);
     let after = stats_json(admin);
     assert!(
         dom.contains("<body data-state=\"ok\">"),
@@ -318,28 +328,9 @@ fn chromium_shows_the_figures_of_stats_json() {
         assert!(shown.contains_key(path), "the page does not show {path}");
     }
 
-    // Every figure that cannot change between the two reads is the same on
-    // the page as in /stats.json, in data-value and in the text a person
-    // reads.
-    for (path, figure) in &shown {
-        let moving = ["uptime_seconds", "process.", "history."];
-        if moving.iter().any(|m| path.starts_with(m)) {
-            continue;
-        }
-        if path == "xdp" {
-            assert!(after["xdp"].is_null());
-            assert_eq!(figure.value, "false");
-            assert_eq!(figure.text, "not attached");
-            continue;
-        }
-        let json = at(&after, path).unwrap_or_else(|| panic!("{path} is not in /stats.json"));
-        assert_eq!(figure.value, as_page_writes_it(json), "{path}");
-        match figure.format.as_deref() {
-            None | Some("bad") => assert_eq!(figure.text.replace(',', ""), figure.value, "{path}"),
-            Some("text") => assert_eq!(figure.text, figure.value, "{path}"),
-            Some(other) => panic!("{path}: no check for format {other}"),
-        }
-    }
+    assert_shows_json(&shown, &after, &[]);
+    assert!(after["xdp"].is_null(), "{after:#}");
+    assert_eq!(shown["xdp"].text, "not attached");
     for (path, n) in expected {
         assert_eq!(shown[path].value, n.to_string(), "{path}");
     }
@@ -365,11 +356,151 @@ fn chromium_shows_the_figures_of_stats_json() {
             &format!("--screenshot={}", png_path.display()),
             "--window-size=1280,1600",
         ],
+        None,
     );
     let png = std::fs::read(&png_path).expect("chromium wrote the screenshot");
     assert_eq!(png_size(&png), (1280, 1600));
     eprintln!("stats page screenshot: {}", png_path.display());
     drop((ws_seeder, ws_leecher));
+}
+
+/// With the XDP program attached (root: a veth pair between two network
+/// namespaces, as in tests/xdp.rs), the XDP card shows how it is attached
+/// and what it did, and the page counts the requests that came through
+/// AF_XDP and the connects the kernel answered.
+#[test]
+fn chromium_shows_the_xdp_fast_path() {
+    let Some(chromium_bin) = program(CHROMIUM, "chromium", "stats_page") else {
+        return;
+    };
+    require_root(
+        "the XDP stats page test attaches XDP (CAP_BPF, CAP_NET_ADMIN); CI runs it as root",
+    );
+    const SERVER: &str = "10.125.0.1";
+    const CLIENT: &str = "10.125.0.2";
+    let net = TestNet::new(&NetSpec {
+        prefix: "stp",
+        v4: (SERVER, CLIENT),
+        v6: None,
+        queues: 1,
+    });
+    let t = Tracker::builder()
+        .netns(&net.server_ns)
+        .udp(&format!("{SERVER}:6969"))
+        .arg("--iface")
+        .arg(&net.server_if)
+        .config(&format!("[xdp]\npin_path = \"{}\"\n", net.pin_dir))
+        .start();
+    let log = t.stderr_text();
+    assert!(log.contains("XDP program attached"), "{log}");
+    // The admin listener is on the server namespace's address.
+    let admin = t.admin[0];
+    let server_ns = net.server_ns.clone();
+    let json = move || {
+        let ns = server_ns.clone();
+        in_ns(&ns, move || stats_json(admin))
+    };
+
+    const PEERS: u64 = 3;
+    let hash = random_hash();
+    for port in 0..PEERS as u16 {
+        let socket = in_ns(&net.client_ns, || {
+            UdpSocket::bind(format!("{CLIENT}:0")).unwrap()
+        });
+        let client = Client::from_socket(socket, format!("{SERVER}:6969").parse().unwrap());
+        client.announce(&Announce::new(hash, 7000 + port));
+    }
+    let mut before = json();
+    let ok = poll_until(Duration::from_secs(10), || {
+        before = json();
+        at(&before, "requests.udp_xdp.announce").and_then(Value::as_u64) == Some(PEERS)
+            && at(&before, "swarm.peers.ipv4.leecher").and_then(Value::as_u64) == Some(PEERS)
+    });
+    assert!(ok, "/stats.json never showed the traffic: {before:#}");
+    assert!(
+        before["connects_in_kernel"].as_u64().unwrap() >= PEERS,
+        "{before:#}"
+    );
+
+    let url = format!("http://{admin}/stats");
+    let dom = chromium(&chromium_bin, &url, &["--dump-dom"], Some(&net.server_ns));
+    let after = json();
+    assert!(
+        dom.contains("<body data-state=\"ok\">"),
+        "the page did not read /stats.json:\n{dom}"
+    );
+    let shown = figures(&dom);
+    for path in [
+        "xdp",
+        "xdp.iface",
+        "xdp.mode",
+        "xdp.queues",
+        "xdp.zero_copy",
+        "connects_in_kernel",
+        "xdp.program.answered",
+        "xdp.program.redirected",
+        "xdp.rings.rx_dropped",
+        "xdp.rings.fill_ring_empty",
+        "requests.udp_xdp.announce",
+    ] {
+        assert!(shown.contains_key(path), "the page does not show {path}");
+    }
+    // Frames the program merely looked at or passed include whatever the
+    // kernel sends on the link by itself, and the ring statistics move
+    // while idle (tx_ring_empty counts the idle TX ring).
+    assert_shows_json(
+        &shown,
+        &after,
+        &["xdp.program.seen", "xdp.program.passed", "xdp.rings."],
+    );
+    assert_eq!(shown["xdp"].text, "attached");
+    assert_eq!(shown["xdp.iface"].text, net.server_if);
+    assert_eq!(shown["xdp.queues"].value, "1");
+    assert_eq!(shown["requests.udp_xdp.announce"].value, PEERS.to_string());
+
+    let png_path = target_dir().join("stats-page-xdp.png");
+    let _ = std::fs::remove_file(&png_path);
+    chromium(
+        &chromium_bin,
+        &url,
+        &[
+            &format!("--screenshot={}", png_path.display()),
+            "--window-size=1280,1600",
+        ],
+        Some(&net.server_ns),
+    );
+    let png = std::fs::read(&png_path).expect("chromium wrote the screenshot");
+    assert_eq!(png_size(&png), (1280, 1600));
+}
+
+/// Every figure on the page that cannot change between the two reads
+/// (`moving` and the live ones aside) is the same as in `json`, in
+/// data-value and in the text a person reads.
+fn assert_shows_json(shown: &BTreeMap<String, Figure>, json: &Value, moving: &[&str]) {
+    let live = ["uptime_seconds", "process.", "history."];
+    for (path, figure) in shown {
+        if live.iter().chain(moving).any(|m| path.starts_with(m)) {
+            continue;
+        }
+        if path == "xdp" {
+            let attached = !json["xdp"].is_null();
+            assert_eq!(figure.value, attached.to_string());
+            let text = if attached { "attached" } else { "not attached" };
+            assert_eq!(figure.text, text);
+            continue;
+        }
+        let value = at(json, path).unwrap_or_else(|| panic!("{path} is not in /stats.json"));
+        assert_eq!(figure.value, as_page_writes_it(value), "{path}");
+        match figure.format.as_deref() {
+            None | Some("bad") => assert_eq!(figure.text.replace(',', ""), figure.value, "{path}"),
+            Some("text") => assert_eq!(figure.text, figure.value, "{path}"),
+            Some("copy") => {
+                let text = if value == true { "zero-copy" } else { "copy" };
+                assert_eq!(figure.text, text, "{path}");
+            }
+            Some(other) => panic!("{path}: no check for format {other}"),
+        }
+    }
 }
 
 /// Calls `f` with the dotted path of every number under `v`.
