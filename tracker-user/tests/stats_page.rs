@@ -213,6 +213,11 @@ fn the_page_is_self_contained_html() {
     ] {
         assert!(!page.contains(outside), "the page refers to {outside}");
     }
+    // …and the browser enforces it: the Chromium tests below show the
+    // page still works under this policy.
+    assert!(page.contains(
+        "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'none'; connect-src 'self';"
+    ));
     assert_eq!(page.matches("fetch(").count(), 1);
     assert!(page.contains("fetch(\"/stats.json\", "));
 }
