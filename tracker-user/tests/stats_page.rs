@@ -282,7 +282,7 @@ fn chromium_shows_the_figures_of_stats_json() {
                 > traffic_end
     };
     let mut before = stats_json(admin);
-    let ok = poll_until(Duration::from_secs(15), || {
+    let ok = poll_until(Duration::from_secs(20), || {
         before = stats_json(admin);
         settled(&before)
     });
