@@ -1,7 +1,8 @@
 //! The admin listener as a real Prometheus server (Debian `prometheus`)
-//! sees it: it scrapes the running tracker, and the request counters it
-//! stores grow by the UDP, HTTP and WebTorrent requests sent. `promtool`
-//! passes the exposition and the alert rules of scripts/.
+//! sees it: it scrapes the running tracker, the request counters it
+//! stores grow by the UDP, HTTP and WebTorrent requests sent, and the alert
+//! rules of scripts/ evaluate on those series as meant. `promtool` passes
+//! the exposition and the rules, and the rules' unit tests.
 
 mod common;
 
@@ -19,8 +20,9 @@ use serde_json::Value;
 const PROMETHEUS: &str = "/usr/bin/prometheus";
 const PROMTOOL: &str = "/usr/bin/promtool";
 
-/// A Prometheus server scraping one target every second, stopped (and its
-/// storage removed) when dropped.
+/// A Prometheus server scraping one target every second and evaluating
+/// scripts/tracker-alerts.yml, stopped (and its storage removed) when
+/// dropped. The target is labelled as one meant to run XDP.
 struct Prometheus {
     child: Child,
     addr: SocketAddr,
@@ -31,14 +33,20 @@ impl Prometheus {
     fn start(binary: &Path, target: SocketAddr) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let config = dir.path().join("prometheus.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "global:\n  scrape_interval: 1s\n  evaluation_interval: 1s\n\
-                 scrape_configs:\n  - job_name: tracker\n    static_configs:\n      - targets: ['{target}']\n"
-            ),
-        )
-        .unwrap();
+        let rules = workspace_file("scripts/tracker-alerts.yml");
+        let yaml = [
+            "global:",
+            "  scrape_interval: 1s",
+            "  evaluation_interval: 1s",
+            &format!("rule_files: ['{}']", rules.display()),
+            "scrape_configs:",
+            "  - job_name: tracker",
+            "    static_configs:",
+            &format!("      - targets: ['{target}']"),
+            "        labels:",
+            "          xdp: expected",
+        ];
+        std::fs::write(&config, yaml.join("\n") + "\n").unwrap();
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().unwrap();
         let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
         let child = Command::new(binary)
@@ -133,7 +141,7 @@ fn promtool(promtool: &Path, args: &[&str], stdin: Option<&[u8]>) -> String {
 }
 
 #[test]
-fn prometheus_stores_the_requests_sent_over_udp_http_and_ws() {
+fn prometheus_stores_the_requests_sent_and_evaluates_the_alert_rules() {
     let Some(prometheus) = program(PROMETHEUS, "prometheus", "prometheus") else {
         return;
     };
@@ -234,6 +242,23 @@ fn prometheus_stores_the_requests_sent_over_udp_http_and_ws() {
         "Prometheus did not store the requests sent: {wrong:?}\nthe tracker's /metrics now:\n{}",
         requests.join("\n")
     );
+
+    // The rules run against the real series: this tracker has no XDP, its
+    // target says it should, so exactly that alert is pending (its `for:`
+    // is minutes), and nothing else is.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let alerts = loop {
+        let alerts = server.api("/api/v1/alerts").expect("alerts API answers");
+        let list = alerts["data"]["alerts"].as_array().unwrap();
+        if !list.is_empty() || Instant::now() > deadline {
+            break list.clone();
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    };
+    assert_eq!(alerts.len(), 1, "{alerts:#?}");
+    assert_eq!(alerts[0]["labels"]["alertname"], "TrackerXdpMissing");
+    assert_eq!(alerts[0]["labels"]["instance"], admin.to_string());
+    assert_eq!(alerts[0]["state"], "pending");
     drop(ws);
 }
 
