@@ -68,12 +68,16 @@ fn chromium(chromium: &Path, url: &str, args: &[&str], netns: Option<&str>) -> S
             "--disable-background-networking",
             "--disable-component-update",
             "--disable-sync",
+            "--disable-crash-reporter",
             "--hide-scrollbars",
             // Long enough for the first fetch of /stats.json and the
             // drawing after it; virtual time waits for the network.
             "--virtual-time-budget=5000",
         ])
         .arg(format!("--user-data-dir={}", profile.path().display()))
+        // Its crash database and caches go with the profile, not into the
+        // home directory of whoever runs the tests.
+        .env("HOME", profile.path())
         .args(args)
         .arg(url)
         .stdin(Stdio::null())
