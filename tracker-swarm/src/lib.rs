@@ -25,7 +25,7 @@ mod worker;
 pub use counts::{CleanReport, RefusalCounts, RefusalTally, SwarmCounts};
 pub use limits::{Refusal, SwarmLimits};
 pub use outbox::{Outbox, MAX_BATCH_JOBS};
-pub use peer_map::{PeerEntry, PeerKey, PeerMap};
+pub use peer_map::{PeerEntry, PeerKey, PeerMap, Upserted};
 pub use pending_scrapes::{PendingScrapes, ScrapeTicket};
 pub use shard::{Announce, HeldPeers, PeerAddress, SwarmShard, Torrent};
 pub use topology::{
