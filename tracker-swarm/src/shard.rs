@@ -15,9 +15,9 @@ use crate::webtorrent::{ConnRef, WsAnnounce, WsAnnounceOutcome, WsSwarms, WsTarg
 /// there are any, which halves the record.
 #[derive(Debug, Default)]
 pub struct Torrent {
-    v4: PeerMap<PeerV4>,
-    v6: Option<Box<PeerMap<PeerV6>>>,
-    completed: u32,
+    pub(crate) v4: PeerMap<PeerV4>,
+    pub(crate) v6: Option<Box<PeerMap<PeerV6>>>,
+    pub(crate) completed: u32,
 }
 
 impl Torrent {
@@ -33,7 +33,7 @@ impl Torrent {
         }
     }
 
-    fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.v4.is_empty() && self.v6.is_none()
     }
 
@@ -126,23 +126,23 @@ type TorrentMap = crate::torrent_table::TorrentTable<Torrent>;
 /// ([`WsSwarms`]), which keep their own.
 #[derive(Debug)]
 pub struct SwarmShard {
-    torrents: TorrentMap,
+    pub(crate) torrents: TorrentMap,
     /// WebTorrent swarms: browsers reach each other only over WebRTC, so
     /// they are kept apart from the UDP/HTTP swarms of the same info hash.
     ws: WsSwarms,
     rng: fastrand::Rng,
-    limits: SwarmLimits,
+    pub(crate) limits: SwarmLimits,
     /// UDP/HTTP peers held, kept in step with every insert and removal so
     /// a limit check costs a compare, and reset from the exact figure at
     /// each cleaning.
-    peer_count: usize,
+    pub(crate) peer_count: usize,
     /// Peers and seeders by family ([`PeerAddress::FAMILY`]), kept the same
     /// way, for the metrics.
     held: HeldPeers,
     /// Completed counts of torrents that have no peers left, so scrape
     /// `downloaded` survives a swarm going quiet; at most the torrent limit
     /// of them (24 bytes each against a torrent's 56).
-    retired: crate::torrent_table::TorrentTable<u32>,
+    pub(crate) retired: crate::torrent_table::TorrentTable<u32>,
     /// Announces with event=completed that counted (once per peer), both
     /// stores.
     completed: u64,
@@ -180,14 +180,17 @@ impl SwarmShard {
     /// A shard that refuses new torrents and peers past `limits` (this
     /// shard's share: see [`SwarmLimits::per_shard`]).
     pub fn with_limits(mut rng: fastrand::Rng, limits: SwarmLimits) -> Self {
+        let torrents = TorrentMap::default();
         Self {
-            torrents: TorrentMap::default(),
+            // Laid out like the torrents, so that a snapshot slice writes a
+            // torrent whether it is live or retired at that moment.
+            retired: crate::torrent_table::TorrentTable::laid_out_like(&torrents),
+            torrents,
             ws: WsSwarms::new(rng.fork(), limits),
             rng,
             limits,
             peer_count: 0,
             held: HeldPeers::default(),
-            retired: Default::default(),
             completed: 0,
             refusals: RefusalTally::default(),
         }
