@@ -499,9 +499,9 @@ fn persistence_interval_must_not_be_0_once_a_path_is_set() {
         "harmless while persistence is off"
     );
     config.persistence.path = "/var/lib/tracker/swarm.snapshot".into();
-    let err = config.validate().unwrap_err().to_string();
-    assert!(err.contains("persistence.interval"), "{err}");
-    assert!(err.contains("persistence.path"), "{err}");
+    let err = config.validate().unwrap_err();
+    assert_eq!(err.key(), "persistence.interval", "{err}");
+    assert_eq!(err.related_key(), Some("persistence.path"), "{err}");
 }
 
 #[test]
