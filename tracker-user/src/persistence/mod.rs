@@ -280,23 +280,18 @@ impl Writer {
                 Ok(()) | Err(RecvTimeoutError::Disconnected) => true,
             };
             match self.snapshot() {
-                Ok(stats) => {
-                    let line = format!(
-                        "snapshot of {} torrents and {} peers written to {} ({} bytes) in {} ms; \
-                         longest request worker pause {} us",
-                        stats.torrents,
-                        stats.peers,
-                        self.store.path().display(),
-                        stats.bytes,
-                        stats.took.as_millis(),
-                        stats.longest_slice.as_micros()
-                    );
-                    if last {
-                        log::info!("{line}");
-                    } else {
-                        log::debug!("{line}");
-                    }
-                }
+                // Every few minutes at most: worth a line, and what an
+                // operator checks after a restart.
+                Ok(stats) => log::info!(
+                    "snapshot of {} torrents and {} peers written to {} ({} bytes) in {} ms; \
+                     longest request worker pause {} us",
+                    stats.torrents,
+                    stats.peers,
+                    self.store.path().display(),
+                    stats.bytes,
+                    stats.took.as_millis(),
+                    stats.longest_slice.as_micros()
+                ),
                 Err(e) => log::error!(
                     "snapshot to {} failed, the previous one is kept: {e:#}",
                     self.store.path().display()
