@@ -45,6 +45,7 @@ impl SnapshotCursor {
     /// true once every sub-table is written.
     pub fn step(&mut self, shard: &SwarmShard, budget: Duration) -> bool {
         let start = Instant::now();
+        let cpu_start = thread_cpu_time();
         while self.next_sub < SUB_TABLES {
             let sub = self.next_sub;
             self.next_sub += 1;
@@ -66,8 +67,10 @@ impl SnapshotCursor {
             }
         }
         let spent = start.elapsed();
+        let cpu = thread_cpu_time().saturating_sub(cpu_start);
         self.part.slices += 1;
         self.part.longest_slice = self.part.longest_slice.max(spent);
+        self.part.longest_slice_cpu = self.part.longest_slice_cpu.max(cpu);
         self.next_sub == SUB_TABLES
     }
 
@@ -75,6 +78,12 @@ impl SnapshotCursor {
     pub fn finish(self) -> bool {
         self.reply.send(self.part).is_ok()
     }
+}
+
+/// CPU time this thread has used.
+fn thread_cpu_time() -> Duration {
+    let t = rustix::time::clock_gettime(rustix::time::ClockId::ThreadCPUTime);
+    Duration::new(t.tv_sec as u64, t.tv_nsec as u32)
 }
 
 fn write_head(out: &mut Chunks, info_hash: &InfoHash, completed: u32, n4: usize, n6: usize) {

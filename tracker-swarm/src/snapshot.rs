@@ -154,8 +154,11 @@ pub struct SnapshotPart {
     pub records: Chunks,
     pub torrents: usize,
     pub peers: usize,
-    /// The longest the worker spent on one slice, away from requests.
+    /// The longest the worker spent on one slice, away from requests
+    /// (wall time: preemption included).
     pub longest_slice: Duration,
+    /// The most CPU time one slice took: the work itself.
+    pub longest_slice_cpu: Duration,
     pub slices: usize,
 }
 

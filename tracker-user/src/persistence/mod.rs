@@ -25,10 +25,11 @@ use tracker_swarm::{RequestWorkerEnds, RestoreJob, RestoreReport, TorrentFilter}
 use crate::config::Config;
 pub use store::SnapshotStore;
 
-/// How long the snapshot thread waits for the request workers' parts: far
-/// beyond what millions of peers take, short enough that a hung worker
-/// cannot hold up a shutdown for good.
-const PART_TIMEOUT: Duration = Duration::from_secs(60);
+/// How long the snapshot thread waits to hand a request worker its
+/// request, and for its part: far beyond the second 2 M peers take, and
+/// short enough that a hung worker cannot hold a stop past the unit's
+/// TimeoutStopSec (30 s).
+const PART_TIMEOUT: Duration = Duration::from_secs(25);
 
 /// A secret chosen at start, for a tracker with no snapshot to take one
 /// from.
@@ -261,8 +262,10 @@ pub struct SnapshotStats {
     pub bytes: u64,
     /// From the request to the file renamed into place.
     pub took: Duration,
-    /// The longest any request worker spent on one slice.
+    /// The longest any request worker spent on one slice (wall time).
     pub longest_slice: Duration,
+    /// The most CPU time one slice took.
+    pub longest_slice_cpu: Duration,
 }
 
 struct Writer {
@@ -284,13 +287,14 @@ impl Writer {
                 // operator checks after a restart.
                 Ok(stats) => log::info!(
                     "snapshot of {} torrents and {} peers written to {} ({} bytes) in {} ms; \
-                     longest request worker pause {} us",
+                     longest request worker pause {} us ({} us of CPU)",
                     stats.torrents,
                     stats.peers,
                     self.store.path().display(),
                     stats.bytes,
                     stats.took.as_millis(),
-                    stats.longest_slice.as_micros()
+                    stats.longest_slice.as_micros(),
+                    stats.longest_slice_cpu.as_micros()
                 ),
                 Err(e) => log::error!(
                     "snapshot to {} failed, the previous one is kept: {e:#}",
@@ -323,6 +327,11 @@ fn stats(file: &SnapshotFile, took: Duration) -> SnapshotStats {
             .map(|p| p.longest_slice)
             .max()
             .unwrap_or_default(),
+        longest_slice_cpu: parts
+            .iter()
+            .map(|p| p.longest_slice_cpu)
+            .max()
+            .unwrap_or_default(),
     }
 }
 
@@ -342,9 +351,11 @@ fn take(
         reply,
     };
     for sender in requests {
+        // A worker that never took the last request has hung (or is still
+        // on it, past PART_TIMEOUT): wait no longer than for a part.
         sender
-            .send(request.clone())
-            .map_err(|_| anyhow::anyhow!("a request worker has stopped"))?;
+            .send_timeout(request.clone(), PART_TIMEOUT)
+            .map_err(|_| anyhow::anyhow!("a request worker took no snapshot request"))?;
     }
     drop(request);
     let mut collected = Vec::with_capacity(requests.len());

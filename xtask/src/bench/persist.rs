@@ -76,10 +76,13 @@ struct Snapshot {
     bytes: u64,
     ms: u64,
     pause_us: u64,
+    /// The CPU time of that slice: the pause without preemption.
+    pause_cpu_us: u64,
 }
 
 /// `snapshot of T torrents and P peers written to F (B bytes) in M ms;
-/// longest request worker pause U us`, from a text or JSON log line.
+/// longest request worker pause U us (C us of CPU)`, from a text or JSON
+/// log line.
 fn parse_snapshot(line: &str) -> Option<Snapshot> {
     let rest = &line[line.find("snapshot of ")? + "snapshot of ".len()..];
     let number_after = |text: &str, key: &str| -> Option<u64> {
@@ -98,6 +101,7 @@ fn parse_snapshot(line: &str) -> Option<Snapshot> {
         bytes: number_after(rest, "(")?,
         ms: number_after(rest, "bytes) in")?,
         pause_us: number_after(rest, "pause")?,
+        pause_cpu_us: number_after(rest, "us (")?,
     })
 }
 
@@ -121,6 +125,10 @@ struct RunFigures {
     responses_per_s: f64,
     latency_p99_us: f64,
     latency_max_us: f64,
+    /// The same load on the same restored swarm, without snapshots.
+    quiet_responses_per_s: f64,
+    quiet_p99_us: f64,
+    quiet_max_us: f64,
 }
 
 /// `cargo xtask bench persist`.
@@ -346,23 +354,29 @@ fn one_run(
     }
     drop(tracker);
 
-    // 2. Restore; 3. load while snapshotting every second.
+    // 2. Restore, and the same load without snapshots, for comparison.
     let tag = format!("persist-{}-restore", round + 1);
-    let config = tracker_config(work, &tag, &snapshot, 1)?;
-    let log = work.join(format!("{tag}.tracker.log"));
-    let (tracker, ready) = start(bins, &config, addr, &log)?;
+    let config = tracker_config(work, &tag, &snapshot, 3600)?;
+    let (tracker, ready) = start(
+        bins,
+        &config,
+        addr,
+        &work.join(format!("{tag}.tracker.log")),
+    )?;
     let (restored_peers, restore_ms) = tracker
         .log_line_containing("restored ")
         .and_then(|l| parse_restore(&l))
         .with_context(|| format!("no restore line:\n{}", tracker.log_tail()))?;
-    let report = generate(
-        bins,
-        opts,
-        work,
-        &tag,
-        load_text(addr, torrents, peers, false),
-    )
-    .map_err(|e| tracker.explain(e))?;
+    let load = load_text(addr, torrents, peers, false);
+    let quiet = generate(bins, opts, work, &tag, load.clone()).map_err(|e| tracker.explain(e))?;
+    drop(stop(tracker)?);
+
+    // 3. Restored again, the same load while snapshotting every second.
+    let tag = format!("persist-{}-load", round + 1);
+    let config = tracker_config(work, &tag, &snapshot, 1)?;
+    let log = work.join(format!("{tag}.tracker.log"));
+    let (tracker, _) = start(bins, &config, addr, &log)?;
+    let report = generate(bins, opts, work, &tag, load).map_err(|e| tracker.explain(e))?;
     drop(stop(tracker)?);
     // Every snapshot but the last (at SIGTERM, with no load).
     let text = fs::read_to_string(&log)?;
@@ -379,6 +393,9 @@ fn one_run(
         responses_per_s: number(&report["responses_per_second"]),
         latency_p99_us: number(&report["latency_us"]["p99"]),
         latency_max_us: number(&report["latency_us"]["max"]),
+        quiet_responses_per_s: number(&quiet["responses_per_second"]),
+        quiet_p99_us: number(&quiet["latency_us"]["p99"]),
+        quiet_max_us: number(&quiet["latency_us"]["max"]),
     })
 }
 
@@ -414,24 +431,27 @@ fn report(
         "The release tracker (one socket worker, one request worker, pinned to core 0) is \
          prefilled over loopback by `tracker-load` (aquatic's default profile: every client \
          announced once), stopped with SIGTERM, started again from its snapshot, then serves \
-         the generator's load for {} s while writing a snapshot every second. Times are the \
+         the generator's load for {} s twice: without snapshots, then (started again from \
+         the file) while writing a snapshot every second. Times are the \
          tracker's own log lines: a snapshot from the request to the file renamed into place \
          (fsyncs included), the longest slice the request worker spent on it between two \
          batches (the most any request waited on it), the restore from reading the file to \
-         every worker having its share.\n",
+         every worker having its share. Every thread of the tracker shares core 0, so a pause \
+         (wall time) includes any time the request worker was preempted by the socket worker \
+         or the snapshot thread; latencies are the generator's round trips over loopback.\n",
         opts.seconds
     );
-    let worst_pause = |r: &RunFigures| {
+    let worst = |r: &RunFigures, f: fn(&Snapshot) -> u64| {
         r.under_load
             .iter()
-            .map(|s| s.pause_us)
+            .map(f)
             .max()
             .unwrap_or(0)
-            .max(r.at_stop.pause_us) as f64
+            .max(f(&r.at_stop)) as f64
     };
     let load_ms = |r: &RunFigures| median(r.under_load.iter().map(|s| s.ms as f64).collect());
     let _ = writeln!(t, "| figure | median |\n|---|---:|");
-    let rows: [(&str, f64, &str); 9] = [
+    let rows: [(&str, f64, &str); 14] = [
         (
             "peers in the snapshot",
             med(runs, |r| r.at_stop.peers as f64),
@@ -449,7 +469,12 @@ fn report(
         ),
         (
             "longest request-worker pause",
-            med(runs, worst_pause),
+            med(runs, |r| worst(r, |s| s.pause_us)),
+            " µs",
+        ),
+        (
+            "the same pause in CPU time (preemption left out)",
+            med(runs, |r| worst(r, |s| s.pause_cpu_us)),
             " µs",
         ),
         (
@@ -475,6 +500,26 @@ fn report(
             med(runs, |r| r.latency_max_us),
             " µs",
         ),
+        (
+            "generator latency p99 without snapshots",
+            med(runs, |r| r.quiet_p99_us),
+            " µs",
+        ),
+        (
+            "generator latency max without snapshots",
+            med(runs, |r| r.quiet_max_us),
+            " µs",
+        ),
+        (
+            "responses/s while snapshotting",
+            med(runs, |r| r.responses_per_s),
+            "",
+        ),
+        (
+            "responses/s without snapshots",
+            med(runs, |r| r.quiet_responses_per_s),
+            "",
+        ),
     ];
     for (name, value, unit) in rows {
         let shown = if unit == " bytes" {
@@ -488,7 +533,7 @@ fn report(
         t,
         "\nEvery run:\n\n| run | torrents | peers | snapshot ms | pause µs | file bytes | restored \
          peers | restore ms | ready ms | snapshots under load | their ms (min–max) | their \
-         longest pause µs | responses/s | p99 µs | max µs |\n\
+         longest pause µs (CPU µs) | responses/s | p99 µs | max µs |\n\
          |---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     );
     for (i, r) in runs.iter().enumerate() {
@@ -508,7 +553,15 @@ fn report(
             r.under_load.len(),
             ms.iter().min().unwrap_or(&0),
             ms.iter().max().unwrap_or(&0),
-            r.under_load.iter().map(|s| s.pause_us).max().unwrap_or(0),
+            format!(
+                "{} ({})",
+                r.under_load.iter().map(|s| s.pause_us).max().unwrap_or(0),
+                r.under_load
+                    .iter()
+                    .map(|s| s.pause_cpu_us)
+                    .max()
+                    .unwrap_or(0)
+            ),
             thousands(r.responses_per_s),
             thousands(r.latency_p99_us),
             thousands(r.latency_max_us)
@@ -530,11 +583,18 @@ mod tests {
     fn log_lines_parse() {
         let line = "2026-12-06T07:16:45.728Z INFO  tracker_user::persistence: snapshot of \
                     1000000 torrents and 2000000 peers written to /x/s.snapshot (54000056 \
-                    bytes) in 812 ms; longest request worker pause 1093 us";
+                    bytes) in 812 ms; longest request worker pause 1093 us (1002 us of CPU)";
         let s = parse_snapshot(line).unwrap();
         assert_eq!(
-            (s.torrents, s.peers, s.bytes, s.ms, s.pause_us),
-            (1_000_000, 2_000_000, 54_000_056, 812, 1093)
+            (
+                s.torrents,
+                s.peers,
+                s.bytes,
+                s.ms,
+                s.pause_us,
+                s.pause_cpu_us
+            ),
+            (1_000_000, 2_000_000, 54_000_056, 812, 1093, 1002)
         );
         let line = "INFO restored 5 torrents and 7 peers (0 completed counts of torrents \
                     without peers) from /x, written 3 s ago, in 41 ms; 0 peers had expired";
