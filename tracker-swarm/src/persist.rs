@@ -18,13 +18,65 @@ use crate::snapshot::{
 use crate::torrent_table::SUB_TABLES;
 use crate::TorrentFilter;
 
+/// Torrents with more peers than this are copied (a memcpy of their
+/// entries) and written from the copy over as many slices as it takes: a
+/// swarm of a million peers would otherwise be one slice of ~50 ms.
+const BIG_TORRENT: usize = 8_192;
+/// Peers of a big torrent written between two looks at the clock.
+const PEERS_PER_CHECK: usize = 4_096;
+
 /// A snapshot a request worker is writing, between its slices.
 pub struct SnapshotCursor {
     next_sub: usize,
     unix_now: u32,
     clock_now: u32,
+    /// Big torrents of the sub-tables written so far, still to write.
+    big: std::collections::VecDeque<BigTorrent>,
     part: SnapshotPart,
     reply: Sender<SnapshotPart>,
+}
+
+/// A big torrent as it was when its sub-table was written.
+struct BigTorrent {
+    info_hash: InfoHash,
+    completed: u32,
+    v4: Vec<PeerEntry<tracker_proto::udp::PeerV4>>,
+    v6: Vec<PeerEntry<tracker_proto::udp::PeerV6>>,
+    /// Peers written so far, IPv4 first.
+    written: usize,
+}
+
+impl BigTorrent {
+    fn copy(info_hash: InfoHash, torrent: &Torrent) -> Self {
+        Self {
+            info_hash,
+            completed: torrent.completed,
+            v4: torrent.v4.entries().to_vec(),
+            v6: torrent
+                .v6
+                .as_deref()
+                .map_or_else(Vec::new, |v6| v6.entries().to_vec()),
+            written: 0,
+        }
+    }
+
+    /// Writes up to `most` more peers (the record's head first); true
+    /// once all are written.
+    fn write_some(&mut self, out: &mut Chunks, most: usize, unix_of: impl Fn(u32) -> u32) -> bool {
+        let (n4, n6) = (self.v4.len(), self.v6.len());
+        if self.written == 0 {
+            write_head(out, &self.info_hash, self.completed, n4, n6);
+        }
+        let end = (self.written + most).min(n4 + n6);
+        // `write_head` made room for every peer of the record.
+        let buf = out.room(0);
+        let v4_range = self.written.min(n4)..end.min(n4);
+        write_v4(buf, &self.v4[v4_range], &unix_of);
+        let v6_range = self.written.max(n4) - n4..end.max(n4) - n4;
+        write_v6(buf, &self.v6[v6_range], &unix_of);
+        self.written = end;
+        end == n4 + n6
+    }
 }
 
 impl SnapshotCursor {
@@ -33,6 +85,7 @@ impl SnapshotCursor {
             next_sub: 0,
             unix_now: request.unix_now,
             clock_now: request.clock_now,
+            big: Default::default(),
             part: SnapshotPart {
                 worker,
                 ..SnapshotPart::default()
@@ -41,37 +94,49 @@ impl SnapshotCursor {
         }
     }
 
-    /// Writes sub-tables of `shard` until `budget` is spent (at least one);
-    /// true once every sub-table is written.
+    /// Writes records of `shard` until `budget` is spent (at least one
+    /// sub-table or a few thousand peers); true once all are written.
     pub fn step(&mut self, shard: &SwarmShard, budget: Duration) -> bool {
         let start = Instant::now();
         let cpu_start = thread_cpu_time();
-        while self.next_sub < SUB_TABLES {
-            let sub = self.next_sub;
-            self.next_sub += 1;
-            let (unix_now, clock_now) = (self.unix_now, self.clock_now);
-            // A peer announced after the request is as fresh as can be.
-            let unix_of = |last_seen: u32| unix_now - clock_now.saturating_sub(last_seen);
-            let part = &mut self.part;
-            for (info_hash, torrent) in shard.torrents.sub_table(sub) {
-                write_torrent(&mut part.records, info_hash, torrent, unix_of);
-                part.torrents += 1;
-                part.peers += torrent.peer_count();
-            }
-            for (info_hash, completed) in shard.retired.sub_table(sub) {
-                write_head(&mut part.records, info_hash, *completed, 0, 0);
-                part.torrents += 1;
+        let (unix_now, clock_now) = (self.unix_now, self.clock_now);
+        // A peer announced after the request is as fresh as can be.
+        let unix_of = |last_seen: u32| unix_now - clock_now.saturating_sub(last_seen);
+        let part = &mut self.part;
+        let done = loop {
+            if let Some(big) = self.big.front_mut() {
+                if big.write_some(&mut part.records, PEERS_PER_CHECK, unix_of) {
+                    self.big.pop_front();
+                }
+            } else if self.next_sub == SUB_TABLES {
+                break true;
+            } else {
+                let sub = self.next_sub;
+                self.next_sub += 1;
+                for (info_hash, torrent) in shard.torrents.sub_table(sub) {
+                    part.torrents += 1;
+                    part.peers += torrent.peer_count();
+                    if torrent.peer_count() > BIG_TORRENT {
+                        self.big.push_back(BigTorrent::copy(*info_hash, torrent));
+                    } else {
+                        write_torrent(&mut part.records, info_hash, torrent, unix_of);
+                    }
+                }
+                for (info_hash, completed) in shard.retired.sub_table(sub) {
+                    write_head(&mut part.records, info_hash, *completed, 0, 0);
+                    part.torrents += 1;
+                }
             }
             if start.elapsed() >= budget {
-                break;
+                break false;
             }
-        }
+        };
         let spent = start.elapsed();
         let cpu = thread_cpu_time().saturating_sub(cpu_start);
-        self.part.slices += 1;
-        self.part.longest_slice = self.part.longest_slice.max(spent);
-        self.part.longest_slice_cpu = self.part.longest_slice_cpu.max(cpu);
-        self.next_sub == SUB_TABLES
+        part.slices += 1;
+        part.longest_slice = part.longest_slice.max(spent);
+        part.longest_slice_cpu = part.longest_slice_cpu.max(cpu);
+        done
     }
 
     /// Hands the finished part to whoever asked; false if they have gone.
@@ -110,7 +175,16 @@ fn write_torrent(
     write_head(out, info_hash, torrent.completed, v4.len(), v6.len());
     // `write_head` made room for the peers in the same chunk.
     let buf = out.room(0);
-    for entry in v4 {
+    write_v4(buf, v4, &unix_of);
+    write_v6(buf, v6, &unix_of);
+}
+
+fn write_v4(
+    buf: &mut Vec<u8>,
+    peers: &[PeerEntry<tracker_proto::udp::PeerV4>],
+    unix_of: impl Fn(u32) -> u32,
+) {
+    for entry in peers {
         let mut rec = [0u8; V4_LEN];
         rec[..4].copy_from_slice(&entry.key.ip().octets());
         rec[4..6].copy_from_slice(&entry.key.port().to_be_bytes());
@@ -118,7 +192,14 @@ fn write_torrent(
         rec[7..].copy_from_slice(&unix_of(entry.last_seen).to_le_bytes());
         buf.extend_from_slice(&rec);
     }
-    for entry in v6 {
+}
+
+fn write_v6(
+    buf: &mut Vec<u8>,
+    peers: &[PeerEntry<tracker_proto::udp::PeerV6>],
+    unix_of: impl Fn(u32) -> u32,
+) {
+    for entry in peers {
         let mut rec = [0u8; V6_LEN];
         rec[..16].copy_from_slice(&entry.key.ip().octets());
         rec[16..18].copy_from_slice(&entry.key.port().to_be_bytes());
@@ -403,6 +484,56 @@ mod tests {
         // A completion already counted stays counted once.
         announce(&mut back, 1, v4(2, 1), AnnounceEvent::Completed, 1_001);
         assert_eq!(back.scrape(&InfoHash([1; 20])).completed, 1);
+    }
+
+    #[test]
+    fn a_big_torrent_is_written_whole_across_slices_from_a_copy() {
+        let mut shard = SwarmShard::default();
+        let peers = BIG_TORRENT as u16 + 3_000;
+        for port in 1..=peers {
+            let ip = (port % 200) as u8;
+            announce(&mut shard, 1, v4(ip, port), AnnounceEvent::Started, 900);
+        }
+        let v6 = PeerV6::new(std::net::Ipv6Addr::LOCALHOST, 7);
+        let a6 = Announce {
+            info_hash: InfoHash([1; 20]),
+            peer: v6,
+            event: AnnounceEvent::Completed,
+            seeder: true,
+            numwant: 0,
+        };
+        shard.announce(&a6, 900, &mut Vec::new()).unwrap();
+        announce(&mut shard, 2, v4(1, 1), AnnounceEvent::Started, 900);
+        let (reply, parts) = crossbeam_channel::bounded(1);
+        let request = SnapshotRequest {
+            unix_now: 99_900,
+            clock_now: 900,
+            reply,
+        };
+        let mut cursor = SnapshotCursor::new(request, 0);
+        let mut steps = 0;
+        while !cursor.step(&shard, Duration::ZERO) {
+            steps += 1;
+            // Announces between slices change the shard, not the copy.
+            if steps == SUB_TABLES + 1 {
+                announce(&mut shard, 1, v4(250, 1), AnnounceEvent::Started, 950);
+            }
+        }
+        assert!(steps > SUB_TABLES, "the big torrent took slices of its own");
+        assert!(cursor.finish());
+        let file = SnapshotFile::new([0; 16], 99_900, vec![parts.recv().unwrap()]);
+        let mut bytes = Vec::new();
+        file.write_to(&mut bytes).unwrap();
+        let image = SnapshotImage::parse(bytes).unwrap();
+        assert_eq!(image.torrents, 2);
+        let mut back = SwarmShard::default();
+        let report = back.restore(&image, |_| true, |_| true, CLOCK);
+        assert_eq!(report.peers, usize::from(peers) + 2);
+        let c = back.scrape(&InfoHash([1; 20]));
+        assert_eq!(
+            (c.seeders, c.leechers, c.completed),
+            (1, u32::from(peers), 1)
+        );
     }
 
     #[test]

@@ -330,15 +330,16 @@ fn publish(shard: &SwarmShard, gauges: &SwarmGauges) {
 
 /// Runs until `shutdown` is set or every sender of `inbox` is gone.
 pub fn run_request_worker(
-    config: RequestWorkerConfig,
+    mut config: RequestWorkerConfig,
     inbox: Receiver<Batch>,
     returns: Vec<ReturnPath>,
     clock: Clock,
     shutdown: Arc<AtomicBool>,
 ) {
     let mut shard = SwarmShard::with_limits(fastrand::Rng::new(), config.limits);
-    if let Some(job) = &config.restore {
-        restore(&mut shard, job, &config, clock);
+    // Taken, so the file's bytes are freed once every worker is done.
+    if let Some(job) = config.restore.take() {
+        restore(&mut shard, &job, &config, clock);
         publish(&shard, &config.gauges);
     }
     let mut refused_before = 0;

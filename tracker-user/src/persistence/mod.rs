@@ -55,12 +55,15 @@ pub struct Persistence {
     secret: ConnectionIdSecret,
     clock: Clock,
     interval: Duration,
+    /// How long reading and checking the file took.
+    read_took: Duration,
+    /// When the first request worker was handed its share.
+    restoring_since: Option<Instant>,
     /// One per request worker wired so far, in worker order.
     requests: Vec<Sender<SnapshotRequest>>,
-    restored: (
-        Sender<(usize, RestoreReport)>,
-        Receiver<(usize, RestoreReport)>,
-    ),
+    /// Each request worker's report of what it restored, with its index.
+    restored_by: Sender<(usize, RestoreReport)>,
+    restored: Receiver<(usize, RestoreReport)>,
 }
 
 impl Persistence {
@@ -78,7 +81,10 @@ impl Persistence {
                 .with_context(|| format!("persistence.path = {}", path.display()))?;
             Some(store)
         };
+        let (restored_by, restored) = unbounded();
+        let reading = Instant::now();
         let image = store.as_ref().and_then(load).map(Arc::new);
+        let read_took = reading.elapsed();
         let secret = match &image {
             Some(image) => ConnectionIdSecret::from_bytes(image.secret),
             None => fresh_secret()?,
@@ -97,8 +103,11 @@ impl Persistence {
             secret,
             clock,
             interval: Duration::from_secs(config.persistence.interval),
+            read_took,
+            restoring_since: None,
             requests: Vec::new(),
-            restored: unbounded(),
+            restored_by,
+            restored,
         })
     }
 
@@ -125,11 +134,12 @@ impl Persistence {
         }
         let (sender, receiver) = bounded(1);
         self.requests.push(sender);
+        self.restoring_since.get_or_insert_with(Instant::now);
         let restore = self.image.as_ref().map(|image| RestoreJob {
             image: image.clone(),
             filter: Some(filter),
             unix_now: unix_tick(),
-            done: self.restored.0.clone(),
+            done: self.restored_by.clone(),
         });
         worker.persist(receiver, restore)
     }
@@ -140,10 +150,11 @@ impl Persistence {
         let Some(store) = self.store else {
             return Ok(Running::default());
         };
-        let (done_sender, done) = self.restored;
-        drop(done_sender);
+        // Only the workers' senders are left: a worker that dies while
+        // restoring ends the wait below with an error.
+        drop(self.restored_by);
+        let done = self.restored;
         if let Some(image) = self.image {
-            let started = Instant::now();
             let mut total = RestoreReport::default();
             for _ in 0..self.requests.len() {
                 let (_, report) = done
@@ -151,7 +162,8 @@ impl Persistence {
                     .context("a request worker stopped while restoring the snapshot")?;
                 total += report;
             }
-            log_restore(&store, &image, &total, started.elapsed());
+            let restoring = self.restoring_since.map_or(Duration::ZERO, |t| t.elapsed());
+            log_restore(&store, &image, &total, self.read_took + restoring);
         }
         let writer = Writer {
             store,

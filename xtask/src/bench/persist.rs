@@ -540,7 +540,7 @@ fn report(
         let ms: Vec<u64> = r.under_load.iter().map(|s| s.ms).collect();
         let _ = writeln!(
             t,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {}–{} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {}–{} | {} ({}) | {} | {} | {} |",
             i + 1,
             thousands(r.at_stop.torrents as f64),
             thousands(r.at_stop.peers as f64),
