@@ -553,15 +553,12 @@ fn report(
             r.under_load.len(),
             ms.iter().min().unwrap_or(&0),
             ms.iter().max().unwrap_or(&0),
-            format!(
-                "{} ({})",
-                r.under_load.iter().map(|s| s.pause_us).max().unwrap_or(0),
-                r.under_load
-                    .iter()
-                    .map(|s| s.pause_cpu_us)
-                    .max()
-                    .unwrap_or(0)
-            ),
+            r.under_load.iter().map(|s| s.pause_us).max().unwrap_or(0),
+            r.under_load
+                .iter()
+                .map(|s| s.pause_cpu_us)
+                .max()
+                .unwrap_or(0),
             thousands(r.responses_per_s),
             thousands(r.latency_p99_us),
             thousands(r.latency_max_us)
