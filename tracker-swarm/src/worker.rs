@@ -347,6 +347,7 @@ pub fn run_request_worker(
     // Checked between batches so a busy worker still notices shutdown.
     let tick = Duration::from_millis(200);
     let mut snapshot: Option<SnapshotCursor> = None;
+    let mut requests_until = Instant::now();
     loop {
         if shutdown.load(Ordering::Relaxed) {
             break;
@@ -381,8 +382,10 @@ pub fn run_request_worker(
             }
             _ => inbox.recv_timeout(wait),
         };
+        let mut received_batch = false;
         match received {
             Ok(mut batch) => {
+                received_batch = true;
                 batch.process(&mut shard, clock.now_secs());
                 publish(&shard, &config.gauges);
                 let Some(back) = returns.get(batch.origin) else {
@@ -401,11 +404,20 @@ pub fn run_request_worker(
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
         }
+        // Requests first: with batches waiting, a slice comes only once
+        // requests have had as long as the last slice took, so a snapshot
+        // takes at most half the worker under full load (and requests
+        // queue for a slice at most), all of it when idle.
         if let Some(cursor) = &mut snapshot {
-            if cursor.step(&shard, SNAPSHOT_SLICE) {
-                if let Some(cursor) = snapshot.take() {
-                    cursor.finish();
+            if !received_batch || inbox.is_empty() || Instant::now() >= requests_until {
+                let slice = Instant::now();
+                if cursor.step(&shard, SNAPSHOT_SLICE) {
+                    if let Some(cursor) = snapshot.take() {
+                        cursor.finish();
+                    }
                 }
+                let now = Instant::now();
+                requests_until = now + (now - slice);
             }
         }
         if Instant::now() >= next_clean {
