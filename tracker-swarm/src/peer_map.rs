@@ -86,9 +86,8 @@ pub struct PeerEntry<K, V = ()> {
     /// Coarse seconds since the tracker started, refreshed on every announce.
     pub last_seen: u32,
     pub seeder: bool,
-    /// This peer's download was counted (or it was already a seeder when
-    /// it said `completed`): a completion counts once per peer. Free in
-    /// memory, as it fits the entry's padding.
+    /// This peer's `completed` was counted: a completion counts once per
+    /// peer. Free in memory, as it fits the entry's padding.
     pub completed: bool,
 }
 
@@ -99,8 +98,8 @@ pub struct Upserted {
     pub position: usize,
     /// The peer was not held before.
     pub inserted: bool,
-    /// This announce's `completed` counts: the peer had not completed
-    /// before and was not already a seeder.
+    /// This announce's `completed` counts: the peer had not said
+    /// `completed` before.
     pub completion: bool,
 }
 
@@ -195,9 +194,9 @@ impl<K: PeerKey, V: Copy> PeerMap<K, V> {
     ) -> Result<Upserted, E> {
         if let Some(position) = self.position(&key) {
             let entry = &mut self.entries[position];
-            // A second `completed`, or one from a peer that was seeding
-            // already, is no new download.
-            let completion = completing && !entry.completed && !entry.seeder;
+            // A peer's download counts once: a second `completed` (sent
+            // again, or again while seeding) is no new download.
+            let completion = completing && !entry.completed;
             entry.completed |= completing;
             entry.value = value;
             if entry.seeder != seeder {
@@ -426,12 +425,13 @@ mod tests {
         assert!(!announce(1, false, false));
         assert!(announce(1, true, true));
         assert!(!announce(1, true, true));
-        // A peer that started as a seeder never downloaded here.
+        // A seeder saying `completed` counts once too, however often.
         assert!(!announce(2, true, false));
+        assert!(announce(2, true, true));
         assert!(!announce(2, true, true));
-        // A peer first heard of at its completion did download.
+        // A peer first heard of at its completion counts.
         assert!(announce(3, true, true));
-        assert!(!announce(3, true, true));
+        assert!(!announce(3, false, true), "not even as a leecher again");
     }
 
     #[test]

@@ -538,11 +538,12 @@ mod tests {
         let c = shard.admit(ann(1, v4(1), AnnounceEvent::Completed, true), 2, &mut out);
         assert_eq!(c.completed, 1, "the same peer's second completed");
         shard.admit(ann(1, v4(2), AnnounceEvent::Started, true), 2, &mut out);
+        shard.admit(ann(1, v4(2), AnnounceEvent::Completed, true), 3, &mut out);
         let c = shard.admit(ann(1, v4(2), AnnounceEvent::Completed, true), 3, &mut out);
-        assert_eq!(c.completed, 1, "a seeder from the start downloaded nothing");
+        assert_eq!(c.completed, 2, "a seeder's completed counts once");
         let c = shard.admit(ann(1, v4(3), AnnounceEvent::Completed, true), 3, &mut out);
-        assert_eq!(c.completed, 2, "another peer's download counts");
-        assert_eq!(shard.completed(), 2);
+        assert_eq!(c.completed, 3, "another peer's counts");
+        assert_eq!(shard.completed(), 3);
     }
 
     #[test]
