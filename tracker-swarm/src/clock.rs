@@ -7,17 +7,27 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 #[derive(Clone, Copy, Debug)]
 pub struct Clock {
     start: Instant,
+    /// Seconds the clock reads at its start.
+    past: u32,
 }
 
 impl Clock {
     pub fn start() -> Self {
+        Self::with_past(0)
+    }
+
+    /// A clock that reads `past` seconds at its start, so that peers
+    /// restored from a snapshot can be given times up to `past` seconds
+    /// before it and keep their age.
+    pub fn with_past(past: u32) -> Self {
         Self {
             start: Instant::now(),
+            past,
         }
     }
 
     pub fn now_secs(&self) -> u32 {
-        self.start.elapsed().as_secs() as u32
+        (self.start.elapsed().as_secs() as u32).saturating_add(self.past)
     }
 }
 

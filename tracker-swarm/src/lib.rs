@@ -16,7 +16,9 @@ mod limits;
 mod outbox;
 mod peer_map;
 mod pending_scrapes;
+mod persist;
 mod shard;
+pub mod snapshot;
 mod topology;
 pub mod torrent_table;
 mod webtorrent;
@@ -25,8 +27,9 @@ mod worker;
 pub use counts::{CleanReport, RefusalCounts, RefusalTally, SwarmCounts};
 pub use limits::{Refusal, SwarmLimits};
 pub use outbox::{Outbox, MAX_BATCH_JOBS};
-pub use peer_map::{PeerEntry, PeerKey, PeerMap};
+pub use peer_map::{PeerEntry, PeerKey, PeerMap, Upserted};
 pub use pending_scrapes::{PendingScrapes, ScrapeTicket};
+pub use persist::{RestoreClock, RestoreJob, RestoreReport, SnapshotCursor};
 pub use shard::{Announce, HeldPeers, PeerAddress, SwarmShard, Torrent};
 pub use topology::{
     return_capacity, FrontEndEnds, RequestWorkerEnds, SwarmLink, SwarmSettings, SwarmTopology,

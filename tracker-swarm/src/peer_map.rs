@@ -86,6 +86,21 @@ pub struct PeerEntry<K, V = ()> {
     /// Coarse seconds since the tracker started, refreshed on every announce.
     pub last_seen: u32,
     pub seeder: bool,
+    /// This peer's `completed` was counted: a completion counts once per
+    /// peer. Free in memory, as it fits the entry's padding.
+    pub completed: bool,
+}
+
+/// What [`PeerMap::try_upsert_with`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Upserted {
+    /// Where the peer now sits.
+    pub position: usize,
+    /// The peer was not held before.
+    pub inserted: bool,
+    /// This announce's `completed` counts: the peer had not said
+    /// `completed` before.
+    pub completion: bool,
 }
 
 #[derive(Debug)]
@@ -148,8 +163,8 @@ impl<K: PeerKey, V: Copy> PeerMap<K, V> {
     /// [`upsert`](Self::upsert) that also sets the peer's value.
     pub fn upsert_with(&mut self, key: K, value: V, seeder: bool, now: u32) -> usize {
         let admit_all = |_: &Self, _: &K| Ok::<(), std::convert::Infallible>(());
-        match self.try_upsert_with(key, value, seeder, now, admit_all) {
-            Ok((position, _)) => position,
+        match self.try_upsert_with(key, value, seeder, false, now, admit_all) {
+            Ok(upserted) => upserted.position,
             Err(never) => match never {},
         }
     }
@@ -167,17 +182,22 @@ impl<K: PeerKey, V: Copy> PeerMap<K, V> {
     /// [`upsert_with`](Self::upsert_with), except that a key not held yet
     /// goes in only if `admit` (asked with the map as it is and the key)
     /// agrees: a known peer is always refreshed, whatever the limits.
-    /// Returns where the peer sits and whether it is new.
+    /// `completing`: the announce says `completed`.
     pub fn try_upsert_with<E>(
         &mut self,
         key: K,
         value: V,
         seeder: bool,
+        completing: bool,
         now: u32,
         admit: impl FnOnce(&Self, &K) -> Result<(), E>,
-    ) -> Result<(usize, bool), E> {
+    ) -> Result<Upserted, E> {
         if let Some(position) = self.position(&key) {
             let entry = &mut self.entries[position];
+            // A peer's download counts once: a second `completed` (sent
+            // again, or again while seeding) is no new download.
+            let completion = completing && !entry.completed;
+            entry.completed |= completing;
             entry.value = value;
             if entry.seeder != seeder {
                 if seeder {
@@ -188,16 +208,32 @@ impl<K: PeerKey, V: Copy> PeerMap<K, V> {
             }
             entry.seeder = seeder;
             entry.last_seen = now;
-            return Ok((position, false));
+            return Ok(Upserted {
+                position,
+                inserted: false,
+                completion,
+            });
         }
         admit(self, &key)?;
-        let position = self.entries.len();
-        self.entries.push(PeerEntry {
+        let position = self.insert_new(PeerEntry {
             key,
             value,
             last_seen: now,
             seeder,
+            completed: completing,
         });
+        Ok(Upserted {
+            position,
+            inserted: true,
+            completion: completing,
+        })
+    }
+
+    /// Appends an entry whose key is not held (checked by the caller).
+    fn insert_new(&mut self, entry: PeerEntry<K, V>) -> usize {
+        let (key, seeder) = (entry.key, entry.seeder);
+        let position = self.entries.len();
+        self.entries.push(entry);
         if seeder {
             self.seeders += 1;
         }
@@ -209,7 +245,23 @@ impl<K: PeerKey, V: Copy> PeerMap<K, V> {
             None if self.entries.len() > INDEX_THRESHOLD => self.build_index(),
             None => {}
         }
-        Ok((position, true))
+        position
+    }
+
+    /// Puts back a peer from a snapshot, as it was: a key already held is
+    /// left alone, a new one goes in only if `admit` agrees. True if it
+    /// went in.
+    pub fn try_restore<E>(
+        &mut self,
+        entry: PeerEntry<K, V>,
+        admit: impl FnOnce(&Self, &K) -> Result<(), E>,
+    ) -> Result<bool, E> {
+        if self.position(&entry.key).is_some() {
+            return Ok(false);
+        }
+        admit(self, &entry.key)?;
+        self.insert_new(entry);
+        Ok(true)
     }
 
     fn build_index(&mut self) {
@@ -361,6 +413,28 @@ mod tests {
     }
 
     #[test]
+    fn a_completion_counts_once_per_peer() {
+        let mut m: PeerMap<u16> = PeerMap::default();
+        let admit = |_: &PeerMap<u16>, _: &u16| Ok::<(), ()>(());
+        let mut announce = |key, seeder, completing| {
+            m.try_upsert_with(key, (), seeder, completing, 0, admit)
+                .unwrap()
+                .completion
+        };
+        // A leecher finishes: counted; says so again: not counted.
+        assert!(!announce(1, false, false));
+        assert!(announce(1, true, true));
+        assert!(!announce(1, true, true));
+        // A seeder saying `completed` counts once too, however often.
+        assert!(!announce(2, true, false));
+        assert!(announce(2, true, true));
+        assert!(!announce(2, true, true));
+        // A peer first heard of at its completion counts.
+        assert!(announce(3, true, true));
+        assert!(!announce(3, false, true), "not even as a leecher again");
+    }
+
+    #[test]
     fn index_stays_consistent_across_growth_and_shrink() {
         let mut m = map_with(100);
         assert!(m.index.is_some());
@@ -442,7 +516,7 @@ mod tests {
         assert_eq!(m.same_ip_count(&(2 << 8)), 0);
         // Admission sees the count and refuses without inserting.
         m.upsert(3 << 8, false, 5);
-        let refused = m.try_upsert_with(3 << 8 | 1, (), false, 5, |map, key| {
+        let refused = m.try_upsert_with(3 << 8 | 1, (), false, false, 5, |map, key| {
             if map.same_ip_count(key) >= 1 {
                 Err("per ip")
             } else {
@@ -452,8 +526,12 @@ mod tests {
         assert_eq!(refused, Err("per ip"));
         assert_eq!(m.len(), 1);
         assert_eq!(
-            m.try_upsert_with(3 << 8, (), true, 6, |_, _| Err("no")),
-            Ok((0, false))
+            m.try_upsert_with(3 << 8, (), true, false, 6, |_, _| Err("no")),
+            Ok(Upserted {
+                position: 0,
+                inserted: false,
+                completion: false
+            })
         );
     }
 }

@@ -15,9 +15,9 @@ use crate::webtorrent::{ConnRef, WsAnnounce, WsAnnounceOutcome, WsSwarms, WsTarg
 /// there are any, which halves the record.
 #[derive(Debug, Default)]
 pub struct Torrent {
-    v4: PeerMap<PeerV4>,
-    v6: Option<Box<PeerMap<PeerV6>>>,
-    completed: u32,
+    pub(crate) v4: PeerMap<PeerV4>,
+    pub(crate) v6: Option<Box<PeerMap<PeerV6>>>,
+    pub(crate) completed: u32,
 }
 
 impl Torrent {
@@ -33,7 +33,7 @@ impl Torrent {
         }
     }
 
-    fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.v4.is_empty() && self.v6.is_none()
     }
 
@@ -126,20 +126,25 @@ type TorrentMap = crate::torrent_table::TorrentTable<Torrent>;
 /// ([`WsSwarms`]), which keep their own.
 #[derive(Debug)]
 pub struct SwarmShard {
-    torrents: TorrentMap,
+    pub(crate) torrents: TorrentMap,
     /// WebTorrent swarms: browsers reach each other only over WebRTC, so
     /// they are kept apart from the UDP/HTTP swarms of the same info hash.
     ws: WsSwarms,
     rng: fastrand::Rng,
-    limits: SwarmLimits,
+    pub(crate) limits: SwarmLimits,
     /// UDP/HTTP peers held, kept in step with every insert and removal so
     /// a limit check costs a compare, and reset from the exact figure at
     /// each cleaning.
-    peer_count: usize,
+    pub(crate) peer_count: usize,
     /// Peers and seeders by family ([`PeerAddress::FAMILY`]), kept the same
     /// way, for the metrics.
     held: HeldPeers,
-    /// Announces with event=completed that counted, both stores.
+    /// Completed counts of torrents that have no peers left, so scrape
+    /// `downloaded` survives a swarm going quiet; at most the torrent limit
+    /// of them (24 bytes each against a torrent's 56).
+    pub(crate) retired: crate::torrent_table::TorrentTable<u32>,
+    /// Announces with event=completed that counted (once per peer), both
+    /// stores.
     completed: u64,
     /// UDP/HTTP announces refused, by [`Refusal::index`].
     refusals: RefusalTally,
@@ -175,8 +180,12 @@ impl SwarmShard {
     /// A shard that refuses new torrents and peers past `limits` (this
     /// shard's share: see [`SwarmLimits::per_shard`]).
     pub fn with_limits(mut rng: fastrand::Rng, limits: SwarmLimits) -> Self {
+        let torrents = TorrentMap::default();
         Self {
-            torrents: TorrentMap::default(),
+            // Laid out like the torrents, so that a snapshot slice writes a
+            // torrent whether it is live or retired at that moment.
+            retired: crate::torrent_table::TorrentTable::laid_out_like(&torrents),
+            torrents,
             ws: WsSwarms::new(rng.fork(), limits),
             rng,
             limits,
@@ -257,13 +266,20 @@ impl SwarmShard {
             self.refusals[refusal.index()] += 1;
             return Err(refusal);
         }
-        let torrent = self.torrents.entry(announce.info_hash).or_default();
+        let retired = &mut self.retired;
+        let info_hash = announce.info_hash;
+        // A torrent back from the dead takes up its old count.
+        let torrent = self.torrents.entry(info_hash).or_insert_with(|| Torrent {
+            completed: retired.remove(&info_hash).unwrap_or(0),
+            ..Torrent::default()
+        });
         let torrent_peers = torrent.peer_count();
         let seeders_before = P::seeders(torrent);
         let upserted = P::peers(torrent).try_upsert_with(
             announce.peer,
             (),
             announce.seeder,
+            announce.event == AnnounceEvent::Completed,
             now,
             |peers, peer| {
                 if shard_peers >= limits.max_peers {
@@ -277,7 +293,7 @@ impl SwarmShard {
                 }
             },
         );
-        let (position, inserted) = match upserted {
+        let upserted = match upserted {
             Ok(upserted) => upserted,
             Err(refusal) => {
                 // A refused first IPv6 peer leaves no empty map behind.
@@ -288,34 +304,54 @@ impl SwarmShard {
                 return Err(refusal);
             }
         };
-        self.peer_count += usize::from(inserted);
+        self.peer_count += usize::from(upserted.inserted);
         let seeders_after = P::seeders(torrent);
-        self.held
-            .track(P::FAMILY, inserted, false, seeders_before, seeders_after);
-        if announce.event == AnnounceEvent::Completed {
+        self.held.track(
+            P::FAMILY,
+            upserted.inserted,
+            false,
+            seeders_before,
+            seeders_after,
+        );
+        if upserted.completion {
             torrent.completed = torrent.completed.saturating_add(1);
             self.completed += 1;
         }
-        P::peers(torrent).sample_into(Some(position), announce.numwant, &mut self.rng, peers_out);
+        P::peers(torrent).sample_into(
+            Some(upserted.position),
+            announce.numwant,
+            &mut self.rng,
+            peers_out,
+        );
         Ok(torrent.counts())
     }
 
     pub fn scrape(&self, info_hash: &InfoHash) -> SwarmCounts {
-        self.torrents
-            .get(info_hash)
-            .map(Torrent::counts)
-            .unwrap_or_default()
+        match self.torrents.get(info_hash) {
+            Some(torrent) => torrent.counts(),
+            // Only a miss pays the second lookup.
+            None => SwarmCounts {
+                completed: self.retired.get(info_hash).copied().unwrap_or(0),
+                ..SwarmCounts::default()
+            },
+        }
     }
 
     /// Forgets peers last seen before `cutoff` and torrents left empty.
-    /// An empty torrent takes its completed count with it: keeping counts
-    /// of dead torrents forever would grow memory without bound.
+    /// An empty torrent that was ever completed leaves its count behind in
+    /// [`retired`](Self::retired), while that holds fewer records than the
+    /// torrent limit: beyond it the count goes too, so memory stays bounded.
     pub fn clean(&mut self, cutoff: u32) -> CleanReport {
         let mut report = CleanReport::default();
         let mut held = HeldPeers::default();
-        self.torrents.retain(|_, torrent| {
+        let retired = &mut self.retired;
+        let max_retired = self.limits.max_torrents;
+        self.torrents.retain(|info_hash, torrent| {
             report.peers_removed += torrent.remove_older_than(cutoff);
             let keep = !torrent.is_empty();
+            if !keep && torrent.completed > 0 && retired.len() < max_retired {
+                *retired.get_or_insert_default(*info_hash) = torrent.completed;
+            }
             if keep {
                 report.peers_left += torrent.peer_count();
                 held.peers[0] += torrent.v4.len();
@@ -333,6 +369,7 @@ impl SwarmShard {
         self.held = held;
         report.torrents_left = self.torrents.len();
         self.torrents.shrink();
+        self.retired.shrink();
         report += self.ws.clean(cutoff);
         report
     }
@@ -340,6 +377,11 @@ impl SwarmShard {
     /// UDP/HTTP torrents held.
     pub fn torrent_count(&self) -> usize {
         self.torrents.len()
+    }
+
+    /// Torrents with no peers left whose completed count is kept.
+    pub fn retired_count(&self) -> usize {
+        self.retired.len()
     }
 
     /// Up to `limit` UDP/HTTP torrents with their counts, appended to `out`
@@ -485,6 +527,67 @@ mod tests {
             1,
             "stopping an unknown torrent creates nothing"
         );
+    }
+
+    #[test]
+    fn a_peer_completing_twice_or_while_seeding_counts_once() {
+        let mut shard = SwarmShard::default();
+        let mut out = Vec::new();
+        shard.admit(ann(1, v4(1), AnnounceEvent::Started, false), 0, &mut out);
+        shard.admit(ann(1, v4(1), AnnounceEvent::Completed, true), 1, &mut out);
+        let c = shard.admit(ann(1, v4(1), AnnounceEvent::Completed, true), 2, &mut out);
+        assert_eq!(c.completed, 1, "the same peer's second completed");
+        shard.admit(ann(1, v4(2), AnnounceEvent::Started, true), 2, &mut out);
+        shard.admit(ann(1, v4(2), AnnounceEvent::Completed, true), 3, &mut out);
+        let c = shard.admit(ann(1, v4(2), AnnounceEvent::Completed, true), 3, &mut out);
+        assert_eq!(c.completed, 2, "a seeder's completed counts once");
+        let c = shard.admit(ann(1, v4(3), AnnounceEvent::Completed, true), 3, &mut out);
+        assert_eq!(c.completed, 3, "another peer's counts");
+        assert_eq!(shard.completed(), 3);
+    }
+
+    #[test]
+    fn a_torrent_whose_peers_all_expired_keeps_its_completed_count() {
+        let mut shard = SwarmShard::default();
+        let mut out = Vec::new();
+        let hash = InfoHash([1; 20]);
+        shard.admit(ann(1, v4(1), AnnounceEvent::Completed, true), 5, &mut out);
+        shard.admit(ann(2, v4(1), AnnounceEvent::Started, false), 5, &mut out);
+        let report = shard.clean(10);
+        assert_eq!(report.torrents_removed, 2);
+        assert_eq!((shard.torrent_count(), shard.retired_count()), (0, 1));
+        let c = shard.scrape(&hash);
+        assert_eq!((c.seeders, c.leechers, c.completed), (0, 0, 1));
+        // Back to life, it counts on from there, and the record is gone.
+        let c = shard.admit(ann(1, v4(2), AnnounceEvent::Completed, true), 20, &mut out);
+        assert_eq!((c.seeders, c.completed), (1, 2));
+        assert_eq!((shard.torrent_count(), shard.retired_count()), (1, 0));
+        shard.clean(30);
+        assert_eq!(shard.scrape(&hash).completed, 2);
+    }
+
+    #[test]
+    fn kept_completed_counts_are_bounded_by_the_torrent_limit() {
+        let mut shard = limited(SwarmLimits {
+            max_torrents: 2,
+            ..SwarmLimits::UNLIMITED
+        });
+        let mut out = Vec::new();
+        for round in 0..3u8 {
+            for hash in [2 * round + 1, 2 * round + 2] {
+                shard.admit(
+                    ann(hash, v4(1), AnnounceEvent::Completed, true),
+                    5,
+                    &mut out,
+                );
+            }
+            shard.clean(10);
+        }
+        assert_eq!(shard.retired_count(), 2);
+        let kept = (1..=6u8)
+            .filter(|h| shard.scrape(&InfoHash([*h; 20])).completed == 1)
+            .count();
+        assert_eq!(kept, 2);
     }
 
     #[test]

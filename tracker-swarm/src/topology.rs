@@ -16,6 +16,8 @@ use crossbeam_channel::{bounded, Receiver, Sender};
 
 use crate::clock::Clock;
 use crate::limits::SwarmLimits;
+use crate::persist::RestoreJob;
+use crate::snapshot::SnapshotRequest;
 use crate::worker::{run_request_worker, Batch, RequestWorkerConfig, ReturnPath};
 use tracker_metrics::SwarmBlock;
 
@@ -59,9 +61,23 @@ pub struct RequestWorkerEnds {
     inbox: Receiver<Batch>,
     returns: Vec<ReturnPath>,
     gauges: SwarmBlock,
+    snapshots: Option<Receiver<SnapshotRequest>>,
+    restore: Option<RestoreJob>,
 }
 
 impl RequestWorkerEnds {
+    /// Has the worker answer snapshot requests from `snapshots` and, with
+    /// `restore`, take its torrents from a snapshot before serving.
+    pub fn persist(
+        mut self,
+        snapshots: Receiver<SnapshotRequest>,
+        restore: Option<RestoreJob>,
+    ) -> Self {
+        self.snapshots = Some(snapshots);
+        self.restore = restore;
+        self
+    }
+
     pub fn index(&self) -> usize {
         self.index
     }
@@ -82,6 +98,9 @@ impl RequestWorkerEnds {
             max_peer_age: settings.max_peer_age,
             limits: settings.limits.per_shard(self.workers),
             gauges: self.gauges,
+            snapshots: self.snapshots,
+            restore: self.restore,
+            workers: self.workers,
         };
         run_request_worker(config, self.inbox, self.returns, clock, shutdown)
     }
@@ -148,6 +167,8 @@ impl SwarmTopology {
                 inbox,
                 returns: returns.clone(),
                 gauges: SwarmBlock::default(),
+                snapshots: None,
+                restore: None,
             })
             .collect();
         Ok(Self {

@@ -61,6 +61,18 @@ impl<V> Default for TorrentTable<V> {
     }
 }
 
+impl<V> TorrentTable<V> {
+    /// An empty table that puts each key in the same sub-table as `other`
+    /// does, so a walk sub-table by sub-table visits a key in both tables
+    /// in the same step, whichever of them holds it at the time.
+    pub fn laid_out_like<W>(other: &TorrentTable<W>) -> Self {
+        Self {
+            hasher: other.hasher.clone(),
+            ..Self::default()
+        }
+    }
+}
+
 impl<V> std::fmt::Debug for TorrentTable<V> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("TorrentTable")
@@ -182,6 +194,14 @@ impl<V> TorrentTable<V> {
                 sub.shrink_to(0, |(k, _)| hasher.hash_one(k));
             }
         }
+    }
+
+    /// The records of sub-table `sub` (below [`SUB_TABLES`]), so a long
+    /// walk (a snapshot) can be cut into slices that each visit a few
+    /// sub-tables and see every record exactly once, whatever changes in
+    /// between: a record never moves to another sub-table.
+    pub fn sub_table(&self, sub: usize) -> impl Iterator<Item = (&InfoHash, &V)> + '_ {
+        self.subs[sub].iter().map(|(k, v)| (k, v))
     }
 
     pub fn iter(&self) -> impl Iterator<Item = (&InfoHash, &V)> + '_ {

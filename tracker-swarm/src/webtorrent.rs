@@ -223,6 +223,7 @@ impl WsSwarms {
             announce.peer_id,
             announce.conn,
             announce.seeder,
+            announce.event == AnnounceEvent::Completed,
             now,
             |peers, _| {
                 if held >= limits.max_ws_peers {
@@ -234,12 +235,12 @@ impl WsSwarms {
                 }
             },
         );
-        let position = match upserted {
-            Ok((position, inserted)) => {
-                self.peer_count += usize::from(inserted);
+        let upserted = match upserted {
+            Ok(upserted) => {
+                self.peer_count += usize::from(upserted.inserted);
                 self.seeder_count =
                     self.seeder_count + torrent.peers.seeders() as usize - seeders_before;
-                position
+                upserted
             }
             // No offers go out and no answer is relayed for a peer the
             // swarm does not hold.
@@ -253,19 +254,22 @@ impl WsSwarms {
                 };
             }
         };
-        if announce.event == AnnounceEvent::Completed {
+        if upserted.completion {
             torrent.completed = torrent.completed.saturating_add(1);
             self.completed += 1;
         }
         if announce.offers > 0 {
-            torrent
-                .peers
-                .sample_with(Some(position), announce.offers, &mut self.rng, |entry| {
+            torrent.peers.sample_with(
+                Some(upserted.position),
+                announce.offers,
+                &mut self.rng,
+                |entry| {
                     targets.push(WsTarget {
                         peer_id: entry.key,
                         conn: entry.value,
                     })
-                });
+                },
+            );
         }
         WsAnnounceOutcome {
             counts: torrent.counts(),

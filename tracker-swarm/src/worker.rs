@@ -14,7 +14,9 @@ use tracker_proto::{AnnounceEvent, InfoHash};
 use crate::clock::Clock;
 use crate::counts::SwarmCounts;
 use crate::limits::{Refusal, SwarmLimits};
+use crate::persist::{RestoreClock, RestoreJob, SnapshotCursor};
 use crate::shard::{Announce, SwarmShard};
+use crate::snapshot::SnapshotRequest;
 use crate::webtorrent::{ConnRef, WsAnnounce, WsTarget};
 use tracker_metrics::{SwarmBlock, SwarmGauges};
 
@@ -288,7 +290,18 @@ pub struct RequestWorkerConfig {
     pub limits: SwarmLimits,
     /// Where the worker publishes what its shard holds.
     pub gauges: SwarmBlock,
+    /// Requests for this worker's part of a snapshot, when persistence is
+    /// on.
+    pub snapshots: Option<Receiver<SnapshotRequest>>,
+    /// The snapshot to take this worker's torrents from before serving.
+    pub restore: Option<RestoreJob>,
+    /// Request workers in all: which torrents are this worker's.
+    pub workers: usize,
 }
+
+/// How long a request worker writes snapshot records between two batches:
+/// the longest a request waits on a snapshot.
+pub const SNAPSHOT_SLICE: Duration = Duration::from_millis(1);
 
 /// Copies the shard's tallies into the worker's metrics block: a dozen
 /// relaxed stores per batch, nothing any other thread writes.
@@ -317,26 +330,62 @@ fn publish(shard: &SwarmShard, gauges: &SwarmGauges) {
 
 /// Runs until `shutdown` is set or every sender of `inbox` is gone.
 pub fn run_request_worker(
-    config: RequestWorkerConfig,
+    mut config: RequestWorkerConfig,
     inbox: Receiver<Batch>,
     returns: Vec<ReturnPath>,
     clock: Clock,
     shutdown: Arc<AtomicBool>,
 ) {
     let mut shard = SwarmShard::with_limits(fastrand::Rng::new(), config.limits);
+    // Taken, so the file's bytes are freed once every worker is done.
+    if let Some(job) = config.restore.take() {
+        restore(&mut shard, &job, &config, clock);
+        publish(&shard, &config.gauges);
+    }
     let mut refused_before = 0;
     let mut next_clean = Instant::now() + config.cleaning_interval;
     // Checked between batches so a busy worker still notices shutdown.
     let tick = Duration::from_millis(200);
+    let mut snapshot: Option<SnapshotCursor> = None;
+    let mut requests_until = Instant::now();
     loop {
         if shutdown.load(Ordering::Relaxed) {
             break;
         }
-        let wait = next_clean
-            .saturating_duration_since(Instant::now())
-            .min(tick);
-        match inbox.recv_timeout(wait) {
+        if snapshot.is_none() {
+            if let Some(Ok(request)) = config.snapshots.as_ref().map(Receiver::try_recv) {
+                snapshot = Some(SnapshotCursor::new(request, config.index));
+            }
+        }
+        // A snapshot under way goes on as soon as no batch is waiting.
+        let wait = if snapshot.is_some() {
+            Duration::ZERO
+        } else {
+            next_clean
+                .saturating_duration_since(Instant::now())
+                .min(tick)
+        };
+        let received = match (&snapshot, &config.snapshots) {
+            // Idle with persistence on: a snapshot request wakes the worker
+            // too. Only the idle path pays for the select.
+            (None, Some(requests)) if inbox.is_empty() && !wait.is_zero() => {
+                crossbeam_channel::select! {
+                    recv(inbox) -> batch => batch.map_err(|_| RecvTimeoutError::Disconnected),
+                    recv(requests) -> request => {
+                        if let Ok(request) = request {
+                            snapshot = Some(SnapshotCursor::new(request, config.index));
+                        }
+                        Err(RecvTimeoutError::Timeout)
+                    }
+                    default(wait) => Err(RecvTimeoutError::Timeout),
+                }
+            }
+            _ => inbox.recv_timeout(wait),
+        };
+        let mut received_batch = false;
+        match received {
             Ok(mut batch) => {
+                received_batch = true;
                 batch.process(&mut shard, clock.now_secs());
                 publish(&shard, &config.gauges);
                 let Some(back) = returns.get(batch.origin) else {
@@ -354,6 +403,22 @@ pub fn run_request_worker(
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
+        }
+        // Requests first: with batches waiting, a slice comes only once
+        // requests have had as long as the last slice took, so a snapshot
+        // takes at most half the worker under full load (and requests
+        // queue for a slice at most), all of it when idle.
+        if let Some(cursor) = &mut snapshot {
+            if !received_batch || inbox.is_empty() || Instant::now() >= requests_until {
+                let slice = Instant::now();
+                if cursor.step(&shard, SNAPSHOT_SLICE) {
+                    if let Some(cursor) = snapshot.take() {
+                        cursor.finish();
+                    }
+                }
+                let now = Instant::now();
+                requests_until = now + (now - slice);
+            }
         }
         if Instant::now() >= next_clean {
             let cutoff = clock.now_secs().saturating_sub(config.max_peer_age);
@@ -382,4 +447,20 @@ pub fn run_request_worker(
         }
     }
     log::debug!("request worker {} stopped", config.index);
+}
+
+/// Takes this worker's torrents from the snapshot and says what it did.
+fn restore(shard: &mut SwarmShard, job: &RestoreJob, config: &RequestWorkerConfig, clock: Clock) {
+    let (index, workers) = (config.index, config.workers);
+    let clock = RestoreClock {
+        unix_now: job.unix_now,
+        clock_now: clock.now_secs(),
+        max_peer_age: config.max_peer_age,
+    };
+    let mine = |info_hash: &InfoHash| crate::worker_for(info_hash, workers) == index;
+    let allowed = |info_hash: &InfoHash| job.filter.as_ref().is_none_or(|f| f.allows(info_hash));
+    let report = shard.restore(&job.image, mine, allowed, clock);
+    // The receiver waits for every worker before the tracker says ready;
+    // if it has gone, start-up failed and this worker will stop anyway.
+    let _ = job.done.send((index, report));
 }

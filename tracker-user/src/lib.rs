@@ -7,6 +7,7 @@ pub mod cli;
 pub mod config;
 mod ffi;
 pub mod logging;
+pub mod persistence;
 pub mod privileges;
 pub mod readiness;
 pub mod server;

@@ -11,9 +11,9 @@ use anyhow::Context;
 use crossbeam_channel::bounded;
 use signal_hook::consts::{SIGINT, SIGTERM, SIGUSR1};
 use signal_hook::iterator::Signals;
-use tracker_proto::connection_id::ConnectionIdSecret;
 use tracker_proto::xdp::ConnectState;
 
+use crate::persistence::Persistence;
 use tracker_swarm::clock::{unix_tick, Clock};
 use tracker_swarm::{FrontEndEnds, SwarmSettings, SwarmTopology};
 
@@ -23,15 +23,6 @@ use crate::udp::{self, FrontEnd, UdpSettings, UdpWorker};
 use crate::xdp::{xsk, XdpAttachment, XdpWorker};
 use crate::{admin, privileges, readiness};
 use tracker_metrics::{Metrics, HISTORY_INTERVAL};
-
-/// A secret chosen at start: ids from a previous run are refused, which
-/// costs clients one reconnect and spares us persisting a key.
-fn fresh_secret() -> anyhow::Result<ConnectionIdSecret> {
-    let mut bytes = [0u8; 16];
-    getrandom::fill(&mut bytes)
-        .map_err(|e| anyhow::anyhow!("no randomness for the secret: {e}"))?;
-    Ok(ConnectionIdSecret::from_bytes(bytes))
-}
 
 /// Runs the tracker until SIGINT or SIGTERM: binds, starts every worker,
 /// then serves signals on this thread.
@@ -43,11 +34,14 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     let mut notifier = readiness::Notifier::from_env();
     // Looked up before anything is bound, so a missing user fails at once.
     let privileges = privileges::Plan::resolve(&config.privileges)?;
+    // Before the secret is used and before the privilege drop: the
+    // snapshot holds the secret, and its directory is opened as root.
+    let mut persistence = Persistence::open(&config)?;
     let shared = Shared {
         access_list: load_access_list(&config)?,
-        settings: Arc::new(UdpSettings::new(&config, fresh_secret()?)),
+        settings: Arc::new(UdpSettings::new(&config, persistence.secret())),
         tls: load_tls(&config)?,
-        clock: Clock::start(),
+        clock: persistence.clock(),
         shutdown: Arc::new(AtomicBool::new(false)),
         // Before the privilege drop: it opens /proc/self while it can.
         metrics: Arc::new(Metrics::new(env!("CARGO_PKG_VERSION"))),
@@ -62,7 +56,10 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     // than a refused connection while they start.
     let health = admin::Health::default();
     admin::spawn(std::mem::take(&mut bound.admin), &health, &shared.metrics)?;
-    let workers = start_workers(&config, &shared, &mut bound)?;
+    let workers = start_workers(&config, &shared, &mut bound, &mut persistence)?;
+    // Every request worker has its share of the snapshot before the
+    // tracker says it is ready.
+    let snapshots = persistence.start()?;
     // Said last, so that a line saying the tracker listens means every
     // worker, XDP included, is ready; UDP comes last of all.
     for spec in &bound.tcp.bound {
@@ -88,6 +85,8 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     );
     notifier.stopping();
     health.set_stopping();
+    // While the request workers still hold the swarm.
+    snapshots.stop();
     workers.stop(&shared.shutdown);
     // Detaches the program and removes its pins, now that no worker uses
     // the AF_XDP sockets.
@@ -240,7 +239,12 @@ fn bind(config: &Config, settings: &UdpSettings) -> anyhow::Result<Bound> {
 /// workers, then the front ends (UDP socket workers, AF_XDP queue workers,
 /// HTTP/WS socket workers, in that order, which is also their origin
 /// order).
-fn start_workers(config: &Config, shared: &Shared, bound: &mut Bound) -> anyhow::Result<Workers> {
+fn start_workers(
+    config: &Config,
+    shared: &Shared,
+    bound: &mut Bound,
+    persistence: &mut Persistence,
+) -> anyhow::Result<Workers> {
     let datagram_front_ends = bound.udp_sockets.len() + bound.xsk_queues.len();
     let http_workers = bound.tcp.per_worker.len();
     let tokens = std::iter::repeat_n(udp::WAKER, datagram_front_ends)
@@ -257,7 +261,8 @@ fn start_workers(config: &Config, shared: &Shared, bound: &mut Bound) -> anyhow:
     let swarm = swarm_settings(config);
     for worker in request_workers {
         let index = worker.index();
-        let thread = worker
+        let thread = persistence
+            .wire(worker, shared.access_list.clone())
             .report_to(shared.metrics.swarm_gauges())
             .spawn(swarm, shared.clock, shared.shutdown.clone())
             .with_context(|| format!("spawning thread swarm-{index}"))?;

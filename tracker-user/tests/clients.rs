@@ -257,21 +257,40 @@ fn python_with_libtorrent() -> String {
 /// the file moved, libtorrent's own scrape), and returns the script's JSON
 /// and the torrent's info hash.
 fn lt_swarm(t: &Tracker, url: &str, timeout_secs: u64) -> (serde_json::Value, [u8; 20]) {
+    let (work, child) = spawn_lt_swarm(url, timeout_secs, false);
+    let result = finish_lt_swarm(t, child);
+    drop(work);
+    result
+}
+
+/// lt_swarm.py started on `url`, with its work directory; with `pause`,
+/// it stops after the seeder's first tracker reply until told on stdin.
+fn spawn_lt_swarm(
+    url: &str,
+    timeout_secs: u64,
+    pause: bool,
+) -> (tempfile::TempDir, std::process::Child) {
     let py = python_with_libtorrent();
     let work = tempfile::tempdir().unwrap();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/common/lt_swarm.py");
-
-    let started = Instant::now();
-    let mut child = Command::new(&py)
+    let child = Command::new(&py)
         .arg(script)
         .arg(url)
         .arg(work.path())
         .arg(timeout_secs.to_string())
-        .stdin(Stdio::null())
+        .env("LT_SWARM_PAUSE", if pause { "1" } else { "0" })
+        .stdin(if pause { Stdio::piped() } else { Stdio::null() })
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn python3 lt_swarm.py");
+    (work, child)
+}
+
+/// Waits (60 s at most) for lt_swarm.py and checks its report; `t` is the
+/// tracker whose log goes into a failure message.
+fn finish_lt_swarm(t: &Tracker, mut child: std::process::Child) -> (serde_json::Value, [u8; 20]) {
+    let started = Instant::now();
     while child.try_wait().unwrap().is_none() && started.elapsed() < Duration::from_secs(60) {
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -279,10 +298,19 @@ fn lt_swarm(t: &Tracker, url: &str, timeout_secs: u64) -> (serde_json::Value, [u
     let out = child.wait_with_output().unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
+    check_lt_swarm(t, out.status, &stdout, &stderr)
+}
+
+/// [`finish_lt_swarm`]'s checks of what lt_swarm.py printed.
+fn check_lt_swarm(
+    t: &Tracker,
+    status: std::process::ExitStatus,
+    stdout: &str,
+    stderr: &str,
+) -> (serde_json::Value, [u8; 20]) {
     assert!(
-        out.status.success(),
-        "lt_swarm.py failed ({}):\nstdout:\n{stdout}\nstderr:\n{stderr}\ntracker stderr:\n{}",
-        out.status,
+        status.success(),
+        "lt_swarm.py failed ({status}):\nstdout:\n{stdout}\nstderr:\n{stderr}\ntracker stderr:\n{}",
         t.stderr_text()
     );
     let line = stdout
@@ -356,4 +384,56 @@ fn libtorrent_two_sessions_of_one_process_share_a_udp_connection_id() {
     // Our own scrape: the leecher's `completed` announce was counted.
     let c = Client::new(t.addr());
     assert_eq!(c.scrape(&[hash]).0, vec![(2, 1, 0)]);
+}
+
+/// A restart that a real client does not notice: a libtorrent seeder
+/// announces over udp://, the tracker is stopped and started again (with
+/// `[persistence]`) on the same port, and a libtorrent leecher that starts
+/// afterwards gets the seeder from the tracker and downloads from it,
+/// with no announce of the seeder's in between. The two sessions share
+/// libtorrent's cached connection id, drawn before the restart.
+#[test]
+fn libtorrent_leecher_finds_a_seeder_that_announced_before_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = format!(
+        "[protocol]\nannounce_interval = 1800\n[persistence]\npath = {:?}\n",
+        dir.path().join("swarm.snapshot")
+    );
+    let mut before = Tracker::with_config(&config);
+    let port = before.addr().port();
+    let url = format!("udp://127.0.0.1:{port}/announce");
+    let (work, mut child) = spawn_lt_swarm(&url, 40, true);
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().unwrap()));
+    let said = lines.next().and_then(Result::ok);
+    assert_eq!(
+        said.as_deref(),
+        Some("seeder announced"),
+        "tracker stderr:\n{}",
+        before.stderr_text()
+    );
+    assert!(before.terminate().success(), "{}", before.stderr_text());
+    let after = Tracker::builder()
+        .config(&config)
+        .udp(&format!("127.0.0.1:{port}"))
+        .start();
+    assert!(
+        after
+            .stderr_text()
+            .contains("restored 1 torrents and 1 peers"),
+        "{}",
+        after.stderr_text()
+    );
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), b"go\n").unwrap();
+    // Until the script exits (its own timeout bounds this).
+    let rest: Vec<String> = lines.map_while(Result::ok).collect();
+    let out = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let (v, hash) = check_lt_swarm(&after, out.status, &rest.join("\n"), &stderr);
+    assert_eq!(
+        v["seeder_replies_after_pause"], 0,
+        "the seeder announced again, so the restart was not what found it: {v}"
+    );
+    let c = Client::new(after.addr());
+    assert_eq!(c.scrape(&[hash]).0, vec![(2, 1, 0)]);
+    drop(work);
 }

@@ -284,6 +284,24 @@ fn test_config(dir: &Path, udp: &str, http: &str, extra: &str) -> PathBuf {
         "user = \"tracker\"",
         "user = \"nobody\"",
     );
+    // The unit's StateDirectory=, owned by the user the tracker drops to
+    // as the unit's ExecStartPre= makes it.
+    let state = dir.join("state");
+    std::fs::create_dir(&state).unwrap();
+    let nobody = c"nobody";
+    // SAFETY: getpwnam takes a NUL-terminated name; the record it returns
+    // is read at once, before any other call could reuse it.
+    let (uid, gid) = unsafe {
+        let pw = libc::getpwnam(nobody.as_ptr());
+        assert!(!pw.is_null(), "no user nobody");
+        ((*pw).pw_uid, (*pw).pw_gid)
+    };
+    std::os::unix::fs::chown(&state, Some(uid), Some(gid)).unwrap();
+    let config = replace_once(
+        &config,
+        "path = \"/var/lib/tracker/swarm.snapshot\"",
+        &format!("path = {:?}", state.join("swarm.snapshot")),
+    );
     let path = dir.join("tracker.toml");
     std::fs::write(&path, config).unwrap();
     path
@@ -404,6 +422,18 @@ fn the_units_exec_start_with_the_example_config_starts_drops_root_serves_reloads
 
     t.signal(libc::SIGTERM);
     recv_until(&notify, "STOPPING=1");
+    // The last snapshot, written after the drop by the unprivileged user
+    // into the state directory, readable by it alone.
+    let snapshot = dir.path().join("state/swarm.snapshot");
+    assert!(
+        poll_until(Duration::from_secs(10), || snapshot.exists()),
+        "no snapshot at SIGTERM; stderr:\n{}",
+        t.stderr_text()
+    );
+    let meta = std::fs::metadata(&snapshot).unwrap();
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+    assert_ne!(meta.uid(), 0, "written after the privilege drop");
 }
 
 /// A network namespace holding a veth pair, removed when dropped.

@@ -164,6 +164,47 @@ fn id_from_a_kernel_answered_connect_is_accepted_from_another_port() {
     }
 }
 
+/// With `[persistence]`, an id the program handed out before a restart
+/// is accepted after it, through AF_XDP: the secret is restored before the
+/// program is attached and before userland verifies anything.
+#[test]
+fn an_id_from_before_a_restart_is_accepted_after_it() {
+    let net = test_net(1);
+    let dir = tempfile::tempdir().unwrap();
+    let persistence = format!(
+        "[persistence]\npath = {:?}\n",
+        dir.path().join("swarm.snapshot")
+    );
+    let mut before = net.tracker(&persistence);
+    assert_xdp_in_use(&before);
+    let hash = random_hash();
+    let mut ids = Vec::new();
+    for v6 in [false, true] {
+        let seeder = net.client(v6);
+        let counted = net.counters().answered;
+        ids.push(seeder.connect());
+        assert_eq!(net.counters().answered - counted, 1, "answered in kernel");
+        seeder.announce(&Announce::new(hash, 7200).seeder());
+    }
+    assert!(before.terminate().success(), "{}", before.stderr_text());
+    drop(before);
+    let after = net.tracker(&persistence);
+    assert_xdp_in_use(&after);
+    for (v6, id) in [false, true].into_iter().zip(ids) {
+        let returning = net.client(v6);
+        returning.set_conn_id(id);
+        let redirected = net.counters().redirected;
+        let r = returning.announce(&Announce::new(hash, 7201).leecher());
+        // Counts cover both families; peers come from the client's own.
+        assert_eq!(r.seeders, 2, "v6={v6}: the seeders from before the restart");
+        assert_eq!(r.peer_set().len(), 1, "v6={v6}");
+        assert!(
+            net.counters().redirected > redirected,
+            "v6={v6}: the announce went through AF_XDP"
+        );
+    }
+}
+
 #[test]
 fn other_traffic_still_reaches_the_server_kernel() {
     let net = test_net(1);

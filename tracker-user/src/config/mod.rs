@@ -31,8 +31,8 @@ pub use error::{ConfigError, ConfigErrorKind, ValidationError};
 pub use logging::{LogFilter, LogFilterError, LogFormat};
 // Defined by the server they configure, embedded here like the others.
 pub use sections::{
-    AccessListConfig, AccessListMode, AdminConfig, LogLevel, PrivilegesConfig, ProtocolConfig,
-    SwarmConfig, UdpConfig, XdpAttachMode, XdpConfig,
+    AccessListConfig, AccessListMode, AdminConfig, LogLevel, PersistenceConfig, PrivilegesConfig,
+    ProtocolConfig, SwarmConfig, UdpConfig, XdpAttachMode, XdpConfig,
 };
 pub use tracker_http_ws::config::{HttpConfig, TlsConfig, WsConfig};
 pub use validate::{MAX_HTTP_WORKERS, MAX_SCRAPE_TORRENTS_LIMIT, MAX_SWARM_WORKERS};
@@ -71,6 +71,8 @@ pub struct Config {
     pub privileges: PrivilegesConfig,
     #[config(section)]
     pub admin: AdminConfig,
+    #[config(section)]
+    pub persistence: PersistenceConfig,
 }
 
 impl Config {

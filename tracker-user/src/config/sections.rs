@@ -51,6 +51,34 @@ pub struct SwarmConfig {
     pub max_ws_peers: usize,
 }
 
+/// Snapshots of the swarm, so that a restart (an upgrade, a config change,
+/// a crash) loses no peer, no completed count and no connection id that
+/// clients hold. WebTorrent peers are not kept: their connections close
+/// with the tracker. docs/operations.md, "Persistence", says what the file
+/// holds and how to back it up.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ConfigDocs)]
+#[serde(default, deny_unknown_fields)]
+pub struct PersistenceConfig {
+    /// The snapshot file. Empty turns persistence off: each start begins
+    /// empty, with a new connection-id secret. Its directory must exist and
+    /// be writable by the tracker (after [privileges]; opened before any
+    /// chroot, so give the path as seen from outside it). The file holds
+    /// the connection-id secret: it is written mode 0600.
+    pub path: PathBuf,
+    /// Seconds between periodic snapshots; one is also written at SIGINT
+    /// and SIGTERM. A crash loses at most this much.
+    pub interval: u64,
+}
+
+impl Default for PersistenceConfig {
+    fn default() -> Self {
+        Self {
+            path: PathBuf::new(),
+            interval: 300,
+        }
+    }
+}
+
 /// Rules shared by every tracker protocol.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ConfigDocs)]
 #[serde(default, deny_unknown_fields)]

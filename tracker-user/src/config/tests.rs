@@ -490,6 +490,21 @@ fn round_trip(config: &Config) {
 }
 
 #[test]
+fn persistence_interval_must_not_be_0_once_a_path_is_set() {
+    let mut config = Config::default();
+    config.persistence.interval = 0;
+    assert_eq!(
+        config.validate(),
+        Ok(()),
+        "harmless while persistence is off"
+    );
+    config.persistence.path = "/var/lib/tracker/swarm.snapshot".into();
+    let err = config.validate().unwrap_err();
+    assert_eq!(err.key(), "persistence.interval", "{err}");
+    assert_eq!(err.related_key(), Some("persistence.path"), "{err}");
+}
+
+#[test]
 fn commented_default_round_trips() {
     round_trip(&Config::default());
 }
@@ -579,6 +594,10 @@ fn commented_non_default_round_trips() {
         },
         admin: AdminConfig {
             listen: vec!["[::1]:9".parse().unwrap(), "127.0.0.1:10".parse().unwrap()],
+        },
+        persistence: PersistenceConfig {
+            path: "/var/lib/tracker/swarm.snapshot".into(),
+            interval: 17,
         },
     };
     round_trip(&config);

@@ -71,6 +71,15 @@ impl Config {
         at_least_1("swarm.max_ws_torrents", s.max_ws_torrents)?;
         at_least_1("swarm.max_ws_peers", s.max_ws_peers)?;
 
+        let persistence = &self.persistence;
+        if !persistence.path.as_os_str().is_empty() {
+            at_least_1_for(
+                "persistence.interval",
+                Some("persistence.path"),
+                persistence.interval,
+            )?;
+        }
+
         let p = &self.protocol;
         at_least_1("protocol.max_numwant", p.max_numwant)?;
         if p.default_numwant > p.max_numwant {

@@ -18,6 +18,13 @@ Prints one JSON line with what happened and exits 0; exits 1 with a
 message on stderr on failure or after TIMEOUT_SECS (default 40) seconds.
 The JSON has `download_secs`: from adding the torrent to the leecher until
 it is seeding.
+
+With LT_SWARM_PAUSE=1 in the environment, the script prints "seeder
+announced" once the tracker has answered the seeder and waits for a line
+on stdin before it starts the leecher (the caller restarts the tracker
+meanwhile); the JSON then has `seeder_replies_after_pause`, the tracker
+replies the seeder got after that: a leecher that found the seeder with
+none found it in what the tracker kept across the restart.
 """
 
 import hashlib
@@ -33,7 +40,9 @@ PIECE = 16 * 1024
 SIZE = 1024 * 1024
 
 url, workdir = sys.argv[1], sys.argv[2]
+PAUSE = os.environ.get("LT_SWARM_PAUSE") == "1"
 state = {"libtorrent": lt.__version__, "events": []}
+resumed = False
 
 
 def fail(msg):
@@ -77,6 +86,8 @@ def pop(ses, who):
             "peer_error_alert",
         ):
             state["events"].append(f"{who}: {t}: {a.message()}")
+        if resumed and who == "seeder" and t == "tracker_reply_alert":
+            state["seeder_replies_after_pause"] += 1
         out.append(a)
     return out
 
@@ -115,6 +126,14 @@ while True:
         if type(a).__name__ == "tracker_error_alert":
             fail(f"seeder tracker error: {a.message()}")
     time.sleep(0.05)
+
+if PAUSE:
+    print("seeder announced", flush=True)
+    sys.stdin.readline()
+    state["seeder_replies_after_pause"] = 0
+    resumed = True
+    # The wait may have been long; the leecher gets the same time as ever.
+    deadline = time.time() + TIMEOUT
 
 leecher = session(0)
 leecher_port = leecher.listen_port()

@@ -498,6 +498,25 @@ impl Tracker {
         self.signal(libc::SIGUSR1);
     }
 
+    /// Sends SIGTERM and waits (10 s at most) for the exit status.
+    pub fn terminate(&mut self) -> ExitStatus {
+        self.signal(libc::SIGTERM);
+        let status = self.wait_exit(Duration::from_secs(10));
+        status.unwrap_or_else(|| {
+            panic!(
+                "tracker did not stop within 10 s of SIGTERM; stderr:\n{}",
+                self.stderr_text()
+            )
+        })
+    }
+
+    /// Kills the process with SIGKILL (no chance to clean up) and reaps it.
+    pub fn kill9(&mut self) {
+        let child = self.child.as_mut().unwrap();
+        child.kill().expect("SIGKILL");
+        child.wait().expect("wait");
+    }
+
     /// Panics if the process has exited or logged a panic.
     pub fn assert_alive(&mut self) {
         let status = self.child.as_mut().unwrap().try_wait().expect("try_wait");

@@ -22,6 +22,7 @@
 //! ([`report`]).
 
 mod flood;
+mod persist;
 mod plot;
 mod proc;
 mod report;
@@ -56,9 +57,13 @@ usage: cargo xtask bench udp|http|ws [--runs N] [--seconds S] [--warmup W] [--qu
                                      [--no-build] [udp: --no-steer] [http, ws: --tls | --plain]
                                      [udp: --baseline PATH [--baseline-label NAME]]
        cargo xtask bench scale [options]   (`cargo xtask bench scale --help`)
+       cargo xtask bench persist [--runs N] [--seconds S] [--quick] [--no-build]
        cargo xtask bench flood [--seconds S] [--runs N] [--quick] [--no-build] [--flood-rate R]
                                [--baseline PATH [--baseline-label NAME]]...
 
+  persist       [persistence] at aquatic's default profile (1M torrents, 2M
+                peers): snapshot time, longest request-worker pause, bytes per
+                peer, restore time (`cargo xtask bench persist --help`)
   udp           BEP 15 against aquatic_udp: loopback (prefilled: every client
                 announced once first, memory per peer measured), veth, veth
                 with XDP
@@ -134,6 +139,7 @@ pub fn run(args: &[String]) -> Result<()> {
         Some("ws") => tcp::run(tcp::Protocol::Ws, args, rest),
         Some("scale") => scale::run(args, rest),
         Some("flood") => flood::run(args, rest),
+        Some("persist") => persist::run(args, rest),
         Some("-h") | Some("--help") | Some("help") => {
             print!("{USAGE}");
             Ok(())
