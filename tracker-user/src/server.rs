@@ -71,10 +71,12 @@ pub fn run(config: Config) -> anyhow::Result<()> {
     for addr in &bound.udp_addrs {
         log::info!("UDP listening on {addr}");
     }
+    // Healthy before anyone is told: a script that reads the ready line
+    // and asks /health at once must get 200.
+    health.set_ready();
     // Whatever the log level: operators and scripts wait for this line.
     ready.print(config.log_format);
     notifier.ready(&ready.status());
-    health.set_ready();
     serve_until_stopped(
         &mut signals,
         &config,
