@@ -63,13 +63,34 @@ fn two_npm_clients_sharing_one_websocket_connect_over_webrtc() {
             "B's peer is A: {}",
             context()
         );
-        assert_eq!(
-            seen["warnings"],
-            serde_json::json!([]),
+        // A WebRTC failure inside the clients' own stack (libdatachannel
+        // racing an ICE candidate ahead of its description, seen on a
+        // loaded machine) reaches them as a warning too: that is the
+        // attempt's WebRTC failing, retried below, not the tracker's.
+        let strings = |key: &str| -> Vec<String> {
+            seen[key]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|v| v.as_str().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let peer_errors: Vec<String> = strings("peerErrors")
+            .iter()
+            .map(|e| e.split_once(": ").map_or(e.as_str(), |(_, m)| m).to_owned())
+            .collect();
+        let tracker_warnings: Vec<String> = strings("warnings")
+            .into_iter()
+            .filter(|w| !peer_errors.iter().any(|e| w.contains(e.as_str())))
+            .collect();
+        assert!(
+            tracker_warnings.is_empty(),
             "a failure reached the clients: {}",
             context()
         );
-        if !run.success {
+        if !run.success || !peer_errors.is_empty() {
             eprintln!("WebRTC did not connect: {}", context());
             failures.push(context());
             continue;
