@@ -438,7 +438,11 @@ fn report(
          batches (the most any request waited on it), the restore from reading the file to \
          every worker having its share. Every thread of the tracker shares core 0, so a pause \
          (wall time) includes any time the request worker was preempted by the socket worker \
-         or the snapshot thread; latencies are the generator's round trips over loopback.\n",
+         or the snapshot thread; latencies are the generator's round trips over loopback. \
+         The longest slices in CPU time are those that first touch fresh memory for the \
+         records (the kernel zeroing a transparent huge page); the rest stay near the 1 ms \
+         budget (`cargo run --release -p tracker-swarm --example snapshot_slices`: about \
+         1.2 ms of CPU at most).\n",
         opts.seconds
     );
     let worst = |r: &RunFigures, f: fn(&Snapshot) -> u64| {
