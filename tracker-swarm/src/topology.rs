@@ -322,6 +322,7 @@ mod tests {
                 unix_now,
                 clock_now: clock.now_secs(),
                 reply,
+                spare: crate::snapshot::prefaulted(1),
             })
             .unwrap();
         let part = parts.recv_timeout(Duration::from_secs(10)).unwrap();
