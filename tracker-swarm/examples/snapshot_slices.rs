@@ -47,6 +47,7 @@ fn main() {
             unix_now: 1_000_000,
             clock_now: 100,
             reply,
+            spare: Vec::new(),
         };
         let mut cursor = SnapshotCursor::new(request, 0);
         let started = Instant::now();

@@ -88,6 +88,7 @@ impl SnapshotCursor {
             big: Default::default(),
             part: SnapshotPart {
                 worker,
+                records: Chunks::with_spare(request.spare),
                 ..SnapshotPart::default()
             },
             reply: request.reply,
@@ -140,7 +141,8 @@ impl SnapshotCursor {
     }
 
     /// Hands the finished part to whoever asked; false if they have gone.
-    pub fn finish(self) -> bool {
+    pub fn finish(mut self) -> bool {
+        self.part.records.release_spare();
         self.reply.send(self.part).is_ok()
     }
 }
@@ -425,6 +427,7 @@ mod tests {
             unix_now,
             clock_now,
             reply,
+            spare: Vec::new(),
         };
         let mut cursor = SnapshotCursor::new(request, 0);
         let mut steps = 0;
@@ -509,6 +512,7 @@ mod tests {
             unix_now: 99_900,
             clock_now: 900,
             reply,
+            spare: Vec::new(),
         };
         let mut cursor = SnapshotCursor::new(request, 0);
         let mut steps = 0;

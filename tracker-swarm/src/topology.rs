@@ -269,6 +269,97 @@ mod tests {
         }
     }
 
+    fn announce_job(hash: u8, port: u16) -> Job {
+        Job {
+            reply: ReplyTo {
+                addr: "127.0.0.1:1".parse().unwrap(),
+                route: 0,
+                tag: u32::from(port),
+            },
+            work: Work::announce(
+                "10.0.0.1".parse().unwrap(),
+                port,
+                InfoHash([hash; 20]),
+                tracker_proto::AnnounceEvent::Started,
+                false,
+                0,
+            ),
+        }
+    }
+
+    #[test]
+    fn a_request_worker_writes_its_snapshot_part_and_restores_from_a_file() {
+        use crate::snapshot::{SnapshotFile, SnapshotImage, SnapshotRequest};
+        let settings = SwarmSettings {
+            cleaning_interval: Duration::from_secs(60),
+            max_peer_age: 600,
+            limits: SwarmLimits::UNLIMITED,
+        };
+        let clock = Clock::with_past(600);
+        let shutdown = Arc::new(AtomicBool::new(false));
+        let run = |restore: Option<crate::RestoreJob>| {
+            let mut topology = SwarmTopology::new(1, 4, [mio::Token(0)]).unwrap();
+            let (requests, snapshots) = crossbeam_channel::bounded(1);
+            let worker = topology.request_workers.pop().unwrap();
+            let thread = worker
+                .persist(snapshots, restore)
+                .spawn(settings, clock, shutdown.clone())
+                .unwrap();
+            (topology.front_ends.pop().unwrap(), requests, thread)
+        };
+        let (front, requests, thread) = run(None);
+        let mut batch = Batch::with_origin(0);
+        for port in 1..=3 {
+            batch.jobs.push(announce_job(port as u8, port));
+        }
+        front.swarm.to_swarm[0].send(batch).unwrap();
+        let answered = front.swarm.returns.recv_timeout(Duration::from_secs(10));
+        assert_eq!(answered.unwrap().jobs.len(), 3);
+        let (reply, parts) = crossbeam_channel::bounded(1);
+        let unix_now = crate::clock::unix_tick();
+        requests
+            .send(SnapshotRequest {
+                unix_now,
+                clock_now: clock.now_secs(),
+                reply,
+                spare: crate::snapshot::prefaulted(1),
+            })
+            .unwrap();
+        let part = parts.recv_timeout(Duration::from_secs(10)).unwrap();
+        assert_eq!((part.torrents, part.peers), (3, 3));
+        assert!(part.slices >= 1);
+        drop(front);
+        thread.join().unwrap();
+
+        let file = SnapshotFile::new([1; 16], u64::from(unix_now), vec![part]);
+        let mut bytes = Vec::new();
+        file.write_to(&mut bytes).unwrap();
+        let (done, reports) = crossbeam_channel::unbounded();
+        let job = crate::RestoreJob {
+            image: Arc::new(SnapshotImage::parse(bytes).unwrap()),
+            filter: None,
+            unix_now,
+            done,
+        };
+        let (front, _requests, thread) = run(Some(job));
+        let (index, report) = reports.recv_timeout(Duration::from_secs(10)).unwrap();
+        assert_eq!((index, report.torrents, report.peers), (0, 3, 3));
+        let mut batch = Batch::with_origin(0);
+        batch.jobs.push(scrape_job(2));
+        front.swarm.to_swarm[0].send(batch).unwrap();
+        let back = front
+            .swarm
+            .returns
+            .recv_timeout(Duration::from_secs(10))
+            .unwrap();
+        match &back.jobs[0].work {
+            Work::Scrape { counts, .. } => assert_eq!(counts.leechers, 1),
+            other => panic!("{other:?}"),
+        }
+        drop(front);
+        thread.join().unwrap();
+    }
+
     #[test]
     fn a_return_channel_holds_every_batch_a_front_end_can_have_out() {
         let topology = SwarmTopology::new(3, 5, [mio::Token(0)]).unwrap();

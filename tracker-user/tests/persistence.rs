@@ -136,14 +136,19 @@ fn sigkill_after_a_periodic_snapshot_restores_it() {
         before.stderr_text()
     );
     before.kill9();
-    let after = tracker(dir.path(), 3600, "");
+    // As if it had died half-way through writing the next one.
+    let temp = dir.path().join("swarm.snapshot.tmp");
+    std::fs::write(&temp, b"BTSWARM\0half a snapsh").unwrap();
+    let mut after = tracker(dir.path(), 3600, "");
     let c = Client::new(after.addr());
     let r = c.announce(&Announce::new(hash, 7103).leecher());
     assert_eq!(r.peer_set(), [peer(7101), peer(7102)].into_iter().collect());
+    assert!(after.terminate().success());
     assert!(
-        files_starting(dir.path(), "swarm.snapshot.tmp").is_empty(),
-        "no temporary file is left once a snapshot is in place"
+        !temp.exists(),
+        "the next snapshot replaced the half-written one"
     );
+    assert!(files_starting(dir.path(), "swarm.snapshot.bad-").is_empty());
 }
 
 /// A good snapshot's bytes, of one torrent with one peer.
@@ -238,4 +243,79 @@ fn a_completion_counts_once_and_outlives_the_peers_and_a_restart() {
     let c = Client::new(after.addr());
     assert_eq!(c.scrape(&[hash]).0, vec![(0, 2, 0)]);
     assert_eq!(http::scrape_one(after.http_addr(), hash).downloaded, 2);
+}
+
+/// Three torrents of two peers each, last announced now, in a snapshot.
+fn three_torrents(dir: &Path) -> [[u8; 20]; 3] {
+    let hashes = [random_hash(), random_hash(), random_hash()];
+    let mut t = tracker(dir, 3600, "");
+    let c = Client::new(t.addr());
+    for (i, hash) in hashes.iter().enumerate() {
+        for port in [7501, 7502] {
+            c.announce(&Announce::new(*hash, port + 10 * i as u16).leecher());
+        }
+    }
+    assert!(t.terminate().success());
+    hashes
+}
+
+#[test]
+fn the_access_list_applies_at_restore() {
+    let dir = tempfile::tempdir().unwrap();
+    let [kept, denied, also_kept] = three_torrents(dir.path());
+    let list = dir.path().join("black.txt");
+    std::fs::write(&list, format!("{}\n", hex(&denied))).unwrap();
+    let t = tracker(
+        dir.path(),
+        3600,
+        &format!("\n[access_list]\nmode = \"black\"\npath = {list:?}"),
+    );
+    let log = t.stderr_text();
+    assert!(log.contains("restored 2 torrents and 4 peers"), "{log}");
+    assert!(
+        log.contains("1 torrents of the snapshot are denied by the access list"),
+        "{log}"
+    );
+    let c = Client::new(t.addr());
+    assert_eq!(
+        c.scrape(&[kept, denied, also_kept]).0,
+        vec![(0, 0, 2), (0, 0, 0), (0, 0, 2)]
+    );
+}
+
+#[test]
+fn a_snapshot_larger_than_the_limits_restores_what_fits_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let hashes = three_torrents(dir.path());
+    // One request worker, so the totals are its share exactly.
+    let t = tracker(
+        dir.path(),
+        3600,
+        "workers = 1\nmax_torrents = 2\nmax_peers = 3",
+    );
+    let log = t.stderr_text();
+    assert!(log.contains("restored 2 torrents and 3 peers"), "{log}");
+    assert!(
+        log.contains("the snapshot holds more than the [swarm] limits allow: 1 torrents and 3 peers were not restored"),
+        "{log}"
+    );
+    let c = Client::new(t.addr());
+    let held: u32 = c.scrape(&hashes).0.iter().map(|(_, _, l)| l).sum();
+    assert_eq!(held, 3);
+}
+
+#[test]
+fn peers_keep_their_age_and_expire_at_restore() {
+    let dir = tempfile::tempdir().unwrap();
+    let hashes = three_torrents(dir.path());
+    // They were announced at least 2 s ago by the time this restores.
+    std::thread::sleep(Duration::from_millis(2_100));
+    let t = tracker(dir.path(), 3600, "max_peer_age = 1");
+    let log = t.stderr_text();
+    assert!(
+        log.contains("restored 0 torrents and 0 peers") && log.contains("6 peers had expired"),
+        "{log}"
+    );
+    let c = Client::new(t.addr());
+    assert_eq!(c.scrape(&hashes).0, vec![(0, 0, 0); 3]);
 }

@@ -19,7 +19,9 @@ use anyhow::Context;
 use crossbeam_channel::{bounded, unbounded, Receiver, RecvTimeoutError, Sender};
 use tracker_proto::connection_id::ConnectionIdSecret;
 use tracker_swarm::clock::{unix_tick, Clock};
-use tracker_swarm::snapshot::{SnapshotFile, SnapshotImage, SnapshotPart, SnapshotRequest};
+use tracker_swarm::snapshot::{
+    prefaulted, SnapshotFile, SnapshotImage, SnapshotPart, SnapshotRequest,
+};
 use tracker_swarm::{RequestWorkerEnds, RestoreJob, RestoreReport, TorrentFilter};
 
 use crate::config::Config;
@@ -154,6 +156,7 @@ impl Persistence {
         // restoring ends the wait below with an error.
         drop(self.restored_by);
         let done = self.restored;
+        let restored_bytes = self.image.as_ref().map_or(0, |i| i.file_len());
         if let Some(image) = self.image {
             let mut total = RestoreReport::default();
             for _ in 0..self.requests.len() {
@@ -165,7 +168,11 @@ impl Persistence {
             let restoring = self.restoring_since.map_or(Duration::ZERO, |t| t.elapsed());
             log_restore(&store, &image, &total, self.read_took + restoring);
         }
+        // Until a snapshot says otherwise, each worker's share of the file
+        // it started from.
+        let workers = self.requests.len().max(1);
         let writer = Writer {
+            expected: vec![restored_bytes / workers; self.requests.len()],
             store,
             clock: self.clock,
             requests: self.requests,
@@ -283,12 +290,14 @@ pub struct SnapshotStats {
 struct Writer {
     store: SnapshotStore,
     clock: Clock,
+    /// Each request worker's record bytes in the last snapshot.
+    expected: Vec<usize>,
     requests: Vec<Sender<SnapshotRequest>>,
     secret: [u8; 16],
 }
 
 impl Writer {
-    fn run(self, interval: Duration, stop: Receiver<()>) {
+    fn run(mut self, interval: Duration, stop: Receiver<()>) {
         loop {
             let last = match stop.recv_timeout(interval) {
                 Err(RecvTimeoutError::Timeout) => false,
@@ -319,9 +328,9 @@ impl Writer {
         }
     }
 
-    fn snapshot(&self) -> anyhow::Result<SnapshotStats> {
+    fn snapshot(&mut self) -> anyhow::Result<SnapshotStats> {
         let started = Instant::now();
-        let file = take(&self.requests, self.secret, self.clock)?;
+        let file = take(&self.requests, self.secret, self.clock, &mut self.expected)?;
         self.store.write(&file).context("writing")?;
         Ok(stats(&file, started.elapsed()))
     }
@@ -349,27 +358,33 @@ fn stats(file: &SnapshotFile, took: Duration) -> SnapshotStats {
 
 /// Asks every request worker for its part and frames them into a file.
 /// `clock` must be the one the workers run on: they date their peers
-/// against its reading here.
+/// against its reading here. `expected` is each worker's record bytes of
+/// last time: that much memory is touched here first, so the workers do
+/// not pay the page faults between their batches; it is updated.
 fn take(
     requests: &[Sender<SnapshotRequest>],
     secret: [u8; 16],
     clock: Clock,
+    expected: &mut [usize],
 ) -> anyhow::Result<SnapshotFile> {
     let (reply, parts) = unbounded::<SnapshotPart>();
     let unix_now = unix_tick();
-    let request = SnapshotRequest {
-        unix_now,
-        clock_now: clock.now_secs(),
-        reply,
-    };
-    for sender in requests {
+    let clock_now = clock.now_secs();
+    for (sender, &bytes) in requests.iter().zip(expected.iter()) {
+        let request = SnapshotRequest {
+            unix_now,
+            clock_now,
+            reply: reply.clone(),
+            // An eighth more, for a swarm that grew.
+            spare: prefaulted(bytes + bytes / 8),
+        };
         // A worker that never took the last request has hung (or is still
         // on it, past PART_TIMEOUT): wait no longer than for a part.
         sender
-            .send_timeout(request.clone(), PART_TIMEOUT)
+            .send_timeout(request, PART_TIMEOUT)
             .map_err(|_| anyhow::anyhow!("a request worker took no snapshot request"))?;
     }
-    drop(request);
+    drop(reply);
     let mut collected = Vec::with_capacity(requests.len());
     for _ in requests {
         let part = parts
@@ -378,5 +393,10 @@ fn take(
         collected.push(part);
     }
     collected.sort_by_key(|p| p.worker);
+    for part in &collected {
+        if let Some(bytes) = expected.get_mut(part.worker) {
+            *bytes = part.records.len();
+        }
+    }
     Ok(SnapshotFile::new(secret, u64::from(unix_now), collected))
 }
