@@ -254,11 +254,14 @@ mod tests {
     fn reads_this_process() {
         let source = ProcessSource::open().unwrap();
         let before = source.read().unwrap();
-        let held: Vec<File> = (0..5)
+        let held: Vec<File> = (0..100)
             .map(|_| File::open("/proc/self/stat").unwrap())
             .collect();
         let after = source.read().unwrap();
-        assert_eq!(after.open_fds, before.open_fds + 5);
+        // Other tests of this binary open and close sockets meanwhile, a
+        // few at a time: the 100 held here must show, give or take those.
+        let grew = after.open_fds as i64 - before.open_fds as i64;
+        assert!((90..=110).contains(&grew), "{before:?} -> {after:?}");
         drop(held);
         assert!(after.resident_bytes > 1 << 20, "{after:?}");
         assert!(after.max_fds > 0);
