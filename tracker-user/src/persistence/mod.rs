@@ -16,7 +16,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use crossbeam_channel::{bounded, unbounded, Receiver, RecvTimeoutError, Sender};
+use crossbeam_channel::{bounded, Receiver, RecvTimeoutError, Sender};
 use tracker_proto::connection_id::ConnectionIdSecret;
 use tracker_swarm::clock::{unix_tick, Clock};
 use tracker_swarm::snapshot::{
@@ -83,7 +83,8 @@ impl Persistence {
                 .with_context(|| format!("persistence.path = {}", path.display()))?;
             Some(store)
         };
-        let (restored_by, restored) = unbounded();
+        // One report per request worker.
+        let (restored_by, restored) = bounded(config.swarm.workers.max(1));
         let reading = Instant::now();
         let image = store.as_ref().and_then(load).map(Arc::new);
         let read_took = reading.elapsed();
@@ -367,7 +368,8 @@ fn take(
     clock: Clock,
     expected: &mut [usize],
 ) -> anyhow::Result<SnapshotFile> {
-    let (reply, parts) = unbounded::<SnapshotPart>();
+    // One part per request worker.
+    let (reply, parts) = bounded::<SnapshotPart>(requests.len().max(1));
     let unix_now = unix_tick();
     let clock_now = clock.now_secs();
     for (sender, &bytes) in requests.iter().zip(expected.iter()) {
