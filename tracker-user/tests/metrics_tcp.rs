@@ -10,7 +10,6 @@ use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use common::http::*;
@@ -218,14 +217,6 @@ fn http_and_https_requests_responses_and_errors_are_counted_by_protocol() {
     assert_eq!(json_u64(&stats(&t), &["connections", "open", "http"]), 0);
 }
 
-fn wss(addr: SocketAddr, config: Arc<rustls::ClientConfig>) -> Peer<tls::TlsStream> {
-    let stream = tls::connect(addr, config);
-    Peer {
-        c: connect_over(stream, &format!("wss://{addr}/announce")),
-        peer_id: random_peer_id(),
-    }
-}
-
 #[test]
 fn ws_and_wss_messages_connections_and_relays_are_counted() {
     let dir = tempfile::tempdir().unwrap();
@@ -238,7 +229,7 @@ fn ws_and_wss_messages_connections_and_relays_are_counted() {
 
     let mut a = Peer::connect(t.http_addr());
     let mut b = Peer::connect(t.http_addr());
-    let mut w = wss(t.https_addr(), tls::client_config(&[&cert.der]));
+    let mut w = Peer::connect_tls(t.https_addr(), tls::client_config(&[&cert.der]));
     // Upgraded: counted as WebSockets, no longer as HTTP.
     assert!(
         metrics_reach(&t, 2, |m| m.open("ws")),

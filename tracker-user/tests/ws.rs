@@ -1313,14 +1313,6 @@ fn a_ws_only_listener_refuses_plain_http_and_takes_upgrades() {
     assert_eq!(bin_at(&got, "peer_id"), b.peer_id);
 }
 
-fn wss(addr: SocketAddr, config: Arc<rustls::ClientConfig>) -> Peer<tls::TlsStream> {
-    let stream = tls::connect(addr, config);
-    Peer {
-        c: connect_over(stream, &format!("wss://{addr}/announce")),
-        peer_id: random_peer_id(),
-    }
-}
-
 #[test]
 fn wss_on_tls_listeners_exchanges_offers_with_plain_ws() {
     let dir = tempfile::tempdir().unwrap();
@@ -1332,9 +1324,9 @@ fn wss_on_tls_listeners_exchanges_offers_with_plain_ws() {
     let config = tls::client_config(&[&cert.der]);
     let hash = random_hash();
 
-    let mut a = wss(t.https_addr(), config.clone());
+    let mut a = Peer::connect_tls(t.https_addr(), config.clone());
     assert_eq!(int_at(&a.join(&hash, 0), "complete"), 1);
-    let mut b = wss(t.wss_only_addr(), config);
+    let mut b = Peer::connect_tls(t.wss_only_addr(), config);
     b.join(&hash, 10);
     let mut c = Peer::connect(t.http_addr());
 

@@ -424,6 +424,17 @@ impl Peer<TcpStream> {
     }
 }
 
+impl Peer<TlsStream> {
+    /// A peer over `wss://` to a TLS listener, trusting `config`'s roots.
+    pub fn connect_tls(addr: SocketAddr, config: std::sync::Arc<rustls::ClientConfig>) -> Self {
+        let stream = super::tls::connect(addr, config);
+        Peer {
+            c: connect_over(stream, &format!("wss://{addr}/announce")),
+            peer_id: random_peer_id(),
+        }
+    }
+}
+
 impl<S: Read + Write + Timeout> Peer<S> {
     /// Announces (`started`, no offers) and returns the reply.
     pub fn join(&mut self, info_hash: &[u8; 20], left: u64) -> Value {
