@@ -356,20 +356,7 @@ fn chromium_shows_the_figures_of_stats_json() {
     assert_eq!(chart_lines(&dom), series_with_traffic(&after), "{dom}");
     assert_eq!(series_with_traffic(&before), series_with_traffic(&after));
 
-    let png_path: PathBuf = target_dir().join("stats-page.png");
-    let _ = std::fs::remove_file(&png_path);
-    chromium(
-        &chromium_bin,
-        &url,
-        &[
-            &format!("--screenshot={}", png_path.display()),
-            "--window-size=1280,1600",
-        ],
-        None,
-    );
-    let png = std::fs::read(&png_path).expect("chromium wrote the screenshot");
-    assert_eq!(png_size(&png), (1280, 1600));
-    eprintln!("stats page screenshot: {}", png_path.display());
+    screenshot(&chromium_bin, &url, "stats-page.png", None);
     drop((ws_seeder, ws_leecher));
 }
 
@@ -467,19 +454,31 @@ fn chromium_shows_the_xdp_fast_path() {
     assert_eq!(shown["xdp.queues"].value, "1");
     assert_eq!(shown["requests.udp_xdp.announce"].value, PEERS.to_string());
 
-    let png_path = target_dir().join("stats-page-xdp.png");
-    let _ = std::fs::remove_file(&png_path);
-    chromium(
+    screenshot(
         &chromium_bin,
         &url,
+        "stats-page-xdp.png",
+        Some(&net.server_ns),
+    );
+}
+
+/// Saves the page as `target/NAME` for a person to look at, and checks
+/// Chromium wrote a whole picture.
+fn screenshot(chromium_bin: &Path, url: &str, name: &str, netns: Option<&str>) {
+    let png_path: PathBuf = target_dir().join(name);
+    let _ = std::fs::remove_file(&png_path);
+    chromium(
+        chromium_bin,
+        url,
         &[
             &format!("--screenshot={}", png_path.display()),
             "--window-size=1280,1600",
         ],
-        Some(&net.server_ns),
+        netns,
     );
     let png = std::fs::read(&png_path).expect("chromium wrote the screenshot");
     assert_eq!(png_size(&png), (1280, 1600));
+    eprintln!("stats page screenshot: {}", png_path.display());
 }
 
 /// Every figure on the page that cannot change between the two reads
