@@ -855,3 +855,12 @@ mod tests {
         assert_eq!(shard.ws().peer_count(), 0);
     }
 }
+#[cfg(test)]
+mod size_probe {
+    #[test]
+    fn probe() {
+        use tracker_proto::udp::PeerV4;
+        eprintln!("torrent {} entry {} map {} slot {}", std::mem::size_of::<super::Torrent>(), std::mem::size_of::<crate::PeerEntry<PeerV4>>(), std::mem::size_of::<crate::PeerMap<PeerV4>>(), std::mem::size_of::<(tracker_proto::InfoHash, super::Torrent)>());
+        eprintln!("ws entry {} map {}", std::mem::size_of::<crate::PeerEntry<tracker_proto::PeerId, crate::ConnRef>>(), std::mem::size_of::<crate::PeerMap<tracker_proto::PeerId, crate::ConnRef>>());
+    }
+}
