@@ -48,8 +48,14 @@ fn main() {
     unsafe { libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DELAY, 0) };
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).is_some_and(|a| a == "profile") {
-        let torrents = args.get(2).and_then(|a| a.parse().ok()).unwrap_or(1_000_000);
-        let peers = args.get(3).and_then(|a| a.parse().ok()).unwrap_or(2_000_000);
+        let torrents = args
+            .get(2)
+            .and_then(|a| a.parse().ok())
+            .unwrap_or(1_000_000);
+        let peers = args
+            .get(3)
+            .and_then(|a| a.parse().ok())
+            .unwrap_or(2_000_000);
         return profile(torrents, peers);
     }
     let torrents: u64 = args

@@ -100,7 +100,10 @@ impl<K: PeerKey> Index<K> {
         let last = entries.len() - 1;
         if last != position {
             let moved = &entries[last].key;
-            if let Some(slot) = self.slots.find_mut(key_hash(moved), |&i| i as usize == last) {
+            if let Some(slot) = self
+                .slots
+                .find_mut(key_hash(moved), |&i| i as usize == last)
+            {
                 *slot = position as u32;
             }
         }
@@ -191,7 +194,9 @@ struct Many<K: PeerKey, V> {
 
 impl<K: PeerKey, V> Default for PeerMap<K, V> {
     fn default() -> Self {
-        Self { store: Store::Empty }
+        Self {
+            store: Store::Empty,
+        }
     }
 }
 
@@ -689,6 +694,72 @@ mod tests {
                 inserted: false,
                 completion: false
             })
+        );
+    }
+
+    #[test]
+    fn a_lone_peer_is_held_inline_and_a_shrunk_swarm_goes_back_to_it() {
+        let mut m = map_with(1);
+        assert!(matches!(m.store, Store::One(_)));
+        m.upsert(1, true, 20);
+        assert!(matches!(&m.store, Store::Many(many) if many.entries.capacity() == 2));
+        assert!(m.remove(&0));
+        assert!(matches!(m.store, Store::Many(_)), "no flapping on a stop");
+        m.upsert(2, false, 5);
+        assert_eq!(m.remove_older_than(10), 1);
+        assert!(matches!(m.store, Store::One(e) if e.key == 1 && e.seeder));
+        assert_eq!((m.seeders(), m.leechers()), (1, 0));
+        assert!(m.remove(&1));
+        assert!(matches!(m.store, Store::Empty));
+    }
+
+    /// Random announces, stops and expiries against a plain model: the
+    /// index (which holds positions only) must find every key where the
+    /// entries hold it, at every size, through the inline, vector and
+    /// indexed forms and back.
+    #[test]
+    fn random_operations_agree_with_a_model() {
+        let mut rng = fastrand::Rng::with_seed(42);
+        let mut m: PeerMap<u16> = PeerMap::default();
+        let mut model = std::collections::HashMap::<u16, (bool, u32)>::new();
+        let (mut indexed, mut inline_after_index) = (0, 0);
+        for step in 0..20_000u32 {
+            indexed += usize::from(m.is_indexed());
+            inline_after_index += usize::from(indexed > 0 && m.len() <= 1);
+            let now = step / 50;
+            // Few hosts, so the per-IP counts see sharing.
+            let key = rng.u16(0..4) << 8 | rng.u16(0..40);
+            match rng.u8(0..10) {
+                0..=5 => {
+                    let seeder = rng.bool();
+                    m.upsert(key, seeder, now);
+                    model.insert(key, (seeder, now));
+                }
+                6..=8 => assert_eq!(m.remove(&key), model.remove(&key).is_some()),
+                _ => {
+                    // Now and then everything but this moment's peers.
+                    let cutoff = now
+                        .saturating_sub(rng.u32(0..8))
+                        .max(now * u32::from(rng.u8(0..8) == 0));
+                    let before = model.len();
+                    model.retain(|_, (_, seen)| *seen >= cutoff);
+                    assert_eq!(m.remove_older_than(cutoff), before - model.len());
+                }
+            }
+            assert_eq!(m.len(), model.len());
+            let seeders = model.values().filter(|(seeder, _)| *seeder).count();
+            assert_eq!(m.seeders() as usize, seeders);
+            for (i, e) in m.entries().iter().enumerate() {
+                assert_eq!(model.get(&e.key), Some(&(e.seeder, e.last_seen)));
+                assert_eq!(m.position(&e.key), Some(i));
+            }
+            let probe = rng.u16(0..4) << 8;
+            let same_ip = model.keys().filter(|&&k| k >> 8 == probe >> 8).count();
+            assert_eq!(m.same_ip_count(&probe), same_ip, "step {step}");
+        }
+        assert!(
+            indexed > 1000 && inline_after_index > 50,
+            "{indexed} {inline_after_index}"
         );
     }
 }
