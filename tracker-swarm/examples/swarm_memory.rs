@@ -171,7 +171,7 @@ fn mix64(mut x: u64) -> u64 {
 /// runs one request worker), from one address as the loopback bench's
 /// generator does, each from its own port; 75 % are seeders that say
 /// `completed`, as in tracker-load. Then each announces again (a refresh,
-/// the steady state's common case), timed.
+/// the steady state's common case, asking for 50 peers), timed.
 fn profile(torrents: u32, peers: u32) {
     let popularity = Popularity::new(torrents, peers);
     let client = |index: u32| {
@@ -201,15 +201,21 @@ fn profile(torrents: u32, peers: u32) {
     }
     let fill = started.elapsed();
     let grown = rss_bytes().saturating_sub(before) as f64;
-    let started = Instant::now();
-    for announce in &announces {
-        let mut again = *announce;
-        again.event = AnnounceEvent::None;
-        again.numwant = 50;
-        out.clear();
-        shard.announce(&again, 1, &mut out).expect("unlimited");
-    }
-    let refresh = started.elapsed();
+    // The fastest of a few passes: the machine may be shared.
+    let refresh = (1..=3)
+        .map(|pass| {
+            let started = Instant::now();
+            for announce in &announces {
+                let mut again = *announce;
+                again.event = AnnounceEvent::None;
+                again.numwant = 50;
+                out.clear();
+                shard.announce(&again, pass, &mut out).expect("unlimited");
+            }
+            started.elapsed()
+        })
+        .min()
+        .expect("three passes");
     let (held, torrents_held) = (shard.peer_count() as f64, shard.torrent_count() as f64);
     println!(
         "profile {torrents} torrents x {peers} clients: {held} peers in {torrents_held} torrents, \
