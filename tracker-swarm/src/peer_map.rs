@@ -2,7 +2,8 @@
 //!
 //! Most torrents have one peer (at aquatic's default profile three in four
 //! swarms do), so a map holds its first peer inline, in the torrent's
-//! record, and allocates only for the second. Past that the peers sit in a
+//! record, and allocates only for the second, then just the two entries
+//! (most of the other swarms stop there). Past that the peers sit in a
 //! vector searched linearly, which grows a hash index only past
 //! `INDEX_THRESHOLD` peers: that keeps the common small swarm at about the
 //! size of its peers. The vector also makes random sampling cheap (pick
@@ -174,17 +175,19 @@ pub struct PeerMap<K: PeerKey, V = ()> {
 }
 
 /// An IPv4 map is 16 bytes whichever it holds, so a one-peer torrent's
-/// record is all its peers cost.
+/// record is all its peers cost, and a two-peer one allocates 24 bytes.
 #[derive(Debug)]
 enum Store<K: PeerKey, V> {
     Empty,
     One(PeerEntry<K, V>),
+    Two(Box<[PeerEntry<K, V>; 2]>),
     Many(Box<Many<K, V>>),
 }
 
-/// Two peers or more. Not shrunk back to [`Store::One`] when a peer
-/// stops, only at cleaning, so a swarm hovering at one or two peers does
-/// not allocate on every other announce.
+/// Three peers or more (or fewer, after stops). Not shrunk back to
+/// [`Store::One`] or [`Store::Two`] when a peer stops, only at cleaning,
+/// so a swarm hovering around three peers does not allocate on every
+/// other announce.
 #[derive(Debug)]
 struct Many<K: PeerKey, V> {
     entries: Vec<PeerEntry<K, V>>,
@@ -258,6 +261,7 @@ impl<K: PeerKey, V: Copy> PeerMap<K, V> {
         match &self.store {
             Store::Empty => 0,
             Store::One(_) => 1,
+            Store::Two(_) => 2,
             Store::Many(many) => many.entries.len(),
         }
     }
@@ -270,6 +274,7 @@ impl<K: PeerKey, V: Copy> PeerMap<K, V> {
         match &self.store {
             Store::Empty => 0,
             Store::One(entry) => u32::from(entry.seeder),
+            Store::Two(pair) => u32::from(pair[0].seeder) + u32::from(pair[1].seeder),
             Store::Many(many) => many.seeders,
         }
     }
@@ -282,6 +287,7 @@ impl<K: PeerKey, V: Copy> PeerMap<K, V> {
         match &self.store {
             Store::Empty => &[],
             Store::One(entry) => std::slice::from_ref(entry),
+            Store::Two(pair) => &pair[..],
             Store::Many(many) => &many.entries,
         }
     }
@@ -294,6 +300,7 @@ impl<K: PeerKey, V: Copy> PeerMap<K, V> {
         match &self.store {
             Store::Empty => None,
             Store::One(entry) => (entry.key == *key).then_some(0),
+            Store::Two(pair) => pair.iter().position(|e| e.key == *key),
             Store::Many(many) => many.position(key),
         }
     }
@@ -348,6 +355,10 @@ impl<K: PeerKey, V: Copy> PeerMap<K, V> {
                 let completion = entry.refresh(value, seeder, completing, now);
                 (0, completion)
             }),
+            Store::Two(pair) => pair.iter().position(|e| e.key == key).map(|position| {
+                let completion = pair[position].refresh(value, seeder, completing, now);
+                (position, completion)
+            }),
             Store::Many(many) => many.position(&key).map(|position| {
                 let entry = &mut many.entries[position];
                 let was_seeder = entry.seeder;
@@ -386,14 +397,17 @@ impl<K: PeerKey, V: Copy> PeerMap<K, V> {
                 0
             }
             Store::One(first) => {
-                // Exactly two: most swarms that get a second peer stop
-                // there, and the vector doubles from here when they do not.
-                let mut entries = Vec::with_capacity(2);
-                entries.push(*first);
+                self.store = Store::Two(Box::new([*first, entry]));
+                1
+            }
+            Store::Two(pair) => {
+                // Exactly three: the vector grows by a quarter from here.
+                let mut entries = Vec::with_capacity(3);
+                entries.extend_from_slice(&pair[..]);
                 let mut many = Box::new(Many {
                     entries,
                     index: None,
-                    seeders: u32::from(first.seeder),
+                    seeders: u32::from(pair[0].seeder) + u32::from(pair[1].seeder),
                 });
                 let position = many.push(entry);
                 self.store = Store::Many(many);
@@ -438,6 +452,7 @@ impl<K: PeerKey, V: Copy> PeerMap<K, V> {
         match &mut self.store {
             Store::Empty => {}
             Store::One(_) => self.store = Store::Empty,
+            Store::Two(pair) => self.store = Store::One(pair[1 - position]),
             Store::Many(many) => {
                 many.remove_at(position);
                 // An empty map must be `Empty`: it is how a torrent is
@@ -498,7 +513,8 @@ impl<K: PeerKey, V: Copy> PeerMap<K, V> {
 
     /// Drops peers last seen before `cutoff`; returns how many went. What
     /// is left is stored as tightly as at its first announce: one peer
-    /// back in the record, a vector without much spare room.
+    /// back in the record, two in their pair, a vector without much spare
+    /// room.
     pub fn remove_older_than(&mut self, cutoff: u32) -> usize {
         let before = self.len();
         match &mut self.store {
@@ -508,6 +524,12 @@ impl<K: PeerKey, V: Copy> PeerMap<K, V> {
                     self.store = Store::Empty;
                 }
             }
+            Store::Two(pair) => match pair.map(|e| e.last_seen >= cutoff) {
+                [true, true] => {}
+                [true, false] => self.store = Store::One(pair[0]),
+                [false, true] => self.store = Store::One(pair[1]),
+                [false, false] => self.store = Store::Empty,
+            },
             Store::Many(many) => {
                 let mut i = 0;
                 while i < many.entries.len() {
@@ -520,6 +542,7 @@ impl<K: PeerKey, V: Copy> PeerMap<K, V> {
                 match many.entries[..] {
                     [] => self.store = Store::Empty,
                     [only] => self.store = Store::One(only),
+                    [first, second] => self.store = Store::Two(Box::new([first, second])),
                     _ => {
                         if many.entries.capacity() > 2 * many.entries.len().max(4) {
                             many.entries.shrink_to_fit();
@@ -698,15 +721,21 @@ mod tests {
     }
 
     #[test]
-    fn a_lone_peer_is_held_inline_and_a_shrunk_swarm_goes_back_to_it() {
+    fn one_and_two_peers_are_held_tightly_and_a_shrunk_swarm_goes_back_to_them() {
         let mut m = map_with(1);
         assert!(matches!(m.store, Store::One(_)));
         m.upsert(1, true, 20);
-        assert!(matches!(&m.store, Store::Many(many) if many.entries.capacity() == 2));
+        assert!(matches!(m.store, Store::Two(_)));
+        assert_eq!((m.seeders(), m.leechers()), (2, 0));
+        m.upsert(2, false, 20);
+        assert!(matches!(&m.store, Store::Many(many) if many.entries.capacity() == 3));
         assert!(m.remove(&0));
         assert!(matches!(m.store, Store::Many(_)), "no flapping on a stop");
-        m.upsert(2, false, 5);
+        m.upsert(3, false, 5);
         assert_eq!(m.remove_older_than(10), 1);
+        assert!(matches!(m.store, Store::Two(_)));
+        assert_eq!((m.seeders(), m.leechers()), (1, 1));
+        assert!(m.remove(&2));
         assert!(matches!(m.store, Store::One(e) if e.key == 1 && e.seeder));
         assert_eq!((m.seeders(), m.leechers()), (1, 0));
         assert!(m.remove(&1));
