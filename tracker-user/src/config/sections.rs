@@ -25,14 +25,14 @@ pub struct SwarmConfig {
     /// UDP/HTTP torrents held. An announce that would add one more is
     /// refused ("tracker is full: torrent limit reached"); existing torrents
     /// keep working. Each request worker holds its share (this / workers,
-    /// rounded up). About 104-130 bytes per torrent with its first peer:
-    /// the default bounds torrents at about 1.0-1.3 GB.
+    /// rounded up). About 100-125 bytes per torrent with its first peer:
+    /// the default bounds torrents at about 1.0-1.25 GB.
     pub max_torrents: usize,
     /// UDP/HTTP peers held, both address families. A new peer past it is
     /// refused ("tracker is full: peer limit reached"); known peers always
     /// re-announce. Split between request workers like max_torrents.
-    /// About 26-46 bytes per peer beyond a torrent's first: the default
-    /// bounds peers at about 1.3-2.3 GB more.
+    /// About 28-47 bytes per peer beyond a torrent's first: the default
+    /// bounds peers at about 1.4-2.4 GB more.
     pub max_peers: usize,
     /// Peers in one torrent, UDP/HTTP and WebTorrent swarms alike (about
     /// 45 MB for a full UDP/HTTP swarm at the default).
