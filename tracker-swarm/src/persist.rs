@@ -51,10 +51,9 @@ impl BigTorrent {
         Self {
             info_hash,
             completed: torrent.completed,
-            v4: torrent.v4.entries().to_vec(),
+            v4: torrent.v4().entries().to_vec(),
             v6: torrent
-                .v6
-                .as_deref()
+                .v6()
                 .map_or_else(Vec::new, |v6| v6.entries().to_vec()),
             written: 0,
         }
@@ -172,8 +171,8 @@ fn write_torrent(
     torrent: &Torrent,
     unix_of: impl Fn(u32) -> u32,
 ) {
-    let v4 = torrent.v4.entries();
-    let v6 = torrent.v6.as_deref().map_or(&[][..], PeerMap::entries);
+    let v4 = torrent.v4().entries();
+    let v6 = torrent.v6().map_or(&[][..], PeerMap::entries);
     write_head(out, info_hash, torrent.completed, v4.len(), v6.len());
     // `write_head` made room for the peers in the same chunk.
     let buf = out.room(0);
@@ -307,9 +306,8 @@ impl SwarmShard {
                 continue;
             }
             let retired = &mut self.retired;
-            let torrent = self.torrents.entry(info_hash).or_insert_with(|| Torrent {
-                completed: retired.remove(&info_hash).unwrap_or(0),
-                ..Torrent::default()
+            let torrent = self.torrents.entry(info_hash).or_insert_with(|| {
+                Torrent::with_completed(retired.remove(&info_hash).unwrap_or(0))
             });
             torrent.completed = torrent.completed.max(record.completed);
             let mut family = FamilyRestore {
@@ -390,9 +388,7 @@ impl FamilyRestore<'_> {
             }
         }
         // A refused first IPv6 peer leaves no empty map behind.
-        if self.torrent.v6.as_deref().is_some_and(PeerMap::is_empty) {
-            self.torrent.v6 = None;
-        }
+        self.torrent.drop_empty_v6();
     }
 }
 
@@ -481,7 +477,7 @@ mod tests {
         // Ages kept: unix 100_000 is 100 s after the snapshot, so the peer
         // of age 50 is now 150 s old, last seen at clock 850.
         let t = &back.torrents[&InfoHash([1; 20])];
-        let mut seen: Vec<_> = t.v4.entries().iter().map(|e| e.last_seen).collect();
+        let mut seen: Vec<_> = t.v4().entries().iter().map(|e| e.last_seen).collect();
         seen.sort();
         assert_eq!(seen, [850, 890]);
         // A completion already counted stays counted once.

@@ -10,47 +10,114 @@ use crate::limits::{Refusal, SwarmLimits};
 use crate::webtorrent::{ConnRef, WsAnnounce, WsAnnounceOutcome, WsSwarms, WsTarget};
 
 /// One torrent's UDP/HTTP swarm. A million of these is the common case
-/// (most torrents have a few peers), so every byte here counts: the IPv6
-/// peers, which most swarms lack, sit behind a box that exists only while
-/// there are any, which halves the record.
+/// (most torrents have a few peers), so every byte here counts: the first
+/// IPv4 peer sits in the record itself ([`PeerMap`] allocates from the
+/// second), and the IPv6 peers, which most swarms lack, in a box with the
+/// IPv4 ones that exists only while there are any. 24 bytes, 48 with its
+/// info hash in the table.
 #[derive(Debug, Default)]
 pub struct Torrent {
-    pub(crate) v4: PeerMap<PeerV4>,
-    pub(crate) v6: Option<Box<PeerMap<PeerV6>>>,
+    peers: Peers,
     pub(crate) completed: u32,
 }
 
+/// A torrent's peers by family. One variant per case rather than a map
+/// and an optional box side by side: the box's pointer then fits where
+/// the IPv4 map leaves room, and the record stays at 24 bytes.
+#[derive(Debug)]
+enum Peers {
+    V4(PeerMap<PeerV4>),
+    Both(Box<(PeerMap<PeerV4>, PeerMap<PeerV6>)>),
+}
+
+impl Default for Peers {
+    fn default() -> Self {
+        Self::V4(PeerMap::default())
+    }
+}
+
 impl Torrent {
+    /// A torrent with no peers yet, `completed` downloads so far.
+    pub(crate) fn with_completed(completed: u32) -> Self {
+        Self {
+            peers: Peers::default(),
+            completed,
+        }
+    }
+
     pub fn counts(&self) -> SwarmCounts {
-        let (v6_seeders, v6_leechers) = self
-            .v6
-            .as_deref()
-            .map_or((0, 0), |v6| (v6.seeders(), v6.leechers()));
+        let v4 = self.v4();
+        let (v6_seeders, v6_leechers) =
+            self.v6().map_or((0, 0), |v6| (v6.seeders(), v6.leechers()));
         SwarmCounts {
-            seeders: self.v4.seeders() + v6_seeders,
-            leechers: self.v4.leechers() + v6_leechers,
+            seeders: v4.seeders() + v6_seeders,
+            leechers: v4.leechers() + v6_leechers,
             completed: self.completed,
         }
     }
 
+    pub(crate) fn v4(&self) -> &PeerMap<PeerV4> {
+        match &self.peers {
+            Peers::V4(v4) => v4,
+            Peers::Both(both) => &both.0,
+        }
+    }
+
+    fn v4_mut(&mut self) -> &mut PeerMap<PeerV4> {
+        match &mut self.peers {
+            Peers::V4(v4) => v4,
+            Peers::Both(both) => &mut both.0,
+        }
+    }
+
+    /// The IPv6 peers, if there are any.
+    pub(crate) fn v6(&self) -> Option<&PeerMap<PeerV6>> {
+        match &self.peers {
+            Peers::V4(_) => None,
+            Peers::Both(both) => Some(&both.1),
+        }
+    }
+
+    /// The IPv6 peers, boxed with the IPv4 ones if there were none yet.
+    /// Leave no empty map behind: see [`drop_empty_v6`](Self::drop_empty_v6).
+    pub(crate) fn v6_or_insert(&mut self) -> &mut PeerMap<PeerV6> {
+        if let Peers::V4(v4) = &mut self.peers {
+            self.peers = Peers::Both(Box::new((std::mem::take(v4), PeerMap::default())));
+        }
+        match &mut self.peers {
+            Peers::Both(both) => &mut both.1,
+            Peers::V4(_) => unreachable!("boxed just above"),
+        }
+    }
+
+    /// Frees the box once the IPv6 peers are gone, the IPv4 ones back in
+    /// the record.
+    pub(crate) fn drop_empty_v6(&mut self) {
+        if let Peers::Both(both) = &mut self.peers {
+            if both.1.is_empty() {
+                self.peers = Peers::V4(std::mem::take(&mut both.0));
+            }
+        }
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
-        self.v4.is_empty() && self.v6.is_none()
+        matches!(&self.peers, Peers::V4(v4) if v4.is_empty())
     }
 
     /// Peers of all families held.
     pub fn peer_count(&self) -> usize {
-        self.v4.len() + self.v6.as_deref().map_or(0, PeerMap::len)
+        self.v4().len() + self.v6().map_or(0, PeerMap::len)
     }
 
     /// Drops peers last seen before `cutoff`, and the IPv6 map once empty.
     fn remove_older_than(&mut self, cutoff: u32) -> usize {
-        let mut removed = self.v4.remove_older_than(cutoff);
-        if let Some(v6) = self.v6.as_deref_mut() {
-            removed += v6.remove_older_than(cutoff);
-            if v6.is_empty() {
-                self.v6 = None;
+        let removed = match &mut self.peers {
+            Peers::V4(v4) => v4.remove_older_than(cutoff),
+            Peers::Both(both) => {
+                both.0.remove_older_than(cutoff) + both.1.remove_older_than(cutoff)
             }
-        }
+        };
+        self.drop_empty_v6();
         removed
     }
 }
@@ -72,15 +139,15 @@ impl PeerAddress for PeerV4 {
     const FAMILY: usize = 0;
 
     fn seeders(torrent: &Torrent) -> u32 {
-        torrent.v4.seeders()
+        torrent.v4().seeders()
     }
 
     fn peers(torrent: &mut Torrent) -> &mut PeerMap<Self> {
-        &mut torrent.v4
+        torrent.v4_mut()
     }
 
     fn remove(torrent: &mut Torrent, peer: &Self) -> bool {
-        torrent.v4.remove(peer)
+        torrent.v4_mut().remove(peer)
     }
 }
 
@@ -88,21 +155,19 @@ impl PeerAddress for PeerV6 {
     const FAMILY: usize = 1;
 
     fn seeders(torrent: &Torrent) -> u32 {
-        torrent.v6.as_deref().map_or(0, PeerMap::seeders)
+        torrent.v6().map_or(0, PeerMap::seeders)
     }
 
     fn peers(torrent: &mut Torrent) -> &mut PeerMap<Self> {
-        torrent.v6.get_or_insert_with(Default::default)
+        torrent.v6_or_insert()
     }
 
     fn remove(torrent: &mut Torrent, peer: &Self) -> bool {
-        let Some(v6) = torrent.v6.as_deref_mut() else {
-            return false;
+        let removed = match &mut torrent.peers {
+            Peers::V4(_) => false,
+            Peers::Both(both) => both.1.remove(peer),
         };
-        let removed = v6.remove(peer);
-        if v6.is_empty() {
-            torrent.v6 = None;
-        }
+        torrent.drop_empty_v6();
         removed
     }
 }
@@ -141,7 +206,8 @@ pub struct SwarmShard {
     held: HeldPeers,
     /// Completed counts of torrents that have no peers left, so scrape
     /// `downloaded` survives a swarm going quiet; at most the torrent limit
-    /// of them (24 bytes each against a torrent's 56).
+    /// of them (24 bytes each against a live torrent's 48 with its first
+    /// peer).
     pub(crate) retired: crate::torrent_table::TorrentTable<u32>,
     /// Announces with event=completed that counted (once per peer), both
     /// stores.
@@ -269,10 +335,10 @@ impl SwarmShard {
         let retired = &mut self.retired;
         let info_hash = announce.info_hash;
         // A torrent back from the dead takes up its old count.
-        let torrent = self.torrents.entry(info_hash).or_insert_with(|| Torrent {
-            completed: retired.remove(&info_hash).unwrap_or(0),
-            ..Torrent::default()
-        });
+        let torrent = self
+            .torrents
+            .entry(info_hash)
+            .or_insert_with(|| Torrent::with_completed(retired.remove(&info_hash).unwrap_or(0)));
         let torrent_peers = torrent.peer_count();
         let seeders_before = P::seeders(torrent);
         let upserted = P::peers(torrent).try_upsert_with(
@@ -297,9 +363,7 @@ impl SwarmShard {
             Ok(upserted) => upserted,
             Err(refusal) => {
                 // A refused first IPv6 peer leaves no empty map behind.
-                if torrent.v6.as_deref().is_some_and(PeerMap::is_empty) {
-                    torrent.v6 = None;
-                }
+                torrent.drop_empty_v6();
                 self.refusals[refusal.index()] += 1;
                 return Err(refusal);
             }
@@ -354,9 +418,9 @@ impl SwarmShard {
             }
             if keep {
                 report.peers_left += torrent.peer_count();
-                held.peers[0] += torrent.v4.len();
-                held.seeders[0] += torrent.v4.seeders() as usize;
-                if let Some(v6) = torrent.v6.as_deref() {
+                held.peers[0] += torrent.v4().len();
+                held.seeders[0] += torrent.v4().seeders() as usize;
+                if let Some(v6) = torrent.v6() {
                     held.peers[1] += v6.len();
                     held.seeders[1] += v6.seeders() as usize;
                 }
@@ -611,22 +675,25 @@ mod tests {
         let hash = InfoHash([3; 20]);
         let p6 = PeerV6::new(Ipv6Addr::LOCALHOST, 9);
         shard.admit(ann(3, v4(1), AnnounceEvent::None, false), 0, &mut out);
-        assert!(shard.torrents[&hash].v6.is_none());
+        assert!(shard.torrents[&hash].v6().is_none());
         let mut out6 = Vec::new();
         let c = shard.admit(ann(3, p6, AnnounceEvent::None, true), 0, &mut out6);
         assert_eq!((c.seeders, c.leechers), (1, 1));
-        assert!(shard.torrents[&hash].v6.is_some());
+        assert!(shard.torrents[&hash].v6().is_some());
         let c = shard.admit(ann(3, p6, AnnounceEvent::Stopped, true), 0, &mut out6);
         assert_eq!((c.seeders, c.leechers), (0, 1));
         assert!(
-            shard.torrents[&hash].v6.is_none(),
+            shard.torrents[&hash].v6().is_none(),
             "freed with its last peer"
         );
         shard.admit(ann(3, p6, AnnounceEvent::None, true), 5, &mut out6);
         shard.admit(ann(3, v4(1), AnnounceEvent::None, false), 50, &mut out);
         let report = shard.clean(10);
         assert_eq!(report.peers_removed, 1);
-        assert!(shard.torrents[&hash].v6.is_none(), "freed when it expires");
+        assert!(
+            shard.torrents[&hash].v6().is_none(),
+            "freed when it expires"
+        );
         assert_eq!(shard.scrape(&hash).leechers, 1);
     }
 
@@ -635,7 +702,7 @@ mod tests {
         // Half the memory of a million small swarms is this record; keep
         // it from growing back unnoticed.
         assert!(
-            std::mem::size_of::<Torrent>() <= 56,
+            std::mem::size_of::<Torrent>() <= 24,
             "{}",
             std::mem::size_of::<Torrent>()
         );
@@ -773,7 +840,7 @@ mod tests {
             Err(Refusal::PeersPerTorrent)
         );
         assert!(
-            shard.torrents[&InfoHash([1; 20])].v6.is_none(),
+            shard.torrents[&InfoHash([1; 20])].v6().is_none(),
             "a refused first IPv6 peer leaves no map behind"
         );
         assert_eq!(

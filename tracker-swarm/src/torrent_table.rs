@@ -2,7 +2,7 @@
 //! hash tables so that no single resize stalls the worker.
 //!
 //! One hashbrown table per worker doubles in one go: at a few million
-//! torrents that is a rehash of every record (~80 bytes each) taking
+//! torrents that is a rehash of every record (48 bytes each) taking
 //! hundreds of milliseconds, during which every request queued behind it
 //! waits or is dropped. Split into [`SUB_TABLES`] tables, each grows on its
 //! own, so a resize moves at most 1/SUB_TABLES of the records.

@@ -25,17 +25,17 @@ pub struct SwarmConfig {
     /// UDP/HTTP torrents held. An announce that would add one more is
     /// refused ("tracker is full: torrent limit reached"); existing torrents
     /// keep working. Each request worker holds its share (this / workers,
-    /// rounded up). About 234 bytes per torrent with its first peer:
-    /// the default bounds torrents at about 2.3 GB.
+    /// rounded up). About 100-125 bytes per torrent with its first peer:
+    /// the default bounds torrents at about 1.0-1.25 GB.
     pub max_torrents: usize,
     /// UDP/HTTP peers held, both address families. A new peer past it is
     /// refused ("tracker is full: peer limit reached"); known peers always
     /// re-announce. Split between request workers like max_torrents.
-    /// About 30-55 bytes per peer beyond a torrent's first: the default
-    /// bounds peers at about 2.2 GB more.
+    /// About 28-47 bytes per peer beyond a torrent's first: the default
+    /// bounds peers at about 1.4-2.4 GB more.
     pub max_peers: usize,
     /// Peers in one torrent, UDP/HTTP and WebTorrent swarms alike (about
-    /// 55 MB for a full UDP/HTTP swarm at the default).
+    /// 45 MB for a full UDP/HTTP swarm at the default).
     pub max_peers_per_torrent: usize,
     /// UDP/HTTP peers with one IP address in one torrent: clients behind
     /// one NAT differ only by port, but one host varying its port must
@@ -43,11 +43,11 @@ pub struct SwarmConfig {
     /// address in the swarm.
     pub max_peers_per_ip: usize,
     /// WebTorrent torrents held, counted apart from UDP/HTTP ones so a
-    /// flood on one protocol cannot lock the other out. About 330 bytes
-    /// per torrent with its first peer: about 0.33 GB at the default.
+    /// flood on one protocol cannot lock the other out. About 175 bytes
+    /// per torrent with its first peer: about 0.18 GB at the default.
     pub max_ws_torrents: usize,
-    /// WebTorrent peers held. About 90 bytes per peer beyond a torrent's
-    /// first: about 0.45 GB at the default.
+    /// WebTorrent peers held. About 55-70 bytes per peer beyond a
+    /// torrent's first: about 0.35 GB at the default.
     pub max_ws_peers: usize,
 }
 
@@ -262,13 +262,13 @@ impl Default for SwarmConfig {
             // the largest public trackers' swarms, bounded on an 8 GB host.
             max_torrents: 10_000_000,
             max_peers: 50_000_000,
-            // Beyond the largest real swarms (a few 100k peers); 55 MB.
+            // Beyond the largest real swarms (a few 100k peers); 45 MB.
             max_peers_per_torrent: 1_000_000,
             // A household or office NAT seldom has more than a few clients
             // in one torrent; one host varying its port gets no further.
             max_peers_per_ip: 32,
-            // WebTorrent is a far smaller population: about 0.33 GB of
-            // torrents plus 0.45 GB of peers at most.
+            // WebTorrent is a far smaller population: about 0.18 GB of
+            // torrents plus 0.35 GB of peers at most.
             max_ws_torrents: 1_000_000,
             max_ws_peers: 5_000_000,
         }
