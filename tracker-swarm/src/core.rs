@@ -282,6 +282,9 @@ pub struct SwarmInbox {
 impl SwarmInbox {
     /// Sends without waiting; on success wakes the thread the request
     /// worker runs in, if it needs waking.
+    // A refused batch comes back whole, as from the channel, so the front
+    // end can recycle it: boxing it would allocate per send.
+    #[allow(clippy::result_large_err)]
     pub fn try_send(&self, batch: Batch) -> Result<(), TrySendError<Batch>> {
         self.sender.try_send(batch)?;
         if let Some(waker) = &self.waker {
@@ -293,6 +296,7 @@ impl SwarmInbox {
     }
 
     /// Sends, waiting for room (tests fill inboxes with it).
+    #[allow(clippy::result_large_err)]
     pub fn send(&self, batch: Batch) -> Result<(), crossbeam_channel::SendError<Batch>> {
         self.sender.send(batch)
     }

@@ -157,7 +157,10 @@ fn test(extra: &[String]) -> Result<()> {
         for test in FRONT_END_TESTS {
             args.extend(["--test", test]);
         }
-        eprintln!("xtask: running TRACKER_TEST_SWARM_INLINE={mode} {cargo} {}", args.join(" "));
+        eprintln!(
+            "xtask: running TRACKER_TEST_SWARM_INLINE={mode} {cargo} {}",
+            args.join(" ")
+        );
         let status = Command::new(&cargo)
             .args(&args)
             .env("TRACKER_TEST_SWARM_INLINE", mode)
