@@ -11,6 +11,7 @@
 #![forbid(unsafe_code)]
 
 pub mod clock;
+mod core;
 mod counts;
 mod limits;
 mod outbox;
@@ -24,6 +25,7 @@ pub mod torrent_table;
 mod webtorrent;
 mod worker;
 
+pub use core::{InlineSwarm, RequestWorkerCore, SwarmInbox, SNAPSHOT_SLICE};
 pub use counts::{CleanReport, RefusalCounts, RefusalTally, SwarmCounts};
 pub use limits::{Refusal, SwarmLimits};
 pub use outbox::{Outbox, MAX_BATCH_JOBS};

@@ -2,8 +2,9 @@
 //! filled per request worker, sent with `try_send` so that a worker that
 //! is behind sheds load instead of queueing it.
 
-use crossbeam_channel::{Sender, TrySendError};
+use crossbeam_channel::TrySendError;
 
+use crate::core::SwarmInbox;
 use crate::worker::{Batch, Job};
 use crate::worker_for;
 
@@ -24,7 +25,7 @@ pub const MAX_BATCH_JOBS: usize = 512;
 /// handed back, one by one, for the front end to answer "busy" or drop.
 pub struct Outbox {
     origin: usize,
-    to_swarm: Vec<Sender<Batch>>,
+    to_swarm: Vec<SwarmInbox>,
     /// The batch being filled for each request worker.
     filling: Vec<Option<Batch>>,
     /// Batches that reached [`MAX_BATCH_JOBS`], by request worker, in the
@@ -37,7 +38,8 @@ impl Outbox {
     /// `origin` is the index of the front end's return path
     /// (`Batch::origin`); `to_swarm` every request worker's inbox, in
     /// request-worker order.
-    pub fn new(origin: usize, to_swarm: Vec<Sender<Batch>>) -> Self {
+    pub fn new<I: Into<SwarmInbox>>(origin: usize, to_swarm: Vec<I>) -> Self {
+        let to_swarm: Vec<SwarmInbox> = to_swarm.into_iter().map(Into::into).collect();
         Self {
             origin,
             filling: (0..to_swarm.len()).map(|_| None).collect(),
@@ -247,7 +249,7 @@ mod tests {
 
     #[test]
     fn without_request_workers_jobs_come_back_at_once() {
-        let mut outbox = Outbox::new(0, Vec::new());
+        let mut outbox = Outbox::new(0, Vec::<SwarmInbox>::new());
         assert_eq!(outbox.workers(), 0);
         assert_eq!(outbox.push(job(0, 9)).map(|j| j.reply.tag), Some(9));
         assert_eq!(outbox.push_to(0, job(0, 8)).map(|j| j.reply.tag), Some(8));

@@ -12,9 +12,10 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crossbeam_channel::{bounded, Receiver, Sender};
+use crossbeam_channel::{bounded, Receiver};
 
 use crate::clock::Clock;
+use crate::core::{InlineSwarm, RequestWorkerCore, SwarmInbox};
 use crate::limits::SwarmLimits;
 use crate::persist::RestoreJob;
 use crate::snapshot::SnapshotRequest;
@@ -28,7 +29,7 @@ pub struct SwarmLink {
     /// paths (`Batch::origin`).
     pub origin: usize,
     /// Every request worker's inbox, in request-worker order.
-    pub to_swarm: Vec<Sender<Batch>>,
+    pub to_swarm: Vec<SwarmInbox>,
     /// Where the request workers send its batches back.
     pub returns: Receiver<Batch>,
 }
@@ -92,6 +93,22 @@ impl RequestWorkerEnds {
     /// Runs the request worker on this thread until `shutdown` is set or
     /// every front end has gone.
     pub fn run(self, settings: SwarmSettings, clock: Clock, shutdown: Arc<AtomicBool>) {
+        let (config, inbox, returns) = self.into_parts(settings);
+        run_request_worker(config, inbox, returns, clock, shutdown)
+    }
+
+    /// The request worker as a front end's thread runs it (see
+    /// [`SwarmTopology::inline`]); restores its torrents now, on the
+    /// calling thread, if it has a snapshot to restore.
+    pub fn into_inline(self, settings: SwarmSettings, clock: Clock) -> InlineSwarm {
+        let (config, inbox, returns) = self.into_parts(settings);
+        InlineSwarm::new(RequestWorkerCore::new(config, clock), inbox, returns)
+    }
+
+    fn into_parts(
+        self,
+        settings: SwarmSettings,
+    ) -> (RequestWorkerConfig, Receiver<Batch>, Vec<ReturnPath>) {
         let config = RequestWorkerConfig {
             index: self.index,
             cleaning_interval: settings.cleaning_interval,
@@ -102,7 +119,7 @@ impl RequestWorkerEnds {
             restore: self.restore,
             workers: self.workers,
         };
-        run_request_worker(config, self.inbox, self.returns, clock, shutdown)
+        (config, self.inbox, self.returns)
     }
 
     /// [`run`](Self::run) on a new thread named `swarm-N`.
@@ -151,7 +168,10 @@ impl SwarmTopology {
             });
             let swarm = SwarmLink {
                 origin,
-                to_swarm: inboxes.iter().map(|(sender, _)| sender.clone()).collect(),
+                to_swarm: inboxes
+                    .iter()
+                    .map(|(sender, _)| SwarmInbox::from(sender.clone()))
+                    .collect(),
                 returns: receiver,
             };
             ends.push(FrontEndEnds { poll, waker, swarm });
@@ -175,6 +195,32 @@ impl SwarmTopology {
             request_workers,
             front_ends: ends,
         })
+    }
+
+    /// Has the one request worker run in the thread of front end `host`:
+    /// every other front end then wakes that thread when it sends a batch,
+    /// since no thread of the request worker's own waits on its inbox.
+    /// Run the request worker with
+    /// [`RequestWorkerEnds::into_inline`] on the host's thread.
+    pub fn inline(&mut self, host: usize) -> io::Result<()> {
+        if self.request_workers.len() != 1 || host >= self.front_ends.len() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "a request worker runs inline only when it is the only one (there are {}) \
+                     and its host is a front end (front end {host} of {})",
+                    self.request_workers.len(),
+                    self.front_ends.len()
+                ),
+            ));
+        }
+        let waker = self.front_ends[host].waker.clone();
+        for (origin, front) in self.front_ends.iter_mut().enumerate() {
+            if origin != host {
+                front.swarm.to_swarm[0].wake_with(waker.clone());
+            }
+        }
+        Ok(())
     }
 
     /// Every front end's waker, in origin order: what shutdown wakes.
@@ -358,6 +404,67 @@ mod tests {
         }
         drop(front);
         thread.join().unwrap();
+    }
+
+    #[test]
+    fn inline_the_host_applies_every_batch_and_other_front_ends_wake_it() {
+        let tokens = [mio::Token(1), mio::Token(2)];
+        let mut topology = SwarmTopology::new(1, 4, tokens).unwrap();
+        topology.inline(0).unwrap();
+        let settings = SwarmSettings {
+            cleaning_interval: Duration::from_secs(60),
+            max_peer_age: 60,
+            limits: SwarmLimits::UNLIMITED,
+        };
+        let SwarmTopology {
+            mut request_workers,
+            mut front_ends,
+        } = topology;
+        let mut inline = request_workers
+            .pop()
+            .unwrap()
+            .into_inline(settings, Clock::start());
+        let mut events = mio::Events::with_capacity(4);
+        let (host, other) = front_ends.split_at_mut(1);
+        let (host, other) = (&mut host[0], &mut other[0]);
+
+        // The host's own batch: answered in place, nobody woken.
+        let mut own = Batch::with_origin(0);
+        own.jobs.push(scrape_job(1));
+        host.swarm.to_swarm[0].try_send(own).unwrap();
+        host.poll.poll(&mut events, Some(Duration::ZERO)).unwrap();
+        assert!(events.is_empty(), "the host's own send wakes nobody");
+        let mut answered = Vec::new();
+        assert_eq!(
+            inline.run_inbox(0, |b| answered.push(b.jobs[0].reply.tag)),
+            1
+        );
+        assert_eq!(answered, [1]);
+        assert!(host.swarm.returns.is_empty());
+
+        // Another front end's batch wakes the host and goes back to it.
+        let mut theirs = Batch::with_origin(1);
+        theirs.jobs.push(scrape_job(2));
+        other.swarm.to_swarm[0].try_send(theirs).unwrap();
+        host.poll
+            .poll(&mut events, Some(Duration::from_secs(10)))
+            .unwrap();
+        assert!(events.iter().any(|e| e.token() == tokens[0]));
+        assert_eq!(inline.run_inbox(0, |_| panic!("not the host's")), 1);
+        let back = other.swarm.returns.try_recv().unwrap();
+        assert_eq!((back.origin, back.jobs[0].reply.tag), (1, 2));
+        other
+            .poll
+            .poll(&mut events, Some(Duration::from_secs(10)))
+            .unwrap();
+        assert!(events.iter().any(|e| e.token() == tokens[1]));
+    }
+
+    #[test]
+    fn inline_needs_a_single_request_worker() {
+        let mut topology = SwarmTopology::new(2, 4, [mio::Token(0)]).unwrap();
+        let err = topology.inline(0).unwrap_err();
+        assert!(err.to_string().contains("only one (there are 2)"), "{err}");
     }
 
     #[test]

@@ -12,13 +12,14 @@ use tracker_proto::udp::{PeerV4, PeerV6};
 use tracker_proto::{AnnounceEvent, InfoHash};
 
 use crate::clock::Clock;
+use crate::core::{send_back, RequestWorkerCore};
 use crate::counts::SwarmCounts;
 use crate::limits::{Refusal, SwarmLimits};
-use crate::persist::{RestoreClock, RestoreJob, SnapshotCursor};
+use crate::persist::RestoreJob;
 use crate::shard::{Announce, SwarmShard};
 use crate::snapshot::SnapshotRequest;
 use crate::webtorrent::{ConnRef, WsAnnounce, WsTarget};
-use tracker_metrics::{SwarmBlock, SwarmGauges};
+use tracker_metrics::SwarmBlock;
 
 /// Where the answer to a job goes; opaque to the request worker.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -299,81 +300,35 @@ pub struct RequestWorkerConfig {
     pub workers: usize,
 }
 
-/// How long a request worker writes snapshot records between two batches:
-/// the longest a request waits on a snapshot.
-pub const SNAPSHOT_SLICE: Duration = Duration::from_millis(1);
-
-/// Copies the shard's tallies into the worker's metrics block: a dozen
-/// relaxed stores per batch, nothing any other thread writes.
-fn publish(shard: &SwarmShard, gauges: &SwarmGauges) {
-    use tracker_metrics::{Family, Limit, Role, Store};
-    let bt = Store::Bittorrent.index();
-    let wt = Store::Webtorrent.index();
-    gauges.torrents[bt].set(shard.torrent_count() as u64);
-    gauges.torrents[wt].set(shard.ws_torrent_count() as u64);
-    let held = shard.held();
-    for (family, i) in [(Family::Ipv4, 0), (Family::Ipv6, 1)] {
-        let peers = &gauges.peers[family.index()];
-        peers[Role::Seeder.index()].set(held.seeders[i] as u64);
-        peers[Role::Leecher.index()].set((held.peers[i] - held.seeders[i]) as u64);
-    }
-    let ws = shard.ws();
-    gauges.ws_peers[Role::Seeder.index()].set(ws.seeder_count() as u64);
-    gauges.ws_peers[Role::Leecher.index()].set((ws.peer_count() - ws.seeder_count()) as u64);
-    gauges.completed.set(shard.completed());
-    let refusals = shard.refusals();
-    for (limit, refusal) in Limit::ALL.iter().zip(Refusal::ALL) {
-        gauges.refused[bt][limit.index()].set(refusals.udp_http[refusal.index()]);
-        gauges.refused[wt][limit.index()].set(refusals.ws[refusal.index()]);
-    }
-}
-
 /// Runs until `shutdown` is set or every sender of `inbox` is gone.
 pub fn run_request_worker(
-    mut config: RequestWorkerConfig,
+    config: RequestWorkerConfig,
     inbox: Receiver<Batch>,
     returns: Vec<ReturnPath>,
     clock: Clock,
     shutdown: Arc<AtomicBool>,
 ) {
-    let mut shard = SwarmShard::with_limits(fastrand::Rng::new(), config.limits);
-    // Taken, so the file's bytes are freed once every worker is done.
-    if let Some(job) = config.restore.take() {
-        restore(&mut shard, &job, &config, clock);
-        publish(&shard, &config.gauges);
-    }
-    let mut refused_before = 0;
-    let mut next_clean = Instant::now() + config.cleaning_interval;
+    let mut core = RequestWorkerCore::new(config, clock);
+    // A handle of its own, so the select can start a snapshot on `core`.
+    let snapshot_requests = core.snapshot_requests().cloned();
     // Checked between batches so a busy worker still notices shutdown.
     let tick = Duration::from_millis(200);
-    let mut snapshot: Option<SnapshotCursor> = None;
-    let mut requests_until = Instant::now();
     loop {
         if shutdown.load(Ordering::Relaxed) {
             break;
         }
-        if snapshot.is_none() {
-            if let Some(Ok(request)) = config.snapshots.as_ref().map(Receiver::try_recv) {
-                snapshot = Some(SnapshotCursor::new(request, config.index));
-            }
-        }
+        core.check_snapshot_request();
         // A snapshot under way goes on as soon as no batch is waiting.
-        let wait = if snapshot.is_some() {
-            Duration::ZERO
-        } else {
-            next_clean
-                .saturating_duration_since(Instant::now())
-                .min(tick)
-        };
-        let received = match (&snapshot, &config.snapshots) {
+        let wait = core.idle_for(Instant::now()).min(tick);
+        let received = match &snapshot_requests {
             // Idle with persistence on: a snapshot request wakes the worker
             // too. Only the idle path pays for the select.
-            (None, Some(requests)) if inbox.is_empty() && !wait.is_zero() => {
+            Some(requests) if !core.snapshotting() && inbox.is_empty() && !wait.is_zero() => {
                 crossbeam_channel::select! {
                     recv(inbox) -> batch => batch.map_err(|_| RecvTimeoutError::Disconnected),
                     recv(requests) -> request => {
                         if let Ok(request) = request {
-                            snapshot = Some(SnapshotCursor::new(request, config.index));
+                            core.start_snapshot(request);
                         }
                         Err(RecvTimeoutError::Timeout)
                     }
@@ -386,81 +341,13 @@ pub fn run_request_worker(
         match received {
             Ok(mut batch) => {
                 received_batch = true;
-                batch.process(&mut shard, clock.now_secs());
-                publish(&shard, &config.gauges);
-                let Some(back) = returns.get(batch.origin) else {
-                    log::error!("batch from unknown origin {}", batch.origin);
-                    continue;
-                };
-                // The return channel holds every batch its front end can
-                // have in flight, so this send does not block for long; an
-                // error means that front end has exited.
-                if back.sender.send(batch).is_ok() {
-                    if let Err(e) = back.waker.wake() {
-                        log::warn!("cannot wake socket worker: {e}");
-                    }
-                }
+                core.apply(&mut batch);
+                send_back(&returns, batch);
             }
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
         }
-        // Requests first: with batches waiting, a slice comes only once
-        // requests have had as long as the last slice took, so a snapshot
-        // takes at most half the worker under full load (and requests
-        // queue for a slice at most), all of it when idle.
-        if let Some(cursor) = &mut snapshot {
-            if !received_batch || inbox.is_empty() || Instant::now() >= requests_until {
-                let slice = Instant::now();
-                if cursor.step(&shard, SNAPSHOT_SLICE) {
-                    if let Some(cursor) = snapshot.take() {
-                        cursor.finish();
-                    }
-                }
-                let now = Instant::now();
-                requests_until = now + (now - slice);
-            }
-        }
-        if Instant::now() >= next_clean {
-            let cutoff = clock.now_secs().saturating_sub(config.max_peer_age);
-            let report = shard.clean(cutoff);
-            publish(&shard, &config.gauges);
-            let refusals = shard.refusals();
-            log::debug!(
-                "request worker {}: cleaned {} peers, {} torrents; {} torrents, {} peers left; \
-                 refused so far (UDP+HTTP/WS): {refusals}",
-                config.index,
-                report.peers_removed,
-                report.torrents_removed,
-                report.torrents_left,
-                report.peers_left
-            );
-            // An operator should hear of a full tracker without debug logs.
-            if refusals.total() > refused_before {
-                log::warn!(
-                    "request worker {}: announces refused at a [swarm] limit, so far \
-                     (UDP+HTTP/WS): {refusals}",
-                    config.index
-                );
-                refused_before = refusals.total();
-            }
-            next_clean = Instant::now() + config.cleaning_interval;
-        }
+        core.between_batches(received_batch && !inbox.is_empty());
     }
-    log::debug!("request worker {} stopped", config.index);
-}
-
-/// Takes this worker's torrents from the snapshot and says what it did.
-fn restore(shard: &mut SwarmShard, job: &RestoreJob, config: &RequestWorkerConfig, clock: Clock) {
-    let (index, workers) = (config.index, config.workers);
-    let clock = RestoreClock {
-        unix_now: job.unix_now,
-        clock_now: clock.now_secs(),
-        max_peer_age: config.max_peer_age,
-    };
-    let mine = |info_hash: &InfoHash| crate::worker_for(info_hash, workers) == index;
-    let allowed = |info_hash: &InfoHash| job.filter.as_ref().is_none_or(|f| f.allows(info_hash));
-    let report = shard.restore(&job.image, mine, allowed, clock);
-    // The receiver waits for every worker before the tracker says ready;
-    // if it has gone, start-up failed and this worker will stop anyway.
-    let _ = job.done.send((index, report));
+    log::debug!("request worker {} stopped", core.index());
 }

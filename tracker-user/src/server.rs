@@ -18,7 +18,7 @@ use tracker_swarm::clock::{unix_tick, Clock};
 use tracker_swarm::{FrontEndEnds, SwarmSettings, SwarmTopology};
 
 use crate::access_list::{self, SharedAccessList};
-use crate::config::{Config, XdpConfig};
+use crate::config::{Config, SwarmInline, XdpConfig};
 use crate::udp::{self, FrontEnd, UdpSettings, UdpWorker};
 use crate::xdp::{xsk, XdpAttachment, XdpWorker};
 use crate::{admin, privileges, readiness};
@@ -251,8 +251,26 @@ fn start_workers(
     let http_workers = bound.tcp.per_worker.len();
     let tokens = std::iter::repeat_n(udp::WAKER, datagram_front_ends)
         .chain(std::iter::repeat_n(tracker_http_ws::WAKER, http_workers));
-    let topology = SwarmTopology::new(config.swarm.workers, config.swarm.channel_capacity, tokens)
-        .context("creating the front ends' polls")?;
+    let mut topology =
+        SwarmTopology::new(config.swarm.workers, config.swarm.channel_capacity, tokens)
+            .context("creating the front ends' polls")?;
+    let inline = runs_inline(config, bound);
+    if inline {
+        // UDP socket worker 0 is front end 0.
+        topology
+            .inline(0)
+            .context("running the request worker inline")?;
+        log::info!(
+            "request worker inline in the UDP socket worker's thread (swarm.inline = {})",
+            inline_name(config)
+        );
+    } else {
+        log::info!(
+            "request workers: {} thread(s) of their own (swarm.inline = {})",
+            config.swarm.workers,
+            inline_name(config)
+        );
+    }
     let wakers = topology.wakers();
     let SwarmTopology {
         request_workers,
@@ -261,19 +279,47 @@ fn start_workers(
 
     let mut threads = Vec::new();
     let swarm = swarm_settings(config);
+    let mut inline_worker = None;
     for worker in request_workers {
         let index = worker.index();
-        let thread = persistence
+        let worker = persistence
             .wire(worker, shared.access_list.clone())
-            .report_to(shared.metrics.swarm_gauges())
+            .report_to(shared.metrics.swarm_gauges());
+        if inline {
+            inline_worker = Some(udp::InlineRequestWorker {
+                ends: worker,
+                settings: swarm,
+                clock: shared.clock,
+            });
+            continue;
+        }
+        let thread = worker
             .spawn(swarm, shared.clock, shared.shutdown.clone())
             .with_context(|| format!("spawning thread swarm-{index}"))?;
         threads.push(thread);
     }
     let mut front_ends = front_ends.into_iter();
-    spawn_datagram_workers(shared, bound, &mut front_ends, &mut threads)?;
+    spawn_datagram_workers(shared, bound, &mut front_ends, inline_worker, &mut threads)?;
     spawn_http_workers(config, shared, bound, front_ends.collect(), &mut threads)?;
     Ok(Workers { wakers, threads })
+}
+
+/// Whether the one request worker runs in the one UDP socket worker's
+/// thread: asked for, or by default when that is the whole datagram side
+/// (XDP configured but unavailable leaves plain sockets only).
+fn runs_inline(config: &Config, bound: &Bound) -> bool {
+    let possible =
+        config.swarm.workers == 1 && bound.udp_sockets.len() == 1 && bound.xsk_queues.is_empty();
+    // Validation refused "on" where it cannot be.
+    config.swarm.inline != SwarmInline::Off && possible
+}
+
+fn inline_name(config: &Config) -> &'static str {
+    match config.swarm.inline {
+        SwarmInline::Auto => "auto",
+        SwarmInline::On => "on",
+        SwarmInline::Off => "off",
+    }
 }
 
 /// What the admin thread reads from the kernel when scraped: every UDP
@@ -315,6 +361,7 @@ fn spawn_datagram_workers(
     shared: &Shared,
     bound: &mut Bound,
     front_ends: &mut impl Iterator<Item = FrontEndEnds>,
+    mut inline: Option<udp::InlineRequestWorker>,
     threads: &mut Vec<JoinHandle<()>>,
 ) -> anyhow::Result<()> {
     let mut front_end = || {
@@ -338,6 +385,8 @@ fn spawn_datagram_workers(
                 .into_iter()
                 .map(mio::net::UdpSocket::from_std)
                 .collect(),
+            // The first socket worker hosts it: the only one, when inline.
+            inline: inline.take(),
         };
         threads.push(spawn(format!("udp-{index}"), move || worker.run())?);
     }

@@ -173,9 +173,13 @@ fn dropped(admin: SocketAddr) -> u64 {
 #[test]
 fn an_overloaded_request_worker_moves_the_dropped_request_counter() {
     require_root("stopping a tracker thread with ptrace needs root; CI runs as root");
-    // One request worker whose inbox holds a single batch.
+    // One request worker whose inbox holds a single batch, on a thread of
+    // its own: run inline, it would lag with the socket worker's thread,
+    // and the kernel's receive buffer would shed instead (the next test).
     let t = Tracker::builder()
-        .config("[swarm]\nworkers = 1\nchannel_capacity = 1\n[udp]\nworkers = 1\n")
+        .config(
+            "[swarm]\nworkers = 1\nchannel_capacity = 1\ninline = \"off\"\n[udp]\nworkers = 1\n",
+        )
         .start();
     let admin = t.admin[0];
     let c = Client::new(t.addr());

@@ -15,7 +15,9 @@ usage: cargo xtask <command>
 commands:
   test    the whole test suite, as CI runs it (as root): rustfmt check, the
           XDP program (build-ebpf), clippy with warnings denied, then every
-          test of the workspace. Integration tests start the real tracker;
+          test of the workspace, then the front ends' integration tests
+          again with the request worker inline and on its own thread
+          ([swarm] inline on and off). Integration tests start the real tracker;
           the XDP tests build network namespaces; the npm client test
           installs its client with npm on first use. Last, every fuzz
           target for 20 s, two at a time (see fuzz).
@@ -86,6 +88,21 @@ fn cargo() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
 }
 
+/// The integration tests of the front ends (tracker-user/tests/), which
+/// `cargo xtask test` runs once more with the request worker inline and
+/// once with it on a thread of its own (`TRACKER_TEST_SWARM_INLINE`).
+const FRONT_END_TESTS: &[&str] = &[
+    "udp",
+    "http",
+    "ws",
+    "ws_close",
+    "metrics_udp",
+    "metrics_tcp",
+    "persistence",
+    "inline",
+    "xdp",
+];
+
 fn test(extra: &[String]) -> Result<()> {
     let cargo = cargo();
     run(&cargo, &["fmt", "--all", "--", "--check"])
@@ -131,6 +148,32 @@ fn test(extra: &[String]) -> Result<()> {
         .context("cannot run cargo")?;
     if !status.success() {
         bail!("tests failed ({status})");
+    }
+    // The default ("auto") runs the request worker inline or on a thread
+    // of its own depending on the machine's cores; the front ends' tests
+    // run again in each design, whatever this machine chose.
+    for mode in ["on", "off"] {
+        let mut args = vec!["test", "-p", "tracker-user"];
+        for test in FRONT_END_TESTS {
+            args.extend(["--test", test]);
+        }
+        eprintln!(
+            "xtask: running TRACKER_TEST_SWARM_INLINE={mode} {cargo} {}",
+            args.join(" ")
+        );
+        let status = Command::new(&cargo)
+            .args(&args)
+            .env("TRACKER_TEST_SWARM_INLINE", mode)
+            .env(
+                "TRACKER_USER_NO_EBPF_BIN",
+                format!("{no_ebpf_dir}/debug/tracker-user"),
+            )
+            .current_dir(workspace_root())
+            .status()
+            .context("cannot run cargo")?;
+        if !status.success() {
+            bail!("tests with [swarm] inline = {mode} failed ({status})");
+        }
     }
     // Both cores: CI runs nothing else by now.
     fuzz::fuzz(&[], fuzz::TEST_SECONDS, 2).context("fuzzing")?;

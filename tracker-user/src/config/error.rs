@@ -212,6 +212,12 @@ pub enum ValidationError {
     MissingAccessList { mode: AccessListMode },
     /// xdp.pin_path is empty while xdp.iface is set.
     MissingPinPath,
+    /// `key` rules out running the request worker inline, which
+    /// swarm.inline = "on" asks for; `needs` says what it must be.
+    InlineNeeds {
+        key: &'static str,
+        needs: &'static str,
+    },
 }
 
 impl ValidationError {
@@ -225,7 +231,8 @@ impl ValidationError {
             | Self::Exceeds { key, .. }
             | Self::LessThan { key, .. }
             | Self::NotAHeaderName { key, .. }
-            | Self::MissingTlsFile { key } => key,
+            | Self::MissingTlsFile { key }
+            | Self::InlineNeeds { key, .. } => key,
             Self::MissingAccessList { .. } => "access_list.path",
             Self::MissingPinPath => "xdp.pin_path",
         }
@@ -240,6 +247,7 @@ impl ValidationError {
             Self::MissingTlsFile { .. } => Some("http.tls_listen"),
             Self::MissingAccessList { .. } => Some("access_list.mode"),
             Self::MissingPinPath => Some("xdp.iface"),
+            Self::InlineNeeds { .. } => Some("swarm.inline"),
             Self::OutOfRange { .. }
             | Self::TooLarge { .. }
             | Self::NotPowerOfTwo { .. }
@@ -299,6 +307,11 @@ impl fmt::Display for Reason<'_> {
             ValidationError::MissingPinPath => {
                 f.write_str("must name a bpffs directory when xdp.iface is set")
             }
+            ValidationError::InlineNeeds { needs, .. } => write!(
+                f,
+                "{needs} when swarm.inline is \"on\" (the request worker runs in the one UDP \
+                 socket worker's thread); use \"auto\" or \"off\" otherwise"
+            ),
         }
     }
 }

@@ -32,7 +32,7 @@ pub use logging::{LogFilter, LogFilterError, LogFormat};
 // Defined by the server they configure, embedded here like the others.
 pub use sections::{
     AccessListConfig, AccessListMode, AdminConfig, LogLevel, PersistenceConfig, PrivilegesConfig,
-    ProtocolConfig, SwarmConfig, UdpConfig, XdpAttachMode, XdpConfig,
+    ProtocolConfig, SwarmConfig, SwarmInline, UdpConfig, XdpAttachMode, XdpConfig,
 };
 pub use tracker_http_ws::config::{HttpConfig, TlsConfig, WsConfig};
 pub use validate::{MAX_HTTP_WORKERS, MAX_SCRAPE_TORRENTS_LIMIT, MAX_SWARM_WORKERS};

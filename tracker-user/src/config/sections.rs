@@ -49,6 +49,24 @@ pub struct SwarmConfig {
     /// WebTorrent peers held. About 55-70 bytes per peer beyond a
     /// torrent's first: about 0.35 GB at the default.
     pub max_ws_peers: usize,
+    /// Run the request worker in the UDP socket worker's thread: its
+    /// batches are then applied in place, with no channel crossed and no
+    /// thread woken (HTTP/WebSocket workers still send theirs, and wake
+    /// it). "auto": when there is one request worker, one UDP socket
+    /// worker and no AF_XDP queue (the default on a 2-core host); "on":
+    /// always (refused unless swarm.workers and udp.workers are 1 and
+    /// xdp.iface is empty); "off": never, a thread per request worker.
+    pub inline: SwarmInline,
+}
+
+/// Where the request worker runs: `[swarm] inline`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SwarmInline {
+    #[default]
+    Auto,
+    On,
+    Off,
 }
 
 /// Snapshots of the swarm, so that a restart (an upgrade, a config change,
@@ -271,6 +289,7 @@ impl Default for SwarmConfig {
             // torrents plus 0.35 GB of peers at most.
             max_ws_torrents: 1_000_000,
             max_ws_peers: 5_000_000,
+            inline: SwarmInline::Auto,
         }
     }
 }

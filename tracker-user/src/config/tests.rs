@@ -390,6 +390,59 @@ fn validation_errors_are_typed_and_worded() {
             ValidationError::MissingPinPath,
             "key `xdp.pin_path`: must name a bpffs directory when xdp.iface is set",
         ),
+        (
+            |c| {
+                c.swarm.inline = SwarmInline::On;
+                c.swarm.workers = 2;
+            },
+            ValidationError::InlineNeeds {
+                key: "swarm.workers",
+                needs: "must be 1",
+            },
+            "key `swarm.workers`: must be 1 when swarm.inline is \"on\" (the request worker \
+             runs in the one UDP socket worker's thread); use \"auto\" or \"off\" otherwise",
+        ),
+        (
+            |c| {
+                c.swarm.inline = SwarmInline::On;
+                c.swarm.workers = 1;
+                c.udp.workers = 2;
+            },
+            ValidationError::InlineNeeds {
+                key: "udp.workers",
+                needs: "must be 1",
+            },
+            "key `udp.workers`: must be 1 when swarm.inline is \"on\" (the request worker \
+             runs in the one UDP socket worker's thread); use \"auto\" or \"off\" otherwise",
+        ),
+        (
+            |c| {
+                c.swarm.inline = SwarmInline::On;
+                c.swarm.workers = 1;
+                c.udp.listen.clear();
+            },
+            ValidationError::InlineNeeds {
+                key: "udp.listen",
+                needs: "must name an address",
+            },
+            "key `udp.listen`: must name an address when swarm.inline is \"on\" (the request \
+             worker runs in the one UDP socket worker's thread); use \"auto\" or \"off\" \
+             otherwise",
+        ),
+        (
+            |c| {
+                c.swarm.inline = SwarmInline::On;
+                c.swarm.workers = 1;
+                c.udp.workers = 1;
+                c.xdp.iface = "eth0".into();
+            },
+            ValidationError::InlineNeeds {
+                key: "xdp.iface",
+                needs: "must be empty",
+            },
+            "key `xdp.iface`: must be empty when swarm.inline is \"on\" (the request worker \
+             runs in the one UDP socket worker's thread); use \"auto\" or \"off\" otherwise",
+        ),
     ];
     for (mutate, expected, text) in cases {
         let mut config = Config::default();
@@ -423,6 +476,18 @@ fn validate_accepts_the_edges() {
     config.access_list.mode = AccessListMode::White;
     config.access_list.path = "/etc/acl.txt".into();
     assert_eq!(config.validate(), Ok(()));
+    // Inline on its one topology; "auto" and "off" fit any.
+    let mut config = Config::default();
+    config.swarm.workers = 1;
+    config.udp.workers = 1;
+    config.swarm.inline = SwarmInline::On;
+    assert_eq!(config.validate(), Ok(()));
+    config.swarm.workers = 4;
+    config.udp.workers = 3;
+    for inline in [SwarmInline::Auto, SwarmInline::Off] {
+        config.swarm.inline = inline;
+        assert_eq!(config.validate(), Ok(()));
+    }
 }
 
 #[test]
@@ -525,6 +590,7 @@ fn commented_non_default_round_trips() {
             max_peers_per_ip: 14,
             max_ws_torrents: 15,
             max_ws_peers: 16,
+            inline: SwarmInline::Off,
         },
         protocol: ProtocolConfig {
             announce_interval: 1800,

@@ -1,7 +1,7 @@
 //! The limits that types alone cannot express, checked after parsing and
 //! again after command-line overrides.
 
-use super::{AccessListMode, Config, ValidationError};
+use super::{AccessListMode, Config, SwarmInline, ValidationError};
 
 /// Most info hashes one scrape may be answered for. BEP 15 puts the limit
 /// at "about 74": a request of 16 + 20 * 74 = 1496 bytes is about what an
@@ -211,6 +211,29 @@ impl Config {
         }
         if !x.iface.is_empty() && x.pin_path.as_os_str().is_empty() {
             return Err(ValidationError::MissingPinPath);
+        }
+        self.validate_inline()
+    }
+
+    /// swarm.inline = "on" needs the one topology it can run in: a single
+    /// request worker in the thread of a single UDP socket worker, and no
+    /// AF_XDP queue workers to feed it from other threads.
+    fn validate_inline(&self) -> Result<(), ValidationError> {
+        if self.swarm.inline != SwarmInline::On {
+            return Ok(());
+        }
+        let needs = |key, needs| Err(ValidationError::InlineNeeds { key, needs });
+        if self.swarm.workers != 1 {
+            return needs("swarm.workers", "must be 1");
+        }
+        if self.udp.listen.is_empty() {
+            return needs("udp.listen", "must name an address");
+        }
+        if self.udp.workers != 1 {
+            return needs("udp.workers", "must be 1");
+        }
+        if !self.xdp.iface.is_empty() {
+            return needs("xdp.iface", "must be empty");
         }
         Ok(())
     }

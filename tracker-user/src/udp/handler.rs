@@ -6,7 +6,6 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use crossbeam_channel::Sender;
 use tracker_proto::connection_id::{ip_to_16, make_connection_id, verify_connection_id};
 use tracker_proto::http::HttpParseError;
 use tracker_proto::udp::{
@@ -17,7 +16,9 @@ use tracker_proto::udp::{
 use super::{UdpSettings, MAX_SCRAPE_TORRENTS};
 use crate::access_list::SharedAccessList;
 use tracker_metrics::{Action, ErrorKind, Protocol, RequestBlock};
-use tracker_swarm::{Batch, Job, Outbox, PendingScrapes, ReplyTo, ScrapeTicket, SwarmCounts, Work};
+use tracker_swarm::{
+    Batch, Job, Outbox, PendingScrapes, ReplyTo, ScrapeTicket, SwarmCounts, SwarmInbox, Work,
+};
 
 const INVALID_CONNECTION_ID: &[u8] = b"connection id invalid or expired";
 const NOT_ALLOWED: &[u8] = b"info hash not allowed";
@@ -92,11 +93,11 @@ pub struct RequestHandler {
 }
 
 impl RequestHandler {
-    pub fn new(
+    pub fn new<I: Into<SwarmInbox>>(
         origin: usize,
         settings: Arc<UdpSettings>,
         access_list: Arc<SharedAccessList>,
-        to_swarm: Vec<Sender<Batch>>,
+        to_swarm: Vec<I>,
         counters: RequestBlock,
         protocol: Protocol,
     ) -> Self {

@@ -18,7 +18,7 @@ use tracker_proto::udp::{
 };
 
 pub use handler::{ReplyRoute, RequestHandler, Responder, Summary};
-pub use worker::{UdpWorker, WAKER};
+pub use worker::{InlineRequestWorker, UdpWorker, WAKER};
 
 use crate::access_list::SharedAccessList;
 use crate::config::Config;

@@ -5,16 +5,20 @@
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mio::{Events, Interest, Token};
+use tracker_swarm::clock::Clock;
+use tracker_swarm::{RequestWorkerEnds, SwarmSettings};
 
 use super::handler::{ReplyRoute, RequestHandler, Responder};
 use super::mmsg::{RecvBatch, SendQueue, BATCH};
 use super::FrontEnd;
 use crate::clock::unix_tick;
 
-/// The token of the waker request workers use to say a batch came back.
+/// The token of the waker request workers use to say a batch came back
+/// (and, with the request worker inline, other front ends to say a batch
+/// is waiting in its inbox).
 pub const WAKER: Token = Token(usize::MAX);
 /// recvmmsg calls per socket before the worker turns to its other duties,
 /// so answers keep flowing under a flood.
@@ -25,6 +29,18 @@ const IDLE_POLL: Duration = Duration::from_millis(100);
 pub struct UdpWorker {
     pub front: FrontEnd,
     pub sockets: Vec<mio::net::UdpSocket>,
+    /// The one request worker, when it runs in this thread (`[swarm]
+    /// inline`): this worker's batches are applied in place, with no
+    /// channel crossed and no thread woken, and the other front ends'
+    /// batches wake this thread.
+    pub inline: Option<InlineRequestWorker>,
+}
+
+/// The request worker this thread runs, as wired before it starts.
+pub struct InlineRequestWorker {
+    pub ends: RequestWorkerEnds,
+    pub settings: SwarmSettings,
+    pub clock: Clock,
 }
 
 /// One send queue per socket; a request's route is its socket's index.
@@ -51,7 +67,11 @@ impl UdpWorker {
         let UdpWorker {
             mut front,
             mut sockets,
+            inline,
         } = self;
+        // Started here, so a restore fills the shard from the thread that
+        // will use it.
+        let mut inline = inline.map(|w| w.ends.into_inline(w.settings, w.clock));
         let origin = front.swarm.origin;
         for (i, socket) in sockets.iter_mut().enumerate() {
             if let Err(e) = front.poll.registry().register(
@@ -81,7 +101,12 @@ impl UdpWorker {
             let timeout = if readable.iter().any(|&r| r) {
                 Duration::ZERO
             } else {
-                IDLE_POLL
+                // The inline request worker's cleaning and snapshot
+                // slices are due on this thread too.
+                inline
+                    .as_ref()
+                    .map_or(IDLE_POLL, |swarm| swarm.idle_for(Instant::now()))
+                    .min(IDLE_POLL)
             };
             if let Err(e) = front.poll.poll(&mut events, Some(timeout)) {
                 if e.kind() != io::ErrorKind::Interrupted {
@@ -108,6 +133,12 @@ impl UdpWorker {
                 }
             }
             handler.dispatch();
+            if let Some(swarm) = &mut inline {
+                // This worker's own batches, and any other front end's
+                // that woke it.
+                swarm.run_inbox(origin, |batch| handler.answer(&mut out, batch));
+                swarm.between_rounds(readable.iter().any(|&r| r));
+            }
             while let Ok(batch) = front.swarm.returns.try_recv() {
                 handler.answer(&mut out, batch);
             }

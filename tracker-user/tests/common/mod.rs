@@ -128,6 +128,57 @@ pub fn hex(bytes: &[u8]) -> String {
 // The tracker process
 // ---------------------------------------------------------------------------
 
+/// Set to `on` or `off`, every tracker the tests start runs its request
+/// worker in the UDP socket worker's thread (`[swarm] inline = "on"`, with
+/// one request worker and one socket worker) or on a thread of its own,
+/// so the same tests cover both designs whatever the machine's cores make
+/// of the default ("auto"). `cargo xtask test` runs the front-end tests
+/// both ways.
+pub const FORCE_INLINE_ENV: &str = "TRACKER_TEST_SWARM_INLINE";
+
+/// The config text to run with instead of the test's, when
+/// [`FORCE_INLINE_ENV`] asks for a mode. A test that chose where its
+/// request workers run (`swarm.inline`), or a topology inline cannot run
+/// in (more workers, AF_XDP), keeps its config: it tests that topology.
+fn forced_inline(config: Option<&str>, args: &[String]) -> Option<String> {
+    let mode = std::env::var(FORCE_INLINE_ENV).ok()?;
+    assert!(
+        mode == "on" || mode == "off",
+        "{FORCE_INLINE_ENV} must be on or off, not {mode:?}"
+    );
+    // A config the tracker must refuse is the test's point: left as is.
+    let mut table: toml::Table = config.unwrap_or("").parse().ok()?;
+    let get = |table: &toml::Table, section: &str, key: &str| {
+        table.get(section).and_then(|s| s.get(key)).cloned()
+    };
+    if get(&table, "swarm", "inline").is_some() {
+        return None;
+    }
+    if mode == "on" {
+        let one = Some(toml::Value::Integer(1));
+        let xdp = get(&table, "xdp", "iface").is_some_and(|i| i.as_str() != Some(""));
+        let workers_chosen = [("swarm", "workers"), ("udp", "workers")]
+            .iter()
+            .any(|(s, k)| get(&table, s, k).is_some_and(|w| Some(w) != one));
+        if xdp || workers_chosen || args.iter().any(|a| a.starts_with("--iface")) {
+            return None;
+        }
+        for section in ["swarm", "udp"] {
+            section_of(&mut table, section).insert("workers".into(), toml::Value::Integer(1));
+        }
+    }
+    section_of(&mut table, "swarm").insert("inline".into(), toml::Value::String(mode));
+    Some(toml::to_string(&table).expect("a TOML table serializes"))
+}
+
+fn section_of<'a>(table: &'a mut toml::Table, name: &str) -> &'a mut toml::Table {
+    table
+        .entry(name)
+        .or_insert_with(|| toml::Value::Table(toml::Table::new()))
+        .as_table_mut()
+        .expect("a config section is a table")
+}
+
 /// A running `tracker-user`, killed (SIGTERM, then SIGKILL) when dropped.
 pub struct Tracker {
     child: Option<Child>,
@@ -249,7 +300,8 @@ impl TrackerBuilder {
             None => Command::new(&bin),
         };
         let mut config_path = None;
-        if let Some(cfg) = &self.config {
+        let forced = forced_inline(self.config.as_deref(), &self.args);
+        if let Some(cfg) = forced.as_ref().or(self.config.as_ref()) {
             let p = dir.path().join("tracker.toml");
             std::fs::write(&p, cfg).expect("write config");
             cmd.arg("-c").arg(&p);

@@ -11,8 +11,8 @@ use crate::bench::sample::RunResult;
 use crate::bench::Opts;
 
 use super::{
-    Results, AQUATIC, BASELINE, BASELINE_XDP, OURS, OURS_XDP, VETH_CLIENT_V4, VETH_PORT,
-    VETH_SERVER_V4,
+    Results, AQUATIC, BASELINE, BASELINE_XDP, OURS, OURS_THREADS, OURS_XDP, VETH_CLIENT_V4,
+    VETH_PORT, VETH_SERVER_V4,
 };
 
 pub(super) fn sections(results: &Results, opts: &Opts) -> String {
@@ -20,6 +20,7 @@ pub(super) fn sections(results: &Results, opts: &Opts) -> String {
     let mut t = String::new();
     let lo_ours = find(&results.loopback, OURS);
     let lo_aq = find(&results.loopback, AQUATIC);
+    let lo_threads = find(&results.loopback, OURS_THREADS);
     let ve_ours = find(&results.veth, OURS);
     let ve_aq = find(&results.veth, AQUATIC);
     let ve_xdp = find(&results.veth, OURS_XDP);
@@ -27,11 +28,15 @@ pub(super) fn sections(results: &Results, opts: &Opts) -> String {
     t.push_str("### (a) Loopback, plain sockets\n\n");
     t.push_str(
         "Tracker on 127.0.0.1 pinned to core 0, generator pinned to core 1, \
-         both in the host's network namespace.\n\n",
+         both in the host's network namespace. One request worker and one socket worker: \
+         by default (`[swarm] inline = \"auto\"`) the request worker runs in the socket \
+         worker's thread; the *swarm thread* row is the multi-core design on the same \
+         core (`inline = \"off\"`: a thread of its own, batches over a channel).\n\n",
     );
-    t.push_str(&table(&[lo_ours, lo_aq], single, &[], true));
+    t.push_str(&table(&[lo_ours, lo_aq, lo_threads], single, &[], true));
     t.push('\n');
     t.push_str(&vs_anchor(lo_ours, lo_aq, "aquatic_udp"));
+    t.push_str(&inline_vs_threads(lo_ours, lo_threads));
     if lo_ours.runs.iter().any(|r| r.prefilled_peers > 0) {
         t.push_str(
             "\nMemory, from the prefill before each loopback run (see *Prefill* and *bytes per \
@@ -55,9 +60,11 @@ pub(super) fn sections(results: &Results, opts: &Opts) -> String {
     );
     let aq_ours = find(&results.loopback_aquatic_gen, OURS);
     let aq_aq = find(&results.loopback_aquatic_gen, AQUATIC);
-    t.push_str(&table(&[aq_ours, aq_aq], single, &[], false));
+    let aq_threads = find(&results.loopback_aquatic_gen, OURS_THREADS);
+    t.push_str(&table(&[aq_ours, aq_aq, aq_threads], single, &[], false));
     t.push('\n');
     t.push_str(&vs_anchor(aq_ours, aq_aq, "aquatic_udp"));
+    t.push_str(&inline_vs_threads(aq_ours, aq_threads));
     t.push_str(
         "\nBoth generators side by side (responses per server CPU second, ours / \
          aquatic_udp; issue target ≥ 1.2 with each):\n\n",
@@ -132,6 +139,20 @@ pub(super) fn sections(results: &Results, opts: &Opts) -> String {
             .unwrap_or(mode);
         let _ = writeln!(t, "\nThe tracker said: `{mode}`.");
     }
+    t
+}
+
+/// What running the request worker inline gains over its own thread.
+fn inline_vs_threads(inline: &Series, threads: &Series) -> String {
+    let mut t = ratio_line(
+        "responses per server CPU second, inline / swarm thread",
+        med_of(inline, RunResult::responses_per_server_cpu_s)
+            / med_of(threads, RunResult::responses_per_server_cpu_s),
+    );
+    t.push_str(&ratio_line(
+        "responses/s, inline / swarm thread",
+        med_of(inline, |r| r.responses_per_s) / med_of(threads, |r| r.responses_per_s),
+    ));
     t
 }
 

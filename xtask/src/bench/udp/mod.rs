@@ -116,7 +116,12 @@ pub fn run(args: &[String], rest: &[String]) -> Result<()> {
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(super) enum System {
+    /// The default config: on this 1 + 1 topology the request worker runs
+    /// inline in the socket worker's thread (`[swarm] inline = "auto"`).
     Ours,
+    /// The multi-core design on the same core: the request worker on a
+    /// thread of its own (`inline = "off"`), batches crossing a channel.
+    OursThreads,
     OursXdp,
     Aquatic,
     /// Another build of ours (`--baseline`), on sockets and with XDP: what
@@ -126,6 +131,7 @@ pub(super) enum System {
 }
 
 pub(super) const OURS: &str = "tracker-user (sockets)";
+const OURS_THREADS: &str = "tracker-user (sockets, swarm thread)";
 const OURS_XDP: &str = "tracker-user (XDP)";
 pub(super) const AQUATIC: &str = "aquatic_udp 0.9.0";
 const BASELINE: &str = "baseline (sockets)";
@@ -135,6 +141,7 @@ impl System {
     pub(super) fn label(self) -> &'static str {
         match self {
             System::Ours => OURS,
+            System::OursThreads => OURS_THREADS,
             System::OursXdp => OURS_XDP,
             System::Aquatic => AQUATIC,
             System::Baseline => BASELINE,
@@ -145,6 +152,7 @@ impl System {
     pub(super) fn tag(self) -> &'static str {
         match self {
             System::Ours => "ours",
+            System::OursThreads => "threads",
             System::OursXdp => "xdp",
             System::Aquatic => "aquatic",
             System::Baseline => "base",
@@ -239,12 +247,16 @@ impl Bench {
             idle_background * 100.0
         );
         let with_baseline = usize::from(self.baseline.is_some());
-        let mut progress = Progress::new(self.opts.runs * (7 + 3 * with_baseline));
+        let mut progress = Progress::new(self.opts.runs * (9 + 3 * with_baseline));
 
         // (a) loopback
         let port = free_loopback_port()?;
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
-        let mut systems = vec![(System::Ours, OURS), (System::Aquatic, AQUATIC)];
+        let mut systems = vec![
+            (System::Ours, OURS),
+            (System::Aquatic, AQUATIC),
+            (System::OursThreads, OURS_THREADS),
+        ];
         if self.baseline.is_some() {
             systems.push((System::Baseline, BASELINE));
         }
@@ -387,12 +399,22 @@ impl Bench {
         let log_path = self.work.join(format!("{tag}.tracker.log"));
         let config = self.work.join(format!("{tag}.tracker.toml"));
         let (program, args, ready) = match system {
-            System::Ours | System::OursXdp | System::Baseline | System::BaselineXdp => {
+            System::Ours
+            | System::OursThreads
+            | System::OursXdp
+            | System::Baseline
+            | System::BaselineXdp => {
+                // Only the threads row names the key: a baseline build may
+                // predate it, and the others keep the default.
+                let inline = match system {
+                    System::OursThreads => "inline = \"off\"\n",
+                    _ => "",
+                };
                 let mut text = format!(
                     "# written by cargo xtask bench udp\n\
                      log_level = \"info\"\n\n\
                      [swarm]\nworkers = 1\nmax_peer_age = {PEER_AGE}\n\
-                     max_peers_per_ip = {ONE_HOST_PEERS_PER_IP}\n\n\
+                     max_peers_per_ip = {ONE_HOST_PEERS_PER_IP}\n{inline}\n\
                      [udp]\nworkers = 1\n\n\
                      [http]\nlisten = []\n\n\
                      [admin]\nlisten = []\n",
