@@ -28,6 +28,21 @@ fn thread_names(t: &Tracker) -> Vec<String> {
     names
 }
 
+/// The thread names once every one of `wanted` shows: a new thread names
+/// itself when it first runs, which on a loaded machine can come after
+/// the ready line. Gives up after 10 s and returns what it saw.
+fn thread_names_once_running(t: &Tracker, wanted: &[&str]) -> Vec<String> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let names = thread_names(t);
+        let all = wanted.iter().all(|w| names.iter().any(|n| n == w));
+        if all || std::time::Instant::now() > deadline {
+            return names;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
 /// Two peers announcing one torrent over UDP see each other: the swarm
 /// answers, wherever it runs.
 fn udp_swarm_answers(t: &Tracker) {
@@ -47,7 +62,7 @@ fn auto_runs_the_request_worker_in_the_udp_thread_with_one_worker_each() {
         logged.contains(&format!("{INLINE_LINE} (swarm.inline = auto)")),
         "{logged}"
     );
-    let names = thread_names(&t);
+    let names = thread_names_once_running(&t, &["udp-0"]);
     assert!(names.iter().any(|n| n == "udp-0"), "{names:?}");
     assert!(!names.iter().any(|n| n.starts_with("swarm-")), "{names:?}");
     udp_swarm_answers(&t);
@@ -72,7 +87,7 @@ fn auto_with_more_workers_and_off_keep_request_worker_threads() {
         let logged = t.stderr_text();
         assert!(logged.contains(line), "{config}: {logged}");
         assert!(!logged.contains(INLINE_LINE), "{config}: {logged}");
-        let names = thread_names(&t);
+        let names = thread_names_once_running(&t, threads);
         for thread in threads {
             assert!(names.iter().any(|n| n == thread), "{config}: {names:?}");
         }
