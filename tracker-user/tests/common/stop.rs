@@ -40,15 +40,21 @@ fn errno() -> std::io::Error {
 }
 
 /// The id of the thread of `pid` named `name` (`/proc/PID/task/*/comm`).
+/// A new thread names itself when it first runs, which on a loaded
+/// machine can come after the ready line: looked for for up to 10 s.
 fn thread_named(pid: u32, name: &str) -> libc::pid_t {
     let tasks = format!("/proc/{pid}/task");
-    for entry in std::fs::read_dir(&tasks).unwrap() {
-        let path = entry.unwrap().path();
-        let comm = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
-        if comm.trim_end() == name {
-            let tid = path.file_name().unwrap().to_str().unwrap();
-            return tid.parse().unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while std::time::Instant::now() < deadline {
+        for entry in std::fs::read_dir(&tasks).unwrap() {
+            let path = entry.unwrap().path();
+            let comm = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+            if comm.trim_end() == name {
+                let tid = path.file_name().unwrap().to_str().unwrap();
+                return tid.parse().unwrap();
+            }
         }
+        std::thread::sleep(std::time::Duration::from_millis(20));
     }
     panic!("no thread named {name} under {tasks}")
 }
