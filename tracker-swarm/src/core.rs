@@ -37,6 +37,11 @@ pub struct RequestWorkerCore {
 }
 
 impl RequestWorkerCore {
+    /// The line a request worker writes when it stops, wherever it ran.
+    pub fn log_stopped(&self) {
+        log::debug!("request worker {} stopped", self.index());
+    }
+
     /// A shard with the worker's limits, filled from the snapshot to
     /// restore, if any, before it serves.
     pub fn new(mut config: RequestWorkerConfig, clock: Clock) -> Self {
@@ -221,6 +226,13 @@ impl InlineSwarm {
     /// How long the host may sleep before a request-worker duty is due.
     pub fn idle_for(&self, now: Instant) -> Duration {
         self.core.idle_for(now)
+    }
+}
+
+impl Drop for InlineSwarm {
+    /// The host thread is done: say so as a request worker thread would.
+    fn drop(&mut self) {
+        self.core.log_stopped();
     }
 }
 

@@ -349,5 +349,5 @@ pub fn run_request_worker(
         }
         core.between_batches(received_batch && !inbox.is_empty());
     }
-    log::debug!("request worker {} stopped", core.index());
+    core.log_stopped();
 }

@@ -90,9 +90,9 @@ fn per_module_levels_pick_what_is_logged() {
     assert!(
         has_line(
             &lines,
-            " DEBUG tracker_swarm::worker: request worker 0 stopped"
+            " DEBUG tracker_swarm::core: request worker 0 stopped"
         ),
-        "no debug line from tracker_swarm::worker:\n{text}"
+        "no debug line from tracker_swarm::core:\n{text}"
     );
     assert!(
         !has_line(&lines, "udp worker"),
@@ -115,7 +115,11 @@ fn rust_log_overrides_the_config_file() {
     assert!(!tracker.addrs.is_empty());
     let lines = stop_and_collect(&tracker);
     // tracker_swarm is at warn there, so its debug line stays out.
-    assert!(!has_line(&lines, "request worker"), "{}", lines.join("\n"));
+    assert!(
+        !has_line(&lines, "request worker 0 stopped"),
+        "{}",
+        lines.join("\n")
+    );
 
     // --log-level beats RUST_LOG.
     let tracker = Tracker::builder()
@@ -178,7 +182,7 @@ fn json_lines_carry_ts_level_target_and_msg() {
             listening = true;
         }
         if msg == "request worker 0 stopped" {
-            assert_eq!((level, target), ("DEBUG", "tracker_swarm::worker"));
+            assert_eq!((level, target), ("DEBUG", "tracker_swarm::core"));
             debug = true;
         }
     }
