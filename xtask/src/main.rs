@@ -103,6 +103,33 @@ const FRONT_END_TESTS: &[&str] = &[
     "xdp",
 ];
 
+/// `cargo test ARGS` with the no-XDP binary's path the fallback test
+/// needs, and with `inline` the request worker's design forced.
+fn cargo_test(
+    cargo: &str,
+    args: &[&str],
+    no_ebpf_dir: &str,
+    inline: Option<&str>,
+) -> Result<std::process::ExitStatus> {
+    let mut command = Command::new(cargo);
+    command
+        .args(args)
+        .env(
+            "TRACKER_USER_NO_EBPF_BIN",
+            format!("{no_ebpf_dir}/debug/tracker-user"),
+        )
+        .current_dir(workspace_root());
+    let forced = match inline {
+        Some(mode) => {
+            command.env("TRACKER_TEST_SWARM_INLINE", mode);
+            format!("TRACKER_TEST_SWARM_INLINE={mode} ")
+        }
+        None => String::new(),
+    };
+    eprintln!("xtask: running {forced}{cargo} {}", args.join(" "));
+    command.status().context("cannot run cargo")
+}
+
 fn test(extra: &[String]) -> Result<()> {
     let cargo = cargo();
     run(&cargo, &["fmt", "--all", "--", "--check"])
@@ -136,16 +163,7 @@ fn test(extra: &[String]) -> Result<()> {
     )?;
     let mut args = vec!["test", "--workspace"];
     args.extend(extra.iter().map(String::as_str));
-    eprintln!("xtask: running {cargo} {}", args.join(" "));
-    let status = Command::new(&cargo)
-        .args(&args)
-        .env(
-            "TRACKER_USER_NO_EBPF_BIN",
-            format!("{no_ebpf_dir}/debug/tracker-user"),
-        )
-        .current_dir(workspace_root())
-        .status()
-        .context("cannot run cargo")?;
+    let status = cargo_test(&cargo, &args, no_ebpf_dir, None)?;
     if !status.success() {
         bail!("tests failed ({status})");
     }
@@ -157,20 +175,7 @@ fn test(extra: &[String]) -> Result<()> {
         for test in FRONT_END_TESTS {
             args.extend(["--test", test]);
         }
-        eprintln!(
-            "xtask: running TRACKER_TEST_SWARM_INLINE={mode} {cargo} {}",
-            args.join(" ")
-        );
-        let status = Command::new(&cargo)
-            .args(&args)
-            .env("TRACKER_TEST_SWARM_INLINE", mode)
-            .env(
-                "TRACKER_USER_NO_EBPF_BIN",
-                format!("{no_ebpf_dir}/debug/tracker-user"),
-            )
-            .current_dir(workspace_root())
-            .status()
-            .context("cannot run cargo")?;
+        let status = cargo_test(&cargo, &args, no_ebpf_dir, Some(mode))?;
         if !status.success() {
             bail!("tests with [swarm] inline = {mode} failed ({status})");
         }
