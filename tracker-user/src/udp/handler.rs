@@ -238,10 +238,15 @@ impl RequestHandler {
     /// naming no action is not a request of any kind: only its error
     /// response (when it has a transaction id to answer) is counted.
     fn count_request(&self, data: &[u8]) {
-        let action = match data.get(8..12) {
-            Some([0, 0, 0, 0]) => Action::Connect,
-            Some([0, 0, 0, 1]) => Action::Announce,
-            Some([0, 0, 0, 2]) => Action::Scrape,
+        // Read before parsing, so a malformed announce still counts as an
+        // announce; the numbers are the wire format's own.
+        let Some(&[a, b, c, d]) = data.get(8..12) else {
+            return;
+        };
+        let action = match u32::from_be_bytes([a, b, c, d]) {
+            tracker_proto::udp::ACTION_CONNECT => Action::Connect,
+            tracker_proto::udp::ACTION_ANNOUNCE => Action::Announce,
+            tracker_proto::udp::ACTION_SCRAPE => Action::Scrape,
             _ => return,
         };
         self.counters.request(self.protocol, action);
