@@ -7,22 +7,15 @@
 //! and CPU time; then restores the records into a new shard and prints how
 //! long that took. `cargo xtask bench persist` measures the whole tracker.
 
+mod common;
+use common::hash;
 use std::net::Ipv4Addr;
 use std::time::{Duration, Instant};
 
 use tracker_proto::udp::PeerV4;
-use tracker_proto::{AnnounceEvent, InfoHash};
+use tracker_proto::AnnounceEvent;
 use tracker_swarm::snapshot::{SnapshotFile, SnapshotImage, SnapshotRequest};
 use tracker_swarm::{Announce, RestoreClock, SnapshotCursor, SwarmShard};
-
-fn hash(i: u64) -> InfoHash {
-    // Spread like SHA-1 output, as the shard's hasher expects nothing else.
-    let mut h = [0u8; 20];
-    let x = i.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    h[..8].copy_from_slice(&x.to_le_bytes());
-    h[8..16].copy_from_slice(&i.to_le_bytes());
-    InfoHash(h)
-}
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();

@@ -15,11 +15,13 @@
 //! (allocator slack and table growth included), with the tracker's
 //! allocator set up as the binary sets it.
 
+mod common;
+use common::hash;
 use std::net::Ipv4Addr;
 use std::time::Instant;
 
 use tracker_proto::udp::PeerV4;
-use tracker_proto::{AnnounceEvent, InfoHash, PeerId};
+use tracker_proto::{AnnounceEvent, PeerId};
 use tracker_swarm::{Announce, ConnRef, SwarmShard, WsAnnounce};
 
 #[global_allocator]
@@ -32,15 +34,6 @@ fn rss_bytes() -> u64 {
     let statm = std::fs::read_to_string("/proc/self/statm").expect("reading /proc/self/statm");
     let pages: u64 = statm.split_whitespace().nth(1).unwrap().parse().unwrap();
     pages * 4096
-}
-
-fn hash(i: u64) -> InfoHash {
-    // Spread like SHA-1 output, as the shard's hasher expects nothing else.
-    let mut h = [0u8; 20];
-    let x = i.wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    h[..8].copy_from_slice(&x.to_le_bytes());
-    h[8..16].copy_from_slice(&i.to_le_bytes());
-    InfoHash(h)
 }
 
 fn main() {
