@@ -17,8 +17,12 @@
 #![no_std]
 #![no_main]
 
+mod announce;
+mod frame;
+mod reply;
+mod scrape;
+
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use core::ptr;
 
 use aya_ebpf::{
     bindings::xdp_action,
@@ -27,17 +31,21 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use aya_log_ebpf::debug;
-use tracker_proto::connection_id::{ip_to_16, make_connection_id, ConnectionIdSecret};
+use tracker_proto::connection_id::{
+    ip_to_16, make_connection_id, verify_connection_id, ConnectionIdSecret,
+};
 use tracker_proto::net::checksum::{self, UdpChecksum};
 use tracker_proto::net::{ethernet, ip_proto, ipv4, ipv6, udp, REPLY_HOP_LIMIT};
 use tracker_proto::udp::{
-    write_connect_response, ConnectionId, TransactionId, ACTION_CONNECT, CONNECT_REQUEST_LEN,
-    CONNECT_RESPONSE_LEN, PROTOCOL_ID,
+    write_connect_response, ConnectionId, TransactionId, ACTION_ANNOUNCE, ACTION_CONNECT,
+    ACTION_SCRAPE, CONNECT_REQUEST_LEN, CONNECT_RESPONSE_LEN, PROTOCOL_ID,
 };
 use tracker_proto::xdp::{
     counter, ConnectState, ListenKey, MAP_CONNECT, MAP_COUNTERS, MAP_LISTEN, MAP_XSKS, MAX_LISTEN,
     MAX_QUEUES,
 };
+
+use frame::{count, frame_len, load, load_mut};
 
 // `#[map]` names each map after its static, and userland opens them by the
 // names in `tracker_proto::xdp`; these fail the build if the two drift.
@@ -182,6 +190,9 @@ fn handle(ctx: &mut XdpContext) -> Option<(u32, u32)> {
     if udp_len == UDP_CONNECT_LEN && answer_connect(ctx, ip, l3, l4).is_some() {
         return Some((xdp_action::XDP_TX, counter::ANSWERED));
     }
+    if let Some(outcome) = answer_request(ctx, ip, l3, l4, udp_len) {
+        return Some((xdp_action::XDP_TX, outcome));
+    }
 
     // With XDP_PASS in the flags, a queue without a bound AF_XDP socket
     // passes the frame on to the kernel instead of dropping it, so the
@@ -192,9 +203,56 @@ fn handle(ctx: &mut XdpContext) -> Option<(u32, u32)> {
     }
 }
 
+/// Answers an announce or scrape in place when its connection id checks
+/// out and the answer is switched on and at hand, returning the counter it
+/// is accounted under; `None` leaves the frame for userland, which answers
+/// everything the program does not (a bad id with the BEP 15 error).
+#[inline(always)]
+fn answer_request(
+    ctx: &mut XdpContext,
+    ip: Ip,
+    l3: usize,
+    l4: usize,
+    udp_len: usize,
+) -> Option<u32> {
+    let state = *CONNECT.get(0)?;
+    if state.scrape == 0 && state.announce == 0 {
+        return None;
+    }
+    // connection id, action, transaction id: the start of both requests.
+    let head: &[u8; 16] = load(ctx, l4 + udp::HEADER_LEN)?;
+    let [c0, c1, c2, c3, c4, c5, c6, c7, a0, a1, a2, a3, ..] = *head;
+    let id = ConnectionId(u64::from_be_bytes([c0, c1, c2, c3, c4, c5, c6, c7]));
+    let action = u32::from_be_bytes([a0, a1, a2, a3]);
+    let wanted = match action {
+        ACTION_SCRAPE => state.scrape != 0,
+        ACTION_ANNOUNCE => state.announce != 0,
+        _ => false,
+    };
+    if !wanted {
+        return None;
+    }
+    let req = reply::Request::new(ctx, ip, l3, l4, udp_len)?;
+    let secret = ConnectionIdSecret {
+        k0: state.k0,
+        k1: state.k1,
+    };
+    if !verify_connection_id(&secret, id, state.tick, state.id_lifetime, &req.client) {
+        count(counter::BAD_CONNECTION_ID);
+        return None;
+    }
+    if action == ACTION_SCRAPE {
+        scrape::answer(ctx, &state, &req)?;
+        Some(counter::SCRAPE_ANSWERED)
+    } else {
+        announce::answer(ctx, &state, &req)?;
+        Some(counter::ANNOUNCE_ANSWERED)
+    }
+}
+
 /// The IP version of a tracker datagram, its header already checked.
 #[derive(Clone, Copy)]
-enum Ip {
+pub enum Ip {
     /// `simple`: a 20-byte header without options.
     V4 {
         simple: bool,
@@ -312,70 +370,6 @@ fn answer_connect(ctx: &mut XdpContext, ip: Ip, l3: usize, l4: usize) -> Option<
     let eth = load_mut::<{ ethernet::HEADER_LEN }>(ctx, 0)?;
     ethernet::Frame::new_unchecked(&mut eth[..]).swap_addrs();
     Some(())
-}
-
-/// The `N` bytes at `offset` into the frame, if the frame holds all of
-/// them. Every packet read goes through here: the verifier rejects any
-/// load it has not seen bounded by `data_end`.
-#[inline(always)]
-fn load<const N: usize>(ctx: &XdpContext, offset: usize) -> Option<&[u8; N]> {
-    let start = in_frame::<N>(ctx, offset)?;
-    // SAFETY: `in_frame` put all N bytes between `data` and `data_end`,
-    // which the kernel keeps valid for the program's run; a byte array has
-    // alignment 1. Writes need `&mut XdpContext` (`load_mut`), so none
-    // happens while this shared borrow of `ctx` lives.
-    Some(unsafe { &*(start as *const [u8; N]) })
-}
-
-/// [`load`] for writing. Borrowing `ctx` mutably keeps any other view of
-/// the frame from being alive at the same time.
-#[inline(always)]
-fn load_mut<const N: usize>(ctx: &mut XdpContext, offset: usize) -> Option<&mut [u8; N]> {
-    let start = in_frame::<N>(ctx, offset)?;
-    // SAFETY: as in `load`; XDP frames are writable, and the unique borrow
-    // of `ctx` makes this the only reference into the frame.
-    Some(unsafe { &mut *(start as *mut [u8; N]) })
-}
-
-/// The address of the `N` bytes at `offset`, if the frame holds them.
-#[inline(always)]
-fn in_frame<const N: usize>(ctx: &XdpContext, offset: usize) -> Option<usize> {
-    let (start, end) = frame(ctx);
-    if start + offset + N > end {
-        return None;
-    }
-    Some(start + offset)
-}
-
-/// The frame's start and end addresses. Read volatile so that each bounds
-/// check starts from fresh loads: otherwise LLVM proves a later check
-/// redundant from an earlier one and drops it, then rebuilds the pointer
-/// from a reload of `data` that the verifier has never seen checked.
-#[inline(always)]
-fn frame(ctx: &XdpContext) -> (usize, usize) {
-    // SAFETY: `ctx.ctx` is the kernel's `xdp_md` for this run, valid and
-    // readable throughout; volatile only keeps LLVM from merging loads.
-    unsafe {
-        (
-            ptr::read_volatile(&raw const (*ctx.ctx).data) as usize,
-            ptr::read_volatile(&raw const (*ctx.ctx).data_end) as usize,
-        )
-    }
-}
-
-#[inline(always)]
-fn frame_len(ctx: &XdpContext) -> usize {
-    let (start, end) = frame(ctx);
-    end - start
-}
-
-#[inline(always)]
-fn count(index: u32) {
-    if let Some(value) = COUNTERS.get_ptr_mut(index) {
-        // SAFETY: a valid map value pointer; per-CPU, so nothing else
-        // writes this slot concurrently.
-        unsafe { *value += 1 };
-    }
 }
 
 const fn str_eq(a: &str, b: &str) -> bool {

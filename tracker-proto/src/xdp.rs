@@ -13,9 +13,24 @@ pub const MAP_LISTEN: &str = "LISTEN";
 pub const MAP_CONNECT: &str = "CONNECT";
 /// Per-CPU `u64` counters indexed by [`counter`].
 pub const MAP_COUNTERS: &str = "COUNTERS";
+/// Scrape counts userland publishes: 20-byte info hash → [`ScrapeEntry`]
+/// (`BPF_MAP_TYPE_LRU_HASH`, size set at load from the config).
+pub const MAP_SCRAPE: &str = "SCRAPE";
+/// Cached announce answers for hot torrents, IPv4 requesters: 20-byte info
+/// hash → [`HotV4`] (`BPF_MAP_TYPE_HASH`, size set at load).
+pub const MAP_HOT_V4: &str = "HOT_V4";
+/// The same for IPv6 requesters: info hash → [`HotV6`].
+pub const MAP_HOT_V6: &str = "HOT_V6";
+/// Announces answered in the kernel, handed to userland to apply to the
+/// swarm: a `BPF_MAP_TYPE_RINGBUF` of [`KernelAnnounce`] records.
+pub const MAP_ANNOUNCED: &str = "ANNOUNCED";
 
 pub const MAX_QUEUES: u32 = 64;
 pub const MAX_LISTEN: u32 = 64;
+
+/// Peers a hot-torrent cache entry holds per family. The map value is
+/// sized for this many; `[xdp] hot_pool_peers` may use fewer.
+pub const HOT_POOL_MAX: usize = 64;
 
 /// A tracker address the program steers. An all-zero `ip` matches any
 /// destination address of that family, as a socket bound to 0.0.0.0 or
@@ -64,9 +79,10 @@ impl ListenKey {
     }
 }
 
-/// What the program needs to answer connects itself: the connection-id
+/// What the program needs to answer in the kernel: the connection-id
 /// secret and the current tick, which userland rewrites every second so
-/// both sides stamp ids from the same clock.
+/// both sides stamp and check ids on the same clock, and which answers are
+/// switched on.
 #[repr(C)]
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct ConnectState {
@@ -76,6 +92,93 @@ pub struct ConnectState {
     pub tick: u32,
     /// Non-zero: answer connects in the kernel; zero: steer them to userland.
     pub enabled: u32,
+    /// Non-zero: answer scrapes whose every hash is in `SCRAPE`.
+    pub scrape: u32,
+    /// Non-zero: answer announces for torrents in `HOT_V4`/`HOT_V6`.
+    pub announce: u32,
+    /// The announce interval to put in kernel-answered announces, seconds.
+    pub interval: u32,
+    /// How long an id stays valid, seconds (`udp.connection_id_lifetime`).
+    pub id_lifetime: u32,
+    /// Peers for an announce with numwant 0 or negative.
+    pub default_numwant: u32,
+    /// Most peers one announce gets.
+    pub max_numwant: u32,
+}
+
+/// A torrent's scrape figures as they go on the wire (BEP 15 scrape
+/// response entry): seeders, completed, leechers, each a big-endian `u32`,
+/// so the program copies the 12 bytes as they are.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ScrapeEntry {
+    pub wire: [u8; 12],
+}
+
+impl ScrapeEntry {
+    pub const fn new(seeders: u32, completed: u32, leechers: u32) -> Self {
+        let (s, c, l) = (
+            seeders.to_be_bytes(),
+            completed.to_be_bytes(),
+            leechers.to_be_bytes(),
+        );
+        Self {
+            wire: [
+                s[0], s[1], s[2], s[3], c[0], c[1], c[2], c[3], l[0], l[1], l[2], l[3],
+            ],
+        }
+    }
+}
+
+/// The counts a kernel-answered announce reports, big-endian as on the
+/// wire (BEP 15 announce response: leechers, then seeders).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HotCounts {
+    pub leechers_be: [u8; 4],
+    pub seeders_be: [u8; 4],
+    /// Entries of the pool in use, at most [`HOT_POOL_MAX`].
+    pub len: u32,
+    /// Userland's refresh generation, for tests and staleness checks.
+    pub generation: u32,
+}
+
+/// A hot torrent's cached answer for IPv4 requesters: counts and a random
+/// pool of compact peers (4-byte address, 2-byte port, both big-endian).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HotV4 {
+    pub counts: HotCounts,
+    pub peers: [[u8; 6]; HOT_POOL_MAX],
+}
+
+/// The same for IPv6 requesters: 16-byte address, 2-byte port.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HotV6 {
+    pub counts: HotCounts,
+    pub peers: [[u8; 18]; HOT_POOL_MAX],
+}
+
+/// An announce the program answered, for userland to apply to the swarm as
+/// if it had arrived through AF_XDP (without sending a response).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KernelAnnounce {
+    /// Bytes left to download, as the request said (host order).
+    pub left: u64,
+    pub info_hash: [u8; 20],
+    pub peer_id: [u8; 20],
+    /// The requester's source address: IPv4 in the first 4 bytes, rest zero.
+    pub ip: [u8; 16],
+    /// The request's `key` field (host order).
+    pub key: u32,
+    /// The port the peer announced (host order), as userland would take it.
+    pub port: u16,
+    /// 4 or 6.
+    pub family: u8,
+    /// BEP 15 event: 0 none, 1 completed, 2 started, 3 stopped.
+    pub event: u8,
 }
 
 /// Indices into the per-CPU counter array.
@@ -91,15 +194,51 @@ pub mod counter {
     /// Frames for a tracker port whose headers were inconsistent
     /// (truncated, bad lengths); passed to the kernel, which drops them.
     pub const MALFORMED: u32 = 4;
-    pub const COUNT: u32 = 5;
+    /// Scrapes answered by the program with XDP_TX.
+    pub const SCRAPE_ANSWERED: u32 = 5;
+    /// Announces answered by the program with XDP_TX.
+    pub const ANNOUNCE_ANSWERED: u32 = 6;
+    /// The first outcome-less counter: those below count why a frame took
+    /// the outcome it did, and are not part of `seen`'s sum.
+    pub const OUTCOMES: u32 = 7;
+    /// Announces or scrapes whose connection id the program refused
+    /// (redirected: userland sends the BEP 15 error).
+    pub const BAD_CONNECTION_ID: u32 = 7;
+    /// Scrapes with a hash missing from `SCRAPE` (redirected).
+    pub const SCRAPE_MISS: u32 = 8;
+    /// Announces found in the hot cache (answered unless the ring was full).
+    pub const HOT_HIT: u32 = 9;
+    /// Announces for torrents not in the hot cache (redirected).
+    pub const HOT_MISS: u32 = 10;
+    /// Announces the program could not hand to userland because the
+    /// `ANNOUNCED` ring was full (redirected instead, so nothing is lost).
+    pub const RING_FULL: u32 = 11;
+    pub const COUNT: u32 = 12;
     /// Names in index order, as docs and metrics show them.
-    pub const NAMES: [&str; COUNT as usize] =
-        ["seen", "redirected", "answered", "passed", "malformed"];
+    pub const NAMES: [&str; COUNT as usize] = [
+        "seen",
+        "redirected",
+        "answered",
+        "passed",
+        "malformed",
+        "scrape_answered",
+        "announce_answered",
+        "bad_connection_id",
+        "scrape_miss",
+        "hot_hit",
+        "hot_miss",
+        "ring_full",
+    ];
 }
 
 // Layouts are part of the contract with the kernel object: pin them.
 const _: () = assert!(core::mem::size_of::<ListenKey>() == 20);
-const _: () = assert!(core::mem::size_of::<ConnectState>() == 24);
+const _: () = assert!(core::mem::size_of::<ConnectState>() == 48);
+const _: () = assert!(core::mem::size_of::<ScrapeEntry>() == 12);
+const _: () = assert!(core::mem::size_of::<HotCounts>() == 16);
+const _: () = assert!(core::mem::size_of::<HotV4>() == 16 + 6 * HOT_POOL_MAX);
+const _: () = assert!(core::mem::size_of::<HotV6>() == 16 + 18 * HOT_POOL_MAX);
+const _: () = assert!(core::mem::size_of::<KernelAnnounce>() == 72);
 
 #[cfg(feature = "aya")]
 mod aya_pod {
@@ -107,4 +246,12 @@ mod aya_pod {
     unsafe impl aya::Pod for super::ListenKey {}
     // SAFETY: as above.
     unsafe impl aya::Pod for super::ConnectState {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::ScrapeEntry {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::HotV4 {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::HotV6 {}
+    // SAFETY: as above.
+    unsafe impl aya::Pod for super::KernelAnnounce {}
 }

@@ -20,7 +20,7 @@ use tracker_swarm::{FrontEndEnds, SwarmSettings, SwarmTopology};
 use crate::access_list::{self, SharedAccessList};
 use crate::config::{Config, SwarmInline, XdpConfig};
 use crate::udp::{self, FrontEnd, UdpSettings, UdpWorker};
-use crate::xdp::{xsk, XdpAttachment, XdpWorker};
+use crate::xdp::{loader, xsk, XdpAttachment, XdpWorker};
 use crate::{admin, privileges, readiness};
 use tracker_metrics::{Metrics, HISTORY_INTERVAL};
 
@@ -551,12 +551,7 @@ fn publish_tick(xdp: &mut Xdp, config: &Config, settings: &UdpSettings) {
         if let Some(map) = &mut xdp.connect_map {
             // Written whole from what we know, never read back: a failed
             // read must not publish a zeroed secret.
-            let state = ConnectState {
-                k0: settings.secret.k0,
-                k1: settings.secret.k1,
-                tick,
-                enabled: u32::from(config.xdp.connect_in_kernel),
-            };
+            let state = loader::connect_state(&config.xdp, settings, tick);
             if let Err(e) = map.set(0, state, 0) {
                 log::warn!("cannot publish the connection-id tick to XDP: {e}");
             }
@@ -572,7 +567,11 @@ fn start_xdp(
     bound: &[std::net::SocketAddr],
     settings: &UdpSettings,
 ) -> anyhow::Result<(XdpAttachment, Vec<xsk::XskQueue>)> {
-    let mut attachment = XdpAttachment::attach(config, bound, settings.secret, unix_tick())?;
+    let mut attachment = XdpAttachment::attach(
+        config,
+        bound,
+        loader::connect_state(config, settings, unix_tick()),
+    )?;
     let xsk_config = xsk::XskConfig {
         frame_count: config.frame_count,
         frame_size: 2048,

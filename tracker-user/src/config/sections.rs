@@ -167,6 +167,27 @@ pub struct XdpConfig {
     /// Answer BEP 15 connects in the kernel with XDP_TX, with the same
     /// connection ids userland issues.
     pub connect_in_kernel: bool,
+    /// Answer BEP 15 scrapes in the kernel when every hash asked for has
+    /// counts published in the program's SCRAPE map (see scrape_map_entries).
+    pub scrape_in_kernel: bool,
+    /// Torrents whose scrape counts the kernel map holds (least recently
+    /// scraped evicted first); about 100 bytes of kernel memory each.
+    pub scrape_map_entries: u32,
+    /// Answer announces for the most requested torrents in the kernel, from
+    /// a cached pool of peers userland refreshes (see hot_torrents).
+    pub announce_in_kernel: bool,
+    /// How many of the most requested torrents get a cached answer: about
+    /// 1.7 KiB of kernel memory each (an IPv4 and an IPv6 pool).
+    pub hot_torrents: u32,
+    /// Peers in each hot torrent's cached pool per address family (at most 64).
+    pub hot_pool_peers: u32,
+    /// How often userland refreshes the kernel's scrape counts and hot
+    /// answers, milliseconds: the most a kernel answer lags the swarm.
+    pub kernel_refresh_ms: u64,
+    /// Announces answered in the kernel queue in a ring buffer of this many
+    /// bytes (a power of two) until userland applies them to the swarm; when
+    /// it is full, announces go to userland instead.
+    pub ring_bytes: u32,
     /// bpffs directory where the program and its maps are pinned, for bpftool.
     pub pin_path: std::path::PathBuf,
     /// UMEM frames per AF_XDP socket (2048 bytes each; half receive, half transmit).
@@ -234,6 +255,13 @@ impl Default for XdpConfig {
             required: false,
             replace_existing: false,
             connect_in_kernel: true,
+            scrape_in_kernel: true,
+            scrape_map_entries: 262_144,
+            announce_in_kernel: true,
+            hot_torrents: 4096,
+            hot_pool_peers: 50,
+            kernel_refresh_ms: 250,
+            ring_bytes: 1 << 20,
             pin_path: "/sys/fs/bpf/tracker".into(),
             frame_count: 4096,
             zero_copy: true,

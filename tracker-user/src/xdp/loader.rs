@@ -12,12 +12,12 @@ use std::os::fd::AsFd;
 use aya::maps::{Array, HashMap as BpfHashMap, Map, MapData, PerCpuArray, XskMap};
 use aya::programs::{Xdp, XdpMode};
 use aya::Ebpf;
-use tracker_proto::connection_id::ConnectionIdSecret;
 use tracker_proto::xdp::{
     counter, ConnectState, ListenKey, MAP_CONNECT, MAP_COUNTERS, MAP_LISTEN, MAP_XSKS, PROGRAM_NAME,
 };
 
 use crate::config::{XdpAttachMode, XdpConfig};
+use crate::udp::UdpSettings;
 
 #[cfg(tracker_ebpf_object)]
 static OBJECT: Option<&[u8]> = Some(aya::include_bytes_aligned!(env!(
@@ -54,8 +54,7 @@ impl XdpAttachment {
     pub fn attach(
         config: &XdpConfig,
         listen: &[SocketAddr],
-        secret: ConnectionIdSecret,
-        tick: u32,
+        state: ConnectState,
     ) -> anyhow::Result<Self> {
         let object = object().ok_or_else(|| anyhow!(NOT_BUILT))?;
         let ifname = config.iface.clone();
@@ -73,16 +72,7 @@ impl XdpAttachment {
         }
         let mut connect: Array<_, ConnectState> =
             Array::try_from(ebpf.map_mut(MAP_CONNECT).context("no CONNECT map")?)?;
-        connect.set(
-            0,
-            ConnectState {
-                k0: secret.k0,
-                k1: secret.k1,
-                tick,
-                enabled: u32::from(config.connect_in_kernel),
-            },
-            0,
-        )?;
+        connect.set(0, state, 0)?;
 
         let program: &mut Xdp = ebpf
             .program_mut(PROGRAM_NAME)
@@ -179,6 +169,25 @@ impl Drop for XdpAttachment {
             let _ = std::fs::remove_dir(dir);
         }
         log::info!("XDP program detached from {}", self.ifname);
+    }
+}
+
+/// What the program is told at attach and every second after: the secret,
+/// the clock, which answers it gives and the figures they carry. One
+/// definition, so the tick keeper cannot switch an answer back on.
+pub fn connect_state(config: &XdpConfig, settings: &UdpSettings, tick: u32) -> ConnectState {
+    let clamp = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+    ConnectState {
+        k0: settings.secret.k0,
+        k1: settings.secret.k1,
+        tick,
+        enabled: u32::from(config.connect_in_kernel),
+        scrape: u32::from(config.scrape_in_kernel),
+        announce: u32::from(config.announce_in_kernel),
+        interval: settings.announce_interval,
+        id_lifetime: settings.connection_id_lifetime,
+        default_numwant: clamp(settings.default_numwant),
+        max_numwant: clamp(settings.max_numwant),
     }
 }
 

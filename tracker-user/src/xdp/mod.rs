@@ -4,7 +4,7 @@
 //! path as the plain sockets.
 
 pub mod frame;
-mod loader;
+pub mod loader;
 mod worker;
 pub mod xsk;
 
