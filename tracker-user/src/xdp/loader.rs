@@ -11,9 +11,10 @@ use std::os::fd::AsFd;
 
 use aya::maps::{Array, HashMap as BpfHashMap, Map, MapData, PerCpuArray, XskMap};
 use aya::programs::{Xdp, XdpMode};
-use aya::Ebpf;
+use aya::{Ebpf, EbpfLoader};
 use tracker_proto::xdp::{
-    counter, ConnectState, ListenKey, MAP_CONNECT, MAP_COUNTERS, MAP_LISTEN, MAP_XSKS, PROGRAM_NAME,
+    counter, ConnectState, ListenKey, MAP_ANNOUNCED, MAP_CONNECT, MAP_COUNTERS, MAP_HOT_V4,
+    MAP_HOT_V6, MAP_LISTEN, MAP_SCRAPE, MAP_XSKS, PROGRAM_NAME,
 };
 
 use crate::config::{XdpAttachMode, XdpConfig};
@@ -59,7 +60,15 @@ impl XdpAttachment {
         let object = object().ok_or_else(|| anyhow!(NOT_BUILT))?;
         let ifname = config.iface.clone();
         let queues = rx_queue_count(&ifname)?;
-        let mut ebpf = Ebpf::load(object).context("loading the XDP object")?;
+        // The in-kernel answers' maps are sized by the config; a map the
+        // object lacks is left alone.
+        let mut ebpf = EbpfLoader::new()
+            .map_max_entries(MAP_SCRAPE, config.scrape_map_entries.max(1))
+            .map_max_entries(MAP_HOT_V4, config.hot_torrents.max(1))
+            .map_max_entries(MAP_HOT_V6, config.hot_torrents.max(1))
+            .map_max_entries(MAP_ANNOUNCED, config.ring_bytes)
+            .load(object)
+            .context("loading the XDP object")?;
         // Absent when the program was built without log statements.
         let logger = aya_log::EbpfLogger::init(&mut ebpf).ok();
 
