@@ -87,6 +87,11 @@ usage: cargo xtask bench udp|http|ws [--runs N] [--seconds S] [--warmup W] [--qu
                 target/bench/benchmarks-quick-<udp|http|ws>.md
   --no-build    use the binaries already in target/ (tracker-user, built
                 with the XDP object for udp; tracker-load; the anchor)
+  --patience S  seconds each run waits for the machine to go idle before
+                measuring anyway (default 90, 10 with --quick; scale 15).
+                With other work kept at nice 19, waiting only costs time:
+                the tracker and generator still get their cores, and the
+                report counts the others' CPU per run
   --no-steer    udp: leave veth's receive work on the sending core (charged
                 to the sender, so the server CPU of the veth scenarios is
                 wrong; for comparison only)
@@ -193,6 +198,7 @@ fn parse_opts_with(
         quiet_patience: std::time::Duration::from_secs(defaults.patience.0),
     };
     let mut explicit = (false, false, false);
+    let mut patience = None;
     let mut it = args.iter();
     while let Some(arg) = it.next() {
         let mut value = |name: &str| -> Result<u64> {
@@ -217,6 +223,9 @@ fn parse_opts_with(
             }
             "--quick" => opts.quick = true,
             "--no-build" => opts.build = false,
+            "--patience" => {
+                patience = Some(value("--patience")?);
+            }
             "-h" | "--help" => {
                 print!("{USAGE}");
                 std::process::exit(0);
@@ -236,6 +245,9 @@ fn parse_opts_with(
         if !explicit.2 {
             opts.warmup = defaults.quick.2;
         }
+    }
+    if let Some(secs) = patience {
+        opts.quiet_patience = std::time::Duration::from_secs(secs);
     }
     if opts.runs == 0 || opts.seconds < 2 || opts.seconds > 600 || opts.warmup > 120 {
         bail!("bench {target}: --runs ≥ 1, 2 ≤ --seconds ≤ 600, --warmup ≤ 120");
