@@ -298,6 +298,8 @@ pub struct RequestWorkerConfig {
     pub restore: Option<RestoreJob>,
     /// Request workers in all: which torrents are this worker's.
     pub workers: usize,
+    /// Where to publish scrape counts for the XDP program, and how often.
+    pub kernel_scrapes: Option<(Box<dyn crate::ScrapeSink>, Duration)>,
 }
 
 /// Runs until `shutdown` is set or every sender of `inbox` is gone.
