@@ -181,6 +181,13 @@ pub struct Counters {
     pub answered: u64,
     pub passed: u64,
     pub malformed: u64,
+    pub scrape_answered: u64,
+    pub announce_answered: u64,
+    pub bad_connection_id: u64,
+    pub scrape_miss: u64,
+    pub hot_hit: u64,
+    pub hot_miss: u64,
+    pub ring_full: u64,
 }
 
 impl Counters {
@@ -189,7 +196,9 @@ impl Counters {
     pub fn from_bpftool_json(json: &str) -> Counters {
         let entries: serde_json::Value =
             serde_json::from_str(json).unwrap_or_else(|e| panic!("bpftool JSON: {e}: {json}"));
-        let mut sums = [0u64; 5];
+        // The keys docs/xdp.md documents for operators, spelled out again
+        // rather than taken from tracker-proto: the tests check that table.
+        let mut sums = [0u64; 12];
         for entry in entries.as_array().expect("bpftool: an array of entries") {
             let key = number(entry.get("key").expect("entry key")) as usize;
             let values = entry
@@ -210,6 +219,13 @@ impl Counters {
             answered: sums[2],
             passed: sums[3],
             malformed: sums[4],
+            scrape_answered: sums[5],
+            announce_answered: sums[6],
+            bad_connection_id: sums[7],
+            scrape_miss: sums[8],
+            hot_hit: sums[9],
+            hot_miss: sums[10],
+            ring_full: sums[11],
         }
     }
 }

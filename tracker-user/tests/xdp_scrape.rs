@@ -1,0 +1,310 @@
+//! Scrapes answered by the XDP program from the counts the request
+//! workers publish in its `SCRAPE` map, end to end in a server and a
+//! client network namespace as in tests/xdp.rs. That a scrape was answered
+//! in the kernel shows in the program's counters (read with bpftool) and in
+//! userland's not seeing it (its AF_XDP scrape counter in /metrics).
+//!
+//! Needs root, iproute2, bpftool and a tracker-user built after `cargo
+//! xtask build-ebpf`; fails rather than skips without them.
+
+mod common;
+
+use std::net::{IpAddr, SocketAddr};
+use std::time::{Duration, Instant};
+
+use common::netns::{in_ns, require_root, run, NetSpec, TestNet};
+use common::scrape::metrics;
+use common::*;
+
+const SERVER_V4: &str = "10.124.0.1";
+const CLIENT_V4: &str = "10.124.0.2";
+const SERVER_V6: &str = "fd12:4::1";
+const CLIENT_V6: &str = "fd12:4::2";
+const PORT: u16 = 6969;
+/// The default `[xdp] kernel_refresh_ms`.
+const REFRESH: Duration = Duration::from_millis(250);
+/// What a loaded CI machine may add to the refresh bound before a test
+/// calls it late: a round's batch, the scheduler, the client's polling.
+const SLACK: Duration = Duration::from_millis(1500);
+
+fn test_net() -> TestNet {
+    require_root("the XDP tests need root (CAP_BPF and CAP_NET_ADMIN); CI runs them as root");
+    TestNet::new(&NetSpec {
+        prefix: "trks",
+        v4: (SERVER_V4, CLIENT_V4),
+        v6: Some((SERVER_V6, CLIENT_V6)),
+        queues: 1,
+    })
+}
+
+/// The tracker on the server end; `xdp_config` adds to its `[xdp]` section.
+fn tracker(net: &TestNet, extra_config: &str, xdp_config: &str) -> Tracker {
+    let t = Tracker::builder()
+        .netns(&net.server_ns)
+        .udp(&format!("{SERVER_V4}:{PORT}"))
+        .udp(&format!("[{SERVER_V6}]:{PORT}"))
+        .arg("--iface")
+        .arg(&net.server_if)
+        .config(&format!(
+            "log_level = \"debug\"\n{extra_config}\n[xdp]\npin_path = \"{}\"\n{xdp_config}\n",
+            net.pin_dir
+        ))
+        .start();
+    let log = t.stderr_text();
+    assert!(
+        log.contains("XDP program attached") && log.contains("AF_XDP socket on"),
+        "the tracker did not set up XDP:\n{log}"
+    );
+    t
+}
+
+fn client(net: &TestNet, v6: bool) -> Client {
+    let bind = if v6 {
+        format!("[{CLIENT_V6}]:0")
+    } else {
+        format!("{CLIENT_V4}:0")
+    };
+    let socket = in_ns(&net.client_ns, move || {
+        std::net::UdpSocket::bind(&bind).unwrap_or_else(|e| panic!("bind {bind}: {e}"))
+    });
+    let ip: IpAddr = if v6 { SERVER_V6 } else { SERVER_V4 }.parse().unwrap();
+    Client::from_socket(socket, SocketAddr::new(ip, PORT))
+}
+
+/// Userland's count of scrapes that reached it through AF_XDP.
+fn userland_scrapes(net: &TestNet, t: &Tracker) -> u64 {
+    let admin = t.admin[0];
+    in_ns(&net.server_ns, move || metrics(admin)).get(
+        "tracker_requests_total",
+        &[("protocol", "udp_xdp"), ("action", "scrape")],
+    )
+}
+
+/// Scrapes `hashes` until the program answers them with `want`, and
+/// returns how long that took; panics past `within`.
+fn kernel_answers(
+    net: &TestNet,
+    c: &Client,
+    hashes: &[[u8; 20]],
+    want: &[(u32, u32, u32)],
+    within: Duration,
+) -> Duration {
+    let start = Instant::now();
+    loop {
+        let before = net.counters();
+        let got = c.scrape(hashes).0;
+        let after = net.counters();
+        if after.scrape_answered > before.scrape_answered && got == want {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < within,
+            "the kernel did not answer {want:?} within {within:?}: last answer {got:?}, \
+             counters {before:?} → {after:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Announces one peer of `hash` from a client of its own; `event` is
+/// BEP 15's (2 started, 1 completed).
+fn announce(net: &TestNet, v6: bool, hash: [u8; 20], port: u16, seeder: bool, event: u32) {
+    let c = client(net, v6);
+    let a = Announce::new(hash, port).event(event);
+    c.announce(&if seeder { a.seeder() } else { a.leecher() });
+}
+
+#[test]
+fn scrapes_of_announced_torrents_are_answered_in_the_kernel_and_follow_the_swarm() {
+    let net = test_net();
+    let t = tracker(&net, "", "");
+    for v6 in [false, true] {
+        let (a, b) = (random_hash(), random_hash());
+        // a: two seeders, one of which completed, and a leecher; b: one
+        // leecher.
+        announce(&net, v6, a, 7001, true, 2);
+        announce(&net, v6, a, 7002, true, 1);
+        announce(&net, v6, a, 7003, false, 2);
+        announce(&net, v6, b, 7004, false, 2);
+        let c = client(&net, v6);
+        let want = [(2, 1, 1), (0, 0, 1)];
+        kernel_answers(&net, &c, &[a, b], &want, REFRESH + SLACK);
+
+        // Now exactly: one scrape, answered by the program, never seen by
+        // userland.
+        let (before, userland) = (net.counters(), userland_scrapes(&net, &t));
+        assert_eq!(c.scrape(&[a, b]).0, want, "v6={v6}");
+        let after = net.counters();
+        assert_eq!(after.scrape_answered, before.scrape_answered + 1, "v6={v6}");
+        assert_eq!(after.redirected, before.redirected, "v6={v6}: {after:?}");
+        assert_eq!(after.scrape_miss, before.scrape_miss, "v6={v6}");
+        assert_eq!(userland_scrapes(&net, &t), userland, "v6={v6}");
+
+        // The same hash twice, and the other order: answered as asked.
+        assert_eq!(
+            c.scrape(&[b, a, b]).0,
+            [(0, 0, 1), (2, 1, 1), (0, 0, 1)],
+            "v6={v6}"
+        );
+
+        // The swarm changes: the kernel's answer follows within the
+        // refresh bound.
+        announce(&net, v6, b, 7005, true, 2);
+        let announced = Instant::now();
+        kernel_answers(&net, &c, &[b], &[(1, 0, 1)], REFRESH + SLACK);
+        assert!(announced.elapsed() < REFRESH + SLACK);
+    }
+    t.assert_no_panic();
+}
+
+#[test]
+fn a_scrape_with_an_unknown_hash_is_answered_by_userland() {
+    let net = test_net();
+    let t = tracker(&net, "", "");
+    for v6 in [false, true] {
+        let known = random_hash();
+        announce(&net, v6, known, 7101, true, 2);
+        let c = client(&net, v6);
+        kernel_answers(&net, &c, &[known], &[(1, 0, 0)], REFRESH + SLACK);
+
+        let unknown = random_hash();
+        let (before, userland) = (net.counters(), userland_scrapes(&net, &t));
+        assert_eq!(
+            c.scrape(&[known, unknown]).0,
+            [(1, 0, 0), (0, 0, 0)],
+            "v6={v6}"
+        );
+        let after = net.counters();
+        assert_eq!(after.scrape_miss, before.scrape_miss + 1, "v6={v6}");
+        assert_eq!(after.scrape_answered, before.scrape_answered, "v6={v6}");
+        assert_eq!(after.redirected, before.redirected + 1, "v6={v6}");
+        assert_eq!(userland_scrapes(&net, &t), userland + 1, "v6={v6}");
+    }
+}
+
+#[test]
+fn a_scrape_with_a_bad_connection_id_gets_userlands_error() {
+    let net = test_net();
+    let t = tracker(&net, "", "");
+    for v6 in [false, true] {
+        let hash = random_hash();
+        announce(&net, v6, hash, 7201, false, 2);
+        let c = client(&net, v6);
+        kernel_answers(&net, &c, &[hash], &[(0, 0, 1)], REFRESH + SLACK);
+
+        let before = net.counters();
+        let txid = c.txid();
+        let bad_id = c.conn_id() ^ 0x5a5a_5a5a;
+        c.send(&encode_scrape(bad_id, txid, &[hash]));
+        let answer = c
+            .recv_txid(txid, Duration::from_secs(5))
+            .expect("an answer to the bad id");
+        let Response::Error(e) = decode_response(&answer, v6) else {
+            panic!("v6={v6}: not an error: {answer:02x?}");
+        };
+        assert!(e.message.contains("connection"), "v6={v6}: {e:?}");
+        let after = net.counters();
+        assert_eq!(after.bad_connection_id, before.bad_connection_id + 1);
+        assert_eq!(after.scrape_answered, before.scrape_answered);
+        assert_eq!(after.redirected, before.redirected + 1);
+    }
+    t.assert_no_panic();
+}
+
+#[test]
+fn scrapes_past_userlands_cap_are_left_to_userland() {
+    let net = test_net();
+    let t = tracker(&net, "[udp]\nmax_scrape_torrents = 2\n", "");
+    let hashes = [random_hash(), random_hash(), random_hash()];
+    for (i, hash) in hashes.iter().enumerate() {
+        announce(&net, false, *hash, 7301 + i as u16, true, 2);
+    }
+    let c = client(&net, false);
+    kernel_answers(&net, &c, &hashes[..2], &[(1, 0, 0); 2], REFRESH + SLACK);
+    let before = net.counters();
+    // Userland answers the first two only, and so must the whole path.
+    assert_eq!(c.scrape(&hashes).0, [(1, 0, 0); 2]);
+    let after = net.counters();
+    assert_eq!(after.scrape_answered, before.scrape_answered);
+    assert_eq!(after.redirected, before.redirected + 1);
+    t.assert_no_panic();
+}
+
+#[test]
+fn with_scrape_in_kernel_off_userland_answers_every_scrape() {
+    let net = test_net();
+    let t = tracker(&net, "", "scrape_in_kernel = false");
+    for v6 in [false, true] {
+        let hash = random_hash();
+        announce(&net, v6, hash, 7401, true, 2);
+        let c = client(&net, v6);
+        // Well past the refresh: nothing was published.
+        std::thread::sleep(REFRESH * 3);
+        let (before, userland) = (net.counters(), userland_scrapes(&net, &t));
+        assert_eq!(c.scrape(&[hash]).0, [(1, 0, 0)], "v6={v6}");
+        let after = net.counters();
+        assert_eq!(after.scrape_answered, before.scrape_answered, "v6={v6}");
+        assert_eq!(
+            after.scrape_miss, before.scrape_miss,
+            "v6={v6}: not looked up"
+        );
+        assert_eq!(after.redirected, before.redirected + 1, "v6={v6}");
+        assert_eq!(userland_scrapes(&net, &t), userland + 1, "v6={v6}");
+    }
+    let map = format!("{}/SCRAPE", net.pin_dir);
+    let dump: serde_json::Value =
+        serde_json::from_str(&run("bpftool", &["-j", "map", "dump", "pinned", &map])).unwrap();
+    assert_eq!(dump.as_array().map(Vec::len), Some(0), "{dump}");
+}
+
+#[test]
+fn bpftool_shows_the_pinned_scrape_map_and_its_entries() {
+    let net = test_net();
+    let t = tracker(&net, "", "");
+    let hash = random_hash();
+    announce(&net, false, hash, 7501, true, 2);
+    announce(&net, false, hash, 7502, false, 2);
+    let c = client(&net, false);
+    kernel_answers(&net, &c, &[hash], &[(1, 0, 1)], REFRESH + SLACK);
+
+    let map = format!("{}/SCRAPE", net.pin_dir);
+    let show = run("bpftool", &["map", "show", "pinned", &map]);
+    assert!(
+        show.contains("lru_hash") && show.contains("name SCRAPE"),
+        "{show}"
+    );
+    assert!(show.contains("key 20B  value 12B"), "{show}");
+    assert!(
+        show.contains("max_entries 262144"),
+        "the default size: {show}"
+    );
+    let dump: serde_json::Value =
+        serde_json::from_str(&run("bpftool", &["-j", "map", "dump", "pinned", &map])).unwrap();
+    let entries = dump.as_array().expect("an array of entries");
+    let ours = entries
+        .iter()
+        .find(|e| bytes(&e["key"]) == hash)
+        .unwrap_or_else(|| panic!("{} not in {dump}", hex(&hash)));
+    // Seeders, completed, leechers: big-endian, as on the wire.
+    assert_eq!(bytes(&ours["value"]), [0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1]);
+    t.assert_no_panic();
+}
+
+/// bpftool's JSON bytes (hex strings), or the array BTF gives as numbers.
+fn bytes(value: &serde_json::Value) -> Vec<u8> {
+    let flat = match value.get("wire") {
+        Some(wire) => wire,
+        None => value,
+    };
+    flat.as_array()
+        .unwrap_or_else(|| panic!("bytes in {value}"))
+        .iter()
+        .map(|b| match b {
+            serde_json::Value::Number(n) => n.as_u64().unwrap() as u8,
+            serde_json::Value::String(s) => {
+                u8::from_str_radix(s.trim_start_matches("0x"), 16).unwrap()
+            }
+            other => panic!("a byte: {other}"),
+        })
+        .collect()
+}
