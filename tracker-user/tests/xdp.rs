@@ -157,9 +157,13 @@ fn id_from_a_kernel_answered_connect_is_accepted_from_another_port() {
         let r = b.announce(&Announce::new(hash, 7100).leecher());
         assert_eq!(r.leechers, 1, "v6={v6}");
         assert_eq!(b.scrape(&[hash]).0, vec![(0, 0, 1)], "v6={v6}");
+        // The scrape may be answered in the kernel once the announce's
+        // counts are published (tests/xdp_scrape.rs); it is not refused.
+        let now = net.counters();
         assert!(
-            net.counters().redirected - after.redirected >= 2,
-            "v6={v6}: announce and scrape went through AF_XDP"
+            (now.redirected + now.scrape_answered) - (after.redirected + after.scrape_answered)
+                >= 2,
+            "v6={v6}: announce and scrape were answered with this id: {after:?} → {now:?}"
         );
     }
 }

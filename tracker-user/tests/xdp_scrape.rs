@@ -39,6 +39,13 @@ fn test_net() -> TestNet {
 
 /// The tracker on the server end; `xdp_config` adds to its `[xdp]` section.
 fn tracker(net: &TestNet, extra_config: &str, xdp_config: &str) -> Tracker {
+    // Said outright, so that a run with TRACKER_TEST_XDP_KERNEL_ANSWERS=off
+    // still tests what these tests are about.
+    let switch = if xdp_config.contains("scrape_in_kernel") {
+        ""
+    } else {
+        "scrape_in_kernel = true"
+    };
     let t = Tracker::builder()
         .netns(&net.server_ns)
         .udp(&format!("{SERVER_V4}:{PORT}"))
@@ -46,7 +53,7 @@ fn tracker(net: &TestNet, extra_config: &str, xdp_config: &str) -> Tracker {
         .arg("--iface")
         .arg(&net.server_if)
         .config(&format!(
-            "log_level = \"debug\"\n{extra_config}\n[xdp]\npin_path = \"{}\"\n{xdp_config}\n",
+            "log_level = \"debug\"\n{extra_config}\n[xdp]\npin_path = \"{}\"\n{switch}\n{xdp_config}\n",
             net.pin_dir
         ))
         .start();
