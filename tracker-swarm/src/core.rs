@@ -148,6 +148,8 @@ impl RequestWorkerCore {
         }
         if let Some(kernel) = &mut self.kernel_scrapes {
             kernel.between_batches(&self.shard, Instant::now());
+            let entries = kernel.published() as u64;
+            self.config.gauges.kernel_scrape_entries.set(entries);
         }
     }
 

@@ -315,3 +315,56 @@ fn bytes(value: &serde_json::Value) -> Vec<u8> {
         })
         .collect()
 }
+
+/// /metrics shows what bpftool shows: the outcome counters as
+/// `tracker_xdp_packets_total`, the reasons beside them as
+/// `tracker_xdp_kernel_events_total`, and how many torrents' counts the
+/// workers published.
+#[test]
+fn metrics_show_the_in_kernel_scrapes() {
+    let net = test_net();
+    let t = tracker(&net, "", "");
+    let (a, b) = (random_hash(), random_hash());
+    announce(&net, false, a, 7601, true, 2);
+    announce(&net, true, b, 7602, false, 2);
+    let c = client(&net, false);
+    kernel_answers(&net, &c, &[a, b], &[(1, 0, 0), (0, 0, 1)], REFRESH + SLACK);
+    let before = net.counters();
+    assert_eq!(c.scrape(&[a, random_hash()]).0, [(1, 0, 0), (0, 0, 0)]);
+    let txid = c.txid();
+    c.send(&encode_scrape(c.conn_id() ^ 1, txid, &[a]));
+    c.recv_txid(txid, Duration::from_secs(5))
+        .expect("the bad id's error");
+
+    let admin = t.admin[0];
+    let m = in_ns(&net.server_ns, move || metrics(admin));
+    let counters = net.counters();
+    let packets = |outcome| m.get("tracker_xdp_packets_total", &[("outcome", outcome)]);
+    let events = |event| m.get("tracker_xdp_kernel_events_total", &[("event", event)]);
+    assert!(counters.scrape_answered >= 1, "{counters:?}");
+    assert_eq!(packets("scrape_answered"), counters.scrape_answered);
+    assert_eq!(packets("announce_answered"), counters.announce_answered);
+    assert_eq!(events("scrape_miss"), counters.scrape_miss);
+    assert_eq!(counters.scrape_miss, before.scrape_miss + 1, "{counters:?}");
+    assert_eq!(events("bad_connection_id"), counters.bad_connection_id);
+    assert_eq!(
+        counters.bad_connection_id,
+        before.bad_connection_id + 1,
+        "{counters:?}"
+    );
+    for event in ["hot_hit", "hot_miss", "ring_full"] {
+        assert!(m
+            .find("tracker_xdp_kernel_events_total", &[("event", event)])
+            .is_some());
+    }
+    // The reasons are not outcomes: `seen` stays the sum of the outcomes.
+    for event in ["scrape_miss", "bad_connection_id"] {
+        assert!(
+            m.find("tracker_xdp_packets_total", &[("outcome", event)])
+                .is_none(),
+            "{}",
+            m.text
+        );
+    }
+    assert_eq!(m.get("tracker_xdp_scrape_entries", &[]), 2, "{}", m.text);
+}

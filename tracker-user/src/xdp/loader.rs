@@ -149,12 +149,18 @@ impl XdpAttachment {
         let map = Map::from_map_data(MapData::from_fd(fd)?)?;
         let counters: PerCpuArray<MapData, u64> = PerCpuArray::try_from(map)?;
         Ok(Box::new(move || {
-            let mut sums = Vec::with_capacity(counter::NAMES.len());
-            for (i, name) in counter::NAMES.iter().enumerate() {
-                let per_cpu = counters.get(&(i as u32), 0).ok()?;
-                sums.push((*name, per_cpu.iter().sum()));
+            let mut read = tracker_metrics::XdpProgramCounters::default();
+            for (i, name) in (0u32..).zip(counter::NAMES) {
+                let per_cpu = counters.get(&i, 0).ok()?;
+                // Outcomes first, then the reasons counted besides them.
+                let list = if i < counter::OUTCOMES {
+                    &mut read.packets
+                } else {
+                    &mut read.events
+                };
+                list.push((name, per_cpu.iter().sum()));
             }
-            Some(sums)
+            Some(read)
         }))
     }
 
