@@ -57,7 +57,7 @@ impl RequestWorkerCore {
         let kernel_scrapes = config
             .kernel_scrapes
             .take()
-            .map(|(sink, interval)| KernelScrapes::new(sink, interval, &shard));
+            .map(|(sink, interval, filter)| KernelScrapes::new(sink, interval, filter, &shard));
         Self {
             kernel_scrapes,
             next_clean: now + config.cleaning_interval,

@@ -14,9 +14,11 @@
 //! A torrent the kernel map evicted (it is LRU) stays in `published`: its
 //! scrapes go to userland until its counts change, when it is written
 //! again. A torrent nobody announced is never published, so its scrapes
-//! always reach userland.
+//! always reach userland; nor is one the access list refuses (userland
+//! scrapes it as empty), which after a reload the next sweep deletes.
 
 use std::io;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tracker_proto::xdp::ScrapeEntry;
@@ -26,6 +28,7 @@ use crate::counts::SwarmCounts;
 use crate::shard::SwarmShard;
 use crate::torrent_table::{TorrentTable, SUB_TABLES};
 use crate::worker::{Batch, Work};
+use crate::TorrentFilter;
 
 /// Most changed torrents remembered between two rounds; past it the next
 /// round sweeps the shard instead.
@@ -44,6 +47,9 @@ pub trait ScrapeSink: Send {
 /// One request worker's publisher; see the module docs.
 pub struct KernelScrapes {
     sink: Box<dyn ScrapeSink>,
+    /// The access list: a refused torrent is scraped as empty by
+    /// userland, so the kernel must not hold its counts.
+    filter: Option<Arc<dyn TorrentFilter>>,
     interval: Duration,
     next_round: Instant,
     dirty: Vec<InfoHash>,
@@ -63,9 +69,15 @@ impl KernelScrapes {
     /// A publisher for `shard`'s torrents, writing every `interval`. Its
     /// first round sweeps, so torrents restored from a snapshot are
     /// published too.
-    pub fn new(sink: Box<dyn ScrapeSink>, interval: Duration, shard: &SwarmShard) -> Self {
+    pub fn new(
+        sink: Box<dyn ScrapeSink>,
+        interval: Duration,
+        filter: Option<Arc<dyn TorrentFilter>>,
+        shard: &SwarmShard,
+    ) -> Self {
         Self {
             sink,
+            filter,
             interval,
             next_round: Instant::now(),
             dirty: Vec::with_capacity(DIRTY_MAX),
@@ -165,13 +177,19 @@ impl KernelScrapes {
     /// differ from what was published.
     fn compare(&mut self, shard: &SwarmShard, info_hash: &InfoHash) {
         match shard.torrents.get(info_hash) {
-            Some(torrent) => self.queue_counts(info_hash, &torrent.counts()),
-            None => {
+            Some(torrent) if self.allows(info_hash) => {
+                self.queue_counts(info_hash, &torrent.counts())
+            }
+            _ => {
                 if self.published.remove(info_hash).is_some() {
                     self.gone.push(info_hash.0);
                 }
             }
         }
+    }
+
+    fn allows(&self, info_hash: &InfoHash) -> bool {
+        self.filter.as_ref().is_none_or(|f| f.allows(info_hash))
     }
 
     fn queue_counts(&mut self, info_hash: &InfoHash, counts: &SwarmCounts) {
@@ -188,6 +206,9 @@ impl KernelScrapes {
     fn sweep(&mut self, shard: &SwarmShard, sub: usize) {
         let (updated, deleted) = (self.keys.len(), self.gone.len());
         for (info_hash, torrent) in shard.torrents.sub_table(sub) {
+            if !self.allows(info_hash) {
+                continue;
+            }
             let wanted = entry(&torrent.counts());
             if self.published.get(info_hash) != Some(&wanted) {
                 self.keys.push(info_hash.0);
@@ -195,7 +216,7 @@ impl KernelScrapes {
             }
         }
         for (info_hash, _) in self.published.sub_table(sub) {
-            if !shard.torrents.contains_key(info_hash) {
+            if !shard.torrents.contains_key(info_hash) || !self.allows(info_hash) {
                 self.gone.push(info_hash.0);
             }
         }
@@ -320,8 +341,12 @@ mod tests {
         fn new() -> Self {
             let shard = SwarmShard::default();
             let map = Map::default();
-            let kernel =
-                KernelScrapes::new(Box::new(map.clone()), Duration::from_secs(3600), &shard);
+            let kernel = KernelScrapes::new(
+                Box::new(map.clone()),
+                Duration::from_secs(3600),
+                None,
+                &shard,
+            );
             Self {
                 shard,
                 kernel,
@@ -448,5 +473,38 @@ mod tests {
         rig.apply(|b| announce(b, 1, 3, AnnounceEvent::Started, false));
         rig.publish();
         assert_eq!(rig.map.get(1), Some(ScrapeEntry::new(1, 0, 2)));
+    }
+
+    /// An access list that refuses the torrents whose hash bytes are in it.
+    struct Refusing(Mutex<Vec<u8>>);
+
+    impl TorrentFilter for Refusing {
+        fn allows(&self, info_hash: &InfoHash) -> bool {
+            !self.0.lock().unwrap().contains(&info_hash.0[0])
+        }
+    }
+
+    #[test]
+    fn torrents_the_access_list_refuses_are_not_published_and_go_at_the_next_sweep() {
+        let mut rig = Rig::new();
+        let filter = Arc::new(Refusing(Mutex::new(vec![2])));
+        rig.kernel.filter = Some(filter.clone());
+        rig.apply(|b| {
+            announce(b, 1, 1, AnnounceEvent::Started, true);
+            announce(b, 2, 2, AnnounceEvent::Started, true);
+        });
+        rig.publish();
+        assert_eq!(rig.map.get(1), Some(ScrapeEntry::new(1, 0, 0)));
+        assert_eq!(
+            rig.map.get(2),
+            None,
+            "refused: userland scrapes it as empty"
+        );
+        // A reload refuses torrent 1 too: the next sweep deletes it.
+        filter.0.lock().unwrap().push(1);
+        rig.kernel.cleaned();
+        rig.publish();
+        assert_eq!(rig.map.len(), 0);
+        assert_eq!(rig.kernel.published(), 0);
     }
 }

@@ -64,14 +64,20 @@ pub struct RequestWorkerEnds {
     gauges: SwarmBlock,
     snapshots: Option<Receiver<SnapshotRequest>>,
     restore: Option<RestoreJob>,
-    kernel_scrapes: Option<(Box<dyn crate::ScrapeSink>, Duration)>,
+    kernel_scrapes: Option<crate::worker::KernelScrapesConfig>,
 }
 
 impl RequestWorkerEnds {
     /// Has the worker publish its torrents' scrape counts to `sink` every
-    /// `interval` ([`crate::KernelScrapes`]).
-    pub fn publish_scrapes(mut self, sink: Box<dyn crate::ScrapeSink>, interval: Duration) -> Self {
-        self.kernel_scrapes = Some((sink, interval));
+    /// `interval` ([`crate::KernelScrapes`]), leaving out those `filter`
+    /// refuses.
+    pub fn publish_scrapes(
+        mut self,
+        sink: Box<dyn crate::ScrapeSink>,
+        interval: Duration,
+        filter: Option<Arc<dyn crate::TorrentFilter>>,
+    ) -> Self {
+        self.kernel_scrapes = Some((sink, interval, filter));
         self
     }
 

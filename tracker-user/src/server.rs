@@ -310,7 +310,8 @@ fn start_workers(
             .wire(worker, shared.access_list.clone())
             .report_to(shared.metrics.swarm_gauges());
         if let Some(map) = scrape_maps.next() {
-            worker = worker.publish_scrapes(Box::new(map), refresh);
+            let filter: Arc<dyn tracker_swarm::TorrentFilter> = shared.access_list.clone();
+            worker = worker.publish_scrapes(Box::new(map), refresh, Some(filter));
         }
         if inline {
             inline_worker = Some(udp::InlineRequestWorker {
