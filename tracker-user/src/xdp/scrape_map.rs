@@ -190,3 +190,102 @@ impl ScrapeSink for ScrapeMap {
         first_error
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! Against real kernel maps, created here with `bpf(2)`: needs root
+    //! (CAP_BPF), as CI runs; fails rather than skips without it.
+    use super::*;
+    use std::os::fd::FromRawFd;
+
+    const BPF_MAP_CREATE: libc::c_long = 0;
+    const BPF_MAP_LOOKUP_ELEM: libc::c_long = 1;
+    const BPF_MAP_TYPE_HASH: u32 = 1;
+    const BPF_MAP_TYPE_LRU_HASH: u32 = 9;
+
+    #[repr(C)]
+    #[derive(Default)]
+    struct CreateAttr {
+        map_type: u32,
+        key_size: u32,
+        value_size: u32,
+        max_entries: u32,
+        map_flags: u32,
+    }
+
+    fn create(map_type: u32, max_entries: u32) -> ScrapeMap {
+        // SAFETY: geteuid(2) has no arguments and cannot fail.
+        let root = unsafe { libc::geteuid() } == 0;
+        assert!(root, "creating BPF maps needs root; CI runs these as root");
+        let mut attr = CreateAttr {
+            map_type,
+            key_size: 20,
+            value_size: 12,
+            max_entries,
+            ..CreateAttr::default()
+        };
+        // SAFETY: as in `ScrapeMap::bpf`; BPF_MAP_CREATE returns a new fd.
+        let fd = unsafe {
+            libc::syscall(
+                libc::SYS_bpf,
+                BPF_MAP_CREATE,
+                &mut attr as *mut CreateAttr as *mut libc::c_void,
+                std::mem::size_of::<CreateAttr>() as libc::c_uint,
+            )
+        };
+        assert!(fd >= 0, "BPF_MAP_CREATE: {}", io::Error::last_os_error());
+        // SAFETY: the kernel just handed us this fd; nothing else owns it.
+        ScrapeMap::new(unsafe { OwnedFd::from_raw_fd(fd as i32) })
+    }
+
+    fn lookup(map: &ScrapeMap, key: &[u8; 20]) -> Option<ScrapeEntry> {
+        let mut value = ScrapeEntry::default();
+        let mut attr = ElemAttr {
+            map_fd: map.map_fd(),
+            key: key.as_ptr() as u64,
+            value: &mut value as *mut ScrapeEntry as u64,
+            ..ElemAttr::default()
+        };
+        ScrapeMap::bpf(BPF_MAP_LOOKUP_ELEM, &mut attr).ok()?;
+        Some(value)
+    }
+
+    fn keys(n: u8) -> Vec<[u8; 20]> {
+        (1..=n).map(|i| [i; 20]).collect()
+    }
+
+    #[test]
+    fn batches_write_and_delete_every_entry() {
+        for batches in [true, false] {
+            let mut map = create(BPF_MAP_TYPE_LRU_HASH, 1024);
+            map.batches = batches;
+            let keys = keys(100);
+            let values: Vec<_> = (0..100u32)
+                .map(|i| ScrapeEntry::new(i, i * 2, i * 3))
+                .collect();
+            map.update(&keys, &values).unwrap();
+            assert!(map.batches == batches, "this kernel takes batches");
+            for (k, v) in keys.iter().zip(&values) {
+                assert_eq!(lookup(&map, k), Some(*v), "batches={batches}");
+            }
+            // Key 200 was never written: as if the LRU had evicted it.
+            let mut gone = keys[..50].to_vec();
+            gone.insert(10, [200; 20]);
+            map.delete(&gone).unwrap();
+            for (i, k) in keys.iter().enumerate() {
+                assert_eq!(lookup(&map, k).is_some(), i >= 50, "batches={batches} {i}");
+            }
+        }
+    }
+
+    #[test]
+    fn a_write_the_map_refuses_is_an_error_not_a_silent_loss() {
+        // A plain hash map, unlike the LRU one, refuses past its size.
+        let mut map = create(BPF_MAP_TYPE_HASH, 2);
+        let keys = keys(3);
+        let values = [ScrapeEntry::new(1, 1, 1); 3];
+        let err = map.update(&keys, &values).unwrap_err();
+        assert_eq!(err.raw_os_error(), Some(libc::E2BIG), "{err}");
+        assert!(map.batches, "a full map is not a refusal of batches");
+    }
+}
