@@ -160,6 +160,10 @@ fn scrapes_of_announced_torrents_are_answered_in_the_kernel_and_follow_the_swarm
         let announced = Instant::now();
         kernel_answers(&net, &c, &[b], &[(1, 0, 1)], REFRESH + SLACK);
         assert!(announced.elapsed() < REFRESH + SLACK);
+        // The leecher completes, the first seeder stops: exact again.
+        announce(&net, v6, b, 7004, true, 1);
+        announce(&net, v6, b, 7005, true, 3);
+        kernel_answers(&net, &c, &[b, a], &[(1, 1, 0), (2, 1, 1)], REFRESH + SLACK);
     }
     t.assert_no_panic();
 }
@@ -372,4 +376,30 @@ fn metrics_show_the_in_kernel_scrapes() {
         );
     }
     assert_eq!(m.get("tracker_xdp_scrape_entries", &[]), 2, "{}", m.text);
+}
+
+/// A torrent whose peers all expired is deleted from the map by the sweep
+/// after the cleaning: its scrapes go back to userland, which answers
+/// what it kept (the completed count).
+#[test]
+fn a_torrent_whose_peers_expired_is_left_to_userland() {
+    let net = test_net();
+    let t = tracker(
+        &net,
+        "[swarm]\nmax_peer_age = 2\ncleaning_interval = 1\n",
+        "",
+    );
+    let hash = random_hash();
+    announce(&net, false, hash, 7701, true, 1);
+    let c = client(&net, false);
+    kernel_answers(&net, &c, &[hash], &[(1, 1, 0)], REFRESH + SLACK);
+    let expired = poll_until(Duration::from_secs(8), || {
+        let before = net.counters();
+        let answer = c.scrape(&[hash]).0;
+        let after = net.counters();
+        answer == [(0, 1, 0)] && after.scrape_miss == before.scrape_miss + 1
+    });
+    assert!(expired, "{:?}\n{}", net.counters(), t.stderr_text());
+    let log = t.stderr_text();
+    assert!(log.contains("cleaned 1 peers, 1 torrents"), "{log}");
 }
