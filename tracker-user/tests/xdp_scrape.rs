@@ -403,3 +403,60 @@ fn a_torrent_whose_peers_expired_is_left_to_userland() {
     let log = t.stderr_text();
     assert!(log.contains("cleaned 1 peers, 1 torrents"), "{log}");
 }
+
+/// The one UDP checksum rule of the XDP path holds for scrapes too: the
+/// program answers only what the kernel would accept (a correct checksum,
+/// or none over IPv4), and a wrong one reaches userland, which drops it.
+#[test]
+fn scrapes_with_a_wrong_udp_checksum_get_no_answer() {
+    let net = test_net();
+    let t = tracker(&net, "", "");
+    let hash = random_hash();
+    announce(&net, false, hash, 7801, true, 2);
+    let c = client(&net, false);
+    kernel_answers(&net, &c, &[hash], &[(1, 0, 0)], REFRESH + SLACK);
+    let conn_id = c.conn_id();
+    let sock = &c.sock;
+    sock.set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let port = sock.local_addr().unwrap().port();
+    let scrape = |txid: u32, check: Option<u16>| {
+        let payload = encode_scrape(conn_id, txid, &[hash]);
+        let mut udp = Vec::new();
+        udp.extend(port.to_be_bytes());
+        udp.extend(PORT.to_be_bytes());
+        udp.extend((8 + payload.len() as u16).to_be_bytes());
+        udp.extend([0, 0]);
+        udp.extend(payload);
+        let check = check.unwrap_or_else(|| net.udp_checksum_v4(&udp));
+        udp[6..8].copy_from_slice(&check.to_be_bytes());
+        udp
+    };
+    let mut buf = [0u8; 64];
+    let answer = [
+        0, 0, 0, 2, 0x22, 0x22, 0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0,
+    ];
+    for (txid, check, answered) in [
+        (0x2222_0001, None, true),
+        (0x2222_0002, Some(0x1234), false),
+        (0x2222_0003, Some(0), true),
+    ] {
+        let before = net.counters();
+        net.send_ipv4_udp_frame(&scrape(txid, check));
+        let got = sock.recv_from(&mut buf);
+        let after = net.counters();
+        if answered {
+            let (n, _) = got.unwrap_or_else(|e| panic!("{check:?}: no answer: {e}"));
+            let mut want = answer;
+            want[7] = txid as u8;
+            assert_eq!(&buf[..n], want, "{check:?}");
+            assert_eq!(after.scrape_answered, before.scrape_answered + 1);
+            assert_eq!(after.redirected, before.redirected);
+        } else {
+            assert!(got.is_err(), "a wrong checksum was answered: {buf:02x?}");
+            assert_eq!(after.scrape_answered, before.scrape_answered);
+            assert_eq!(after.redirected, before.redirected + 1);
+        }
+    }
+    t.assert_no_panic();
+}
