@@ -126,4 +126,7 @@ pub struct SwarmGauges {
     pub completed: Gauge,
     /// Announces refused at a limit: running totals, copied likewise.
     pub refused: [[Gauge; Limit::COUNT]; Store::COUNT],
+    /// Torrents whose scrape counts this worker last wrote to the XDP
+    /// program's SCRAPE map.
+    pub kernel_scrape_entries: Gauge,
 }

@@ -60,6 +60,8 @@ pub fn encode(s: &Snapshot, history: &[RateSample]) -> Value {
             "queues": x.status.queues,
             "zero_copy": x.status.zero_copy,
             "program": x.program.iter().map(|(n, v)| ((*n).to_owned(), json!(v))).collect::<Map<_, _>>(),
+            "kernel_events": x.events.iter().map(|(n, v)| ((*n).to_owned(), json!(v))).collect::<Map<_, _>>(),
+            "scrape_entries": x.scrape_entries,
             "rings": by(&XSK_STATISTICS, |n| n, &x.rings),
         })
     });

@@ -22,7 +22,8 @@ pub use labels::{
     Action, ErrorKind, Family, Limit, Protocol, Refusal, Relay, Role, Store, Timeout,
 };
 pub use registry::{
-    ConnectionSnapshot, Metrics, Snapshot, SwarmSnapshot, XdpCounterReader, XdpSnapshot, XdpStatus,
+    ConnectionSnapshot, Metrics, Snapshot, SwarmSnapshot, XdpCounterReader, XdpProgramCounters,
+    XdpSnapshot, XdpStatus,
 };
 
 /// A front end's block, as workers hold it.

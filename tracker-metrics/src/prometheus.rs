@@ -302,9 +302,20 @@ impl Exposition {
         );
         self.counters(
             "tracker_xdp_packets_total",
-            "Frames the XDP program handled, summed over CPUs, by outcome (answered: connects answered in the kernel).",
+            "Frames the XDP program handled, summed over CPUs, by outcome (answered: connects answered in the kernel; seen: all of them).",
             &["outcome"],
             x.program.iter().map(|(name, v)| (vec![*name], *v)),
+        );
+        self.counters(
+            "tracker_xdp_kernel_events_total",
+            "Why the XDP program answered or passed on what it did, summed over CPUs, by event (counted besides the frame's outcome).",
+            &["event"],
+            x.events.iter().map(|(name, v)| (vec![*name], *v)),
+        );
+        self.gauge(
+            "tracker_xdp_scrape_entries",
+            "Torrents whose scrape counts the request workers last wrote to the XDP program's SCRAPE map.",
+            x.scrape_entries,
         );
         self.counters(
             "tracker_afxdp_ring_events_total",
@@ -377,8 +388,10 @@ mod tests {
                 queues: 2,
                 zero_copy: false,
             },
-            program: vec![("answered", 9)],
+            program: vec![("answered", 9), ("scrape_answered", 3)],
+            events: vec![("scrape_miss", 2), ("bad_connection_id", 1)],
             rings: [1, 0, 0, 0, 6, 0],
+            scrape_entries: 11,
         });
         s
     }
@@ -393,6 +406,10 @@ mod tests {
             "tracker_requests_dropped_total{protocol=\"udp_xdp\"} 4",
             "tracker_peers{family=\"ipv6\",role=\"seeder\",store=\"bittorrent\"} 5",
             "tracker_xdp_packets_total{outcome=\"answered\"} 9",
+            "tracker_xdp_packets_total{outcome=\"scrape_answered\"} 3",
+            "tracker_xdp_kernel_events_total{event=\"scrape_miss\"} 2",
+            "tracker_xdp_kernel_events_total{event=\"bad_connection_id\"} 1",
+            "tracker_xdp_scrape_entries 11",
             "tracker_afxdp_ring_events_total{event=\"fill_ring_empty\"} 6",
             "tracker_xdp_attached{afxdp=\"copy\",iface=\"eth0\",mode=\"driver\"} 1",
             "# TYPE tracker_uptime_seconds gauge",

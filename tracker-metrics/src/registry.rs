@@ -13,10 +13,21 @@ use crate::labels::{
 };
 use crate::os::{self, ProcessFigures, ProcessSource};
 
-/// Reads the XDP program's per-CPU counters summed across CPUs, as
-/// (name, value) in the program's order; `None` when the map cannot be
-/// read. Given by whoever attached the program.
-pub type XdpCounterReader = Box<dyn FnMut() -> Option<Vec<(&'static str, u64)>> + Send>;
+/// Reads the XDP program's per-CPU counters summed across CPUs; `None`
+/// when the map cannot be read. Given by whoever attached the program.
+pub type XdpCounterReader = Box<dyn FnMut() -> Option<XdpProgramCounters> + Send>;
+
+/// The XDP program's counters, as (name, value) in the program's order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct XdpProgramCounters {
+    /// What became of each frame (every frame has one outcome, so `seen`
+    /// is the sum of the others), and `seen` itself.
+    pub packets: Vec<(&'static str, u64)>,
+    /// Why the program did what it did with some of them (a bad
+    /// connection id, a scrape with an unknown hash…): counted besides
+    /// the outcome, not instead of it.
+    pub events: Vec<(&'static str, u64)>,
+}
 
 /// How XDP is attached, for the stats page and `tracker_xdp_info`.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -210,10 +221,13 @@ impl Metrics {
                     }
                 }
             }
+            let program = program.unwrap_or_default();
             snap.xdp = Some(XdpSnapshot {
                 status: status.clone(),
-                program: program.unwrap_or_default(),
+                program: program.packets,
+                events: program.events,
                 rings,
+                scrape_entries: sum(&s.swarm, |b| b.kernel_scrape_entries.get()),
             });
         }
         snap.process = s.process.as_ref().and_then(|p| p.read().ok());
@@ -281,8 +295,13 @@ pub struct SwarmSnapshot {
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct XdpSnapshot {
     pub status: XdpStatus,
-    /// The program's counters, summed over CPUs, in its own order.
+    /// The program's outcome counters, summed over CPUs, in its own order.
     pub program: Vec<(&'static str, u64)>,
+    /// The program's event counters ([`XdpProgramCounters::events`]).
+    pub events: Vec<(&'static str, u64)>,
+    /// Torrents whose scrape counts the request workers last wrote to the
+    /// program's SCRAPE map (the map may have evicted some since).
+    pub scrape_entries: u64,
     /// AF_XDP ring statistics summed over queues, in
     /// [`os::XSK_STATISTICS`] order.
     pub rings: [u64; 6],

@@ -24,6 +24,17 @@ pub const MAP_HOT_V6: &str = "HOT_V6";
 /// Announces answered in the kernel, handed to userland to apply to the
 /// swarm: a `BPF_MAP_TYPE_RINGBUF` of [`KernelAnnounce`] records.
 pub const MAP_ANNOUNCED: &str = "ANNOUNCED";
+/// Per-CPU scratch where the program keeps a scrape's entries between
+/// finding every hash and writing the answer (too big for its stack).
+pub const MAP_SCRAPE_SCRATCH: &str = "SCRAPE_SCRATCH";
+
+/// Most hashes a scrape answered in the kernel may ask for: BEP 15's 74,
+/// the most userland answers (`udp.max_scrape_torrents` may be lower).
+pub const SCRAPE_MAX_HASHES: usize = 74;
+/// The program's global holding the cap userland applies
+/// (`udp.max_scrape_torrents`, a `u32` set at load): a scrape with more
+/// hashes goes to userland, which answers only the first ones.
+pub const GLOBAL_SCRAPE_MAX_HASHES: &str = "SCRAPE_MAX_HASHES";
 
 pub const MAX_QUEUES: u32 = 64;
 pub const MAX_LISTEN: u32 = 64;

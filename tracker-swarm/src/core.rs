@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, TrySendError};
 
 use crate::clock::Clock;
+use crate::kernel_scrape::KernelScrapes;
 use crate::limits::Refusal;
 use crate::persist::{RestoreClock, SnapshotCursor};
 use crate::shard::SwarmShard;
@@ -34,6 +35,7 @@ pub struct RequestWorkerCore {
     /// With requests waiting, no snapshot slice before this: requests get
     /// as long as the last slice took.
     requests_until: Instant,
+    kernel_scrapes: Option<KernelScrapes>,
 }
 
 impl RequestWorkerCore {
@@ -52,7 +54,12 @@ impl RequestWorkerCore {
             publish(&shard, &config.gauges);
         }
         let now = Instant::now();
+        let kernel_scrapes = config
+            .kernel_scrapes
+            .take()
+            .map(|(sink, interval, filter)| KernelScrapes::new(sink, interval, filter, &shard));
         Self {
+            kernel_scrapes,
             next_clean: now + config.cleaning_interval,
             config,
             shard,
@@ -72,6 +79,9 @@ impl RequestWorkerCore {
     pub fn apply(&mut self, batch: &mut Batch) {
         batch.process(&mut self.shard, self.clock.now_secs());
         publish(&self.shard, &self.config.gauges);
+        if let Some(kernel) = &mut self.kernel_scrapes {
+            kernel.note(batch);
+        }
     }
 
     /// Where snapshot requests arrive, when persistence is on.
@@ -103,10 +113,13 @@ impl RequestWorkerCore {
     /// a snapshot is under way, else until the next cleaning.
     pub fn idle_for(&self, now: Instant) -> Duration {
         if self.snapshot.is_some() {
-            Duration::ZERO
-        } else {
-            self.next_clean.saturating_duration_since(now)
+            return Duration::ZERO;
         }
+        let due = match &self.kernel_scrapes {
+            Some(kernel) => self.next_clean.min(kernel.next_round()),
+            None => self.next_clean,
+        };
+        due.saturating_duration_since(now)
     }
 
     /// The duties between batches: a snapshot slice, and cleaning when
@@ -129,6 +142,14 @@ impl RequestWorkerCore {
         }
         if Instant::now() >= self.next_clean {
             self.clean();
+            if let Some(kernel) = &mut self.kernel_scrapes {
+                kernel.cleaned();
+            }
+        }
+        if let Some(kernel) = &mut self.kernel_scrapes {
+            kernel.between_batches(&self.shard, Instant::now());
+            let entries = kernel.published() as u64;
+            self.config.gauges.kernel_scrape_entries.set(entries);
         }
     }
 

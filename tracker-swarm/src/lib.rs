@@ -13,6 +13,7 @@
 pub mod clock;
 mod core;
 mod counts;
+pub mod kernel_scrape;
 mod limits;
 mod outbox;
 mod peer_map;
@@ -27,6 +28,7 @@ mod worker;
 
 pub use core::{InlineSwarm, RequestWorkerCore, SwarmInbox, SNAPSHOT_SLICE};
 pub use counts::{CleanReport, RefusalCounts, RefusalTally, SwarmCounts};
+pub use kernel_scrape::{KernelScrapes, ScrapeSink};
 pub use limits::{Refusal, SwarmLimits};
 pub use outbox::{Outbox, MAX_BATCH_JOBS};
 pub use peer_map::{PeerEntry, PeerKey, PeerMap, Upserted};

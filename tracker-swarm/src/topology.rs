@@ -64,9 +64,23 @@ pub struct RequestWorkerEnds {
     gauges: SwarmBlock,
     snapshots: Option<Receiver<SnapshotRequest>>,
     restore: Option<RestoreJob>,
+    kernel_scrapes: Option<crate::worker::KernelScrapesConfig>,
 }
 
 impl RequestWorkerEnds {
+    /// Has the worker publish its torrents' scrape counts to `sink` every
+    /// `interval` ([`crate::KernelScrapes`]), leaving out those `filter`
+    /// refuses.
+    pub fn publish_scrapes(
+        mut self,
+        sink: Box<dyn crate::ScrapeSink>,
+        interval: Duration,
+        filter: Option<Arc<dyn crate::TorrentFilter>>,
+    ) -> Self {
+        self.kernel_scrapes = Some((sink, interval, filter));
+        self
+    }
+
     /// Has the worker answer snapshot requests from `snapshots` and, with
     /// `restore`, take its torrents from a snapshot before serving.
     pub fn persist(
@@ -118,6 +132,7 @@ impl RequestWorkerEnds {
             snapshots: self.snapshots,
             restore: self.restore,
             workers: self.workers,
+            kernel_scrapes: self.kernel_scrapes,
         };
         (config, self.inbox, self.returns)
     }
@@ -189,6 +204,7 @@ impl SwarmTopology {
                 gauges: SwarmBlock::default(),
                 snapshots: None,
                 restore: None,
+                kernel_scrapes: None,
             })
             .collect();
         Ok(Self {

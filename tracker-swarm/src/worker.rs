@@ -283,6 +283,14 @@ pub struct ReturnPath {
     pub waker: Arc<mio::Waker>,
 }
 
+/// Where to publish scrape counts for the XDP program, how often, and the
+/// access list that keeps refused torrents out.
+pub type KernelScrapesConfig = (
+    Box<dyn crate::ScrapeSink>,
+    Duration,
+    Option<Arc<dyn crate::TorrentFilter>>,
+);
+
 pub struct RequestWorkerConfig {
     pub index: usize,
     pub cleaning_interval: Duration,
@@ -298,6 +306,8 @@ pub struct RequestWorkerConfig {
     pub restore: Option<RestoreJob>,
     /// Request workers in all: which torrents are this worker's.
     pub workers: usize,
+    /// Where to publish scrape counts for the XDP program, and how often.
+    pub kernel_scrapes: Option<KernelScrapesConfig>,
 }
 
 /// Runs until `shutdown` is set or every sender of `inbox` is gone.

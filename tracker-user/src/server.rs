@@ -20,6 +20,7 @@ use tracker_swarm::{FrontEndEnds, SwarmSettings, SwarmTopology};
 use crate::access_list::{self, SharedAccessList};
 use crate::config::{Config, SwarmInline, XdpConfig};
 use crate::udp::{self, FrontEnd, UdpSettings, UdpWorker};
+use crate::xdp::scrape_map::ScrapeMap;
 use crate::xdp::{loader, xsk, XdpAttachment, XdpWorker};
 use crate::{admin, privileges, readiness};
 use tracker_metrics::{Metrics, HISTORY_INTERVAL};
@@ -155,6 +156,9 @@ struct Bound {
 struct Xdp {
     // Dropped before the attachment, which detaches the program.
     connect_map: Option<aya::maps::Array<aya::maps::MapData, ConnectState>>,
+    /// One writer of the SCRAPE map per request worker, when scrapes are
+    /// answered in the kernel; taken by the workers at start.
+    scrape_maps: Vec<ScrapeMap>,
     attachment: XdpAttachment,
     last_tick: u32,
 }
@@ -204,8 +208,10 @@ fn bind(config: &Config, settings: &UdpSettings) -> anyhow::Result<Bound> {
         match start_xdp(&config.xdp, &udp_addrs, settings) {
             Ok((mut attachment, queues)) => {
                 let connect_map = attachment.take_connect_map();
+                let scrape_maps = scrape_maps(config, &attachment)?;
                 let xdp = Xdp {
                     connect_map,
+                    scrape_maps,
                     attachment,
                     last_tick: 0,
                 };
@@ -235,6 +241,18 @@ fn bind(config: &Config, settings: &UdpSettings) -> anyhow::Result<Bound> {
         admin,
         admin_addrs,
     })
+}
+
+/// The SCRAPE map's writers, one per request worker, each on a descriptor
+/// of its own (taken here, while privileged); none when scrapes are not
+/// answered in the kernel.
+fn scrape_maps(config: &Config, attachment: &XdpAttachment) -> anyhow::Result<Vec<ScrapeMap>> {
+    if !config.xdp.scrape_in_kernel {
+        return Ok(Vec::new());
+    }
+    (0..config.swarm.workers)
+        .map(|_| Ok(ScrapeMap::new(attachment.scrape_map_fd()?)))
+        .collect()
 }
 
 /// Wires the swarm's channels and starts every worker thread: request
@@ -280,11 +298,21 @@ fn start_workers(
     let mut threads = Vec::new();
     let swarm = swarm_settings(config);
     let mut inline_worker = None;
+    let mut scrape_maps = match &mut bound.xdp {
+        Some(xdp) => std::mem::take(&mut xdp.scrape_maps),
+        None => Vec::new(),
+    }
+    .into_iter();
+    let refresh = Duration::from_millis(config.xdp.kernel_refresh_ms);
     for worker in request_workers {
         let index = worker.index();
-        let worker = persistence
+        let mut worker = persistence
             .wire(worker, shared.access_list.clone())
             .report_to(shared.metrics.swarm_gauges());
+        if let Some(map) = scrape_maps.next() {
+            let filter: Arc<dyn tracker_swarm::TorrentFilter> = shared.access_list.clone();
+            worker = worker.publish_scrapes(Box::new(map), refresh, Some(filter));
+        }
         if inline {
             inline_worker = Some(udp::InlineRequestWorker {
                 ends: worker,
@@ -571,6 +599,7 @@ fn start_xdp(
         config,
         bound,
         loader::connect_state(config, settings, unix_tick()),
+        settings.max_scrape_torrents as u32,
     )?;
     let xsk_config = xsk::XskConfig {
         frame_count: config.frame_count,

@@ -157,9 +157,13 @@ fn id_from_a_kernel_answered_connect_is_accepted_from_another_port() {
         let r = b.announce(&Announce::new(hash, 7100).leecher());
         assert_eq!(r.leechers, 1, "v6={v6}");
         assert_eq!(b.scrape(&[hash]).0, vec![(0, 0, 1)], "v6={v6}");
+        // The scrape may be answered in the kernel once the announce's
+        // counts are published (tests/xdp_scrape.rs); it is not refused.
+        let now = net.counters();
         assert!(
-            net.counters().redirected - after.redirected >= 2,
-            "v6={v6}: announce and scrape went through AF_XDP"
+            (now.redirected + now.scrape_answered) - (after.redirected + after.scrape_answered)
+                >= 2,
+            "v6={v6}: announce and scrape were answered with this id: {after:?} → {now:?}"
         );
     }
 }
@@ -284,90 +288,7 @@ fn send_lying_udp_frame(net: &TestNet) {
     udp.extend(400u16.to_be_bytes()); // UDP length: a lie
     udp.extend(0u16.to_be_bytes());
     udp.extend(payload);
-    send_ipv4_udp_frame(net, &udp);
-}
-
-/// The MAC addresses of the server's and the client's veth ends, and the
-/// client end's name.
-fn veth_macs(net: &TestNet) -> ([u8; 6], [u8; 6], String) {
-    let mac = |ns: &str, dev: &str| -> [u8; 6] {
-        let out = run("ip", &["-n", ns, "-j", "link", "show", "dev", dev]);
-        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-        let text = v[0]["address"].as_str().expect("MAC address").to_owned();
-        let mut mac = [0u8; 6];
-        for (i, part) in text.split(':').enumerate() {
-            mac[i] = u8::from_str_radix(part, 16).unwrap();
-        }
-        mac
-    };
-    let dst = mac(&net.server_ns, &net.server_if);
-    let src = mac(&net.client_ns, &net.client_if);
-    (dst, src, net.client_if.clone())
-}
-
-/// Sends `udp` (header and payload, as given) from the client's address to
-/// the server's in an IPv4 packet with a correct header checksum, as a raw
-/// Ethernet frame from the client's veth, so no kernel fixes anything up.
-fn send_ipv4_udp_frame(net: &TestNet, udp: &[u8]) {
-    let (dst, src, client_if) = veth_macs(net);
-    let mut ip = vec![0x45, 0, 0, 0, 0, 0, 0x40, 0, 64, 17, 0, 0];
-    ip.extend(CLIENT_V4.parse::<std::net::Ipv4Addr>().unwrap().octets());
-    ip.extend(SERVER_V4.parse::<std::net::Ipv4Addr>().unwrap().octets());
-    let total = (20 + udp.len()) as u16;
-    ip[2..4].copy_from_slice(&total.to_be_bytes());
-    let mut sum = 0u32;
-    for pair in ip.chunks(2) {
-        sum += u32::from(u16::from_be_bytes([pair[0], pair[1]]));
-    }
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    ip[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
-    let mut frame = Vec::new();
-    frame.extend(dst);
-    frame.extend(src);
-    frame.extend(0x0800u16.to_be_bytes());
-    frame.extend(&ip);
-    frame.extend(udp);
-    in_ns(&net.client_ns, move || {
-        let name = std::ffi::CString::new(client_if).unwrap();
-        // SAFETY: `name` is a NUL-terminated string that outlives the call.
-        let ifindex = unsafe { libc::if_nametoindex(name.as_ptr()) };
-        assert_ne!(ifindex, 0);
-        // SAFETY: socket(2) takes plain integers; the fd is checked below.
-        let fd = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW, 0) };
-        assert!(
-            fd >= 0,
-            "AF_PACKET socket: {}",
-            std::io::Error::last_os_error()
-        );
-        // SAFETY: all-zero is a valid sockaddr_ll (plain integers and bytes).
-        let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
-        addr.sll_family = libc::AF_PACKET as u16;
-        addr.sll_ifindex = ifindex as i32;
-        addr.sll_halen = 6;
-        addr.sll_addr[..6].copy_from_slice(&dst);
-        // SAFETY: `frame` and `addr` are live for the call and the lengths
-        // passed are theirs; the kernel only reads them.
-        let sent = unsafe {
-            libc::sendto(
-                fd,
-                frame.as_ptr().cast(),
-                frame.len(),
-                0,
-                (&addr as *const libc::sockaddr_ll).cast(),
-                std::mem::size_of::<libc::sockaddr_ll>() as u32,
-            )
-        };
-        // SAFETY: `fd` is ours, open, and not used after this.
-        unsafe { libc::close(fd) };
-        assert_eq!(
-            sent,
-            frame.len() as isize,
-            "{}",
-            std::io::Error::last_os_error()
-        );
-    });
+    net.send_ipv4_udp_frame(&udp);
 }
 
 #[test]
@@ -595,7 +516,7 @@ fn connects_with_a_wrong_udp_checksum_get_no_answer() {
     // The control: the same frame with a correct checksum is answered, by
     // the program, with the connect response.
     let before = net.counters();
-    send_ipv4_udp_frame(&net, &raw_connect(port, 0x1111_0001, None));
+    net.send_ipv4_udp_frame(&raw_connect(port, 0x1111_0001, None));
     let (n, from) = sock.recv_from(&mut buf).expect("answer to a good connect");
     assert_eq!(from, tracker_addr(false));
     assert_eq!(n, 16);
@@ -605,7 +526,7 @@ fn connects_with_a_wrong_udp_checksum_get_no_answer() {
     // Wrong: not answered in the kernel, and dropped by the AF_XDP worker
     // it is steered to.
     let before = net.counters();
-    send_ipv4_udp_frame(&net, &raw_connect(port, 0x1111_0002, Some(0x1234)));
+    net.send_ipv4_udp_frame(&raw_connect(port, 0x1111_0002, Some(0x1234)));
     assert!(
         sock.recv_from(&mut buf).is_err(),
         "a connect with a wrong checksum was answered: {:?}",
@@ -621,7 +542,7 @@ fn connects_with_a_wrong_udp_checksum_get_no_answer() {
 
     // Zero: "no checksum" over IPv4, answered (and without one).
     let before = net.counters();
-    send_ipv4_udp_frame(&net, &raw_connect(port, 0x1111_0003, Some(0)));
+    net.send_ipv4_udp_frame(&raw_connect(port, 0x1111_0003, Some(0)));
     let (n, _) = sock
         .recv_from(&mut buf)
         .expect("answer to a connect without checksum");

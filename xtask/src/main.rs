@@ -103,13 +103,19 @@ const FRONT_END_TESTS: &[&str] = &[
     "xdp",
 ];
 
+/// The XDP tests, which `cargo xtask test` runs once more with the
+/// program's in-kernel scrapes and announces off
+/// (`TRACKER_TEST_XDP_KERNEL_ANSWERS=off`): the AF_XDP path must still
+/// serve all of it.
+const KERNEL_ANSWER_TESTS: &[&str] = &["xdp"];
+
 /// `cargo test ARGS` with the no-XDP binary's path the fallback test
-/// needs, and with `inline` the request worker's design forced.
+/// needs, and `forced`, the harness's switches (`(variable, value)`).
 fn cargo_test(
     cargo: &str,
     args: &[&str],
     no_ebpf_dir: &str,
-    inline: Option<&str>,
+    forced: &[(&str, &str)],
 ) -> Result<std::process::ExitStatus> {
     let mut command = Command::new(cargo);
     command
@@ -119,13 +125,12 @@ fn cargo_test(
             format!("{no_ebpf_dir}/debug/tracker-user"),
         )
         .current_dir(workspace_root());
-    let forced = match inline {
-        Some(mode) => {
-            command.env("TRACKER_TEST_SWARM_INLINE", mode);
-            format!("TRACKER_TEST_SWARM_INLINE={mode} ")
-        }
-        None => String::new(),
-    };
+    let mut shown = String::new();
+    for (key, value) in forced {
+        command.env(key, value);
+        shown.push_str(&format!("{key}={value} "));
+    }
+    let forced = shown;
     eprintln!("xtask: running {forced}{cargo} {}", args.join(" "));
     command.status().context("cannot run cargo")
 }
@@ -163,7 +168,7 @@ fn test(extra: &[String]) -> Result<()> {
     )?;
     let mut args = vec!["test", "--workspace"];
     args.extend(extra.iter().map(String::as_str));
-    let status = cargo_test(&cargo, &args, no_ebpf_dir, None)?;
+    let status = cargo_test(&cargo, &args, no_ebpf_dir, &[])?;
     if !status.success() {
         bail!("tests failed ({status})");
     }
@@ -175,10 +180,20 @@ fn test(extra: &[String]) -> Result<()> {
         for test in FRONT_END_TESTS {
             args.extend(["--test", test]);
         }
-        let status = cargo_test(&cargo, &args, no_ebpf_dir, Some(mode))?;
+        let forced = [("TRACKER_TEST_SWARM_INLINE", mode)];
+        let status = cargo_test(&cargo, &args, no_ebpf_dir, &forced)?;
         if !status.success() {
             bail!("tests with [swarm] inline = {mode} failed ({status})");
         }
+    }
+    let mut args = vec!["test", "-p", "tracker-user"];
+    for test in KERNEL_ANSWER_TESTS {
+        args.extend(["--test", test]);
+    }
+    let forced = [("TRACKER_TEST_XDP_KERNEL_ANSWERS", "off")];
+    let status = cargo_test(&cargo, &args, no_ebpf_dir, &forced)?;
+    if !status.success() {
+        bail!("XDP tests with the in-kernel scrapes and announces off failed ({status})");
     }
     // Both cores: CI runs nothing else by now.
     fuzz::fuzz(&[], fuzz::TEST_SECONDS, 2).context("fuzzing")?;

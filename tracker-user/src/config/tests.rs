@@ -383,6 +383,32 @@ fn validation_errors_are_typed_and_worded() {
             "key `xdp.frame_count`: must be a power of two from 64 to 1048576, got 96",
         ),
         (
+            |c| c.xdp.scrape_map_entries = 0,
+            ValidationError::OutOfRange {
+                key: "xdp.scrape_map_entries",
+                got: 0,
+                min: 1,
+                max: 1 << 24,
+                unit: " torrents",
+                why: " (the kernel allocates the whole map at start, about 104 bytes a torrent)",
+            },
+            "key `xdp.scrape_map_entries`: must be between 1 and 16777216 torrents (the kernel \
+             allocates the whole map at start, about 104 bytes a torrent), got 0",
+        ),
+        (
+            |c| c.xdp.kernel_refresh_ms = 5,
+            ValidationError::OutOfRange {
+                key: "xdp.kernel_refresh_ms",
+                got: 5,
+                min: 10,
+                max: 60_000,
+                unit: " ms",
+                why: " (the most the kernel's answers lag the swarm)",
+            },
+            "key `xdp.kernel_refresh_ms`: must be between 10 and 60000 ms (the most the \
+             kernel's answers lag the swarm), got 5",
+        ),
+        (
             |c| {
                 c.xdp.iface = "eth0".into();
                 c.xdp.pin_path = "".into();

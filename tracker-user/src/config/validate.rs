@@ -16,6 +16,16 @@ pub const MAX_HTTP_WORKERS: usize = 1024;
 /// than the machine has cores only adds contention and memory.
 pub const MAX_SWARM_WORKERS: usize = 1024;
 
+/// Most torrents the XDP program's SCRAPE map may hold: 16 Mi, already
+/// 1.7 GB of kernel memory.
+pub const MAX_SCRAPE_MAP_ENTRIES: usize = 1 << 24;
+/// How often the request workers may refresh what the kernel answers
+/// from: more often than every 10 ms costs map writes for little gain, and
+/// less often than once a minute leaves answers staler than an announce
+/// interval.
+pub const MIN_KERNEL_REFRESH_MS: usize = 10;
+pub const MAX_KERNEL_REFRESH_MS: usize = 60_000;
+
 /// `key` must not be 0 (every value checked so is unsigned).
 fn at_least_1<T: Default + PartialEq>(key: &'static str, value: T) -> Result<(), ValidationError> {
     at_least_1_for(key, None, value)
@@ -212,6 +222,20 @@ impl Config {
         if !x.iface.is_empty() && x.pin_path.as_os_str().is_empty() {
             return Err(ValidationError::MissingPinPath);
         }
+        in_range(
+            "xdp.scrape_map_entries",
+            x.scrape_map_entries as usize,
+            (1, MAX_SCRAPE_MAP_ENTRIES),
+            " torrents",
+            " (the kernel allocates the whole map at start, about 104 bytes a torrent)",
+        )?;
+        in_range(
+            "xdp.kernel_refresh_ms",
+            usize::try_from(x.kernel_refresh_ms).unwrap_or(usize::MAX),
+            (MIN_KERNEL_REFRESH_MS, MAX_KERNEL_REFRESH_MS),
+            " ms",
+            " (the most the kernel's answers lag the swarm)",
+        )?;
         self.validate_inline()
     }
 

@@ -13,8 +13,8 @@ use aya::maps::{Array, HashMap as BpfHashMap, Map, MapData, PerCpuArray, XskMap}
 use aya::programs::{Xdp, XdpMode};
 use aya::{Ebpf, EbpfLoader};
 use tracker_proto::xdp::{
-    counter, ConnectState, ListenKey, MAP_ANNOUNCED, MAP_CONNECT, MAP_COUNTERS, MAP_HOT_V4,
-    MAP_HOT_V6, MAP_LISTEN, MAP_SCRAPE, MAP_XSKS, PROGRAM_NAME,
+    counter, ConnectState, ListenKey, GLOBAL_SCRAPE_MAX_HASHES, MAP_ANNOUNCED, MAP_CONNECT,
+    MAP_COUNTERS, MAP_HOT_V4, MAP_HOT_V6, MAP_LISTEN, MAP_SCRAPE, MAP_XSKS, PROGRAM_NAME,
 };
 
 use crate::config::{XdpAttachMode, XdpConfig};
@@ -51,11 +51,13 @@ pub struct XdpAttachment {
 
 impl XdpAttachment {
     /// Loads and attaches the program to `config.iface`, steering datagrams
-    /// addressed to `listen`.
+    /// addressed to `listen`. The program answers scrapes of at most
+    /// `max_scrape_hashes` hashes, the most userland answers.
     pub fn attach(
         config: &XdpConfig,
         listen: &[SocketAddr],
         state: ConnectState,
+        max_scrape_hashes: u32,
     ) -> anyhow::Result<Self> {
         let object = object().ok_or_else(|| anyhow!(NOT_BUILT))?;
         let ifname = config.iface.clone();
@@ -67,6 +69,7 @@ impl XdpAttachment {
             .map_max_entries(MAP_HOT_V4, config.hot_torrents.max(1))
             .map_max_entries(MAP_HOT_V6, config.hot_torrents.max(1))
             .map_max_entries(MAP_ANNOUNCED, config.ring_bytes)
+            .override_global(GLOBAL_SCRAPE_MAX_HASHES, &max_scrape_hashes, true)
             .load(object)
             .context("loading the XDP object")?;
         // Absent when the program was built without log statements.
@@ -146,13 +149,36 @@ impl XdpAttachment {
         let map = Map::from_map_data(MapData::from_fd(fd)?)?;
         let counters: PerCpuArray<MapData, u64> = PerCpuArray::try_from(map)?;
         Ok(Box::new(move || {
-            let mut sums = Vec::with_capacity(counter::NAMES.len());
-            for (i, name) in counter::NAMES.iter().enumerate() {
-                let per_cpu = counters.get(&(i as u32), 0).ok()?;
-                sums.push((*name, per_cpu.iter().sum()));
+            let mut read = tracker_metrics::XdpProgramCounters::default();
+            for (i, name) in (0u32..).zip(counter::NAMES) {
+                let per_cpu = counters.get(&i, 0).ok()?;
+                // Outcomes first, then the reasons counted besides them.
+                let list = if i < counter::OUTCOMES {
+                    &mut read.packets
+                } else {
+                    &mut read.events
+                };
+                list.push((name, per_cpu.iter().sum()));
             }
-            Some(sums)
+            Some(read)
         }))
+    }
+
+    /// A descriptor of the `SCRAPE` map of its own, for one request worker
+    /// to publish scrape counts through. Taken before the privilege drop.
+    pub fn scrape_map_fd(&self) -> anyhow::Result<std::os::fd::OwnedFd> {
+        let map = self
+            .ebpf
+            .map(MAP_SCRAPE)
+            .context("no SCRAPE map in the XDP object")?;
+        let data = match map {
+            Map::LruHashMap(data) => data,
+            _ => bail!("the XDP object's SCRAPE map is not an LRU hash"),
+        };
+        data.fd()
+            .as_fd()
+            .try_clone_to_owned()
+            .context("duplicating the SCRAPE map's fd")
     }
 
     /// The attach mode as `tracker_xdp_attached{mode}` names it.
@@ -346,7 +372,7 @@ fn pin(ebpf: &mut Ebpf, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let mut pins = Vec::new();
     // Our maps only: the compiler's .rodata/.bss sections are maps too, but
     // frozen ones cannot be pinned and there is nothing in them to inspect.
-    for name in [MAP_COUNTERS, MAP_LISTEN, MAP_CONNECT, MAP_XSKS] {
+    for name in [MAP_COUNTERS, MAP_LISTEN, MAP_CONNECT, MAP_XSKS, MAP_SCRAPE] {
         let path = dir.join(name);
         let _ = std::fs::remove_file(&path);
         let map = ebpf

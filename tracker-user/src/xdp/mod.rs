@@ -5,6 +5,7 @@
 
 pub mod frame;
 pub mod loader;
+pub mod scrape_map;
 mod worker;
 pub mod xsk;
 

@@ -171,6 +171,34 @@ fn forced_inline(config: Option<&str>, args: &[String]) -> Option<String> {
     Some(toml::to_string(&table).expect("a TOML table serializes"))
 }
 
+/// Set to `off`, every tracker the tests attach to an interface answers
+/// scrapes and announces through AF_XDP instead of in the kernel
+/// (`[xdp] scrape_in_kernel` and `announce_in_kernel` false), so the XDP
+/// tests cover the path without the in-kernel answers too; `on` (or unset)
+/// leaves the config's choice, the defaults being on. `cargo xtask test`
+/// runs tests/xdp.rs both ways. A test that chose a switch keeps it.
+pub const KERNEL_ANSWERS_ENV: &str = "TRACKER_TEST_XDP_KERNEL_ANSWERS";
+
+/// The config text with the in-kernel answers switched off when
+/// [`KERNEL_ANSWERS_ENV`] asks for it; `None` to keep `config`.
+fn forced_kernel_answers(config: Option<&str>, args: &[String]) -> Option<String> {
+    let mode = std::env::var(KERNEL_ANSWERS_ENV).ok()?;
+    assert!(
+        mode == "on" || mode == "off",
+        "{KERNEL_ANSWERS_ENV} must be on or off, not {mode:?}"
+    );
+    let xdp = args.iter().any(|a| a.starts_with("--iface"));
+    if mode == "on" || !xdp {
+        return None;
+    }
+    let mut table: toml::Table = config.unwrap_or("").parse().ok()?;
+    let section = section_of(&mut table, "xdp");
+    for key in ["scrape_in_kernel", "announce_in_kernel"] {
+        section.entry(key).or_insert(toml::Value::Boolean(false));
+    }
+    Some(toml::to_string(&table).expect("a TOML table serializes"))
+}
+
 fn section_of<'a>(table: &'a mut toml::Table, name: &str) -> &'a mut toml::Table {
     table
         .entry(name)
@@ -301,7 +329,9 @@ impl TrackerBuilder {
         };
         let mut config_path = None;
         let forced = forced_inline(self.config.as_deref(), &self.args);
-        if let Some(cfg) = forced.as_ref().or(self.config.as_ref()) {
+        let config = forced.as_ref().or(self.config.as_ref());
+        let forced = forced_kernel_answers(config.map(String::as_str), &self.args);
+        if let Some(cfg) = forced.as_ref().or(config) {
             let p = dir.path().join("tracker.toml");
             std::fs::write(&p, cfg).expect("write config");
             cmd.arg("-c").arg(&p);
