@@ -6,7 +6,9 @@
 pub mod frame;
 pub mod loader;
 mod worker;
-pub mod xsk;
 
 pub use loader::{object, XdpAttachment, NOT_BUILT};
 pub use worker::XdpWorker;
+/// The AF_XDP socket layer lives in its own crate so the load generator
+/// can drive the same code from the client end of a veth.
+pub use tracker_xsk as xsk;

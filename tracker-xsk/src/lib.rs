@@ -1,3 +1,6 @@
+//! Shared by tracker-user (tracker_user::xdp::xsk re-exports it) and
+//! tracker-load's AF_XDP sender.
+//!
 //! One AF_XDP socket bound to one RX queue of one interface, owned by one
 //! worker thread.
 //!
