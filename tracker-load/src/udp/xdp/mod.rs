@@ -35,6 +35,8 @@ use worker::{Timing, Worker, WorkerConfig};
 
 /// The UDP port every simulated source sends from.
 pub const SOURCE_PORT: u16 = 40000;
+/// The kernel refuses a kick budget below its default.
+const TX_BUDGET_MIN: u32 = 32;
 /// How long to wait for the kernel to resolve the tracker's MAC.
 const RESOLVE_WITHIN: Duration = Duration::from_secs(3);
 
@@ -56,7 +58,7 @@ pub fn run(config: &Config, options: &RunOptions) -> anyhow::Result<Outcome> {
             format!("finding {}'s MAC address (set udp.xdp_dest_mac)", tracker.ip())
         })?,
     };
-    let queue = XskQueue::open(
+    let mut queue = XskQueue::open(
         iface,
         0,
         &XskConfig {
@@ -67,10 +69,18 @@ pub fn run(config: &Config, options: &RunOptions) -> anyhow::Result<Outcome> {
         },
     )
     .with_context(|| format!("opening an AF_XDP socket on {iface} queue 0"))?;
+    // Most of a copy-mode sender's syscalls are kicks of 32 frames each;
+    // where the kernel lets one kick take a whole batch, fewer of them.
+    let budget = u32::try_from(u.batch_size).unwrap_or(u32::MAX).max(TX_BUDGET_MIN);
+    let budget_note = match queue.set_tx_budget(budget) {
+        Ok(()) => format!("{budget} frames per kick"),
+        Err(e) => format!("32 frames per kick ({e})"),
+    };
     let _link = attach_redirect(&queue, ifindex)
         .with_context(|| format!("attaching the redirect program to {iface}"))?;
     eprintln!(
-        "tracker-load udp: AF_XDP sender on {iface} ({} mode), {} sources from {}:{SOURCE_PORT}",
+        "tracker-load udp: AF_XDP sender on {iface} ({} mode, {budget_note}), {} sources from \
+         {}:{SOURCE_PORT}",
         queue.mode(),
         u.xdp_source_count,
         u.xdp_source_first
