@@ -177,8 +177,13 @@ pub fn parse(frame: &[u8], tracker: SocketAddrV4) -> Received<'_> {
             + u64::from(IPPROTO_UDP)
             + udp_len as u64;
         // Summed with its own checksum field, a right datagram folds to 0
-        // (or the all-ones sum a 0xffff for 0 stands for).
-        if fold(pseudo + sum_words(udp)) != 0 {
+        // (or the all-ones sum a 0xffff for 0 stands for). A kernel that
+        // left the checksum to the device (CHECKSUM_PARTIAL: veth passes
+        // such frames on as they are, where a NIC would fill the field in)
+        // sent only the pseudo-header's sum there: a receiving kernel takes
+        // that frame as verified, and so do we.
+        let field = u16::from_be_bytes([udp[6], udp[7]]);
+        if fold(pseudo + sum_words(udp)) != 0 && field != !fold(pseudo) {
             return Received::Corrupt;
         }
     }
@@ -285,6 +290,14 @@ mod tests {
                 }
             );
         }
+        // Checksum left to the device: the field holds the pseudo-header's
+        // folded sum (10.201.0.1 + 10.202.0.9 + 17 + 24 = 0x15c6, worked out
+        // by hand), which the receiver takes as checked.
+        let mut offloaded = answer(&payload, true);
+        offloaded[ETH_LEN + IPV4_LEN + 6..ETH_LEN + IPV4_LEN + 8].copy_from_slice(&[0x15, 0xc6]);
+        assert!(matches!(parse(&offloaded, tracker()), Received::Answer { .. }));
+        offloaded[ETH_LEN + IPV4_LEN + 7] ^= 1;
+        assert_eq!(parse(&offloaded, tracker()), Received::Corrupt);
         // Ethernet padding after the datagram is not payload.
         let mut padded = answer(&payload[..8], true);
         padded.extend_from_slice(&[0; 10]);
