@@ -7,8 +7,8 @@ use crate::bench::report::{find, med_of, ratio_line, table, thousands, Series};
 use crate::bench::sample::RunResult;
 
 use super::{
-    Results, AQUATIC, OURS_XDP_KERNEL, OURS_XDP_USERLAND, VETH_PORT, VETH_SERVER_V4,
-    XSK_IN_FLIGHT, XSK_SOURCES, XSK_SOURCE_COUNT,
+    Results, AQUATIC, OURS, OURS_XDP, OURS_XDP_KERNEL, OURS_XDP_USERLAND, VETH_PORT,
+    VETH_SERVER_V4, XSK_IN_FLIGHT, XSK_SOURCES, XSK_SOURCE_COUNT,
 };
 
 /// Share of a core a run's CPU seconds were over its window.
@@ -101,5 +101,60 @@ pub(super) fn section(results: &Results, single: bool) -> String {
             med_of(s, |r| r.loss_rate * 100.0),
         );
     }
+    t.push_str(&generators(results, user));
+    t
+}
+
+/// What each generator sends per second of its own CPU, each against our
+/// tracker in its own scenario (all three wait for answers, so their rate
+/// alone says little when the other side or the machine is the limit).
+fn generators(results: &Results, xsk: &Series) -> String {
+    let mut t = String::from(
+        "\nThe three generators, each against our tracker (medians): requests sent per \
+         second of the generator's own CPU (over veth its process plus the client end's NAPI \
+         thread; over loopback the process, which is also charged the tracker's receive path, \
+         as the tracker is charged its). All three keep a window and wait for answers, so \
+         requests/s alone measures whichever side was slower.\n\n\
+         | generator | scenario | requests/s | generator CPU, share of a core | requests per \
+         generator CPU second |\n|---|---|---:|---:|---:|\n",
+    );
+    let rows = [
+        (
+            "aquatic_udp_load_test",
+            "(a′) loopback, tracker-user (sockets)",
+            find(&results.loopback_aquatic_gen, OURS),
+        ),
+        (
+            "tracker-load, UDP sockets",
+            "(c) veth, tracker-user (XDP)",
+            find(&results.veth, OURS_XDP),
+        ),
+        (
+            "tracker-load, AF_XDP sender",
+            "(e) veth, tracker-user (XDP, scrapes and announces in userland)",
+            xsk,
+        ),
+    ];
+    let per_cpu = |r: &RunResult| {
+        if r.generator_cpu_s > 0.0 {
+            r.requests_per_s * r.window_s / r.generator_cpu_s
+        } else {
+            f64::NAN
+        }
+    };
+    for (name, scenario, s) in rows {
+        let _ = writeln!(
+            t,
+            "| {name} | {scenario} | {} | {} | {} |",
+            thousands(med_of(s, |r| r.requests_per_s)),
+            percent(med_of(s, |r| core_share(r.generator_cpu_s, r))),
+            thousands(med_of(s, per_cpu)),
+        );
+    }
+    let ratio = med_of(xsk, per_cpu) / med_of(find(&results.loopback_aquatic_gen, OURS), per_cpu);
+    t.push_str(&ratio_line(
+        "requests per generator CPU second, AF_XDP sender / aquatic_udp_load_test (target ≥ 3)",
+        ratio,
+    ));
     t
 }
