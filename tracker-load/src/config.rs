@@ -179,6 +179,10 @@ pub struct UdpConfig {
     pub xdp_dest_mac: String,
     /// Requests the AF_XDP sender keeps unanswered over all its sources
     /// (its send window; max_in_flight is per socket and does not apply).
+    /// The default is the socket sender's 16 x 16, and veth's limit: a veth
+    /// end queues at most 256 frames for its receive thread and drops the
+    /// rest, so a wider window loses answers whenever the client end's
+    /// thread falls behind.
     pub xdp_in_flight: usize,
     /// AF_XDP UMEM frames (2 KiB each), half for receiving, half for sending.
     pub xdp_frame_count: u32,
@@ -205,7 +209,7 @@ impl Default for UdpConfig {
             xdp_source_first: Ipv4Addr::new(10, 202, 0, 1),
             xdp_source_count: 4096,
             xdp_dest_mac: String::new(),
-            xdp_in_flight: 4096,
+            xdp_in_flight: 256,
             xdp_frame_count: 16384,
         }
     }
@@ -341,13 +345,13 @@ pub const MAX_CONNECTION_ID_AGE: f64 = 120.0;
 /// A run is meant to be bounded; a day is plenty for any soak test.
 const MAX_RUN_SECS: f64 = 86_400.0;
 
-/// `aa:bb:cc:dd:ee:ff` as six bytes.
+/// `aa:bb:cc:dd:ee:ff` as six bytes; None for anything else.
 pub fn parse_mac(text: &str) -> Option<[u8; 6]> {
     let mut mac = [0u8; 6];
     let mut parts = text.split(':');
     for byte in &mut mac {
         let part = parts.next()?;
-        if part.len() != 2 {
+        if part.len() != 2 || !part.bytes().all(|b| b.is_ascii_hexdigit()) {
             return None;
         }
         *byte = u8::from_str_radix(part, 16).ok()?;
@@ -554,7 +558,10 @@ impl Config {
             if !u.xdp_dest_mac.is_empty() && parse_mac(&u.xdp_dest_mac).is_none() {
                 return Err((
                     "udp.xdp_dest_mac",
-                    format!("`{}` is not a MAC address (aa:bb:cc:dd:ee:ff)", u.xdp_dest_mac),
+                    format!(
+                        "`{}` is not a MAC address (aa:bb:cc:dd:ee:ff)",
+                        u.xdp_dest_mac
+                    ),
                 ));
             }
             range("udp.xdp_in_flight", u.xdp_in_flight, 1, MAX_IN_FLIGHT)?;
@@ -694,8 +701,9 @@ mod tests {
             tracker_config::undocumented_keys::<Config>(&root),
             Vec::<String>::new()
         );
-        // Sections and keys alike: 4 sections, 43 keys.
-        assert_eq!(tracker_config::key_docs::<Config>().len(), 47);
+        // Sections and keys alike: 4 sections, 49 keys (6 of them the
+        // AF_XDP sender's).
+        assert_eq!(tracker_config::key_docs::<Config>().len(), 53);
     }
 
     #[test]
@@ -754,10 +762,54 @@ mod tests {
                 "[profile]\nseeder_probability = 1.5\n",
                 "profile.seeder_probability",
             ),
+            (
+                "[udp]\ntracker = \"[::1]:6969\"\nbind = [\"::1\"]\nxdp_iface = \"veth0\"\n",
+                "udp.xdp_iface",
+            ),
+            ("[udp]\nxdp_iface = \"veth0\"\nworkers = 2\n", "udp.workers"),
+            (
+                "[udp]\nxdp_iface = \"veth0\"\nprefill = true\n",
+                "udp.prefill",
+            ),
+            (
+                "[udp]\nxdp_iface = \"veth0\"\nxdp_dest_mac = \"02:00:00:00:00\"\n",
+                "udp.xdp_dest_mac",
+            ),
+            (
+                "[udp]\nxdp_iface = \"veth0\"\nxdp_source_first = \"255.255.255.0\"\n\
+                 xdp_source_count = 512\n",
+                "udp.xdp_source_count",
+            ),
+            (
+                "[udp]\nxdp_iface = \"veth0\"\nxdp_source_count = 0\n",
+                "udp.xdp_source_count",
+            ),
+            (
+                "[udp]\nxdp_iface = \"veth0\"\nxdp_frame_count = 8\n",
+                "udp.xdp_frame_count",
+            ),
         ] {
             let (_, result) = load_text(text);
             let err = result.expect_err(text);
             assert_eq!(err.key(), Some(key), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn mac_addresses_parse_exactly() {
+        assert_eq!(
+            parse_mac("02:aB:00:ff:10:9c"),
+            Some([0x02, 0xab, 0x00, 0xff, 0x10, 0x9c])
+        );
+        for bad in [
+            "",
+            "02:ab:00:ff:10",
+            "02:ab:00:ff:10:9c:00",
+            "2:ab:00:ff:10:9c",
+            "0g:00:00:00:00:00",
+            "+1:00:00:00:00:00",
+        ] {
+            assert_eq!(parse_mac(bad), None, "{bad}");
         }
     }
 }

@@ -70,7 +70,10 @@ impl Net {
         run("ip", &["link", "set", si, "netns", s]);
         run("ip", &["link", "set", ci, "netns", c]);
         for (ns, dev, v4) in [(s, si, SERVER_V4), (c, ci, CLIENT_V4)] {
-            run("ip", &["-n", ns, "addr", "add", &format!("{v4}/24"), "dev", dev]);
+            run(
+                "ip",
+                &["-n", ns, "addr", "add", &format!("{v4}/24"), "dev", dev],
+            );
             run("ip", &["-n", ns, "link", "set", dev, "up"]);
             run("ip", &["-n", ns, "link", "set", "lo", "up"]);
         }
@@ -82,7 +85,12 @@ impl Net {
         let mac = link[0]["address"].as_str().expect("client MAC").to_owned();
         #[rustfmt::skip]
         run("ip", &["-n", s, "neigh", "replace", CLIENT_V4, "lladdr", &mac, "dev", si, "nud", "permanent"]);
-        run("ip", &["-n", s, "route", "add", SOURCES, "via", CLIENT_V4, "dev", si]);
+        run(
+            "ip",
+            &[
+                "-n", s, "route", "add", SOURCES, "via", CLIENT_V4, "dev", si,
+            ],
+        );
         net
     }
 
@@ -151,7 +159,8 @@ fn start_tracker(net: &Net, xdp: bool) -> Tracker {
         assert!(status.success());
     }
     let config = temp_path("tracker.toml");
-    let mut text = String::from("log_level = \"info\"\n[http]\nlisten = []\n[admin]\nlisten = []\n");
+    let mut text =
+        String::from("log_level = \"info\"\n[http]\nlisten = []\n[admin]\nlisten = []\n");
     if xdp {
         text.push_str(&format!(
             "[xdp]\nrequired = true\npin_path = \"{}\"\nscrape_in_kernel = false\n\
@@ -221,7 +230,12 @@ fn run_sender(net: &Net) -> (serde_json::Value, String) {
     )
     .expect("load config");
     let output = Command::new("ip")
-        .args(["netns", "exec", &net.client_ns, env!("CARGO_BIN_EXE_tracker-load")])
+        .args([
+            "netns",
+            "exec",
+            &net.client_ns,
+            env!("CARGO_BIN_EXE_tracker-load"),
+        ])
         .args(["udp", "--json", "-c"])
         .arg(&config)
         .output()
@@ -244,7 +258,11 @@ fn count(report: &serde_json::Value, key: &str) -> u64 {
 fn assert_served(report: &serde_json::Value, stderr: &str) {
     let context = format!("{report}\n{stderr}");
     assert!(stderr.contains("AF_XDP sender on"), "{context}");
-    for key in ["connect_responses", "announce_responses", "scrape_responses"] {
+    for key in [
+        "connect_responses",
+        "announce_responses",
+        "scrape_responses",
+    ] {
         assert!(count(report, key) > 0, "{key}: {context}");
     }
     assert_eq!(count(report, "invalid_responses"), 0, "{context}");
@@ -261,7 +279,10 @@ fn assert_served(report: &serde_json::Value, stderr: &str) {
 fn require_root() {
     // SAFETY: geteuid(2) takes no arguments and cannot fail.
     let euid = unsafe { libc::geteuid() };
-    assert_eq!(euid, 0, "the AF_XDP sender test needs root; CI runs it as root");
+    assert_eq!(
+        euid, 0,
+        "the AF_XDP sender test needs root; CI runs it as root"
+    );
 }
 
 #[test]
@@ -294,7 +315,10 @@ fn sender_is_answered_by_the_kernel_udp_stack() {
     let _tracker = start_tracker(&net, false);
     let (report, stderr) = run_sender(&net);
     assert_served(&report, &stderr);
-    let udp = run("ip", &["netns", "exec", &net.server_ns, "cat", "/proc/net/snmp"]);
+    let udp = run(
+        "ip",
+        &["netns", "exec", &net.server_ns, "cat", "/proc/net/snmp"],
+    );
     let mut lines = udp.lines().filter(|l| l.starts_with("Udp:"));
     let (names, values) = (lines.next().expect("Udp:"), lines.next().expect("Udp:"));
     let in_csum_errors = names

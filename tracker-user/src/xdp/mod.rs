@@ -8,7 +8,7 @@ pub mod loader;
 mod worker;
 
 pub use loader::{object, XdpAttachment, NOT_BUILT};
-pub use worker::XdpWorker;
 /// The AF_XDP socket layer lives in its own crate so the load generator
 /// can drive the same code from the client end of a veth.
 pub use tracker_xsk as xsk;
+pub use worker::XdpWorker;

@@ -11,52 +11,41 @@
 
 use std::net::{Ipv4Addr, SocketAddrV4};
 
-pub const ETH_LEN: usize = 14;
+use tracker_proto::net::checksum::{
+    fold, pseudo_header_v4, sum_words, udp_on_wire, Checksum, UdpChecksum,
+};
+use tracker_proto::net::{ethernet, ip_proto};
+
+pub const ETH_LEN: usize = ethernet::HEADER_LEN;
 pub const IPV4_LEN: usize = 20;
 pub const UDP_LEN: usize = 8;
 /// Where the BEP 15 payload starts in a frame.
 pub const HEADERS_LEN: usize = ETH_LEN + IPV4_LEN + UDP_LEN;
-const ETHERTYPE_IPV4: u16 = 0x0800;
-const IPPROTO_UDP: u8 = 17;
+const ETHERTYPE_IPV4: u16 = ethernet::ethertype::IPV4;
+const IPPROTO_UDP: u8 = ip_proto::UDP;
 const TTL: u8 = 64;
 /// Don't Fragment: requests are far below any MTU.
 const FLAGS_DF: u16 = 0x4000;
 
-/// The one's-complement sum of `bytes` as big-endian 16-bit words (an odd
-/// last byte padded with zero), not yet folded.
-#[inline]
-fn sum_words(bytes: &[u8]) -> u64 {
-    let mut sum = 0u64;
-    let mut chunks = bytes.chunks_exact(2);
-    for c in &mut chunks {
-        sum += u64::from(u16::from_be_bytes([c[0], c[1]]));
-    }
-    if let [last] = chunks.remainder() {
-        sum += u64::from(*last) << 8;
-    }
-    sum
+/// The one's-complement sum of `bytes` (any length), folded.
+fn sum_of(bytes: &[u8]) -> u16 {
+    let mut c = Checksum::new();
+    c.add_bytes(bytes);
+    c.sum()
 }
 
-/// Folds a sum to 16 bits and complements it: the Internet checksum.
-#[inline]
-fn fold(mut sum: u64) -> u16 {
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
-}
-
-/// The UDP checksum over the pseudo-header and `udp` (header with a zero
-/// checksum field, and payload). RFC 768: a computed 0 is sent as 0xffff.
+/// The UDP checksum field for `udp` (header with a zero checksum field,
+/// and payload) from `src` to `dst`.
 pub fn udp_checksum(src: Ipv4Addr, dst: Ipv4Addr, udp: &[u8]) -> u16 {
-    let pseudo = sum_words(&src.octets())
-        + sum_words(&dst.octets())
-        + u64::from(IPPROTO_UDP)
-        + udp.len() as u64;
-    match fold(pseudo + sum_words(udp)) {
-        0 => 0xffff,
-        c => c,
-    }
+    let len = u16::try_from(udp.len()).unwrap_or(u16::MAX);
+    let mut c = Checksum::from_sum(pseudo_header_v4(
+        &src.octets(),
+        &dst.octets(),
+        IPPROTO_UDP,
+        len,
+    ));
+    c.add_bytes(udp);
+    udp_on_wire(c.finish())
 }
 
 /// The constant part of every request frame.
@@ -64,8 +53,8 @@ pub fn udp_checksum(src: Ipv4Addr, dst: Ipv4Addr, udp: &[u8]) -> u16 {
 pub struct Template {
     headers: [u8; HEADERS_LEN],
     /// Sum of the IPv4 header words that never change (everything but
-    /// total length, checksum and source address).
-    ip_fixed_sum: u64,
+    /// total length, checksum and source address), unfolded.
+    ip_fixed_sum: u32,
     dst: Ipv4Addr,
 }
 
@@ -81,7 +70,7 @@ impl Template {
         ip[8] = TTL;
         ip[9] = IPPROTO_UDP;
         ip[16..20].copy_from_slice(&tracker.ip().octets());
-        let ip_fixed_sum = sum_words(ip);
+        let ip_fixed_sum = u32::from(sum_of(ip));
         let udp = &mut h[ETH_LEN + IPV4_LEN..];
         udp[2..4].copy_from_slice(&tracker.port().to_be_bytes());
         Self {
@@ -106,8 +95,8 @@ impl Template {
             let ip = &mut frame[ETH_LEN..ETH_LEN + IPV4_LEN];
             ip[2..4].copy_from_slice(&total_len.to_be_bytes());
             ip[12..16].copy_from_slice(&src_ip);
-            let sum = self.ip_fixed_sum + u64::from(total_len) + sum_words(&src_ip);
-            ip[10..12].copy_from_slice(&fold(sum).to_be_bytes());
+            let sum = sum_words(self.ip_fixed_sum + u32::from(total_len), &src_ip);
+            ip[10..12].copy_from_slice(&(!fold(sum)).to_be_bytes());
         }
         let udp = &mut frame[ETH_LEN + IPV4_LEN..];
         udp[0..2].copy_from_slice(&src.port().to_be_bytes());
@@ -156,7 +145,7 @@ pub fn parse(frame: &[u8], tracker: SocketAddrV4) -> Received<'_> {
         || fragmented
         || total_len < header_len + UDP_LEN
         || frame.len() < ETH_LEN + total_len
-        || fold(sum_words(ip)) != 0
+        || sum_of(ip) != 0xFFFF
     {
         return Received::Corrupt;
     }
@@ -170,22 +159,19 @@ pub fn parse(frame: &[u8], tracker: SocketAddrV4) -> Received<'_> {
     }
     let udp = &udp[..udp_len];
     let dst = Ipv4Addr::new(ip[16], ip[17], ip[18], ip[19]);
-    if udp[6..8] != [0, 0] {
-        let src = *tracker.ip();
-        let pseudo = sum_words(&src.octets())
-            + sum_words(&dst.octets())
-            + u64::from(IPPROTO_UDP)
-            + udp_len as u64;
-        // Summed with its own checksum field, a right datagram folds to 0
-        // (or the all-ones sum a 0xffff for 0 stands for). A kernel that
-        // left the checksum to the device (CHECKSUM_PARTIAL: veth passes
-        // such frames on as they are, where a NIC would fill the field in)
-        // sent only the pseudo-header's sum there: a receiving kernel takes
-        // that frame as verified, and so do we.
-        let field = u16::from_be_bytes([udp[6], udp[7]]);
-        if fold(pseudo + sum_words(udp)) != 0 && field != !fold(pseudo) {
-            return Received::Corrupt;
-        }
+    // The kernel's rule, from the one place the tracker keeps it: a
+    // complete checksum, none, or (from a sender that left it to the
+    // device: veth passes CHECKSUM_PARTIAL frames on as they are, where a
+    // NIC would fill the field in) the bare pseudo-header sum.
+    let pseudo = pseudo_header_v4(
+        &tracker.ip().octets(),
+        &dst.octets(),
+        IPPROTO_UDP,
+        udp_len as u16,
+    );
+    let check = u16::from_be_bytes([udp[6], udp[7]]);
+    if !UdpChecksum::classify(pseudo, u32::from(sum_of(udp)), check, true).accepted() {
+        return Received::Corrupt;
     }
     let port = u16::from_be_bytes([udp[2], udp[3]]);
     Received::Answer {
@@ -230,7 +216,9 @@ mod tests {
             &TRACKER_MAC[..],
             &CLIENT_MAC[..],
             &[0x08, 0x00],
-            &[0x45, 0x00, 0x00, 0x2c, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11, 0x25, 0x2d],
+            &[
+                0x45, 0x00, 0x00, 0x2c, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11, 0x25, 0x2d,
+            ],
             &[10, 202, 0, 1, 10, 201, 0, 1],
             &[0x9c, 0x40, 0x1b, 0x39, 0x00, 0x18, 0x50, 0x6b],
             &[0x00, 0x00, 0x04, 0x17, 0x27, 0x10, 0x19, 0x80],
@@ -252,15 +240,29 @@ mod tests {
             let n = t.finish(&mut frame, src, len).unwrap();
             assert_eq!(n, HEADERS_LEN + len);
             let ip = &frame[ETH_LEN..ETH_LEN + IPV4_LEN];
-            assert_eq!(fold(sum_words(ip)), 0, "IPv4 header of {len}");
+            assert_eq!(
+                tracker_proto::net::checksum::internet_checksum(ip),
+                0,
+                "IPv4 of {len}"
+            );
             let udp = &frame[ETH_LEN + IPV4_LEN..n];
-            let pseudo = sum_words(&src.ip().octets())
-                + sum_words(&tracker().ip().octets())
-                + 17
-                + udp.len() as u64;
-            assert_eq!(fold(pseudo + sum_words(udp)), 0, "UDP of {len}");
+            let pseudo = pseudo_header_v4(
+                &src.ip().octets(),
+                &tracker().ip().octets(),
+                17,
+                udp.len() as u16,
+            );
+            let check = u16::from_be_bytes([udp[6], udp[7]]);
+            assert_eq!(
+                UdpChecksum::classify(pseudo, u32::from(sum_of(udp)), check, true),
+                UdpChecksum::Complete,
+                "UDP of {len}"
+            );
         }
-        assert_eq!(t.finish(&mut frame[..100], "1.2.3.4:5".parse().unwrap(), 98), None);
+        assert_eq!(
+            t.finish(&mut frame[..100], "1.2.3.4:5".parse().unwrap(), 98),
+            None
+        );
     }
 
     /// An answer frame: the request turned around, as the tracker sends it.
@@ -295,7 +297,10 @@ mod tests {
         // by hand), which the receiver takes as checked.
         let mut offloaded = answer(&payload, true);
         offloaded[ETH_LEN + IPV4_LEN + 6..ETH_LEN + IPV4_LEN + 8].copy_from_slice(&[0x15, 0xc6]);
-        assert!(matches!(parse(&offloaded, tracker()), Received::Answer { .. }));
+        assert!(matches!(
+            parse(&offloaded, tracker()),
+            Received::Answer { .. }
+        ));
         offloaded[ETH_LEN + IPV4_LEN + 7] ^= 1;
         assert_eq!(parse(&offloaded, tracker()), Received::Corrupt);
         // Ethernet padding after the datagram is not payload.

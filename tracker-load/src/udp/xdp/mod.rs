@@ -48,14 +48,17 @@ pub fn run(config: &Config, options: &RunOptions) -> anyhow::Result<Outcome> {
     let iface = u.xdp_iface.as_str();
     let ifindex = tracker_xdp_testing::ifindex(iface)
         .with_context(|| format!("udp.xdp_iface: no interface `{iface}` here"))?;
-    let src_mac = hardware_address(iface)
-        .with_context(|| format!("reading the MAC address of {iface}"))?;
+    let src_mac =
+        hardware_address(iface).with_context(|| format!("reading the MAC address of {iface}"))?;
     // Before our program takes the interface: afterwards the kernel would
     // never see the neighbour's reply.
     let dst_mac = match parse_mac(&u.xdp_dest_mac) {
         Some(mac) => mac,
         None => resolve_mac(tracker).with_context(|| {
-            format!("finding {}'s MAC address (set udp.xdp_dest_mac)", tracker.ip())
+            format!(
+                "finding {}'s MAC address (set udp.xdp_dest_mac)",
+                tracker.ip()
+            )
         })?,
     };
     let mut queue = XskQueue::open(
@@ -71,7 +74,9 @@ pub fn run(config: &Config, options: &RunOptions) -> anyhow::Result<Outcome> {
     .with_context(|| format!("opening an AF_XDP socket on {iface} queue 0"))?;
     // Most of a copy-mode sender's syscalls are kicks of 32 frames each;
     // where the kernel lets one kick take a whole batch, fewer of them.
-    let budget = u32::try_from(u.batch_size).unwrap_or(u32::MAX).max(TX_BUDGET_MIN);
+    let budget = u32::try_from(u.batch_size)
+        .unwrap_or(u32::MAX)
+        .max(TX_BUDGET_MIN);
     let budget_note = match queue.set_tx_budget(budget) {
         Ok(()) => format!("{budget} frames per kick"),
         Err(e) => format!("32 frames per kick ({e})"),
@@ -149,7 +154,10 @@ fn hardware_address(iface: &str) -> io::Result<[u8; 6]> {
     let mut ifreq = [0u8; 40];
     let name = iface.as_bytes();
     if name.len() >= 16 || name.contains(&0) {
-        return Err(io::Error::new(io::ErrorKind::InvalidInput, "bad interface name"));
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "bad interface name",
+        ));
     }
     ifreq[..name.len()].copy_from_slice(name);
     // SAFETY: SIOCGIFHWADDR reads the NUL-terminated name and writes a
@@ -202,8 +210,8 @@ fn arp_entry(ip: Ipv4Addr) -> anyhow::Result<Option<[u8; 6]>> {
         let fields: Vec<&str> = line.split_whitespace().collect();
         // IP address, HW type, Flags (0x2: complete), HW address, ...
         if let [addr, _, flags, mac, ..] = fields[..] {
-            let complete = u32::from_str_radix(flags.trim_start_matches("0x"), 16)
-                .is_ok_and(|f| f & 0x2 != 0);
+            let complete =
+                u32::from_str_radix(flags.trim_start_matches("0x"), 16).is_ok_and(|f| f & 0x2 != 0);
             if addr == want && complete {
                 return Ok(parse_mac(mac));
             }

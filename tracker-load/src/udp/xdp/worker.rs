@@ -275,7 +275,11 @@ impl Worker {
         let mut sent = 0;
         while sent < room {
             let index = *next_source;
-            *next_source = if index + 1 == sources.len() { 0 } else { index + 1 };
+            *next_source = if index + 1 == sources.len() {
+                0
+            } else {
+                index + 1
+            };
             let source = &mut sources[index];
             let from = SocketAddrV4::new(
                 Ipv4Addr::from(source_first.wrapping_add(index as u32)),
@@ -297,14 +301,17 @@ impl Worker {
                     id
                 }
             };
-            let client_index = match kind {
-                RequestKind::Connect => 0,
-                _ => source.clients.next(profile.peers, total_sources),
+            // Connects name no client: the profile's draw is skipped.
+            let (client_index, client) = match kind {
+                RequestKind::Connect => (0, None),
+                _ => {
+                    let index = source.clients.next(profile.peers, total_sources);
+                    (index, Some(profile.client(index)))
+                }
             };
-            let client = profile.client(client_index);
-            let scrape_len = match kind {
+            let scrape_len = match (kind, &client) {
                 // The profile caps scrape_len at 74.
-                RequestKind::Scrape => client.scrape_len.min(u32::from(u8::MAX)) as u8,
+                (RequestKind::Scrape, Some(c)) => c.scrape_len.min(u32::from(u8::MAX)) as u8,
                 _ => 0,
             };
             let (txid, evicted) = pending.alloc(now, kind, scrape_len, measured);
@@ -316,17 +323,14 @@ impl Worker {
                     .get_mut(HEADERS_LEN..HEADERS_LEN + SEND_SLOT)?
                     .try_into()
                     .ok()?;
-                let len = match kind {
-                    RequestKind::Connect => write_connect(slot, txid),
-                    RequestKind::Announce => announce.write(
-                        slot,
-                        connection_id,
-                        txid,
-                        profile,
-                        client_index,
-                        &client,
-                    ),
-                    RequestKind::Scrape => write_scrape(slot, connection_id, txid, profile, &client),
+                let len = match (kind, &client) {
+                    (RequestKind::Announce, Some(client)) => {
+                        announce.write(slot, connection_id, txid, profile, client_index, client)
+                    }
+                    (RequestKind::Scrape, Some(client)) => {
+                        write_scrape(slot, connection_id, txid, profile, client)
+                    }
+                    _ => write_connect(slot, txid),
                 };
                 template.finish(frame, from, len)
             });

@@ -191,10 +191,7 @@ impl System {
     fn xdp(self) -> bool {
         matches!(
             self,
-            System::OursXdp
-                | System::OursXdpUserland
-                | System::OursXdpKernel
-                | System::BaselineXdp
+            System::OursXdp | System::OursXdpUserland | System::OursXdpKernel | System::BaselineXdp
         )
     }
 }
@@ -520,10 +517,8 @@ impl Bench {
                         _ => None,
                     };
                     if let Some(on) = in_kernel {
-                        let _ = writeln!(
-                            text,
-                            "scrape_in_kernel = {on}\nannounce_in_kernel = {on}"
-                        );
+                        let _ =
+                            writeln!(text, "scrape_in_kernel = {on}\nannounce_in_kernel = {on}");
                     }
                     args.push("--iface".to_owned());
                     args.push(net.server_if.clone());

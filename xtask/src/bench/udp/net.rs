@@ -136,7 +136,15 @@ impl VethNet {
     /// never sees the neighbour solicitations while the sender runs.
     fn route_sources(&self) -> Result<()> {
         let out = Command::new("ip")
-            .args(["-n", &self.client_ns, "-j", "link", "show", "dev", &self.client_if])
+            .args([
+                "-n",
+                &self.client_ns,
+                "-j",
+                "link",
+                "show",
+                "dev",
+                &self.client_if,
+            ])
             .output()
             .context("running ip link show")?;
         let links: serde_json::Value = serde_json::from_slice(&out.stdout)
