@@ -63,6 +63,8 @@ const XSK_SOURCE_COUNT: u32 = 4096;
 /// as `xdp_tx_errors`), so a window much wider than that loses answers
 /// whenever the client end's thread, on the generator's core, falls behind.
 const XSK_IN_FLIGHT: usize = 256;
+/// The open-loop run's window: never the limit.
+const XSK_OPEN_LOOP_IN_FLIGHT: usize = 65_536;
 
 /// `cargo xtask bench udp`: `args` is the whole command after `bench`,
 /// `rest` its options.
@@ -145,6 +147,10 @@ pub(super) enum System {
     OursXdpUserland,
     /// The same with the in-kernel scrape and announce answers on.
     OursXdpKernel,
+    /// [`System::OursXdpUserland`] under the AF_XDP sender run open loop
+    /// (a window of 65,536 that frees a slot 0.1 ms after each send): what
+    /// the sender can put out, whatever comes back.
+    OursXdpOpenLoop,
     Aquatic,
     /// Another build of ours (`--baseline`), on sockets and with XDP: what
     /// a change costs, measured in the same rounds.
@@ -157,6 +163,7 @@ const OURS_THREADS: &str = "tracker-user (sockets, swarm thread)";
 const OURS_XDP: &str = "tracker-user (XDP)";
 const OURS_XDP_USERLAND: &str = "tracker-user (XDP, scrapes and announces in userland)";
 const OURS_XDP_KERNEL: &str = "tracker-user (XDP, in-kernel scrapes and announces on)";
+const OURS_XDP_OPEN_LOOP: &str = "AF_XDP sender alone (open loop; tracker-user (XDP) answering)";
 pub(super) const AQUATIC: &str = "aquatic_udp 0.9.0";
 const BASELINE: &str = "baseline (sockets)";
 const BASELINE_XDP: &str = "baseline (XDP)";
@@ -169,6 +176,7 @@ impl System {
             System::OursXdp => OURS_XDP,
             System::OursXdpUserland => OURS_XDP_USERLAND,
             System::OursXdpKernel => OURS_XDP_KERNEL,
+            System::OursXdpOpenLoop => OURS_XDP_OPEN_LOOP,
             System::Aquatic => AQUATIC,
             System::Baseline => BASELINE,
             System::BaselineXdp => BASELINE_XDP,
@@ -182,6 +190,7 @@ impl System {
             System::OursXdp => "xdp",
             System::OursXdpUserland => "xdp-user",
             System::OursXdpKernel => "xdp-kernel",
+            System::OursXdpOpenLoop => "xdp-open-loop",
             System::Aquatic => "aquatic",
             System::Baseline => "base",
             System::BaselineXdp => "base-xdp",
@@ -191,7 +200,11 @@ impl System {
     fn xdp(self) -> bool {
         matches!(
             self,
-            System::OursXdp | System::OursXdpUserland | System::OursXdpKernel | System::BaselineXdp
+            System::OursXdp
+                | System::OursXdpUserland
+                | System::OursXdpKernel
+                | System::OursXdpOpenLoop
+                | System::BaselineXdp
         )
     }
 }
@@ -295,7 +308,7 @@ impl Bench {
             idle_background * 100.0
         );
         let with_baseline = usize::from(self.baseline.is_some());
-        let mut progress = Progress::new(self.opts.runs * (12 + 3 * with_baseline));
+        let mut progress = Progress::new(self.opts.runs * (13 + 3 * with_baseline));
 
         // (a) loopback
         let port = free_loopback_port()?;
@@ -354,7 +367,7 @@ impl Bench {
             (System::OursXdpKernel, OURS_XDP_KERNEL),
             (System::Aquatic, AQUATIC),
         ];
-        let veth_xsk = alternate(
+        let mut veth_xsk = alternate(
             "veth, AF_XDP generator",
             &systems,
             self.opts.runs,
@@ -362,6 +375,15 @@ impl Bench {
             udp_log,
             |system, round| self.one_run(system, addr, Some(&net), round, Generator::TrackerLoad),
         )?;
+        let open_loop = alternate(
+            "veth, AF_XDP generator alone",
+            &[(System::OursXdpOpenLoop, OURS_XDP_OPEN_LOOP)],
+            self.opts.runs,
+            &mut progress,
+            udp_log,
+            |system, round| self.one_run(system, addr, Some(&net), round, Generator::TrackerLoad),
+        )?;
+        veth_xsk.extend(open_loop);
         drop(net);
         Ok(Results {
             loopback,
@@ -423,7 +445,7 @@ impl Bench {
                 work: &self.work,
                 program: &self.bins.load,
                 protocol: "udp",
-                config: self.write_generator_config(addr, net, &tag)?,
+                config: self.write_generator_config(system, addr, net, &tag)?,
                 tag: &tag,
                 client_ns,
                 prefill_peers: self.prefills(net).then(|| {
@@ -480,6 +502,7 @@ impl Bench {
             | System::OursXdp
             | System::OursXdpUserland
             | System::OursXdpKernel
+            | System::OursXdpOpenLoop
             | System::Baseline
             | System::BaselineXdp => {
                 // Only the threads row names the key: a baseline build may
@@ -512,7 +535,7 @@ impl Bench {
                     );
                     // (c) keeps the defaults; (e) names both ways.
                     let in_kernel = match system {
-                        System::OursXdpUserland => Some(false),
+                        System::OursXdpUserland | System::OursXdpOpenLoop => Some(false),
                         System::OursXdpKernel => Some(true),
                         _ => None,
                     };
@@ -558,6 +581,7 @@ impl Bench {
 
     fn write_generator_config(
         &self,
+        system: System,
         addr: SocketAddr,
         net: Option<&VethNet>,
         tag: &str,
@@ -579,7 +603,12 @@ impl Bench {
             let _ = writeln!(text, "xdp_iface = \"{}\"", net.client_if);
             let _ = writeln!(text, "xdp_source_first = \"{XSK_SOURCE_FIRST}\"");
             let _ = writeln!(text, "xdp_source_count = {XSK_SOURCE_COUNT}");
-            let _ = writeln!(text, "xdp_in_flight = {XSK_IN_FLIGHT}");
+            if system == System::OursXdpOpenLoop {
+                let _ = writeln!(text, "xdp_in_flight = {XSK_OPEN_LOOP_IN_FLIGHT}");
+                let _ = writeln!(text, "window_timeout = 0.0001\nrequest_timeout = 0.001");
+            } else {
+                let _ = writeln!(text, "xdp_in_flight = {XSK_IN_FLIGHT}");
+            }
             // A whole window per turn: one kick moves it.
             let _ = writeln!(text, "batch_size = {XSK_IN_FLIGHT}");
         }
