@@ -167,8 +167,9 @@ impl Worker {
     }
 
     /// Sleeps until the RX ring has something, for at most a millisecond,
-    /// so a full window does not spin against the receive softirq that
-    /// fills the ring on this same core.
+    /// so a full window does not spin against the receive work that fills
+    /// the ring (the client end's NAPI thread, which the bench puts on this
+    /// same core).
     fn wait_for_rx(&self) {
         let mut fd = libc::pollfd {
             fd: self.queue.fd(),
