@@ -11,13 +11,12 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-use common::temp_path;
+use common::{ensure_tracker_built, temp_path, Tracker, TRACKER};
 
-const TRACKER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/debug/tracker-user");
 const SERVER_V4: &str = "10.77.0.1";
 const CLIENT_V4: &str = "10.77.0.2";
 const SOURCES: &str = "10.78.0.0/24";
@@ -137,27 +136,10 @@ impl Drop for Net {
     }
 }
 
-struct Tracker(Child);
-
-impl Drop for Tracker {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 /// Starts tracker-user in the server namespace, with XDP on the server end
 /// if `xdp`, and waits for its UDP socket.
 fn start_tracker(net: &Net, xdp: bool) -> Tracker {
-    if !std::path::Path::new(TRACKER).exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-        let status = Command::new(cargo)
-            .args(["build", "-p", "tracker-user"])
-            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-            .status()
-            .expect("cargo build -p tracker-user");
-        assert!(status.success());
-    }
+    ensure_tracker_built();
     let config = temp_path("tracker.toml");
     let mut text =
         String::from("log_level = \"info\"\n[http]\nlisten = []\n[admin]\nlisten = []\n");

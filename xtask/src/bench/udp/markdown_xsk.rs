@@ -28,6 +28,15 @@ fn percent(x: f64) -> String {
     }
 }
 
+/// A rate from the XDP program's counters; – for a system without it.
+fn kernel_rate(s: &Series, f: fn(&RunResult) -> f64) -> String {
+    if s.runs.iter().any(|r| r.kernel_share.is_some()) {
+        thousands(med_of(s, f))
+    } else {
+        "–".into()
+    }
+}
+
 pub(super) fn section(results: &Results, single: bool) -> String {
     let user = find(&results.veth_xsk, OURS_XDP_USERLAND);
     let kernel = find(&results.veth_xsk, OURS_XDP_KERNEL);
@@ -94,8 +103,8 @@ pub(super) fn section(results: &Results, single: bool) -> String {
             } else {
                 "–".into()
             },
-            thousands(med_of(s, |r| r.kernel_scrapes_per_s)),
-            thousands(med_of(s, |r| r.kernel_announces_per_s)),
+            kernel_rate(s, |r| r.kernel_scrapes_per_s),
+            kernel_rate(s, |r| r.kernel_announces_per_s),
             thousands(med_of(s, |r| r.latency_p50_us)),
             thousands(med_of(s, |r| r.latency_p99_us)),
             med_of(s, |r| r.loss_rate * 100.0),
@@ -161,6 +170,7 @@ fn generators(results: &Results, xsk: &Series, open_loop: &Series) -> String {
         );
     }
     let aquatic = med_of(find(&results.loopback_aquatic_gen, OURS), per_cpu);
+    t.push('\n');
     t.push_str(&ratio_line(
         "requests per generator CPU second, AF_XDP sender / aquatic_udp_load_test (target ≥ 3)",
         med_of(xsk, per_cpu) / aquatic,
