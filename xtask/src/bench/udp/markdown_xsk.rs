@@ -28,6 +28,17 @@ fn percent(x: f64) -> String {
     }
 }
 
+/// Which side held the rate back: the one that had (nearly) a core.
+fn limit(generator: f64, server: f64, others: f64) -> String {
+    const SATURATED: f64 = 90.0;
+    match (generator >= SATURATED, server >= SATURATED) {
+        (true, true) => "both".into(),
+        (true, false) => "generator".into(),
+        (false, true) => "server".into(),
+        (false, false) => format!("neither (other processes {})", percent(others)),
+    }
+}
+
 /// A rate from the XDP program's counters; – for a system without it.
 fn kernel_rate(s: &Series, f: fn(&RunResult) -> f64) -> String {
     if s.runs.iter().any(|r| r.kernel_share.is_some()) {
@@ -80,24 +91,31 @@ pub(super) fn section(results: &Results, single: bool) -> String {
         "\nWho was saturated, and what the kernel answered (medians). *generator* is the \
          generator process plus the client end's NAPI thread, *tracker* the tracker process, \
          *server NAPI* the server end's NAPI thread (where the XDP program runs), each as a \
-         share of one core over the window; a side near 100 % was the limit. *answered in the \
+         share of one core over the window; a side near 100 % was the limit (*limit*: \
+         90 % or more; the server's side is tracker plus server NAPI, both on core 0; when \
+         neither side had its core, other processes on the machine did). *answered in the \
          kernel* is the growth of the program's `answered` + `scrape_answered` + \
          `announce_answered` over the growth of `seen` (bpftool, pinned `COUNTERS`; issue \
          target ≥ 80 %).\n\n\
-         | system | sent/s | generator | tracker | server NAPI | answered in the kernel | \
-         kernel scrapes/s | kernel announces/s | p50 µs | p99 µs | loss % |\n\
-         |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+         | system | sent/s | generator | tracker | server NAPI | limit | answered in the \
+         kernel | kernel scrapes/s | kernel announces/s | p50 µs | p99 µs | loss % |\n\
+         |---|---:|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|\n",
     );
     for s in [user, kernel, aquatic] {
         let share = med_of(s, |r| r.kernel_share.unwrap_or(f64::NAN) * 100.0);
+        let generator = med_of(s, |r| core_share(r.generator_cpu_s, r));
+        let tracker = med_of(s, |r| core_share(r.tracker_cpu_s, r));
+        let napi = med_of(s, |r| core_share(r.server_napi_cpu_s, r));
+        let others = med_of(s, |r| core_share(r.others_cpu_s, r));
         let _ = writeln!(
             t,
-            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.2} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {:.2} |",
             s.label,
             thousands(med_of(s, |r| r.requests_per_s)),
-            percent(med_of(s, |r| core_share(r.generator_cpu_s, r))),
-            percent(med_of(s, |r| core_share(r.tracker_cpu_s, r))),
-            percent(med_of(s, |r| core_share(r.server_napi_cpu_s, r))),
+            percent(generator),
+            percent(tracker),
+            percent(napi),
+            limit(generator, tracker + napi, others),
             if share.is_finite() {
                 format!("{share:.1} %")
             } else {
@@ -187,4 +205,17 @@ fn generators(results: &Results, xsk: &Series, open_loop: &Series) -> String {
          CPU do.\n",
     );
     t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_side_with_a_core_is_the_limit() {
+        assert_eq!(limit(97.0, 40.0, 0.0), "generator");
+        assert_eq!(limit(60.0, 95.0, 0.0), "server");
+        assert_eq!(limit(91.0, 99.0, 0.0), "both");
+        assert_eq!(limit(14.0, 23.0, 151.2), "neither (other processes 151 %)");
+    }
 }
