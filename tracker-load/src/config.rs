@@ -10,7 +10,7 @@
 #![allow(rustdoc::broken_intra_doc_links)]
 
 use std::fmt;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
@@ -154,6 +154,38 @@ pub struct UdpConfig {
     /// prefill_swarm_torrents. Clients of a torrent share a port by chance:
     /// more bind addresses make fewer of them collide.
     pub prefill: bool,
+    /// Send through an AF_XDP socket on this interface (queue 0) instead of
+    /// UDP sockets: requests are whole Ethernet/IPv4/UDP frames put on its
+    /// TX ring and answers are read from its RX ring, so the client
+    /// kernel's UDP stack is out of the way. Needs root, an IPv4 tracker on
+    /// the interface's link, and one worker. The generator attaches its own
+    /// XDP program to the interface (every frame to its socket), so the
+    /// interface is the generator's alone while it runs: the tracker's side
+    /// needs a route for xdp_source_first's range via this end's address
+    /// and a permanent neighbour entry for that address. bind,
+    /// sockets_per_worker, gso, recv_buffer_size and prefill do not apply.
+    pub xdp_iface: String,
+    /// First simulated source address of the AF_XDP sender; the range is
+    /// xdp_source_count consecutive IPv4 addresses, each one client
+    /// endpoint (port 40000) with its own connection id, obtained once and
+    /// reused until connection_id_max_age, as a real client does.
+    /// Clients of the profile are spread over them as over sockets.
+    pub xdp_source_first: Ipv4Addr,
+    /// How many simulated source addresses (see xdp_source_first).
+    pub xdp_source_count: u32,
+    /// The tracker's MAC address (aa:bb:cc:dd:ee:ff) for the AF_XDP sender;
+    /// empty asks the kernel's neighbour table (after a probe datagram)
+    /// before the sender's XDP program takes the interface over.
+    pub xdp_dest_mac: String,
+    /// Requests the AF_XDP sender keeps unanswered over all its sources
+    /// (its send window; max_in_flight is per socket and does not apply).
+    /// The default is the socket sender's 16 x 16, and veth's limit: a veth
+    /// end queues at most 256 frames for its receive thread and drops the
+    /// rest, so a wider window loses answers whenever the client end's
+    /// thread falls behind.
+    pub xdp_in_flight: usize,
+    /// AF_XDP UMEM frames (2 KiB each), half for receiving, half for sending.
+    pub xdp_frame_count: u32,
 }
 
 impl Default for UdpConfig {
@@ -173,6 +205,12 @@ impl Default for UdpConfig {
             recv_buffer_size: 1 << 20,
             gso: true,
             prefill: false,
+            xdp_iface: String::new(),
+            xdp_source_first: Ipv4Addr::new(10, 202, 0, 1),
+            xdp_source_count: 4096,
+            xdp_dest_mac: String::new(),
+            xdp_in_flight: 256,
+            xdp_frame_count: 16384,
         }
     }
 }
@@ -306,6 +344,20 @@ pub const MAX_OFFERS: usize = 100;
 pub const MAX_CONNECTION_ID_AGE: f64 = 120.0;
 /// A run is meant to be bounded; a day is plenty for any soak test.
 const MAX_RUN_SECS: f64 = 86_400.0;
+
+/// `aa:bb:cc:dd:ee:ff` as six bytes; None for anything else.
+pub fn parse_mac(text: &str) -> Option<[u8; 6]> {
+    let mut mac = [0u8; 6];
+    let mut parts = text.split(':');
+    for byte in &mut mac {
+        let part = parts.next()?;
+        if part.len() != 2 || !part.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        *byte = u8::from_str_radix(part, 16).ok()?;
+    }
+    parts.next().is_none().then_some(mac)
+}
 
 /// Why a configuration was refused, with where to look: the file (or the
 /// command line), the line and column when known, and the key path.
@@ -474,6 +526,47 @@ impl Config {
             MAX_CONNECTION_ID_AGE,
         )?;
         range("udp.recv_buffer_size", u.recv_buffer_size, 0, 1 << 30)?;
+        if !u.xdp_iface.is_empty() {
+            if !u.tracker.is_ipv4() {
+                return Err((
+                    "udp.xdp_iface",
+                    "the AF_XDP sender speaks IPv4 only; udp.tracker is IPv6".to_owned(),
+                ));
+            }
+            if u.workers != 1 {
+                return Err((
+                    "udp.workers",
+                    "the AF_XDP sender runs one worker (one socket on queue 0)".to_owned(),
+                ));
+            }
+            if u.prefill {
+                return Err((
+                    "udp.prefill",
+                    "not available with the AF_XDP sender (udp.xdp_iface)".to_owned(),
+                ));
+            }
+            range("udp.xdp_source_count", u.xdp_source_count, 1, 1 << 20)?;
+            if u32::from(u.xdp_source_first)
+                .checked_add(u.xdp_source_count - 1)
+                .is_none()
+            {
+                return Err((
+                    "udp.xdp_source_count",
+                    "runs past 255.255.255.255 from udp.xdp_source_first".to_owned(),
+                ));
+            }
+            if !u.xdp_dest_mac.is_empty() && parse_mac(&u.xdp_dest_mac).is_none() {
+                return Err((
+                    "udp.xdp_dest_mac",
+                    format!(
+                        "`{}` is not a MAC address (aa:bb:cc:dd:ee:ff)",
+                        u.xdp_dest_mac
+                    ),
+                ));
+            }
+            range("udp.xdp_in_flight", u.xdp_in_flight, 1, MAX_IN_FLIGHT)?;
+            range("udp.xdp_frame_count", u.xdp_frame_count, 64, 1 << 18)?;
+        }
 
         let h = &self.http;
         check_target("http.tracker", h.tracker)?;
@@ -608,8 +701,9 @@ mod tests {
             tracker_config::undocumented_keys::<Config>(&root),
             Vec::<String>::new()
         );
-        // Sections and keys alike: 4 sections, 43 keys.
-        assert_eq!(tracker_config::key_docs::<Config>().len(), 47);
+        // Sections and keys alike: 4 sections, 49 keys (6 of them the
+        // AF_XDP sender's).
+        assert_eq!(tracker_config::key_docs::<Config>().len(), 53);
     }
 
     #[test]
@@ -668,10 +762,54 @@ mod tests {
                 "[profile]\nseeder_probability = 1.5\n",
                 "profile.seeder_probability",
             ),
+            (
+                "[udp]\ntracker = \"[::1]:6969\"\nbind = [\"::1\"]\nxdp_iface = \"veth0\"\n",
+                "udp.xdp_iface",
+            ),
+            ("[udp]\nxdp_iface = \"veth0\"\nworkers = 2\n", "udp.workers"),
+            (
+                "[udp]\nxdp_iface = \"veth0\"\nprefill = true\n",
+                "udp.prefill",
+            ),
+            (
+                "[udp]\nxdp_iface = \"veth0\"\nxdp_dest_mac = \"02:00:00:00:00\"\n",
+                "udp.xdp_dest_mac",
+            ),
+            (
+                "[udp]\nxdp_iface = \"veth0\"\nxdp_source_first = \"255.255.255.0\"\n\
+                 xdp_source_count = 512\n",
+                "udp.xdp_source_count",
+            ),
+            (
+                "[udp]\nxdp_iface = \"veth0\"\nxdp_source_count = 0\n",
+                "udp.xdp_source_count",
+            ),
+            (
+                "[udp]\nxdp_iface = \"veth0\"\nxdp_frame_count = 8\n",
+                "udp.xdp_frame_count",
+            ),
         ] {
             let (_, result) = load_text(text);
             let err = result.expect_err(text);
             assert_eq!(err.key(), Some(key), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn mac_addresses_parse_exactly() {
+        assert_eq!(
+            parse_mac("02:aB:00:ff:10:9c"),
+            Some([0x02, 0xab, 0x00, 0xff, 0x10, 0x9c])
+        );
+        for bad in [
+            "",
+            "02:ab:00:ff:10",
+            "02:ab:00:ff:10:9c:00",
+            "2:ab:00:ff:10:9c",
+            "0g:00:00:00:00:00",
+            "+1:00:00:00:00:00",
+        ] {
+            assert_eq!(parse_mac(bad), None, "{bad}");
         }
     }
 }

@@ -63,6 +63,20 @@ fn main() -> ExitCode {
 /// The first line of the summary: what was run against what.
 fn header(protocol: Protocol, config: &config::Config) -> String {
     match protocol {
+        Protocol::Udp if !config.udp.xdp_iface.is_empty() => {
+            let u = &config.udp;
+            format!(
+                "tracker-load udp: {} from an AF_XDP socket on {}, {} sources from {}, \
+                 {} in flight, {} s measured after {} s warmup",
+                u.tracker,
+                u.xdp_iface,
+                u.xdp_source_count,
+                u.xdp_source_first,
+                u.xdp_in_flight,
+                u.duration,
+                u.warmup
+            )
+        }
         Protocol::Udp => {
             let u = &config.udp;
             format!(

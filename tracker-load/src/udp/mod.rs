@@ -6,6 +6,7 @@ mod prefill;
 mod request;
 mod validate;
 mod worker;
+mod xdp;
 
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -58,6 +59,9 @@ fn recv_slot_len(numwant: i32) -> usize {
 /// window. Fails if sockets cannot be set up or the tracker never answers.
 pub fn run(config: &Config, options: &RunOptions) -> anyhow::Result<Outcome> {
     let u = &config.udp;
+    if !u.xdp_iface.is_empty() {
+        return xdp::run(config, options);
+    }
     let profile = Arc::new(Profile::new(&config.profile));
     let family = if u.tracker.is_ipv4() {
         PeerFamily::V4

@@ -1,5 +1,7 @@
 //! What the smoke tests share: the real tracker, started on ephemeral
 //! ports, and tracker-load run against it with its JSON report parsed.
+// Each test binary uses its own part of these.
+#![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -8,10 +10,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc;
 use std::time::Duration;
 
-const TRACKER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/debug/tracker-user");
+pub const TRACKER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../target/debug/tracker-user");
 
 /// Kills the tracker however the test ends.
-pub struct Tracker(Child);
+pub struct Tracker(pub Child);
 
 impl Drop for Tracker {
     fn drop(&mut self) {
@@ -20,7 +22,7 @@ impl Drop for Tracker {
     }
 }
 
-fn ensure_tracker_built() {
+pub fn ensure_tracker_built() {
     if Path::new(TRACKER).exists() {
         return;
     }

@@ -7,7 +7,9 @@ pub mod frame;
 pub mod loader;
 pub mod scrape_map;
 mod worker;
-pub mod xsk;
 
 pub use loader::{object, XdpAttachment, NOT_BUILT};
+/// The AF_XDP socket layer lives in its own crate so the load generator
+/// can drive the same code from the client end of a veth.
+pub use tracker_xsk as xsk;
 pub use worker::XdpWorker;

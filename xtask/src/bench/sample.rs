@@ -42,6 +42,12 @@ pub struct RunResult {
     pub peak_rss_kib: u64,
     /// Share of the connects the XDP program answered, for XDP runs.
     pub kernel_connect_share: Option<f64>,
+    /// Share of the frames the XDP program looked at that it answered
+    /// itself (connects, scrapes and announces), for XDP runs.
+    pub kernel_share: Option<f64>,
+    /// Scrapes and announces the program answered, per second.
+    pub kernel_scrapes_per_s: f64,
+    pub kernel_announces_per_s: f64,
     pub connects_per_s: f64,
     pub error_responses: u64,
     pub invalid_responses: u64,
@@ -148,14 +154,24 @@ pub trait Hooks {
         Ok((Vec::new(), Vec::new()))
     }
 
-    /// The XDP program's count of connects answered in the kernel, when
-    /// one runs.
-    fn answered(&self) -> Option<Result<u64>> {
+    /// The XDP program's counters, when one runs.
+    fn kernel_counters(&self) -> Option<Result<KernelCounters>> {
         None
     }
 
     /// Just after the window closed.
     fn closed(&mut self) {}
+}
+
+/// What the XDP program counted (sums over CPUs of its `COUNTERS`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KernelCounters {
+    /// Frames it looked at.
+    pub seen: u64,
+    /// Connects answered with XDP_TX.
+    pub answered: u64,
+    pub scrape_answered: u64,
+    pub announce_answered: u64,
 }
 
 /// No hooks: a plain run in the host's namespace.
@@ -332,12 +348,20 @@ pub fn measure(load: &Load, tracker: &mut Tracker, hooks: &mut dyn Hooks) -> Res
             );
         }
     }
-    result.kernel_connect_share = match (s0.answered, s1.answered) {
-        (Some(a0), Some(a1)) if result.connects_per_s > 0.0 => {
-            Some((a1.saturating_sub(a0)) as f64 / window_s / result.connects_per_s)
+    if let (Some(k0), Some(k1)) = (s0.kernel, s1.kernel) {
+        let grew = |f: fn(&KernelCounters) -> u64| f(&k1).saturating_sub(f(&k0)) as f64;
+        if result.connects_per_s > 0.0 {
+            result.kernel_connect_share =
+                Some(grew(|k| k.answered) / window_s / result.connects_per_s);
         }
-        _ => None,
-    };
+        let seen = grew(|k| k.seen);
+        if seen > 0.0 {
+            let all = grew(|k| k.answered + k.scrape_answered + k.announce_answered);
+            result.kernel_share = Some(all / seen);
+        }
+        result.kernel_scrapes_per_s = grew(|k| k.scrape_answered) / window_s;
+        result.kernel_announces_per_s = grew(|k| k.announce_answered) / window_s;
+    }
     Ok(result)
 }
 
@@ -381,7 +405,7 @@ pub struct Sample {
     generator: u64,
     tracker: u64,
     server_napi: u64,
-    answered: Option<u64>,
+    kernel: Option<KernelCounters>,
     /// utime + stime of every other user process.
     others: std::collections::HashMap<u32, u64>,
     /// UDP RcvbufErrors in the tracker's network namespace.
@@ -403,7 +427,7 @@ impl Sample {
     /// when `hooks` has one, is read outside the window (it runs bpftool):
     /// before the CPU figures at its start (`first`), after them at its end.
     fn take(pids: &Pids, hooks: &dyn Hooks, first: bool) -> Result<Sample> {
-        let bpf = || hooks.answered().transpose();
+        let bpf = || hooks.kernel_counters().transpose();
         let early = if first { bpf()? } else { None };
         let sum = |pids: &[u32]| -> u64 {
             // A NAPI thread that has gone (XDP detached) counts as idle.
@@ -415,13 +439,13 @@ impl Sample {
             generator: process_ticks(pids.generator)? + sum(pids.client_napi),
             tracker: process_ticks(pids.tracker)?,
             server_napi: sum(pids.server_napi),
-            answered: early,
+            kernel: early,
             others: other_processes(pids),
             rcvbuf_errors: udp_rcvbuf_errors(pids.tracker),
             gen_rcvbuf_errors: udp_rcvbuf_errors(pids.generator),
         };
         if !first {
-            sample.answered = bpf()?;
+            sample.kernel = bpf()?;
         }
         Ok(sample)
     }

@@ -5,8 +5,14 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
-/// Sum over CPUs of the XDP program's "answered in the kernel" counter.
-pub(super) fn xdp_answered(pin_dir: &Path) -> Result<u64> {
+use crate::bench::sample::KernelCounters;
+
+use tracker_proto::xdp::counter;
+
+const COUNT: usize = counter::COUNT as usize;
+
+/// The XDP program's counters, summed over CPUs.
+pub(super) fn xdp_counters(pin_dir: &Path) -> Result<KernelCounters> {
     let map = pin_dir.join("COUNTERS");
     let out = Command::new("bpftool")
         .args(["-j", "map", "dump", "pinned"])
@@ -20,16 +26,21 @@ pub(super) fn xdp_answered(pin_dir: &Path) -> Result<u64> {
             String::from_utf8_lossy(&out.stderr).trim()
         );
     }
-    let counters = counters_from_bpftool(&String::from_utf8_lossy(&out.stdout))?;
-    Ok(counters[2])
+    let c = counters_from_bpftool(&String::from_utf8_lossy(&out.stdout))?;
+    Ok(KernelCounters {
+        seen: c[counter::SEEN as usize],
+        answered: c[counter::ANSWERED as usize],
+        scrape_answered: c[counter::SCRAPE_ANSWERED as usize],
+        announce_answered: c[counter::ANNOUNCE_ANSWERED as usize],
+    })
 }
 
-/// The five per-CPU counters (seen, redirected, answered, passed,
-/// malformed), summed over CPUs, from `bpftool -j map dump`.
-fn counters_from_bpftool(json: &str) -> Result<[u64; 5]> {
+/// The per-CPU counters, summed over CPUs, from `bpftool -j map dump`
+/// (an older program's shorter array leaves the rest 0).
+fn counters_from_bpftool(json: &str) -> Result<[u64; COUNT]> {
     let entries: serde_json::Value =
         serde_json::from_str(json).with_context(|| format!("bpftool JSON: {json}"))?;
-    let mut sums = [0u64; 5];
+    let mut sums = [0u64; COUNT];
     for entry in entries.as_array().context("bpftool: not an array")? {
         // With BTF: {"key": 2, "values": [{"cpu": 0, "value": 7}, ...]};
         // without: keys and values are arrays of hex byte strings.

@@ -139,6 +139,7 @@ pub(super) fn sections(results: &Results, opts: &Opts) -> String {
             .unwrap_or(mode);
         let _ = writeln!(t, "\nThe tracker said: `{mode}`.");
     }
+    t.push_str(&super::markdown_xsk::section(results, single));
     t
 }
 
@@ -246,6 +247,14 @@ const UDP_COLUMNS: &[Column] = &[
         },
     },
     Column {
+        header: "answered in the kernel %",
+        cell: |r| {
+            r.kernel_share
+                .map(|s| format!("{:.1}", s * 100.0))
+                .unwrap_or_else(|| "–".into())
+        },
+    },
+    Column {
         header: "UDP receive-buffer drops, server (client) side",
         cell: drops,
     },
@@ -264,6 +273,7 @@ pub(super) fn report(
         .loopback
         .iter()
         .chain(results.veth.iter())
+        .chain(results.veth_xsk.iter())
         .flat_map(|s| s.runs.iter())
         .collect();
     t.push_str(&preamble(
@@ -286,7 +296,8 @@ pub(super) fn report(
          aquatic_udp_load_test's: 1,000,000 torrents, 2,000,000 peers, request weights \
          connect 50 : announce 50 : scrape 1, 30 peers wanted, 75 % seeders, popularity skewed \
          toward a hot head, up to 10 hashes per scrape. One generator worker, pinned to core 1. \
-         Loopback runs prefill first (below); veth runs do not.\n\
+         Loopback runs prefill first (below); veth runs do not. (e) uses its AF_XDP \
+         sender instead of sockets (see there).\n\
          - **Trackers**, each started fresh for every run and pinned to core 0: \
          `tracker-user` with `[swarm] workers = 1`, `[udp] workers = 1`, HTTP off (its XDP run \
          adds `--iface` and `[xdp] required = true`); `aquatic_udp` 0.9.0 from crates.io (mio \
@@ -348,7 +359,12 @@ pub(super) fn report(
     ));
     t.push_str(&sections(results, opts));
     t.push_str("\n### Every run\n\n");
-    let series: Vec<&Series> = results.loopback.iter().chain(results.veth.iter()).collect();
+    let series: Vec<&Series> = results
+        .loopback
+        .iter()
+        .chain(results.veth.iter())
+        .chain(results.veth_xsk.iter())
+        .collect();
     t.push_str(&every_run(&series, UDP_COLUMNS));
     t.push_str(LEFT_IN_TARGET);
     t

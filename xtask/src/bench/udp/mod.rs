@@ -24,7 +24,9 @@ use anyhow::{bail, Context, Result};
 
 use super::proc::Tracker;
 use super::report::{alternate, now_utc, write_sections, Progress, Series};
-use super::sample::{measure, measure_background, Generator, Hooks, Load, RunResult};
+use super::sample::{
+    measure, measure_background, Generator, Hooks, KernelCounters, Load, RunResult,
+};
 use super::{
     check_stop, generator_keys, has_key, parse_opts, prepare, printed_value, write_load_config,
     Binaries, Opts, ONE_HOST_PEERS_PER_IP,
@@ -33,12 +35,13 @@ use super::{
 pub(in crate::bench) mod aquatic_gen;
 mod counters;
 mod markdown;
+mod markdown_xsk;
 mod net;
 
-use counters::xdp_answered;
+use counters::xdp_counters;
 use markdown::{drops, report, sections};
 pub(super) use net::free_loopback_port;
-use net::{in_ns, remove_stale_namespaces, stats_delta, VethNet};
+use net::{in_ns, remove_stale_namespaces, stats_delta, ClientEnd, VethNet};
 
 /// Seconds both trackers keep a peer that does not announce again: far
 /// beyond any tracker's life in a bench, so no peer expires during a run
@@ -48,6 +51,20 @@ pub const PEER_AGE: u32 = 3600;
 const VETH_SERVER_V4: &str = "10.201.0.1";
 const VETH_CLIENT_V4: &str = "10.201.0.2";
 const VETH_PORT: u16 = 6969;
+/// The AF_XDP sender's simulated source addresses (tracker-load's
+/// `udp.xdp_source_first` and `xdp_source_count` fall inside).
+const XSK_SOURCES: &str = "10.202.0.0/16";
+const XSK_SOURCE_FIRST: &str = "10.202.0.1";
+/// Simulated sources of the AF_XDP sender: as many clients as it takes for
+/// a connection id each to stay a small share of the requests.
+const XSK_SOURCE_COUNT: u32 = 4096;
+/// The AF_XDP sender's window. veth queues at most 256 frames for an end's
+/// NAPI thread and drops past that (the server's XDP_TX answers then count
+/// as `xdp_tx_errors`), so a window much wider than that loses answers
+/// whenever the client end's thread, on the generator's core, falls behind.
+const XSK_IN_FLIGHT: usize = 256;
+/// The open-loop run's window: never the limit.
+const XSK_OPEN_LOOP_IN_FLIGHT: usize = 65_536;
 
 /// `cargo xtask bench udp`: `args` is the whole command after `bench`,
 /// `rest` its options.
@@ -123,6 +140,17 @@ pub(super) enum System {
     /// thread of its own (`inline = "off"`), batches crossing a channel.
     OursThreads,
     OursXdp,
+    /// XDP under the AF_XDP generator, with the in-kernel scrape and
+    /// announce answers off (`[xdp] scrape_in_kernel = false`,
+    /// `announce_in_kernel = false`): connects in the kernel, the rest
+    /// through AF_XDP.
+    OursXdpUserland,
+    /// The same with the in-kernel scrape and announce answers on.
+    OursXdpKernel,
+    /// [`System::OursXdpUserland`] under the AF_XDP sender run open loop
+    /// (a window of 65,536 that frees a slot 0.1 ms after each send): what
+    /// the sender can put out, whatever comes back.
+    OursXdpOpenLoop,
     Aquatic,
     /// Another build of ours (`--baseline`), on sockets and with XDP: what
     /// a change costs, measured in the same rounds.
@@ -133,6 +161,9 @@ pub(super) enum System {
 pub(super) const OURS: &str = "tracker-user (sockets)";
 const OURS_THREADS: &str = "tracker-user (sockets, swarm thread)";
 const OURS_XDP: &str = "tracker-user (XDP)";
+const OURS_XDP_USERLAND: &str = "tracker-user (XDP, scrapes and announces in userland)";
+const OURS_XDP_KERNEL: &str = "tracker-user (XDP, in-kernel scrapes and announces on)";
+const OURS_XDP_OPEN_LOOP: &str = "AF_XDP sender alone (open loop; tracker-user (XDP) answering)";
 pub(super) const AQUATIC: &str = "aquatic_udp 0.9.0";
 const BASELINE: &str = "baseline (sockets)";
 const BASELINE_XDP: &str = "baseline (XDP)";
@@ -143,6 +174,9 @@ impl System {
             System::Ours => OURS,
             System::OursThreads => OURS_THREADS,
             System::OursXdp => OURS_XDP,
+            System::OursXdpUserland => OURS_XDP_USERLAND,
+            System::OursXdpKernel => OURS_XDP_KERNEL,
+            System::OursXdpOpenLoop => OURS_XDP_OPEN_LOOP,
             System::Aquatic => AQUATIC,
             System::Baseline => BASELINE,
             System::BaselineXdp => BASELINE_XDP,
@@ -154,6 +188,9 @@ impl System {
             System::Ours => "ours",
             System::OursThreads => "threads",
             System::OursXdp => "xdp",
+            System::OursXdpUserland => "xdp-user",
+            System::OursXdpKernel => "xdp-kernel",
+            System::OursXdpOpenLoop => "xdp-open-loop",
             System::Aquatic => "aquatic",
             System::Baseline => "base",
             System::BaselineXdp => "base-xdp",
@@ -161,7 +198,14 @@ impl System {
     }
 
     fn xdp(self) -> bool {
-        matches!(self, System::OursXdp | System::BaselineXdp)
+        matches!(
+            self,
+            System::OursXdp
+                | System::OursXdpUserland
+                | System::OursXdpKernel
+                | System::OursXdpOpenLoop
+                | System::BaselineXdp
+        )
     }
 }
 
@@ -205,6 +249,8 @@ struct Results {
     /// The same systems on loopback under aquatic_udp_load_test.
     loopback_aquatic_gen: Vec<Series>,
     veth: Vec<Series>,
+    /// Over a second veth pair, under tracker-load's AF_XDP sender.
+    veth_xsk: Vec<Series>,
     idle_background: f64,
 }
 
@@ -236,6 +282,21 @@ pub(super) fn udp_log(r: &RunResult) -> String {
             r.connects_per_s
         );
     }
+    if let Some(share) = r.kernel_share {
+        let _ = write!(
+            extra,
+            ", answered in the kernel {:.1} % of what the program saw",
+            share * 100.0
+        );
+    }
+    if r.window_s > 0.0 {
+        let _ = write!(
+            extra,
+            ", generator {:.0} % and tracker {:.0} % of a core",
+            r.generator_cpu_s / r.window_s * 100.0,
+            r.tracker_cpu_s / r.window_s * 100.0
+        );
+    }
     extra
 }
 
@@ -247,7 +308,7 @@ impl Bench {
             idle_background * 100.0
         );
         let with_baseline = usize::from(self.baseline.is_some());
-        let mut progress = Progress::new(self.opts.runs * (9 + 3 * with_baseline));
+        let mut progress = Progress::new(self.opts.runs * (13 + 3 * with_baseline));
 
         // (a) loopback
         let port = free_loopback_port()?;
@@ -279,7 +340,7 @@ impl Bench {
         )?;
 
         // (b) and (c): one veth pair, the three systems in turn each round
-        let net = VethNet::create(self.steer)?;
+        let net = VethNet::create(self.steer, ClientEnd::Sockets)?;
         let addr: SocketAddr = format!("{VETH_SERVER_V4}:{VETH_PORT}").parse()?;
         let mut systems = vec![
             (System::Ours, OURS),
@@ -298,10 +359,37 @@ impl Bench {
             |system, round| self.one_run(system, addr, Some(&net), round, Generator::TrackerLoad),
         )?;
         drop(net);
+
+        // (e): a pair of its own, its client end the AF_XDP sender's.
+        let net = VethNet::create(self.steer, ClientEnd::Xsk)?;
+        let systems = [
+            (System::OursXdpUserland, OURS_XDP_USERLAND),
+            (System::OursXdpKernel, OURS_XDP_KERNEL),
+            (System::Aquatic, AQUATIC),
+        ];
+        let mut veth_xsk = alternate(
+            "veth, AF_XDP generator",
+            &systems,
+            self.opts.runs,
+            &mut progress,
+            udp_log,
+            |system, round| self.one_run(system, addr, Some(&net), round, Generator::TrackerLoad),
+        )?;
+        let open_loop = alternate(
+            "veth, AF_XDP generator alone",
+            &[(System::OursXdpOpenLoop, OURS_XDP_OPEN_LOOP)],
+            self.opts.runs,
+            &mut progress,
+            udp_log,
+            |system, round| self.one_run(system, addr, Some(&net), round, Generator::TrackerLoad),
+        )?;
+        veth_xsk.extend(open_loop);
+        drop(net);
         Ok(Results {
             loopback,
             loopback_aquatic_gen,
             veth,
+            veth_xsk,
             idle_background,
         })
     }
@@ -315,7 +403,9 @@ impl Bench {
         generator: Generator,
     ) -> Result<RunResult> {
         check_stop()?;
+        let xsk = net.is_some_and(|n| n.client_end == ClientEnd::Xsk);
         let scenario = match (net.is_some(), generator) {
+            (true, _) if xsk => "veth-xsk",
             (true, _) => "veth",
             (false, Generator::TrackerLoad) => "lo",
             (false, Generator::AquaticUdp) => "lo-aqgen",
@@ -325,7 +415,15 @@ impl Bench {
 
         // The tracker, ready before the load starts.
         let mut tracker = self.start_tracker(system, addr, net, &tag)?;
-        probe(addr, client_ns, Duration::from_secs(20))
+        // The AF_XDP pair's client end has no XDP program until the
+        // generator attaches its own, so the tracker's in-kernel connect
+        // answers would not reach a probe there: probe from the server's
+        // side, which reaches the tracker's socket.
+        let probe_ns = match (xsk, net) {
+            (true, Some(n)) => Some(n.server_ns.as_str()),
+            _ => client_ns,
+        };
+        probe(addr, probe_ns, Duration::from_secs(20))
             .with_context(|| format!("{} never answered a connect on {addr}", system.label()))
             .map_err(|e| tracker.explain(e))?;
         let xdp_mode = tracker.log_line_containing("XDP program attached");
@@ -347,7 +445,7 @@ impl Bench {
                 work: &self.work,
                 program: &self.bins.load,
                 protocol: "udp",
-                config: self.write_generator_config(addr, net, &tag)?,
+                config: self.write_generator_config(system, addr, net, &tag)?,
                 tag: &tag,
                 client_ns,
                 prefill_peers: self.prefills(net).then(|| {
@@ -402,6 +500,9 @@ impl Bench {
             System::Ours
             | System::OursThreads
             | System::OursXdp
+            | System::OursXdpUserland
+            | System::OursXdpKernel
+            | System::OursXdpOpenLoop
             | System::Baseline
             | System::BaselineXdp => {
                 // Only the threads row names the key: a baseline build may
@@ -432,6 +533,16 @@ impl Bench {
                         "\n[xdp]\nrequired = true\npin_path = \"{}\"",
                         net.pin_dir.display()
                     );
+                    // (c) keeps the defaults; (e) names both ways.
+                    let in_kernel = match system {
+                        System::OursXdpUserland | System::OursXdpOpenLoop => Some(false),
+                        System::OursXdpKernel => Some(true),
+                        _ => None,
+                    };
+                    if let Some(on) = in_kernel {
+                        let _ =
+                            writeln!(text, "scrape_in_kernel = {on}\nannounce_in_kernel = {on}");
+                    }
                     args.push("--iface".to_owned());
                     args.push(net.server_if.clone());
                 }
@@ -470,6 +581,7 @@ impl Bench {
 
     fn write_generator_config(
         &self,
+        system: System,
         addr: SocketAddr,
         net: Option<&VethNet>,
         tag: &str,
@@ -487,6 +599,19 @@ impl Bench {
             let _ = writeln!(text, "bind = [\"{bind}\"]");
         }
         let _ = writeln!(text, "workers = 1");
+        if let Some(net) = net.filter(|n| n.client_end == ClientEnd::Xsk) {
+            let _ = writeln!(text, "xdp_iface = \"{}\"", net.client_if);
+            let _ = writeln!(text, "xdp_source_first = \"{XSK_SOURCE_FIRST}\"");
+            let _ = writeln!(text, "xdp_source_count = {XSK_SOURCE_COUNT}");
+            if system == System::OursXdpOpenLoop {
+                let _ = writeln!(text, "xdp_in_flight = {XSK_OPEN_LOOP_IN_FLIGHT}");
+                let _ = writeln!(text, "window_timeout = 0.0001\nrequest_timeout = 0.001");
+            } else {
+                let _ = writeln!(text, "xdp_in_flight = {XSK_IN_FLIGHT}");
+            }
+            // A whole window per turn: one kick moves it.
+            let _ = writeln!(text, "batch_size = {XSK_IN_FLIGHT}");
+        }
         if self.prefills(net) {
             let _ = writeln!(text, "prefill = true");
         }
@@ -515,9 +640,9 @@ impl Hooks for VethHooks<'_> {
         Ok(pids)
     }
 
-    fn answered(&self) -> Option<Result<u64>> {
+    fn kernel_counters(&self) -> Option<Result<KernelCounters>> {
         let net = self.net.filter(|_| self.xdp)?;
-        Some(xdp_answered(&net.pin_dir))
+        Some(xdp_counters(&net.pin_dir))
     }
 
     fn closed(&mut self) {

@@ -11,7 +11,7 @@ use anyhow::{anyhow, bail, Context, Result};
 
 use crate::bench::{GENERATOR_CPU, SERVER_CPU};
 
-use super::{VETH_CLIENT_V4, VETH_SERVER_V4};
+use super::{VETH_CLIENT_V4, VETH_SERVER_V4, XSK_SOURCES};
 
 /// Runs `f` on a thread that has entered network namespace `ns`; sockets it
 /// creates stay in that namespace.
@@ -35,14 +35,28 @@ pub(super) fn in_ns<T: Send + 'static>(
 
 const NS_PREFIX: &str = "trkbench-";
 
+/// What runs on the client end of the veth pair.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum ClientEnd {
+    /// The client kernel's UDP sockets, and a pass program: veth hands
+    /// frames the server sends back with XDP_TX only to an end that runs
+    /// XDP.
+    Sockets,
+    /// tracker-load's AF_XDP sender, which attaches its own program to the
+    /// end while it runs and answers nothing the kernel would: the server
+    /// gets a permanent neighbour entry for the client end's address and a
+    /// route for the simulated sources ([`XSK_SOURCES`]) via it.
+    Xsk,
+}
+
 /// A server and a client namespace joined by a veth pair, one queue each
-/// way, with a pass program on the client end (veth hands frames the server
-/// sends back with XDP_TX only to an end that runs XDP). Removed on drop.
+/// way, set up for the client end's generator. Removed on drop.
 pub(in crate::bench) struct VethNet {
     pub(super) server_ns: String,
     pub(super) client_ns: String,
     pub(super) server_if: String,
-    client_if: String,
+    pub(super) client_if: String,
+    pub(super) client_end: ClientEnd,
     /// Whether each end's receive work is steered to its own side's core
     /// (see [`VethNet::steer`]).
     steered: bool,
@@ -51,16 +65,22 @@ pub(in crate::bench) struct VethNet {
 }
 
 impl VethNet {
-    pub(super) fn create(steer: bool) -> Result<VethNet> {
+    pub(super) fn create(steer: bool, client_end: ClientEnd) -> Result<VethNet> {
         let pid = std::process::id();
         // Short names: the NAPI thread of a device is `napi/<name>-<id>`,
-        // and task names are cut at 15 characters.
-        let client_if = format!("tbc{}", pid % 100_000);
+        // and task names are cut at 15 characters. The AF_XDP pair gets
+        // names of its own (`x`): both pairs may exist at once.
+        let kind = match client_end {
+            ClientEnd::Sockets => "",
+            ClientEnd::Xsk => "x",
+        };
+        let client_if = format!("tbc{kind}{}", pid % 100_000);
         let mut net = VethNet {
-            server_ns: format!("{NS_PREFIX}s-{pid}"),
-            client_ns: format!("{NS_PREFIX}c-{pid}"),
-            server_if: format!("tbs{}", pid % 100_000),
+            server_ns: format!("{NS_PREFIX}s{kind}-{pid}"),
+            client_ns: format!("{NS_PREFIX}c{kind}-{pid}"),
+            server_if: format!("tbs{kind}{}", pid % 100_000),
             client_if: client_if.clone(),
+            client_end,
             steered: steer,
             pin_dir: PathBuf::from(format!("/sys/fs/bpf/trkbench-{pid}")),
             _client_link: None,
@@ -96,6 +116,10 @@ impl VethNet {
         if steer {
             net.steer()?;
         }
+        if client_end == ClientEnd::Xsk {
+            net.route_sources()?;
+            return Ok(net);
+        }
         let dev = client_if.clone();
         let link = in_ns(&net.client_ns, move || {
             tracker_xdp_testing::attach_pass_program(&dev)
@@ -103,6 +127,45 @@ impl VethNet {
         .context("attaching a pass program to the client end of the veth pair")?;
         net._client_link = Some(link);
         Ok(net)
+    }
+}
+
+impl VethNet {
+    /// The server's way back to the AF_XDP sender's simulated sources: a
+    /// route via the client end, and that end's MAC fixed, since its kernel
+    /// never sees the neighbour solicitations while the sender runs.
+    fn route_sources(&self) -> Result<()> {
+        let out = Command::new("ip")
+            .args([
+                "-n",
+                &self.client_ns,
+                "-j",
+                "link",
+                "show",
+                "dev",
+                &self.client_if,
+            ])
+            .output()
+            .context("running ip link show")?;
+        let links: serde_json::Value = serde_json::from_slice(&out.stdout)
+            .with_context(|| format!("`ip -j link show {}` output", self.client_if))?;
+        let mac = links
+            .get(0)
+            .and_then(|l| l.get("address"))
+            .and_then(|a| a.as_str())
+            .with_context(|| format!("no MAC address for {}", self.client_if))?
+            .to_owned();
+        #[rustfmt::skip]
+        quiet("ip", &[
+            "-n", &self.server_ns, "neigh", "replace", VETH_CLIENT_V4, "lladdr", &mac,
+            "dev", &self.server_if, "nud", "permanent",
+        ])?;
+        #[rustfmt::skip]
+        quiet("ip", &[
+            "-n", &self.server_ns, "route", "add", XSK_SOURCES, "via", VETH_CLIENT_V4,
+            "dev", &self.server_if,
+        ])?;
+        Ok(())
     }
 }
 
@@ -253,7 +316,10 @@ pub(super) fn remove_stale_namespaces() {
         let Some(rest) = name.strip_prefix(NS_PREFIX) else {
             continue;
         };
-        let Some(pid) = rest.get(2..).and_then(|p| p.parse::<u32>().ok()) else {
+        let Some(pid) = rest
+            .split_once('-')
+            .and_then(|(_, p)| p.parse::<u32>().ok())
+        else {
             continue;
         };
         if Path::new(&format!("/proc/{pid}")).exists() {

@@ -1,3 +1,6 @@
+//! Shared by tracker-user (tracker_user::xdp::xsk re-exports it) and
+//! tracker-load's AF_XDP sender.
+//!
 //! One AF_XDP socket bound to one RX queue of one interface, owned by one
 //! worker thread.
 //!
@@ -43,6 +46,8 @@ const MAX_FRAME_COUNT: u32 = 1 << 18;
 /// kernel's default TX budget) and reports EAGAIN if more are left, so
 /// a flush of a large batch needs several kicks.
 const KERNEL_TX_BATCH: u32 = 32;
+/// XDP_MAX_TX_SKB_BUDGET (Linux 6.17): raises that budget for one socket.
+const XDP_MAX_TX_SKB_BUDGET: libc::c_int = 9;
 /// Anything shorter is not even an Ethernet header.
 const MIN_TX_LEN: usize = 14;
 
@@ -246,6 +251,8 @@ pub struct XskQueue {
     frame_size: u32,
     zero_copy: bool,
     need_wakeup: bool,
+    /// Descriptors one copy-mode kick transmits at most.
+    tx_budget: u32,
     stats: XskStats,
     area: UmemArea,
 }
@@ -385,6 +392,7 @@ impl XskQueue {
             frame_size,
             zero_copy: false,
             need_wakeup: config.need_wakeup,
+            tx_budget: KERNEL_TX_BATCH,
             stats: XskStats::default(),
             area,
         };
@@ -428,6 +436,32 @@ impl XskQueue {
         // SAFETY: the socket stays open while `self` lives, and the borrow
         // ends with this call, which only dups it.
         unsafe { std::os::fd::BorrowedFd::borrow_raw(self.fd()) }.try_clone_to_owned()
+    }
+
+    /// Lets one copy-mode kick transmit up to `budget` descriptors instead
+    /// of the kernel's default 32 (XDP_MAX_TX_SKB_BUDGET, Linux 6.17 and
+    /// later; at most the TX ring's size): a sender that only transmits
+    /// then pays the syscall once per `budget` frames. Older kernels
+    /// refuse it and the queue keeps the default.
+    pub fn set_tx_budget(&mut self, budget: u32) -> io::Result<()> {
+        // SAFETY: our open XDP socket; a live u32 and its exact size.
+        let rc = unsafe {
+            libc::setsockopt(
+                self.fd(),
+                SOL_XDP,
+                XDP_MAX_TX_SKB_BUDGET,
+                (&budget as *const u32).cast(),
+                std::mem::size_of::<u32>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            return Err(context(
+                io::Error::last_os_error(),
+                "setsockopt XDP_MAX_TX_SKB_BUDGET",
+            ));
+        }
+        self.tx_budget = budget;
+        Ok(())
     }
 
     pub fn is_zero_copy(&self) -> bool {
@@ -578,7 +612,7 @@ impl XskQueue {
         let rounds = if self.zero_copy {
             1
         } else {
-            pending / KERNEL_TX_BATCH + 2
+            pending / self.tx_budget + 2
         };
         for _ in 0..rounds {
             // SAFETY: a zero-length send on our own open socket: null buffer
