@@ -347,14 +347,14 @@ fn pin(ebpf: &mut Ebpf, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     // Our maps only: the compiler's .rodata/.bss sections are maps too, but
     // frozen ones cannot be pinned and there is nothing in them to inspect.
     for name in [MAP_COUNTERS, MAP_LISTEN, MAP_CONNECT, MAP_XSKS] {
-        let path = dir.join(name);
-        let _ = std::fs::remove_file(&path);
-        let map = ebpf
-            .map(name)
-            .with_context(|| format!("no {name} map in the object"))?;
-        map.pin(&path)
-            .with_context(|| format!("pinning map {name} at {}", path.display()))?;
-        pins.push(path);
+        pin_map(ebpf, dir, name, &mut pins)?;
+    }
+    // The in-kernel answers' maps, for bpftool and the tests; an object
+    // built before them lacks them, which is no error.
+    for name in [MAP_HOT_V4, MAP_HOT_V6, MAP_ANNOUNCED] {
+        if ebpf.map(name).is_some() {
+            pin_map(ebpf, dir, name, &mut pins)?;
+        }
     }
     let path = dir.join(PROGRAM_NAME);
     let _ = std::fs::remove_file(&path);
@@ -367,4 +367,16 @@ fn pin(ebpf: &mut Ebpf, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
         .with_context(|| format!("pinning the program at {}", path.display()))?;
     pins.push(path);
     Ok(pins)
+}
+
+fn pin_map(ebpf: &Ebpf, dir: &Path, name: &str, pins: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+    let path = dir.join(name);
+    let _ = std::fs::remove_file(&path);
+    let map = ebpf
+        .map(name)
+        .with_context(|| format!("no {name} map in the object"))?;
+    map.pin(&path)
+        .with_context(|| format!("pinning map {name} at {}", path.display()))?;
+    pins.push(path);
+    Ok(())
 }
