@@ -88,7 +88,13 @@ const IP_V6: u32 = 6;
 /// offsets itself.
 #[unsafe(no_mangle)]
 #[inline(never)]
-pub extern "C" fn tracker_announce(ctx: *mut xdp_md, ip: u32, l3: u64, l4: u64, udp_len: u64) -> u32 {
+pub extern "C" fn tracker_announce(
+    ctx: *mut xdp_md,
+    ip: u32,
+    l3: u64,
+    l4: u64,
+    udp_len: u64,
+) -> u32 {
     let ip = match ip {
         IP_V4 => Ip::V4 { simple: true },
         IP_V6 => Ip::V6,
@@ -147,7 +153,12 @@ fn parse(ctx: &XdpContext, state: &ConnectState, req: &Request, out: &mut Fields
         return false;
     };
     let word = |at: usize| {
-        u32::from_be_bytes([request[at], request[at + 1], request[at + 2], request[at + 3]])
+        u32::from_be_bytes([
+            request[at],
+            request[at + 1],
+            request[at + 2],
+            request[at + 3],
+        ])
     };
     let port = u16::from_be_bytes([request[at::PORT], request[at::PORT + 1]]);
     if word(at::EVENT) != 0 || port == 0 {
@@ -187,7 +198,16 @@ fn answer_v4(
     };
     count(counter::HOT_HIT);
     with_record(ctx, req, fields, |ctx, txid| {
-        write_answer(ctx, state, req, txid, &hot.counts, &hot.peers, fields.port, fields.wanted)
+        write_answer(
+            ctx,
+            state,
+            req,
+            txid,
+            &hot.counts,
+            &hot.peers,
+            fields.port,
+            fields.wanted,
+        )
     })
 }
 
@@ -206,7 +226,16 @@ fn answer_v6(
     };
     count(counter::HOT_HIT);
     with_record(ctx, req, fields, |ctx, txid| {
-        write_answer(ctx, state, req, txid, &hot.counts, &hot.peers, fields.port, fields.wanted)
+        write_answer(
+            ctx,
+            state,
+            req,
+            txid,
+            &hot.counts,
+            &hot.peers,
+            fields.port,
+            fields.wanted,
+        )
     })
 }
 
