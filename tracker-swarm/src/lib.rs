@@ -13,6 +13,7 @@
 pub mod clock;
 mod core;
 mod counts;
+pub mod kernel_hot;
 mod limits;
 mod outbox;
 mod peer_map;
