@@ -70,6 +70,9 @@ impl RequestWorkerCore {
     /// Applies every job of `batch`, filling in its results, and publishes
     /// what the shard then holds.
     pub fn apply(&mut self, batch: &mut Batch) {
+        if let Some(hot) = &mut self.config.kernel_hot {
+            note_announces(hot, batch);
+        }
         batch.process(&mut self.shard, self.clock.now_secs());
         publish(&self.shard, &self.config.gauges);
     }
@@ -105,7 +108,11 @@ impl RequestWorkerCore {
         if self.snapshot.is_some() {
             Duration::ZERO
         } else {
-            self.next_clean.saturating_duration_since(now)
+            let clean = self.next_clean.saturating_duration_since(now);
+            match &self.config.kernel_hot {
+                Some(hot) => clean.min(hot.idle_for(now)),
+                None => clean,
+            }
         }
     }
 
@@ -129,6 +136,12 @@ impl RequestWorkerCore {
         }
         if Instant::now() >= self.next_clean {
             self.clean();
+        }
+        if let Some(hot) = &mut self.config.kernel_hot {
+            let now = Instant::now();
+            if hot.due(now) {
+                hot.refresh(&self.shard, now);
+            }
         }
     }
 
@@ -233,6 +246,19 @@ impl Drop for InlineSwarm {
     /// The host thread is done: say so as a request worker thread would.
     fn drop(&mut self) {
         self.core.log_stopped();
+    }
+}
+
+/// Counts the batch's announces for the hot-torrent cache. Stopped ones
+/// too: the peer leaving is traffic the cache would otherwise have to
+/// answer.
+fn note_announces(hot: &mut crate::kernel_hot::KernelHot, batch: &Batch) {
+    for job in &batch.jobs {
+        match &job.work {
+            crate::worker::Work::AnnounceV4 { announce, .. } => hot.note(&announce.info_hash),
+            crate::worker::Work::AnnounceV6 { announce, .. } => hot.note(&announce.info_hash),
+            _ => {}
+        }
     }
 }
 

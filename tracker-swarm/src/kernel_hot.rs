@@ -47,7 +47,15 @@ pub struct HotSettings {
     /// Peers per family in each cached answer, at most [`HOT_POOL_MAX`].
     pub pool_peers: usize,
     pub refresh: Duration,
+    /// Announces a torrent needs in a refresh interval (counted with the
+    /// decay) to be published: below it the kernel saves userland little,
+    /// and answering from a cache up to a refresh old is only worth it for
+    /// torrents announced often.
+    pub min_announces: u32,
 }
+
+/// [`HotSettings::min_announces`] unless set otherwise.
+pub const MIN_ANNOUNCES: u32 = 8;
 
 impl HotSettings {
     /// This shard's share of `hot_torrents` across `workers` shards.
@@ -61,6 +69,7 @@ impl HotSettings {
             torrents: hot_torrents.div_ceil(workers.max(1)),
             pool_peers: pool_peers.min(HOT_POOL_MAX),
             refresh,
+            min_announces: MIN_ANNOUNCES,
         }
     }
 }
@@ -240,8 +249,13 @@ impl KernelHot {
         self.generation = self.generation.wrapping_add(1);
         let mut chosen = std::mem::take(&mut self.chosen);
         self.counts.top(self.settings.torrents, &mut chosen);
-        // Torrents whose peers all left are not worth a kernel answer.
-        chosen.retain(|hash| shard.torrents.get(hash).is_some_and(|t| t.peer_count() > 0));
+        // Torrents announced rarely, or whose peers all left, are not worth
+        // a kernel answer.
+        let (counts, min) = (&self.counts, self.settings.min_announces);
+        chosen.retain(|hash| {
+            counts.count(hash) >= min
+                && shard.torrents.get(hash).is_some_and(|t| t.peer_count() > 0)
+        });
         for hash in &chosen {
             if let Some(torrent) = shard.torrents.get(hash) {
                 self.fill(torrent);
@@ -427,6 +441,10 @@ mod tests {
         }
         hot_set.note(&cold);
         hot_set.refresh(&shard, Instant::now());
+        assert!(
+            !sink.0.lock().unwrap().contains_key(&cold),
+            "too rare either way"
+        );
 
         let held = sink.0.lock().unwrap().clone();
         assert_eq!(
@@ -470,6 +488,29 @@ mod tests {
         let held = sink.0.lock().unwrap();
         assert_eq!(held.keys().copied().collect::<Vec<_>>(), vec![cold]);
         assert_eq!(hot_set.published(), &[cold]);
+    }
+
+    #[test]
+    fn a_torrent_announced_rarely_is_not_published() {
+        let mut shard = SwarmShard::new(fastrand::Rng::with_seed(3));
+        announce_v4(&mut shard, hash(5), [10, 0, 0, 1], 1000, false);
+        let sink = Recorded::default();
+        let settings = HotSettings::per_shard(4, 1, 10, Duration::from_millis(10));
+        let mut hot_set = KernelHot::new(
+            settings,
+            Box::new(sink.clone()),
+            fastrand::Rng::with_seed(4),
+        );
+        for _ in 1..MIN_ANNOUNCES {
+            hot_set.note(&hash(5));
+        }
+        hot_set.refresh(&shard, Instant::now());
+        assert!(sink.0.lock().unwrap().is_empty(), "one announce short");
+        for _ in 0..2 * MIN_ANNOUNCES {
+            hot_set.note(&hash(5));
+        }
+        hot_set.refresh(&shard, Instant::now());
+        assert_eq!(sink.0.lock().unwrap().len(), 1);
     }
 
     #[test]

@@ -64,9 +64,16 @@ pub struct RequestWorkerEnds {
     gauges: SwarmBlock,
     snapshots: Option<Receiver<SnapshotRequest>>,
     restore: Option<RestoreJob>,
+    kernel_hot: Option<crate::kernel_hot::KernelHot>,
 }
 
 impl RequestWorkerEnds {
+    /// Keeps the XDP program's hot-torrent cache for this worker's shard.
+    pub fn kernel_hot(mut self, hot: crate::kernel_hot::KernelHot) -> Self {
+        self.kernel_hot = Some(hot);
+        self
+    }
+
     /// Has the worker answer snapshot requests from `snapshots` and, with
     /// `restore`, take its torrents from a snapshot before serving.
     pub fn persist(
@@ -118,6 +125,7 @@ impl RequestWorkerEnds {
             snapshots: self.snapshots,
             restore: self.restore,
             workers: self.workers,
+            kernel_hot: self.kernel_hot,
         };
         (config, self.inbox, self.returns)
     }
@@ -189,6 +197,7 @@ impl SwarmTopology {
                 gauges: SwarmBlock::default(),
                 snapshots: None,
                 restore: None,
+                kernel_hot: None,
             })
             .collect();
         Ok(Self {

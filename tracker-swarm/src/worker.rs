@@ -298,6 +298,9 @@ pub struct RequestWorkerConfig {
     pub restore: Option<RestoreJob>,
     /// Request workers in all: which torrents are this worker's.
     pub workers: usize,
+    /// The XDP program's hot-torrent cache this worker keeps, when
+    /// announces are answered in the kernel.
+    pub kernel_hot: Option<crate::kernel_hot::KernelHot>,
 }
 
 /// Runs until `shutdown` is set or every sender of `inbox` is gone.

@@ -282,9 +282,12 @@ fn start_workers(
     let mut inline_worker = None;
     for worker in request_workers {
         let index = worker.index();
-        let worker = persistence
+        let mut worker = persistence
             .wire(worker, shared.access_list.clone())
             .report_to(shared.metrics.swarm_gauges());
+        if let Some(hot) = kernel_hot(config, bound)? {
+            worker = worker.kernel_hot(hot);
+        }
         if inline {
             inline_worker = Some(udp::InlineRequestWorker {
                 ends: worker,
@@ -302,6 +305,36 @@ fn start_workers(
     spawn_datagram_workers(shared, bound, &mut front_ends, inline_worker, &mut threads)?;
     spawn_http_workers(config, shared, bound, front_ends.collect(), &mut threads)?;
     Ok(Workers { wakers, threads })
+}
+
+/// A request worker's writer of the program's hot-torrent cache, when
+/// announces are answered in the kernel: its own map handles, taken now,
+/// before the privilege drop.
+fn kernel_hot(
+    config: &Config,
+    bound: &Bound,
+) -> anyhow::Result<Option<tracker_swarm::kernel_hot::KernelHot>> {
+    let Some(xdp) = &bound.xdp else {
+        return Ok(None);
+    };
+    if !config.xdp.announce_in_kernel {
+        return Ok(None);
+    }
+    let sink = xdp
+        .attachment
+        .hot_cache()
+        .context("opening the hot-torrent cache maps")?;
+    let settings = tracker_swarm::kernel_hot::HotSettings::per_shard(
+        config.xdp.hot_torrents as usize,
+        config.swarm.workers,
+        config.xdp.hot_pool_peers as usize,
+        std::time::Duration::from_millis(config.xdp.kernel_refresh_ms),
+    );
+    Ok(Some(tracker_swarm::kernel_hot::KernelHot::new(
+        settings,
+        Box::new(sink),
+        fastrand::Rng::new(),
+    )))
 }
 
 /// Whether the one request worker runs in the one UDP socket worker's
@@ -398,6 +431,16 @@ fn spawn_datagram_workers(
             front: front_end(),
             queue_id: queue_id as u32,
             queue,
+            // Queue 0's worker applies the announces the program answered.
+            announced: if queue_id == 0 {
+                bound
+                    .xdp
+                    .as_mut()
+                    .and_then(|xdp| xdp.attachment.take_announced())
+                    .map(crate::xdp::ring::AnnouncedRing::new)
+            } else {
+                None
+            },
         };
         threads.push(spawn(format!("xdp-{queue_id}"), move || worker.run())?);
     }

@@ -39,6 +39,10 @@ fn tracker_addr(v6: bool) -> SocketAddr {
 }
 
 fn start(net: &TestNet, xdp_extra: &str) -> Tracker {
+    start_cfg(net, "", xdp_extra)
+}
+
+fn start_cfg(net: &TestNet, top: &str, xdp_extra: &str) -> Tracker {
     Tracker::builder()
         .netns(&net.server_ns)
         .udp(&format!("{SERVER_V4}:{PORT}"))
@@ -46,7 +50,7 @@ fn start(net: &TestNet, xdp_extra: &str) -> Tracker {
         .arg("--iface")
         .arg(&net.server_if)
         .config(&format!(
-            "log_level = \"debug\"\n[xdp]\npin_path = \"{}\"\n{xdp_extra}\n",
+            "log_level = \"debug\"\n{top}\n[xdp]\npin_path = \"{}\"\n{xdp_extra}\n",
             net.pin_dir
         ))
         .start()
@@ -225,4 +229,125 @@ fn announce_in_kernel_off_leaves_announces_to_userland() {
     assert_eq!(delta(&before, &after, counter::ANNOUNCE_ANSWERED), 0);
     assert_eq!(delta(&before, &after, counter::HOT_HIT), 0);
     assert_eq!(delta(&before, &after, counter::REDIRECTED), 1);
+}
+
+fn start_with(net: &TestNet, xdp_extra: &str) -> Tracker {
+    start(net, &format!("kernel_refresh_ms = 50\n{xdp_extra}"))
+}
+
+/// Announces `rounds` times from each of `peers` ports of `c`, so the
+/// torrent is hot; returns the peers' addresses.
+fn heat(c: &Client, hash: [u8; 20], peers: u16, rounds: usize) -> HashSet<SocketAddr> {
+    for _ in 0..rounds {
+        for i in 0..peers {
+            c.announce(&Announce::new(hash, 7000 + i).numwant(0));
+        }
+    }
+    // The next refresh publishes it; counts halve at every refresh, so
+    // without more traffic it stays published for a few more only.
+    std::thread::sleep(std::time::Duration::from_millis(80));
+    (0..peers).map(|i| c.peer_addr(7000 + i)).collect()
+}
+
+fn assert_userland_caches_and_applies(v6: bool) {
+    let net = test_net();
+    let _t = start_with(&net, "");
+    let hash = random_hash();
+    let c = client(&net, v6);
+    let peers = heat(&c, hash, 10, 4);
+
+    // A new peer: answered by the kernel from the cache userland wrote.
+    // Four peers: the answer then fits the request's frame, which a veth
+    // cannot grow much (see docs/xdp.md); a real NIC's frame can.
+    let before = counters(&net);
+    let resp = c.announce(&Announce::new(hash, 8000).numwant(4));
+    let after = counters(&net);
+    assert_eq!(
+        delta(&before, &after, counter::ANNOUNCE_ANSWERED),
+        1,
+        "{before:?} → {after:?}"
+    );
+    assert_eq!(delta(&before, &after, counter::REDIRECTED), 0);
+    assert_eq!((resp.leechers, resp.seeders), (10, 0), "the cached counts");
+    assert_eq!(resp.peers.len(), 4);
+    assert!(resp.peer_set().is_subset(&peers), "from the pool: {resp:?}");
+
+    // Once the ring is applied the swarm has it: a started announce
+    // (always userland's) sees the kernel-answered peer.
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    let before = counters(&net);
+    let resp = c.announce(&Announce::new(hash, 8001).event(EVENT_STARTED).numwant(50));
+    let after = counters(&net);
+    assert_eq!(
+        delta(&before, &after, counter::REDIRECTED),
+        1,
+        "userland answered"
+    );
+    assert_eq!(resp.leechers, 12, "10 + the kernel-answered one + this one");
+    assert!(resp.peer_set().contains(&c.peer_addr(8000)));
+
+    // Stopped and completed are userland's, and exact at once.
+    let resp = c.announce(&Announce::new(hash, 8000).event(EVENT_STOPPED));
+    assert_eq!((resp.leechers, resp.seeders), (11, 0));
+    let resp = c.announce(&Announce::new(hash, 8001).event(EVENT_COMPLETED).seeder());
+    assert_eq!((resp.leechers, resp.seeders), (10, 1));
+    let resp = c.announce(&Announce::new(hash, 8001).event(EVENT_STOPPED).seeder());
+    assert_eq!((resp.leechers, resp.seeders), (10, 0));
+}
+
+#[test]
+fn userland_caches_hot_torrents_and_applies_kernel_answers_over_ipv4() {
+    assert_userland_caches_and_applies(false);
+}
+
+#[test]
+fn userland_caches_hot_torrents_and_applies_kernel_answers_over_ipv6() {
+    assert_userland_caches_and_applies(true);
+}
+
+/// With the ring full (one page, the consumer stopped with ptrace), the
+/// program hands announces to AF_XDP instead: none is lost.
+#[test]
+fn a_full_ring_loses_no_announce() {
+    use common::stop::StoppedThread;
+
+    let net = test_net();
+    // One client address announces all the peers.
+    let swarm = "[swarm]\nmax_peers_per_ip = 1000";
+    let t = start_cfg(&net, swarm, "kernel_refresh_ms = 50\nring_bytes = 4096");
+    let hash = random_hash();
+    let c = client(&net, false);
+    heat(&c, hash, 10, 4);
+    let id = c.connect();
+    let before = counters(&net);
+    // xdp-0 is both the ring's consumer and queue 0's AF_XDP worker.
+    let stopped = StoppedThread::new(t.pid(), "xdp-0");
+    const SENT: u16 = 200;
+    for i in 0..SENT {
+        let a = Announce::new(hash, 9000 + i).numwant(0);
+        c.sock
+            .send_to(&a.encode(id, u32::from(i)), c.tracker)
+            .unwrap();
+    }
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let during = counters(&net);
+    drop(stopped);
+    let answered = delta(&before, &during, counter::ANNOUNCE_ANSWERED);
+    let full = delta(&before, &during, counter::RING_FULL);
+    assert!(answered > 0 && full > 0, "{before:?} → {during:?}");
+    assert_eq!(
+        answered + full,
+        u64::from(SENT),
+        "each answered or handed on"
+    );
+    assert_eq!(delta(&before, &during, counter::REDIRECTED), full);
+
+    // Every one of them reaches the swarm: through the ring or AF_XDP.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    while c
+        .recv_timeout(std::time::Duration::from_millis(50))
+        .is_some()
+    {}
+    let resp = c.announce(&Announce::new(hash, 8001).event(EVENT_STARTED).numwant(0));
+    assert_eq!(resp.leechers, 10 + u32::from(SENT) + 1);
 }

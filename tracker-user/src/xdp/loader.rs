@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, bail, Context};
 use std::os::fd::AsFd;
 
-use aya::maps::{Array, HashMap as BpfHashMap, Map, MapData, PerCpuArray, XskMap};
+use aya::maps::{Array, HashMap as BpfHashMap, Map, MapData, PerCpuArray, RingBuf, XskMap};
 use aya::programs::{Xdp, XdpMode};
 use aya::{Ebpf, EbpfLoader};
 use tracker_proto::xdp::{
@@ -153,6 +153,31 @@ impl XdpAttachment {
             }
             Some(sums)
         }))
+    }
+
+    /// A writer of the hot-torrent cache for one request worker, on its
+    /// own handles of HOT_V4 and HOT_V6 (duplicated fds, taken before the
+    /// privilege drop like [`counter_reader`](Self::counter_reader)).
+    pub fn hot_cache(&self) -> anyhow::Result<super::hot_cache::HotCache> {
+        let dup = |name: &str| -> anyhow::Result<MapData> {
+            let Some(Map::HashMap(data)) = self.ebpf.map(name) else {
+                bail!("no hash map {name} in the XDP object");
+            };
+            let fd = data
+                .fd()
+                .as_fd()
+                .try_clone_to_owned()
+                .with_context(|| format!("duplicating the {name} map's fd"))?;
+            Ok(MapData::from_fd(fd)?)
+        };
+        super::hot_cache::HotCache::new(dup(MAP_HOT_V4)?, dup(MAP_HOT_V6)?)
+    }
+
+    /// The ring of announces answered in the kernel, for the one thread
+    /// that applies them; `None` once taken, or without the map.
+    pub fn take_announced(&mut self) -> Option<RingBuf<MapData>> {
+        let map = self.ebpf.take_map(MAP_ANNOUNCED)?;
+        RingBuf::try_from(map).ok()
     }
 
     /// The attach mode as `tracker_xdp_attached{mode}` names it.
