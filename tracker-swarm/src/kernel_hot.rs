@@ -169,7 +169,7 @@ impl HeavyHitters {
         }
         order.select_nth_unstable_by(n - 1, |a, b| b.0.cmp(&a.0));
         order.truncate(n);
-        order.sort_unstable_by(|a, b| b.0.cmp(&a.0));
+        order.sort_unstable_by_key(|&(count, _)| std::cmp::Reverse(count));
         out.extend(order.iter().map(|&(_, hash)| hash));
     }
 

@@ -25,7 +25,7 @@ impl HotCache {
     }
 
     fn failed(&mut self, what: &str, e: aya::maps::MapError) {
-        if self.failures % 1024 == 0 {
+        if self.failures.is_multiple_of(1024) {
             log::warn!(
                 "hot-torrent cache: {what} failed ({} failures so far; those announces \
                  are answered by userland): {e}",
