@@ -351,3 +351,30 @@ fn a_full_ring_loses_no_announce() {
     let resp = c.announce(&Announce::new(hash, 8001).event(EVENT_STARTED).numwant(0));
     assert_eq!(resp.leechers, 10 + u32::from(SENT) + 1);
 }
+
+/// An answer longer than the request grows the frame, with a checksum
+/// that covers the new bytes: five IPv6 peers, 110 bytes against the
+/// request's 98, within the little tailroom a veth frame has (see
+/// docs/xdp.md).
+#[test]
+fn a_long_answer_grows_the_frame() {
+    let net = test_net();
+    let _t = start(&net, "kernel_refresh_ms = 50");
+    let hash = random_hash();
+    let c = client(&net, true);
+    let peers = heat(&c, hash, 5, 4);
+    let before = counters(&net);
+    let resp = c.announce(&Announce::new(hash, 8000).numwant(50));
+    let after = counters(&net);
+    assert_eq!(
+        delta(&before, &after, counter::ANNOUNCE_ANSWERED),
+        1,
+        "{before:?} → {after:?}"
+    );
+    assert_eq!(resp.leechers, 5);
+    assert_eq!(
+        resp.peer_set(),
+        peers,
+        "all five, each once, checksum accepted"
+    );
+}
