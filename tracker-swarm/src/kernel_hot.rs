@@ -197,9 +197,18 @@ pub struct KernelHot {
     generation: u32,
     next_refresh: Instant,
     rng: fastrand::Rng,
+    /// The access list: a torrent it stops allowing leaves the cache at
+    /// the next refresh.
+    filter: Option<std::sync::Arc<dyn crate::TorrentFilter>>,
 }
 
 impl KernelHot {
+    /// Publishes only torrents `filter` allows.
+    pub fn with_filter(mut self, filter: std::sync::Arc<dyn crate::TorrentFilter>) -> Self {
+        self.filter = Some(filter);
+        self
+    }
+
     pub fn new(settings: HotSettings, sink: Box<dyn HotSink>, mut rng: fastrand::Rng) -> Self {
         let counts = HeavyHitters::new(2 * settings.torrents, rng.fork());
         Self {
@@ -223,6 +232,7 @@ impl KernelHot {
             generation: 0,
             next_refresh: Instant::now() + settings.refresh,
             rng,
+            filter: None,
         }
     }
 
@@ -252,8 +262,10 @@ impl KernelHot {
         // Torrents announced rarely, or whose peers all left, are not worth
         // a kernel answer.
         let (counts, min) = (&self.counts, self.settings.min_announces);
+        let filter = self.filter.as_deref();
         chosen.retain(|hash| {
             counts.count(hash) >= min
+                && filter.is_none_or(|f| f.allows(hash))
                 && shard.torrents.get(hash).is_some_and(|t| t.peer_count() > 0)
         });
         for hash in &chosen {
@@ -511,6 +523,38 @@ mod tests {
         }
         hot_set.refresh(&shard, Instant::now());
         assert_eq!(sink.0.lock().unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_torrent_the_access_list_stops_allowing_leaves_at_the_next_refresh() {
+        struct Deny(Mutex<Option<InfoHash>>);
+        impl crate::TorrentFilter for Deny {
+            fn allows(&self, info_hash: &InfoHash) -> bool {
+                self.0.lock().unwrap().as_ref() != Some(info_hash)
+            }
+        }
+        let mut shard = SwarmShard::new(fastrand::Rng::with_seed(3));
+        announce_v4(&mut shard, hash(5), [10, 0, 0, 1], 1000, false);
+        let sink = Recorded::default();
+        let deny = Arc::new(Deny(Mutex::new(None)));
+        let settings = HotSettings::per_shard(4, 1, 10, Duration::from_millis(10));
+        let mut hot_set = KernelHot::new(
+            settings,
+            Box::new(sink.clone()),
+            fastrand::Rng::with_seed(4),
+        )
+        .with_filter(deny.clone());
+        for _ in 0..100 {
+            hot_set.note(&hash(5));
+        }
+        hot_set.refresh(&shard, Instant::now());
+        assert_eq!(sink.0.lock().unwrap().len(), 1);
+        *deny.0.lock().unwrap() = Some(hash(5));
+        hot_set.refresh(&shard, Instant::now());
+        assert!(
+            sink.0.lock().unwrap().is_empty(),
+            "deleted though still hot"
+        );
     }
 
     #[test]

@@ -286,7 +286,7 @@ fn start_workers(
             .wire(worker, shared.access_list.clone())
             .report_to(shared.metrics.swarm_gauges());
         if let Some(hot) = kernel_hot(config, bound)? {
-            worker = worker.kernel_hot(hot);
+            worker = worker.kernel_hot(hot.with_filter(shared.access_list.clone()));
         }
         if inline {
             inline_worker = Some(udp::InlineRequestWorker {
