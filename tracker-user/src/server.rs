@@ -155,6 +155,10 @@ struct Bound {
 struct Xdp {
     // Dropped before the attachment, which detaches the program.
     connect_map: Option<aya::maps::Array<aya::maps::MapData, ConnectState>>,
+    /// One writer of the hot-torrent cache per request worker, and the
+    /// ring of kernel-answered announces, opened while still privileged.
+    hot_caches: Vec<crate::xdp::hot_cache::HotCache>,
+    announced: Option<crate::xdp::ring::AnnouncedRing>,
     attachment: XdpAttachment,
     last_tick: u32,
 }
@@ -204,8 +208,21 @@ fn bind(config: &Config, settings: &UdpSettings) -> anyhow::Result<Bound> {
         match start_xdp(&config.xdp, &udp_addrs, settings) {
             Ok((mut attachment, queues)) => {
                 let connect_map = attachment.take_connect_map();
+                let hot_caches = if config.xdp.announce_in_kernel {
+                    (0..config.swarm.workers)
+                        .map(|_| attachment.hot_cache())
+                        .collect::<anyhow::Result<_>>()
+                        .context("opening the hot-torrent cache maps")?
+                } else {
+                    Vec::new()
+                };
+                let announced = attachment
+                    .take_announced()
+                    .map(crate::xdp::ring::AnnouncedRing::new);
                 let xdp = Xdp {
                     connect_map,
+                    hot_caches,
+                    announced,
                     attachment,
                     last_tick: 0,
                 };
@@ -285,7 +302,7 @@ fn start_workers(
         let mut worker = persistence
             .wire(worker, shared.access_list.clone())
             .report_to(shared.metrics.swarm_gauges());
-        if let Some(hot) = kernel_hot(config, bound)? {
+        if let Some(hot) = kernel_hot(config, bound) {
             worker = worker.kernel_hot(hot.with_filter(shared.access_list.clone()));
         }
         if inline {
@@ -308,33 +325,21 @@ fn start_workers(
 }
 
 /// A request worker's writer of the program's hot-torrent cache, when
-/// announces are answered in the kernel: its own map handles, taken now,
-/// before the privilege drop.
-fn kernel_hot(
-    config: &Config,
-    bound: &Bound,
-) -> anyhow::Result<Option<tracker_swarm::kernel_hot::KernelHot>> {
-    let Some(xdp) = &bound.xdp else {
-        return Ok(None);
-    };
-    if !config.xdp.announce_in_kernel {
-        return Ok(None);
-    }
-    let sink = xdp
-        .attachment
-        .hot_cache()
-        .context("opening the hot-torrent cache maps")?;
+/// announces are answered in the kernel, on map handles opened before the
+/// privilege drop.
+fn kernel_hot(config: &Config, bound: &mut Bound) -> Option<tracker_swarm::kernel_hot::KernelHot> {
+    let sink = bound.xdp.as_mut()?.hot_caches.pop()?;
     let settings = tracker_swarm::kernel_hot::HotSettings::per_shard(
         config.xdp.hot_torrents as usize,
         config.swarm.workers,
         config.xdp.hot_pool_peers as usize,
         std::time::Duration::from_millis(config.xdp.kernel_refresh_ms),
     );
-    Ok(Some(tracker_swarm::kernel_hot::KernelHot::new(
+    Some(tracker_swarm::kernel_hot::KernelHot::new(
         settings,
         Box::new(sink),
         fastrand::Rng::new(),
-    )))
+    ))
 }
 
 /// Whether the one request worker runs in the one UDP socket worker's
@@ -431,16 +436,9 @@ fn spawn_datagram_workers(
             front: front_end(),
             queue_id: queue_id as u32,
             queue,
-            // Queue 0's worker applies the announces the program answered.
-            announced: if queue_id == 0 {
-                bound
-                    .xdp
-                    .as_mut()
-                    .and_then(|xdp| xdp.attachment.take_announced())
-                    .map(crate::xdp::ring::AnnouncedRing::new)
-            } else {
-                None
-            },
+            // Queue 0's worker (the first) applies the announces the
+            // program answered.
+            announced: bound.xdp.as_mut().and_then(|xdp| xdp.announced.take()),
         };
         threads.push(spawn(format!("xdp-{queue_id}"), move || worker.run())?);
     }
