@@ -190,8 +190,20 @@ fn handle(ctx: &mut XdpContext) -> Option<(u32, u32)> {
     if udp_len == UDP_CONNECT_LEN && answer_connect(ctx, ip, l3, l4).is_some() {
         return Some((xdp_action::XDP_TX, counter::ANSWERED));
     }
-    if let Some(outcome) = answer_request(ctx, ip, l3, l4, udp_len) {
-        return Some((xdp_action::XDP_TX, outcome));
+    let located = Located {
+        ip,
+        l3,
+        l4,
+        udp_len,
+    };
+    match answer_request(ctx, &located) {
+        Some(Answer::Sent(outcome)) => return Some((xdp_action::XDP_TX, outcome)),
+        // Called from here, not from `answer_request`: the kernel allows
+        // 512 bytes of stack for a whole call chain, and this one is deep.
+        Some(Answer::Announce) if announce::answer(ctx, &located) => {
+            return Some((xdp_action::XDP_TX, counter::ANNOUNCE_ANSWERED));
+        }
+        _ => {}
     }
 
     // With XDP_PASS in the flags, a queue without a bound AF_XDP socket
@@ -203,27 +215,23 @@ fn handle(ctx: &mut XdpContext) -> Option<(u32, u32)> {
     }
 }
 
-/// Answers an announce or scrape in place when its connection id checks
-/// out and the answer is switched on and at hand, returning the counter it
-/// is accounted under; `None` leaves the frame for userland, which answers
-/// everything the program does not (a bad id with the BEP 15 error).
-#[inline(always)]
-fn answer_request(
-    ctx: &mut XdpContext,
-    ip: Ip,
-    l3: usize,
-    l4: usize,
-    udp_len: usize,
-) -> Option<u32> {
-    let state = *CONNECT.get(0)?;
+/// Answers a scrape in place when its connection id checks out and the
+/// answer is switched on and at hand, returning the counter it is
+/// accounted under, or says an announce's id checked out; `None` leaves
+/// the frame for userland, which answers everything the program does not
+/// (a bad id with the BEP 15 error).
+/// Not inlined, for the same reason as [`id_valid`].
+#[inline(never)]
+fn answer_request(ctx: &mut XdpContext, located: &Located) -> Option<Answer> {
+    // A reference into the map, not a copy: this frame lies under every
+    // answer's, and the kernel allows 512 bytes for the whole call chain.
+    let state: &ConnectState = CONNECT.get(0)?;
     if state.scrape == 0 && state.announce == 0 {
         return None;
     }
     // connection id, action, transaction id: the start of both requests.
-    let head: &[u8; 16] = load(ctx, l4 + udp::HEADER_LEN)?;
-    let [c0, c1, c2, c3, c4, c5, c6, c7, a0, a1, a2, a3, ..] = *head;
-    let id = ConnectionId(u64::from_be_bytes([c0, c1, c2, c3, c4, c5, c6, c7]));
-    let action = u32::from_be_bytes([a0, a1, a2, a3]);
+    let head: &[u8; 16] = load(ctx, located.l4 + udp::HEADER_LEN)?;
+    let action = u32::from_be_bytes([head[8], head[9], head[10], head[11]]);
     let wanted = match action {
         ACTION_SCRAPE => state.scrape != 0,
         ACTION_ANNOUNCE => state.announce != 0,
@@ -232,22 +240,76 @@ fn answer_request(
     if !wanted {
         return None;
     }
-    let req = reply::Request::new(ctx, ip, l3, l4, udp_len)?;
-    let secret = ConnectionIdSecret {
-        k0: state.k0,
-        k1: state.k1,
-    };
-    if !verify_connection_id(&secret, id, state.tick, state.id_lifetime, &req.client) {
+    let mut req = core::mem::MaybeUninit::uninit();
+    if !request_at(ctx, located, &mut req) {
+        return None;
+    }
+    // SAFETY: `request_at` returned true, so it wrote `req`.
+    let req = unsafe { req.assume_init() };
+    if !id_valid(ctx, state, &req) {
         count(counter::BAD_CONNECTION_ID);
         return None;
     }
     if action == ACTION_SCRAPE {
-        scrape::answer(ctx, &state, &req)?;
-        Some(counter::SCRAPE_ANSWERED)
+        scrape::answer(ctx, state, &req)?;
+        Some(Answer::Sent(counter::SCRAPE_ANSWERED))
     } else {
-        announce::answer(ctx, &state, &req)?;
-        Some(counter::ANNOUNCE_ANSWERED)
+        Some(Answer::Announce)
     }
+}
+
+/// What [`answer_request`] did.
+enum Answer {
+    /// Answered, accounted under this counter.
+    Sent(u32),
+    /// An announce with a good connection id, for `announce::answer`.
+    Announce,
+}
+
+/// The connection-id check, in a frame of its own: SipHash's register
+/// spills would otherwise sit in `tracker_xdp`'s frame under every answer's,
+/// and the kernel allows 512 bytes for the whole call chain.
+#[inline(never)]
+fn id_valid(ctx: &XdpContext, state: &ConnectState, req: &reply::Request) -> bool {
+    let Some(head) = load::<8>(ctx, req.payload()) else {
+        return false;
+    };
+    let id = ConnectionId(u64::from_be_bytes(*head));
+    let secret = ConnectionIdSecret {
+        k0: state.k0,
+        k1: state.k1,
+    };
+    verify_connection_id(&secret, id, state.tick, state.id_lifetime, &req.client)
+}
+
+/// [`reply::Request::new`] in a frame of its own: it builds addresses byte
+/// by byte, and each byte's register spill would otherwise stay in the
+/// frame under the answer's.
+/// Written through `out` and not returned: the compiler may return a
+/// returned struct's address, a pointer into the caller's stack, which the
+/// verifier refuses.
+#[inline(never)]
+pub(crate) fn request_at(
+    ctx: &XdpContext,
+    at: &Located,
+    out: &mut core::mem::MaybeUninit<reply::Request>,
+) -> bool {
+    match reply::Request::new(ctx, at.ip, at.l3, at.l4, at.udp_len) {
+        Some(req) => {
+            out.write(req);
+            true
+        }
+        None => false,
+    }
+}
+
+/// Where a tracker datagram's headers are, for [`answer_request`]: BPF
+/// calls take at most five arguments.
+pub struct Located {
+    pub ip: Ip,
+    pub l3: usize,
+    pub l4: usize,
+    pub udp_len: usize,
 }
 
 /// The IP version of a tracker datagram, its header already checked.
@@ -270,8 +332,8 @@ fn listening(key: &ListenKey) -> bool {
 /// Turns a BEP 15 connect into its response in place, or returns `None`
 /// leaving the frame untouched for userland. The caller has checked the
 /// headers at `l3` and `l4` and that the UDP datagram is exactly a connect
-/// request long.
-#[inline(always)]
+/// request long. Not inlined, for the same reason as [`id_valid`].
+#[inline(never)]
 fn answer_connect(ctx: &mut XdpContext, ip: Ip, l3: usize, l4: usize) -> Option<()> {
     let state = *CONNECT.get(0)?;
     if state.enabled == 0 {

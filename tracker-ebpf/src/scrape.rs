@@ -50,7 +50,10 @@ static SCRAPE_MAX_HASHES: u32 = MAX_HASHES as u32;
 
 /// Answers the scrape in `req` in place, or returns `None` leaving the
 /// frame untouched for userland.
-#[inline(always)]
+/// Not inlined: its frame would otherwise sit in `answer_request`'s, under
+/// the calls that function makes, and the kernel allows 512 bytes of stack
+/// for a whole call chain.
+#[inline(never)]
 pub fn answer(ctx: &mut XdpContext, state: &ConnectState, req: &Request) -> Option<()> {
     if state.scrape == 0 {
         return None;

@@ -77,6 +77,9 @@ impl RequestWorkerCore {
     /// Applies every job of `batch`, filling in its results, and publishes
     /// what the shard then holds.
     pub fn apply(&mut self, batch: &mut Batch) {
+        if let Some(hot) = &mut self.config.kernel_hot {
+            note_announces(hot, batch);
+        }
         batch.process(&mut self.shard, self.clock.now_secs());
         publish(&self.shard, &self.config.gauges);
         if let Some(kernel) = &mut self.kernel_scrapes {
@@ -119,7 +122,11 @@ impl RequestWorkerCore {
             Some(kernel) => self.next_clean.min(kernel.next_round()),
             None => self.next_clean,
         };
-        due.saturating_duration_since(now)
+        let due = due.saturating_duration_since(now);
+        match &self.config.kernel_hot {
+            Some(hot) => due.min(hot.idle_for(now)),
+            None => due,
+        }
     }
 
     /// The duties between batches: a snapshot slice, and cleaning when
@@ -150,6 +157,12 @@ impl RequestWorkerCore {
             kernel.between_batches(&self.shard, Instant::now());
             let entries = kernel.published() as u64;
             self.config.gauges.kernel_scrape_entries.set(entries);
+        }
+        if let Some(hot) = &mut self.config.kernel_hot {
+            let now = Instant::now();
+            if hot.due(now) {
+                hot.refresh(&self.shard, now);
+            }
         }
     }
 
@@ -254,6 +267,19 @@ impl Drop for InlineSwarm {
     /// The host thread is done: say so as a request worker thread would.
     fn drop(&mut self) {
         self.core.log_stopped();
+    }
+}
+
+/// Counts the batch's announces for the hot-torrent cache. Stopped ones
+/// too: the peer leaving is traffic the cache would otherwise have to
+/// answer.
+fn note_announces(hot: &mut crate::kernel_hot::KernelHot, batch: &Batch) {
+    for job in &batch.jobs {
+        match &job.work {
+            crate::worker::Work::AnnounceV4 { announce, .. } => hot.note(&announce.info_hash),
+            crate::worker::Work::AnnounceV6 { announce, .. } => hot.note(&announce.info_hash),
+            _ => {}
+        }
     }
 }
 

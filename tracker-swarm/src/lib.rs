@@ -13,6 +13,7 @@
 pub mod clock;
 mod core;
 mod counts;
+pub mod kernel_hot;
 pub mod kernel_scrape;
 mod limits;
 mod outbox;

@@ -65,6 +65,7 @@ pub struct RequestWorkerEnds {
     snapshots: Option<Receiver<SnapshotRequest>>,
     restore: Option<RestoreJob>,
     kernel_scrapes: Option<crate::worker::KernelScrapesConfig>,
+    kernel_hot: Option<crate::kernel_hot::KernelHot>,
 }
 
 impl RequestWorkerEnds {
@@ -78,6 +79,12 @@ impl RequestWorkerEnds {
         filter: Option<Arc<dyn crate::TorrentFilter>>,
     ) -> Self {
         self.kernel_scrapes = Some((sink, interval, filter));
+        self
+    }
+
+    /// Keeps the XDP program's hot-torrent cache for this worker's shard.
+    pub fn kernel_hot(mut self, hot: crate::kernel_hot::KernelHot) -> Self {
+        self.kernel_hot = Some(hot);
         self
     }
 
@@ -133,6 +140,7 @@ impl RequestWorkerEnds {
             restore: self.restore,
             workers: self.workers,
             kernel_scrapes: self.kernel_scrapes,
+            kernel_hot: self.kernel_hot,
         };
         (config, self.inbox, self.returns)
     }
@@ -205,6 +213,7 @@ impl SwarmTopology {
                 snapshots: None,
                 restore: None,
                 kernel_scrapes: None,
+                kernel_hot: None,
             })
             .collect();
         Ok(Self {

@@ -308,6 +308,9 @@ pub struct RequestWorkerConfig {
     pub workers: usize,
     /// Where to publish scrape counts for the XDP program, and how often.
     pub kernel_scrapes: Option<KernelScrapesConfig>,
+    /// The XDP program's hot-torrent cache this worker keeps, when
+    /// announces are answered in the kernel.
+    pub kernel_hot: Option<crate::kernel_hot::KernelHot>,
 }
 
 /// Runs until `shutdown` is set or every sender of `inbox` is gone.

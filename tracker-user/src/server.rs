@@ -159,6 +159,10 @@ struct Xdp {
     /// One writer of the SCRAPE map per request worker, when scrapes are
     /// answered in the kernel; taken by the workers at start.
     scrape_maps: Vec<ScrapeMap>,
+    /// One writer of the hot-torrent cache per request worker, and the
+    /// ring of kernel-answered announces, opened while still privileged.
+    hot_caches: Vec<crate::xdp::hot_cache::HotCache>,
+    announced: Option<crate::xdp::ring::AnnouncedRing>,
     attachment: XdpAttachment,
     last_tick: u32,
 }
@@ -209,9 +213,22 @@ fn bind(config: &Config, settings: &UdpSettings) -> anyhow::Result<Bound> {
             Ok((mut attachment, queues)) => {
                 let connect_map = attachment.take_connect_map();
                 let scrape_maps = scrape_maps(config, &attachment)?;
+                let hot_caches = if config.xdp.announce_in_kernel {
+                    (0..config.swarm.workers)
+                        .map(|_| attachment.hot_cache())
+                        .collect::<anyhow::Result<_>>()
+                        .context("opening the hot-torrent cache maps")?
+                } else {
+                    Vec::new()
+                };
+                let announced = attachment
+                    .take_announced()
+                    .map(crate::xdp::ring::AnnouncedRing::new);
                 let xdp = Xdp {
                     connect_map,
                     scrape_maps,
+                    hot_caches,
+                    announced,
                     attachment,
                     last_tick: 0,
                 };
@@ -313,6 +330,9 @@ fn start_workers(
             let filter: Arc<dyn tracker_swarm::TorrentFilter> = shared.access_list.clone();
             worker = worker.publish_scrapes(Box::new(map), refresh, Some(filter));
         }
+        if let Some(hot) = kernel_hot(config, bound) {
+            worker = worker.kernel_hot(hot.with_filter(shared.access_list.clone()));
+        }
         if inline {
             inline_worker = Some(udp::InlineRequestWorker {
                 ends: worker,
@@ -330,6 +350,24 @@ fn start_workers(
     spawn_datagram_workers(shared, bound, &mut front_ends, inline_worker, &mut threads)?;
     spawn_http_workers(config, shared, bound, front_ends.collect(), &mut threads)?;
     Ok(Workers { wakers, threads })
+}
+
+/// A request worker's writer of the program's hot-torrent cache, when
+/// announces are answered in the kernel, on map handles opened before the
+/// privilege drop.
+fn kernel_hot(config: &Config, bound: &mut Bound) -> Option<tracker_swarm::kernel_hot::KernelHot> {
+    let sink = bound.xdp.as_mut()?.hot_caches.pop()?;
+    let settings = tracker_swarm::kernel_hot::HotSettings::per_shard(
+        config.xdp.hot_torrents as usize,
+        config.swarm.workers,
+        config.xdp.hot_pool_peers as usize,
+        std::time::Duration::from_millis(config.xdp.kernel_refresh_ms),
+    );
+    Some(tracker_swarm::kernel_hot::KernelHot::new(
+        settings,
+        Box::new(sink),
+        fastrand::Rng::new(),
+    ))
 }
 
 /// Whether the one request worker runs in the one UDP socket worker's
@@ -426,6 +464,9 @@ fn spawn_datagram_workers(
             front: front_end(),
             queue_id: queue_id as u32,
             queue,
+            // Queue 0's worker (the first) applies the announces the
+            // program answered.
+            announced: bound.xdp.as_mut().and_then(|xdp| xdp.announced.take()),
         };
         threads.push(spawn(format!("xdp-{queue_id}"), move || worker.run())?);
     }

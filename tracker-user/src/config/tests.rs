@@ -373,6 +373,41 @@ fn validation_errors_are_typed_and_worded() {
             "key `access_list.path`: must name a file when access_list.mode is white",
         ),
         (
+            |c| c.xdp.hot_pool_peers = 65,
+            ValidationError::OutOfRange {
+                key: "xdp.hot_pool_peers",
+                got: 65,
+                min: 1,
+                max: 64,
+                unit: "",
+                why: " (what a cache entry holds)",
+            },
+            "key `xdp.hot_pool_peers`: must be between 1 and 64 (what a cache entry holds), got 65",
+        ),
+        (
+            |c| c.xdp.kernel_refresh_ms = 0,
+            ValidationError::OutOfRange {
+                key: "xdp.kernel_refresh_ms",
+                got: 0,
+                min: 10,
+                max: 60_000,
+                unit: "",
+                why: " (how stale a cached answer may be)",
+            },
+            "key `xdp.kernel_refresh_ms`: must be between 10 and 60000 (how stale a cached \
+             answer may be), got 0",
+        ),
+        (
+            |c| c.xdp.ring_bytes = 5000,
+            ValidationError::NotPowerOfTwo {
+                key: "xdp.ring_bytes",
+                got: 5000,
+                min: 4096,
+                max: 1 << 30,
+            },
+            "key `xdp.ring_bytes`: must be a power of two from 4096 to 1073741824, got 5000",
+        ),
+        (
             |c| c.xdp.frame_count = 96,
             ValidationError::NotPowerOfTwo {
                 key: "xdp.frame_count",

@@ -236,7 +236,39 @@ impl Config {
             " ms",
             " (the most the kernel's answers lag the swarm)",
         )?;
+        if x.announce_in_kernel {
+            self.validate_kernel_announces()?;
+        }
         self.validate_inline()
+    }
+
+    /// The hot-torrent cache and the ring of kernel-answered announces.
+    fn validate_kernel_announces(&self) -> Result<(), ValidationError> {
+        let x = &self.xdp;
+        in_range(
+            "xdp.hot_torrents",
+            x.hot_torrents as usize,
+            (1, 1 << 20),
+            "",
+            " (about 1.6 KB of kernel memory each)",
+        )?;
+        in_range(
+            "xdp.hot_pool_peers",
+            x.hot_pool_peers as usize,
+            (1, tracker_proto::xdp::HOT_POOL_MAX),
+            "",
+            " (what a cache entry holds)",
+        )?;
+        // The kernel wants a power-of-two number of pages.
+        if !(4096..=1 << 30).contains(&x.ring_bytes) || !x.ring_bytes.is_power_of_two() {
+            return Err(ValidationError::NotPowerOfTwo {
+                key: "xdp.ring_bytes",
+                got: x.ring_bytes.into(),
+                min: 4096,
+                max: 1 << 30,
+            });
+        }
+        Ok(())
     }
 
     /// swarm.inline = "on" needs the one topology it can run in: a single

@@ -44,6 +44,10 @@ const _: () = assert!(
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ReplyRoute(pub u32);
 
+/// The route of an announce the XDP program already answered: applied to
+/// the swarm, never answered again. AF_XDP reply-path sequences skip it.
+pub const ANSWERED_IN_KERNEL: ReplyRoute = ReplyRoute(u32::MAX);
+
 /// A front end's output, passed to the [`RequestHandler`] per call so the
 /// front end keeps owning its I/O. `route` is what the front end passed
 /// with the request being answered.
@@ -213,6 +217,36 @@ impl RequestHandler {
         }
     }
 
+    /// Applies an announce the XDP program answered (from its `ANNOUNCED`
+    /// ring) as if it had come through this front end, without answering
+    /// it. Counted as an announce request and response of this front
+    /// end's protocol: the program sent the response.
+    pub fn kernel_announce(&mut self, applied: &crate::xdp::ring::Applied) {
+        self.counters.request(self.protocol, Action::Announce);
+        self.counters.response(self.protocol, Action::Announce);
+        let info_hash = tracker_proto::InfoHash(applied.info_hash);
+        // The program had it cached, so it was allowed when cached; a list
+        // reloaded since then wins.
+        if !self.access_list.allows(&info_hash) {
+            return;
+        }
+        let peer = applied.peer;
+        let work = Work::announce(
+            peer.ip(),
+            peer.port(),
+            info_hash,
+            applied.event,
+            applied.seeder,
+            0,
+        );
+        let reply = ReplyTo {
+            addr: peer,
+            route: ANSWERED_IN_KERNEL.0,
+            tag: 0,
+        };
+        self.enqueue(Job { reply, work });
+    }
+
     /// Answers a datagram the front end had to cut to its receive slot.
     /// Only a scrape of more than 101 hashes is that long; refusing it
     /// says what went wrong, where parsing the cut copy would claim its
@@ -363,6 +397,10 @@ impl RequestHandler {
     /// Writes the answers of a batch back from the request workers.
     pub fn answer<R: Responder>(&mut self, out: &mut R, batch: Batch) {
         for job in &batch.jobs {
+            let announce = matches!(job.work, Work::AnnounceV4 { .. } | Work::AnnounceV6 { .. });
+            if announce && job.reply.route == ANSWERED_IN_KERNEL.0 {
+                continue;
+            }
             let (peers, counts) = match &job.work {
                 Work::AnnounceV4 {
                     refused: Some(refusal),

@@ -17,7 +17,7 @@ use tracker_proto::udp::{
     SCRAPE_STATS_LEN,
 };
 
-pub use handler::{ReplyRoute, RequestHandler, Responder, Summary};
+pub use handler::{ReplyRoute, RequestHandler, Responder, Summary, ANSWERED_IN_KERNEL};
 pub use worker::{InlineRequestWorker, UdpWorker, WAKER};
 
 use crate::access_list::SharedAccessList;

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{anyhow, bail, Context};
 use std::os::fd::AsFd;
 
-use aya::maps::{Array, HashMap as BpfHashMap, Map, MapData, PerCpuArray, XskMap};
+use aya::maps::{Array, HashMap as BpfHashMap, Map, MapData, PerCpuArray, RingBuf, XskMap};
 use aya::programs::{Xdp, XdpMode};
 use aya::{Ebpf, EbpfLoader};
 use tracker_proto::xdp::{
@@ -179,6 +179,31 @@ impl XdpAttachment {
             .as_fd()
             .try_clone_to_owned()
             .context("duplicating the SCRAPE map's fd")
+    }
+
+    /// A writer of the hot-torrent cache for one request worker, on its
+    /// own handles of HOT_V4 and HOT_V6 (duplicated fds, taken before the
+    /// privilege drop like [`counter_reader`](Self::counter_reader)).
+    pub fn hot_cache(&self) -> anyhow::Result<super::hot_cache::HotCache> {
+        let dup = |name: &str| -> anyhow::Result<MapData> {
+            let Some(Map::HashMap(data)) = self.ebpf.map(name) else {
+                bail!("no hash map {name} in the XDP object");
+            };
+            let fd = data
+                .fd()
+                .as_fd()
+                .try_clone_to_owned()
+                .with_context(|| format!("duplicating the {name} map's fd"))?;
+            Ok(MapData::from_fd(fd)?)
+        };
+        super::hot_cache::HotCache::new(dup(MAP_HOT_V4)?, dup(MAP_HOT_V6)?)
+    }
+
+    /// The ring of announces answered in the kernel, for the one thread
+    /// that applies them; `None` once taken, or without the map.
+    pub fn take_announced(&mut self) -> Option<RingBuf<MapData>> {
+        let map = self.ebpf.take_map(MAP_ANNOUNCED)?;
+        RingBuf::try_from(map).ok()
     }
 
     /// The attach mode as `tracker_xdp_attached{mode}` names it.
@@ -373,14 +398,14 @@ fn pin(ebpf: &mut Ebpf, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
     // Our maps only: the compiler's .rodata/.bss sections are maps too, but
     // frozen ones cannot be pinned and there is nothing in them to inspect.
     for name in [MAP_COUNTERS, MAP_LISTEN, MAP_CONNECT, MAP_XSKS, MAP_SCRAPE] {
-        let path = dir.join(name);
-        let _ = std::fs::remove_file(&path);
-        let map = ebpf
-            .map(name)
-            .with_context(|| format!("no {name} map in the object"))?;
-        map.pin(&path)
-            .with_context(|| format!("pinning map {name} at {}", path.display()))?;
-        pins.push(path);
+        pin_map(ebpf, dir, name, &mut pins)?;
+    }
+    // The in-kernel answers' maps, for bpftool and the tests; an object
+    // built before them lacks them, which is no error.
+    for name in [MAP_HOT_V4, MAP_HOT_V6, MAP_ANNOUNCED] {
+        if ebpf.map(name).is_some() {
+            pin_map(ebpf, dir, name, &mut pins)?;
+        }
     }
     let path = dir.join(PROGRAM_NAME);
     let _ = std::fs::remove_file(&path);
@@ -393,4 +418,16 @@ fn pin(ebpf: &mut Ebpf, dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
         .with_context(|| format!("pinning the program at {}", path.display()))?;
     pins.push(path);
     Ok(pins)
+}
+
+fn pin_map(ebpf: &Ebpf, dir: &Path, name: &str, pins: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+    let path = dir.join(name);
+    let _ = std::fs::remove_file(&path);
+    let map = ebpf
+        .map(name)
+        .with_context(|| format!("no {name} map in the object"))?;
+    map.pin(&path)
+        .with_context(|| format!("pinning map {name} at {}", path.display()))?;
+    pins.push(path);
+    Ok(())
 }

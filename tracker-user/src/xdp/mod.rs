@@ -4,7 +4,9 @@
 //! path as the plain sockets.
 
 pub mod frame;
+pub mod hot_cache;
 pub mod loader;
+pub mod ring;
 pub mod scrape_map;
 mod worker;
 

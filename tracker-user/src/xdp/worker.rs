@@ -12,11 +12,13 @@ use mio::unix::SourceFd;
 use mio::{Events, Interest, Token};
 
 use super::frame::{parse_udp_frame, write_reply_frame, ReplyPath};
+use super::ring::AnnouncedRing;
 use super::xsk::XskQueue;
 use crate::clock::unix_tick;
-use crate::udp::{FrontEnd, ReplyRoute, Responder};
+use crate::udp::{FrontEnd, ReplyRoute, Responder, ANSWERED_IN_KERNEL};
 
 const QUEUE: Token = Token(0);
+const RING: Token = Token(1);
 /// Frames taken from the RX ring per round.
 const RX_BATCH: usize = 64;
 const IDLE_POLL: Duration = Duration::from_millis(100);
@@ -29,6 +31,9 @@ pub struct XdpWorker {
     pub front: FrontEnd,
     pub queue_id: u32,
     pub queue: XskQueue,
+    /// The announces the program answered, on the one worker that applies
+    /// them.
+    pub announced: Option<AnnouncedRing>,
 }
 
 /// A ring of reply paths indexed by a sequence number, so a late answer
@@ -50,6 +55,9 @@ impl ReplyPaths {
     fn insert(&mut self, path: ReplyPath) -> ReplyRoute {
         let seq = self.next;
         self.next = self.next.wrapping_add(1);
+        if self.next == ANSWERED_IN_KERNEL.0 {
+            self.next = 0;
+        }
         self.entries[seq as usize % REPLY_PATHS] = Some((seq, path));
         ReplyRoute(seq)
     }
@@ -110,6 +118,7 @@ impl XdpWorker {
             mut front,
             queue_id,
             queue,
+            mut announced,
         } = self;
         let fd: RawFd = queue.fd();
         if let Err(e) =
@@ -120,6 +129,18 @@ impl XdpWorker {
         {
             log::error!("xdp worker {queue_id}: cannot poll the AF_XDP socket: {e}");
             return;
+        }
+        if let Some(ring) = &announced {
+            let fd = std::os::fd::AsRawFd::as_raw_fd(&ring.ring);
+            if let Err(e) =
+                front
+                    .poll
+                    .registry()
+                    .register(&mut SourceFd(&fd), RING, Interest::READABLE)
+            {
+                log::error!("xdp worker {queue_id}: cannot poll the ANNOUNCED ring: {e}");
+                return;
+            }
         }
         let mut handler = front.handler(tracker_metrics::Protocol::UdpXdp);
         let mut out = XdpResponder {
@@ -141,6 +162,10 @@ impl XdpWorker {
             staging.clear();
             let received = out.queue.receive(RX_BATCH, |frame| staging.push(frame));
             busy = received == RX_BATCH;
+            if let Some(ring) = &mut announced {
+                let applied = ring.drain(|a| handler.kernel_announce(&a));
+                busy |= applied == super::ring::RING_BATCH;
+            }
             if received > 0 {
                 let tick = unix_tick();
                 for &(start, len) in &staging.frames {
