@@ -391,11 +391,11 @@ fn validation_errors_are_typed_and_worded() {
                 got: 0,
                 min: 10,
                 max: 60_000,
-                unit: "",
-                why: " (how stale a cached answer may be)",
+                unit: " ms",
+                why: " (the most the kernel's answers lag the swarm)",
             },
-            "key `xdp.kernel_refresh_ms`: must be between 10 and 60000 (how stale a cached \
-             answer may be), got 0",
+            "key `xdp.kernel_refresh_ms`: must be between 10 and 60000 ms (the most the \
+             kernel's answers lag the swarm), got 0",
         ),
         (
             |c| c.xdp.ring_bytes = 5000,
