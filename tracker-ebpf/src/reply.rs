@@ -12,7 +12,10 @@
 // Scrape and announce answers are being built on top of this.
 #![allow(dead_code)]
 
-use aya_ebpf::{helpers::bpf_xdp_adjust_tail, programs::XdpContext};
+use aya_ebpf::{
+    helpers::{bpf_xdp_adjust_head, bpf_xdp_adjust_tail},
+    programs::XdpContext,
+};
 use tracker_proto::net::checksum::{self, UdpChecksum};
 use tracker_proto::net::{ethernet, ip_proto, ipv4, ipv6, udp, REPLY_HOP_LIMIT};
 
@@ -124,17 +127,63 @@ impl Request {
 /// Grows or shrinks the frame so that it ends right after `payload_len`
 /// bytes of UDP payload (dropping any Ethernet padding). Every pointer
 /// into the frame is stale afterwards; [`load`] fetches fresh ones.
+///
+/// The payload may be overwritten when growing (the headers are moved
+/// over its start, see [`grow_at_head`]): callers read what they need of
+/// the request first.
 #[inline(always)]
 pub fn resize(ctx: &mut XdpContext, req: &Request, payload_len: usize) -> Option<()> {
     let want = req.payload() + payload_len;
     let delta = want as i64 - frame_len(ctx) as i64;
-    if delta != 0 {
-        // SAFETY: a helper call on the context the kernel gave this run;
-        // it validates `delta` itself and fails without changing the frame.
-        let ret = unsafe { bpf_xdp_adjust_tail(ctx.ctx, delta as i32) };
-        if ret != 0 {
-            return None;
-        }
+    if delta == 0 {
+        return Some(());
+    }
+    // SAFETY: a helper call on the context the kernel gave this run; it
+    // validates `delta` itself and fails without changing the frame.
+    if unsafe { bpf_xdp_adjust_tail(ctx.ctx, delta as i32) } == 0 {
+        return Some(());
+    }
+    if delta < 0 {
+        return None;
+    }
+    grow_at_head(ctx, req, delta as usize)
+}
+
+/// The most [`grow_at_head`] takes: XDP guarantees 256 bytes of headroom
+/// (`XDP_PACKET_HEADROOM`), part of which the kernel keeps for itself.
+const MAX_HEAD_GROWTH: usize = 256;
+
+/// The headers an answer keeps, at most: Ethernet with two VLAN tags,
+/// IPv6 (IPv4 with options is never answered), UDP; rounded up to whole
+/// 8-byte moves.
+const MAX_HEADERS: usize = 72;
+const _: () = assert!(
+    ethernet::HEADER_LEN + 2 * ethernet::vlan::TAG_LEN + ipv6::HEADER_LEN + udp::HEADER_LEN
+        <= MAX_HEADERS
+);
+
+/// Grows the frame by `delta` bytes at its front and moves the headers
+/// there, so the payload gains `delta` bytes where it ends. For frames
+/// with too little room after them: veth and generic-mode XDP hand the
+/// program a frame sized to the packet, with only tens of bytes of
+/// tailroom but the full XDP headroom in front, where a NIC driver's
+/// page-sized buffers have plenty of both. The move copies the first
+/// [`MAX_HEADERS`] bytes, headers and the start of the payload, 8 at a
+/// time from low to high: the destination lies below the source, so no
+/// byte is overwritten before it is read.
+#[inline(always)]
+fn grow_at_head(ctx: &mut XdpContext, req: &Request, delta: usize) -> Option<()> {
+    if delta > MAX_HEAD_GROWTH || req.payload() > MAX_HEADERS {
+        return None;
+    }
+    // SAFETY: as for `bpf_xdp_adjust_tail`: the kernel checks the room and
+    // fails without changing the frame.
+    if unsafe { bpf_xdp_adjust_head(ctx.ctx, -(delta as i32)) } != 0 {
+        return None;
+    }
+    for i in 0..MAX_HEADERS / 8 {
+        let word = *load::<8>(ctx, delta + 8 * i)?;
+        *load_mut::<8>(ctx, 8 * i)? = word;
     }
     Some(())
 }

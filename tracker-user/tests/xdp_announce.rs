@@ -378,3 +378,28 @@ fn a_long_answer_grows_the_frame() {
         "all five, each once, checksum accepted"
     );
 }
+
+/// An answer that needs more room than the tailroom veth leaves after its
+/// frames (30 IPv4 peers: 200 bytes against the request's 98; 10 IPv6
+/// peers: 200 bytes) grows at the front instead, the headers moved there:
+/// still answered in the kernel, every peer once, checksum accepted.
+#[test]
+fn an_answer_past_the_tailroom_grows_at_the_front() {
+    let net = test_net();
+    let _t = start(&net, "kernel_refresh_ms = 50");
+    for (v6, count) in [(false, 30u16), (true, 10)] {
+        let hash = random_hash();
+        let c = client(&net, v6);
+        let peers = heat(&c, hash, count, 4);
+        let before = counters(&net);
+        let resp = c.announce(&Announce::new(hash, 8000).numwant(50));
+        let after = counters(&net);
+        assert_eq!(
+            delta(&before, &after, counter::ANNOUNCE_ANSWERED),
+            1,
+            "v6 {v6}: {before:?} → {after:?}"
+        );
+        assert_eq!(resp.leechers, u32::from(count), "v6 {v6}");
+        assert_eq!(resp.peer_set(), peers, "v6 {v6}: all, each once");
+    }
+}
