@@ -124,14 +124,14 @@ pub extern "C" fn tracker_announce(
         return 0;
     }
     let answered = match req.ip {
-        Ip::V4 { .. } => answer_v4(&mut ctx, state, &req, &fields),
-        Ip::V6 => answer_v6(&mut ctx, state, &req, &fields),
+        Ip::V4 { .. } => answer_from::<6, HotV4>(&mut ctx, state, &req, &fields),
+        Ip::V6 => answer_from::<18, HotV6>(&mut ctx, state, &req, &fields),
     };
     u32::from(answered.is_some())
 }
 
 /// What the answer takes from the request, if it is one to answer here.
-/// A frame of its own, like `answer_v4`/`answer_v6`: the kernel allows 512
+/// A frame of its own, like `answer_from`'s: the kernel allows 512
 /// bytes of stack per call chain, and these do not nest.
 #[inline(never)]
 fn parse(ctx: &XdpContext, state: &ConnectState, req: &Request, out: &mut Fields) -> bool {
@@ -178,49 +178,56 @@ fn parse(ctx: &XdpContext, state: &ConnectState, req: &Request, out: &mut Fields
     true
 }
 
-// One frame per family, each called on its own: inlined together, their
-// register spills did not share stack slots and passed the kernel's 512
-// bytes per call chain.
-#[inline(never)]
-fn answer_v4(
-    ctx: &mut XdpContext,
-    state: &ConnectState,
-    req: &Request,
-    fields: &Fields,
-) -> Option<()> {
-    // SAFETY: the value stays valid while the program runs (RCU); userland
-    // replacing it meanwhile yields an older or newer copy, either of
-    // which is a whole answer.
-    let info_hash = load::<20>(ctx, req.payload() + at::INFO_HASH)?;
-    let Some(hot) = (unsafe { HOT_V4.get(info_hash) }) else {
-        count(counter::HOT_MISS);
-        return None;
-    };
-    count(counter::HOT_HIT);
-    with_record(ctx, req, fields, |ctx, txid| {
-        write_answer(
-            ctx,
-            state,
-            req,
-            txid,
-            &hot.counts,
-            &hot.peers,
-            fields.port,
-            fields.wanted,
-        )
-    })
+/// A hot-cache entry of either family, with peers of `N` bytes.
+trait HotEntry<const N: usize>: 'static {
+    /// The entry for `info_hash` in this family's map.
+    fn lookup(info_hash: &[u8; 20]) -> Option<&'static Self>;
+    fn counts(&self) -> &HotCounts;
+    fn peers(&self) -> &[[u8; N]; HOT_POOL_MAX];
 }
 
+impl HotEntry<6> for HotV4 {
+    #[inline(always)]
+    fn lookup(info_hash: &[u8; 20]) -> Option<&'static Self> {
+        // SAFETY: the value stays valid while the program runs (RCU);
+        // userland replacing it meanwhile yields an older or newer copy,
+        // either of which is a whole answer.
+        unsafe { HOT_V4.get(info_hash) }
+    }
+    fn counts(&self) -> &HotCounts {
+        &self.counts
+    }
+    fn peers(&self) -> &[[u8; 6]; HOT_POOL_MAX] {
+        &self.peers
+    }
+}
+
+impl HotEntry<18> for HotV6 {
+    #[inline(always)]
+    fn lookup(info_hash: &[u8; 20]) -> Option<&'static Self> {
+        // SAFETY: as for `HotV4`.
+        unsafe { HOT_V6.get(info_hash) }
+    }
+    fn counts(&self) -> &HotCounts {
+        &self.counts
+    }
+    fn peers(&self) -> &[[u8; 18]; HOT_POOL_MAX] {
+        &self.peers
+    }
+}
+
+// One frame per family (one instance each), each called on its own:
+// inlined together, their register spills did not share stack slots and
+// passed the kernel's 512 bytes per call chain.
 #[inline(never)]
-fn answer_v6(
+fn answer_from<const N: usize, E: HotEntry<N>>(
     ctx: &mut XdpContext,
     state: &ConnectState,
     req: &Request,
     fields: &Fields,
 ) -> Option<()> {
-    // SAFETY: as in `answer_v4`.
     let info_hash = load::<20>(ctx, req.payload() + at::INFO_HASH)?;
-    let Some(hot) = (unsafe { HOT_V6.get(info_hash) }) else {
+    let Some(hot) = E::lookup(info_hash) else {
         count(counter::HOT_MISS);
         return None;
     };
@@ -231,8 +238,8 @@ fn answer_v6(
             state,
             req,
             txid,
-            &hot.counts,
-            &hot.peers,
+            hot.counts(),
+            hot.peers(),
             fields.port,
             fields.wanted,
         )
