@@ -67,18 +67,16 @@ impl XdpNet for TestNet {
     }
 
     fn tracker_with(&self, builder: TrackerBuilder, extra_config: &str) -> Tracker {
-        builder
-            .netns(&self.server_ns)
-            .udp(&format!("{SERVER_V4}:{PORT}"))
-            .udp(&format!("[{SERVER_V6}]:{PORT}"))
-            .arg("--iface")
-            .arg(&self.server_if)
-            .config(&format!(
-                "log_level = \"debug\"\n{extra_config}\n[xdp]\npin_path = \"{}\"\n",
-                self.pin_dir
-            ))
+        self.xdp_tracker(builder, &server_addrs(), extra_config, "")
             .start()
     }
+}
+
+fn server_addrs() -> [String; 2] {
+    [
+        format!("{SERVER_V4}:{PORT}"),
+        format!("[{SERVER_V6}]:{PORT}"),
+    ]
 }
 
 fn tracker_addr(v6: bool) -> SocketAddr {

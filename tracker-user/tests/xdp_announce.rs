@@ -43,16 +43,11 @@ fn start(net: &TestNet, xdp_extra: &str) -> Tracker {
 }
 
 fn start_cfg(net: &TestNet, top: &str, xdp_extra: &str) -> Tracker {
-    Tracker::builder()
-        .netns(&net.server_ns)
-        .udp(&format!("{SERVER_V4}:{PORT}"))
-        .udp(&format!("[{SERVER_V6}]:{PORT}"))
-        .arg("--iface")
-        .arg(&net.server_if)
-        .config(&format!(
-            "log_level = \"debug\"\n{top}\n[xdp]\npin_path = \"{}\"\n{xdp_extra}\n",
-            net.pin_dir
-        ))
+    let udp = [
+        format!("{SERVER_V4}:{PORT}"),
+        format!("[{SERVER_V6}]:{PORT}"),
+    ];
+    net.xdp_tracker(Tracker::builder(), &udp, top, xdp_extra)
         .start()
 }
 

@@ -46,16 +46,17 @@ fn tracker(net: &TestNet, extra_config: &str, xdp_config: &str) -> Tracker {
     } else {
         "scrape_in_kernel = true"
     };
-    let t = Tracker::builder()
-        .netns(&net.server_ns)
-        .udp(&format!("{SERVER_V4}:{PORT}"))
-        .udp(&format!("[{SERVER_V6}]:{PORT}"))
-        .arg("--iface")
-        .arg(&net.server_if)
-        .config(&format!(
-            "log_level = \"debug\"\n{extra_config}\n[xdp]\npin_path = \"{}\"\n{switch}\n{xdp_config}\n",
-            net.pin_dir
-        ))
+    let udp = [
+        format!("{SERVER_V4}:{PORT}"),
+        format!("[{SERVER_V6}]:{PORT}"),
+    ];
+    let t = net
+        .xdp_tracker(
+            Tracker::builder(),
+            &udp,
+            extra_config,
+            &format!("{switch}\n{xdp_config}"),
+        )
         .start();
     let log = t.stderr_text();
     assert!(

@@ -20,7 +20,7 @@ use tracker_proto::udp::PeerFamily;
 use crate::config::Config;
 use crate::profile::{mix64, Profile};
 use crate::report;
-use crate::run::{secs_to_ns, supervise, Live, Outcome, RunOptions, Shared, Target};
+use crate::run::{supervise, Live, Outcome, RunOptions, Shared, Target};
 use worker::{Timing, Worker, WorkerConfig};
 
 fn open_socket(bind: IpAddr, tracker: SocketAddr, recv_buffer: usize) -> anyhow::Result<Socket> {
@@ -124,14 +124,7 @@ pub fn run(config: &Config, options: &RunOptions) -> anyhow::Result<Outcome> {
         false => None,
     };
 
-    let warmup_end_ns = secs_to_ns(u.warmup);
-    let timing = Timing {
-        warmup_end_ns,
-        end_ns: warmup_end_ns.saturating_add(secs_to_ns(u.duration)),
-        window_ns: secs_to_ns(u.window_timeout),
-        timeout_ns: secs_to_ns(u.request_timeout),
-        connection_id_max_age_ns: secs_to_ns(u.connection_id_max_age),
-    };
+    let timing = Timing::from_config(u);
     let shared = Shared::new();
     let mut handles = Vec::with_capacity(u.workers);
     let mut lives = Vec::with_capacity(u.workers);

@@ -20,7 +20,7 @@ use super::request::{write_connect, write_scrape, AnnounceTemplate};
 use super::validate::{Checker, Effect};
 use crate::profile::{ClientCycle, Profile, RequestKind};
 use crate::report::Stats;
-use crate::run::{Live, Shared, Window};
+use crate::run::{secs_to_ns, Live, Shared, Window};
 
 /// How often timeouts are checked and stalled sockets refilled.
 const HOUSEKEEPING_NS: u64 = 1_000_000;
@@ -39,6 +39,18 @@ pub struct Timing {
 }
 
 impl Timing {
+    /// The phases of a run as `udp` configures them, from its start.
+    pub fn from_config(u: &crate::config::UdpConfig) -> Self {
+        let warmup_end_ns = secs_to_ns(u.warmup);
+        Self {
+            warmup_end_ns,
+            end_ns: warmup_end_ns.saturating_add(secs_to_ns(u.duration)),
+            window_ns: secs_to_ns(u.window_timeout),
+            timeout_ns: secs_to_ns(u.request_timeout),
+            connection_id_max_age_ns: secs_to_ns(u.connection_id_max_age),
+        }
+    }
+
     /// The phases the monitor watches.
     pub fn window(&self) -> Window {
         Window {

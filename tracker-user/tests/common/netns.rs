@@ -81,6 +81,26 @@ pub struct TestNet {
 }
 
 impl TestNet {
+    /// `builder` made ready for the server end: in its namespace, XDP on
+    /// its interface, listening on `udp`, its config `top` then an `[xdp]`
+    /// section with this net's pin path and `xdp`.
+    pub fn xdp_tracker(
+        &self,
+        builder: super::TrackerBuilder,
+        udp: &[String],
+        top: &str,
+        xdp: &str,
+    ) -> super::TrackerBuilder {
+        let mut builder = builder.netns(&self.server_ns);
+        for addr in udp {
+            builder = builder.udp(addr);
+        }
+        builder.arg("--iface").arg(&self.server_if).config(&format!(
+            "log_level = \"debug\"\n{top}\n[xdp]\npin_path = \"{}\"\n{xdp}\n",
+            self.pin_dir
+        ))
+    }
+
     pub fn new(spec: &NetSpec) -> TestNet {
         let prefix = spec.prefix;
         assert!(

@@ -30,7 +30,7 @@ use tracker_xsk::{XskConfig, XskQueue};
 use crate::config::{parse_mac, Config};
 use crate::profile::{mix64, Profile};
 use crate::report;
-use crate::run::{secs_to_ns, supervise, Live, Outcome, RunOptions, Shared, Target};
+use crate::run::{supervise, Live, Outcome, RunOptions, Shared, Target};
 use worker::{Timing, Worker, WorkerConfig};
 
 /// The UDP port every simulated source sends from.
@@ -91,14 +91,7 @@ pub fn run(config: &Config, options: &RunOptions) -> anyhow::Result<Outcome> {
         u.xdp_source_first
     );
 
-    let warmup_end_ns = secs_to_ns(u.warmup);
-    let timing = Timing {
-        warmup_end_ns,
-        end_ns: warmup_end_ns.saturating_add(secs_to_ns(u.duration)),
-        window_ns: secs_to_ns(u.window_timeout),
-        timeout_ns: secs_to_ns(u.request_timeout),
-        connection_id_max_age_ns: secs_to_ns(u.connection_id_max_age),
-    };
+    let timing = Timing::from_config(u);
     let shared = Shared::new();
     let live = Arc::new(Live::default());
     let worker = Worker::new(
