@@ -293,7 +293,8 @@ fn with_xdp_as_nobody_the_kernel_keeps_answering_connects_with_fresh_ticks() {
         .arg("--iface")
         .arg(&net.server_if)
         .config(&format!(
-            "[privileges]\nuser = \"nobody\"\n[xdp]\nrequired = true\npin_path = \"{}\"\n",
+            "[privileges]\nuser = \"nobody\"\n[xdp]\nrequired = true\nscrape_in_kernel = true\n\
+             pin_path = \"{}\"\n",
             net.pin_dir
         ))
         .start();

@@ -47,8 +47,19 @@ fn start_cfg(net: &TestNet, top: &str, xdp_extra: &str) -> Tracker {
         format!("{SERVER_V4}:{PORT}"),
         format!("[{SERVER_V6}]:{PORT}"),
     ];
-    net.xdp_tracker(Tracker::builder(), &udp, top, xdp_extra)
-        .start()
+    // Off by default: said outright unless the test chose.
+    let switch = if xdp_extra.contains("announce_in_kernel") {
+        ""
+    } else {
+        "announce_in_kernel = true"
+    };
+    net.xdp_tracker(
+        Tracker::builder(),
+        &udp,
+        top,
+        &format!("{switch}\n{xdp_extra}"),
+    )
+    .start()
 }
 
 fn client(net: &TestNet, v6: bool) -> Client {

@@ -39,8 +39,7 @@ fn test_net() -> TestNet {
 
 /// The tracker on the server end; `xdp_config` adds to its `[xdp]` section.
 fn tracker(net: &TestNet, extra_config: &str, xdp_config: &str) -> Tracker {
-    // Said outright, so that a run with TRACKER_TEST_XDP_KERNEL_ANSWERS=off
-    // still tests what these tests are about.
+    // Off by default: said outright unless the test chose.
     let switch = if xdp_config.contains("scrape_in_kernel") {
         ""
     } else {

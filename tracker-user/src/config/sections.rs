@@ -169,12 +169,16 @@ pub struct XdpConfig {
     pub connect_in_kernel: bool,
     /// Answer BEP 15 scrapes in the kernel when every hash asked for has
     /// counts published in the program's SCRAPE map (see scrape_map_entries).
+    /// Off by default: publishing costs the request workers more than it
+    /// saves unless scrapes are a large share of the traffic (docs/xdp.md).
     pub scrape_in_kernel: bool,
     /// Torrents whose scrape counts the kernel map holds (least recently
     /// scraped evicted first); about 100 bytes of kernel memory each.
     pub scrape_map_entries: u32,
     /// Answer announces for the most requested torrents in the kernel, from
-    /// a cached pool of peers userland refreshes (see hot_torrents).
+    /// a cached pool of peers userland refreshes (see hot_torrents). Off by
+    /// default: the cache refresh costs more than it saves where clients
+    /// announce with events as often as the benchmark does (docs/xdp.md).
     pub announce_in_kernel: bool,
     /// How many of the most requested torrents get a cached answer: about
     /// 1.7 KiB of kernel memory each (an IPv4 and an IPv6 pool).
@@ -255,9 +259,9 @@ impl Default for XdpConfig {
             required: false,
             replace_existing: false,
             connect_in_kernel: true,
-            scrape_in_kernel: true,
+            scrape_in_kernel: false,
             scrape_map_entries: 262_144,
-            announce_in_kernel: true,
+            announce_in_kernel: false,
             hot_torrents: 4096,
             hot_pool_peers: 50,
             kernel_refresh_ms: 250,

@@ -236,9 +236,9 @@ impl Config {
             " ms",
             " (the most the kernel's answers lag the swarm)",
         )?;
-        if x.announce_in_kernel {
-            self.validate_kernel_announces()?;
-        }
+        // Checked whether or not the answers are on: a value that cannot
+        // work should not wait for the switch to be turned on to be named.
+        self.validate_kernel_announces()?;
         self.validate_inline()
     }
 

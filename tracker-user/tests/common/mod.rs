@@ -171,12 +171,12 @@ fn forced_inline(config: Option<&str>, args: &[String]) -> Option<String> {
     Some(toml::to_string(&table).expect("a TOML table serializes"))
 }
 
-/// Set to `off`, every tracker the tests attach to an interface answers
-/// scrapes and announces through AF_XDP instead of in the kernel
-/// (`[xdp] scrape_in_kernel` and `announce_in_kernel` false), so the XDP
-/// tests cover the path without the in-kernel answers too; `on` (or unset)
-/// leaves the config's choice, the defaults being on. `cargo xtask test`
-/// runs tests/xdp.rs both ways. A test that chose a switch keeps it.
+/// Set to `on`, every tracker the tests attach to an interface answers
+/// scrapes and announces in the kernel where it can (`[xdp]
+/// scrape_in_kernel` and `announce_in_kernel` true), so the XDP tests
+/// cover the path with the in-kernel answers too; `off` turns them off;
+/// unset leaves the config's choice, the defaults being off. `cargo xtask
+/// test` runs tests/xdp.rs both ways. A test that chose a switch keeps it.
 pub const KERNEL_ANSWERS_ENV: &str = "TRACKER_TEST_XDP_KERNEL_ANSWERS";
 
 /// The config text with the in-kernel answers switched off when
@@ -188,13 +188,15 @@ fn forced_kernel_answers(config: Option<&str>, args: &[String]) -> Option<String
         "{KERNEL_ANSWERS_ENV} must be on or off, not {mode:?}"
     );
     let xdp = args.iter().any(|a| a.starts_with("--iface"));
-    if mode == "on" || !xdp {
+    if !xdp {
         return None;
     }
     let mut table: toml::Table = config.unwrap_or("").parse().ok()?;
     let section = section_of(&mut table, "xdp");
     for key in ["scrape_in_kernel", "announce_in_kernel"] {
-        section.entry(key).or_insert(toml::Value::Boolean(false));
+        section
+            .entry(key)
+            .or_insert(toml::Value::Boolean(mode == "on"));
     }
     Some(toml::to_string(&table).expect("a TOML table serializes"))
 }
