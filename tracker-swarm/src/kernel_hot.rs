@@ -378,6 +378,16 @@ mod tests {
         shard.announce(&a, 1, &mut Vec::new()).unwrap();
     }
 
+    /// A hot set of 4 torrents, pools of 10, on `sink`, with a fixed seed.
+    fn small_hot_set(sink: &Recorded) -> KernelHot {
+        let settings = HotSettings::per_shard(4, 1, 10, Duration::from_millis(10));
+        KernelHot::new(
+            settings,
+            Box::new(sink.clone()),
+            fastrand::Rng::with_seed(4),
+        )
+    }
+
     #[test]
     fn heavy_hitters_keep_the_most_counted_in_bounded_memory() {
         let mut hh = HeavyHitters::new(8, fastrand::Rng::with_seed(1));
@@ -507,12 +517,7 @@ mod tests {
         let mut shard = SwarmShard::new(fastrand::Rng::with_seed(3));
         announce_v4(&mut shard, hash(5), [10, 0, 0, 1], 1000, false);
         let sink = Recorded::default();
-        let settings = HotSettings::per_shard(4, 1, 10, Duration::from_millis(10));
-        let mut hot_set = KernelHot::new(
-            settings,
-            Box::new(sink.clone()),
-            fastrand::Rng::with_seed(4),
-        );
+        let mut hot_set = small_hot_set(&sink);
         for _ in 1..MIN_ANNOUNCES {
             hot_set.note(&hash(5));
         }
@@ -537,13 +542,7 @@ mod tests {
         announce_v4(&mut shard, hash(5), [10, 0, 0, 1], 1000, false);
         let sink = Recorded::default();
         let deny = Arc::new(Deny(Mutex::new(None)));
-        let settings = HotSettings::per_shard(4, 1, 10, Duration::from_millis(10));
-        let mut hot_set = KernelHot::new(
-            settings,
-            Box::new(sink.clone()),
-            fastrand::Rng::with_seed(4),
-        )
-        .with_filter(deny.clone());
+        let mut hot_set = small_hot_set(&sink).with_filter(deny.clone());
         for _ in 0..100 {
             hot_set.note(&hash(5));
         }
@@ -561,12 +560,7 @@ mod tests {
     fn a_torrent_without_peers_is_not_published() {
         let shard = SwarmShard::new(fastrand::Rng::with_seed(3));
         let sink = Recorded::default();
-        let settings = HotSettings::per_shard(4, 1, 10, Duration::from_millis(10));
-        let mut hot_set = KernelHot::new(
-            settings,
-            Box::new(sink.clone()),
-            fastrand::Rng::with_seed(4),
-        );
+        let mut hot_set = small_hot_set(&sink);
         hot_set.note(&hash(9));
         hot_set.refresh(&shard, Instant::now());
         assert!(sink.0.lock().unwrap().is_empty());

@@ -20,7 +20,7 @@ use tracker_proto::udp::PeerFamily;
 use crate::config::Config;
 use crate::profile::{mix64, Profile};
 use crate::report;
-use crate::run::{supervise, Live, Outcome, RunOptions, Shared, Target};
+use crate::run::{supervise, Live, Outcome, RunOptions, Shared};
 use worker::{Timing, Worker, WorkerConfig};
 
 fn open_socket(bind: IpAddr, tracker: SocketAddr, recv_buffer: usize) -> anyhow::Result<Socket> {
@@ -162,11 +162,7 @@ pub fn run(config: &Config, options: &RunOptions) -> anyhow::Result<Outcome> {
         handles,
         timing.window(),
         options,
-        &Target {
-            protocol: report::Protocol::Udp,
-            tracker: u.tracker,
-            duration: u.duration,
-        },
+        &worker::target(u),
     )?;
     outcome.report.prefill = prefilled;
     Ok(outcome)

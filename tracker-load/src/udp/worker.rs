@@ -38,6 +38,15 @@ pub struct Timing {
     pub connection_id_max_age_ns: u64,
 }
 
+/// What the report says was measured: both UDP senders report alike.
+pub fn target(u: &crate::config::UdpConfig) -> crate::run::Target {
+    crate::run::Target {
+        protocol: crate::report::Protocol::Udp,
+        tracker: u.tracker,
+        duration: u.duration,
+    }
+}
+
 impl Timing {
     /// The phases of a run as `udp` configures them, from its start.
     pub fn from_config(u: &crate::config::UdpConfig) -> Self {

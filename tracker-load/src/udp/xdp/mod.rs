@@ -29,8 +29,7 @@ use tracker_xsk::{XskConfig, XskQueue};
 
 use crate::config::{parse_mac, Config};
 use crate::profile::{mix64, Profile};
-use crate::report;
-use crate::run::{supervise, Live, Outcome, RunOptions, Shared, Target};
+use crate::run::{supervise, Live, Outcome, RunOptions, Shared};
 use worker::{Timing, Worker, WorkerConfig};
 
 /// The UDP port every simulated source sends from.
@@ -120,11 +119,7 @@ pub fn run(config: &Config, options: &RunOptions) -> anyhow::Result<Outcome> {
         vec![handle],
         timing.window(),
         options,
-        &Target {
-            protocol: report::Protocol::Udp,
-            tracker: u.tracker,
-            duration: u.duration,
-        },
+        &super::worker::target(u),
     )
 }
 
