@@ -115,6 +115,12 @@ pub struct ConnectState {
     pub default_numwant: u32,
     /// Most peers one announce gets.
     pub max_numwant: u32,
+    /// Non-zero: answer started and completed announces from the cache
+    /// too (`[xdp] announce_events_in_kernel`); zero: only event none.
+    pub announce_events: u32,
+    /// Keeps the size a multiple of 8 with no implicit padding, which
+    /// `aya::Pod` requires.
+    pub _pad: u32,
 }
 
 /// A torrent's scrape figures as they go on the wire (BEP 15 scrape
@@ -244,7 +250,7 @@ pub mod counter {
 
 // Layouts are part of the contract with the kernel object: pin them.
 const _: () = assert!(core::mem::size_of::<ListenKey>() == 20);
-const _: () = assert!(core::mem::size_of::<ConnectState>() == 48);
+const _: () = assert!(core::mem::size_of::<ConnectState>() == 56);
 const _: () = assert!(core::mem::size_of::<ScrapeEntry>() == 12);
 const _: () = assert!(core::mem::size_of::<HotCounts>() == 16);
 const _: () = assert!(core::mem::size_of::<HotV4>() == 16 + 6 * HOT_POOL_MAX);

@@ -180,6 +180,13 @@ pub struct XdpConfig {
     /// default: the cache refresh costs more than it saves where clients
     /// announce with events as often as the benchmark does (docs/xdp.md).
     pub announce_in_kernel: bool,
+    /// With announce_in_kernel, answer hot torrents' started and completed
+    /// announces in the kernel too, not only the periodic re-announce with
+    /// no event. Their effect still reaches the swarm exactly (a completion
+    /// is counted once, by the request worker), but the counts in the
+    /// answer are the cache's, up to kernel_refresh_ms old, so they leave
+    /// out the very event answered. Stopped always goes to userland.
+    pub announce_events_in_kernel: bool,
     /// How many of the most requested torrents get a cached answer: about
     /// 1.7 KiB of kernel memory each (an IPv4 and an IPv6 pool).
     pub hot_torrents: u32,
@@ -262,6 +269,7 @@ impl Default for XdpConfig {
             scrape_in_kernel: false,
             scrape_map_entries: 262_144,
             announce_in_kernel: false,
+            announce_events_in_kernel: false,
             hot_torrents: 4096,
             hot_pool_peers: 50,
             kernel_refresh_ms: 250,

@@ -713,6 +713,7 @@ fn commented_non_default_round_trips() {
             scrape_in_kernel: false,
             scrape_map_entries: 1000,
             announce_in_kernel: false,
+            announce_events_in_kernel: true,
             hot_torrents: 10,
             hot_pool_peers: 20,
             kernel_refresh_ms: 500,

@@ -248,6 +248,8 @@ pub fn connect_state(config: &XdpConfig, settings: &UdpSettings, tick: u32) -> C
         id_lifetime: settings.connection_id_lifetime,
         default_numwant: clamp(settings.default_numwant),
         max_numwant: clamp(settings.max_numwant),
+        announce_events: u32::from(config.announce_events_in_kernel),
+        _pad: 0,
     }
 }
 

@@ -193,7 +193,11 @@ fn forced_kernel_answers(config: Option<&str>, args: &[String]) -> Option<String
     }
     let mut table: toml::Table = config.unwrap_or("").parse().ok()?;
     let section = section_of(&mut table, "xdp");
-    for key in ["scrape_in_kernel", "announce_in_kernel"] {
+    for key in [
+        "scrape_in_kernel",
+        "announce_in_kernel",
+        "announce_events_in_kernel",
+    ] {
         section
             .entry(key)
             .or_insert(toml::Value::Boolean(mode == "on"));
