@@ -2,14 +2,16 @@
 //! userland caches in `HOT_V4`/`HOT_V6`, their effect handed to userland
 //! through the `ANNOUNCED` ring.
 //!
-//! Only a plain announce with event "none" is answered here: the periodic
-//! re-announce that makes up almost all of a popular torrent's traffic.
-//! Started, completed and stopped change a torrent's counts (and
-//! completed its download tally); answering them from a cache that is up
-//! to `kernel_refresh_ms` old would report counts that ignore the very
-//! event being answered, so they go to userland, which answers them from
-//! the swarm itself. A port of 0 goes there too: userland refuses it with
-//! its BEP 15 error.
+//! By default only a plain announce with event "none" is answered here:
+//! the periodic re-announce that makes up almost all of a real popular
+//! torrent's traffic. Started and completed change a torrent's counts (and
+//! completed its download tally); answering them from a cache up to
+//! `kernel_refresh_ms` old reports counts that leave out the very event
+//! answered, so they go to userland unless `announce_events` says
+//! otherwise. Their effect is exact either way: the ring record carries
+//! the event, and the request worker owning the torrent applies it once.
+//! Stopped always goes to userland, which drops the peer at once. A port
+//! of 0 goes there too: userland refuses it with its BEP 15 error.
 //!
 //! The ring record is reserved before the frame is touched: if the ring is
 //! full the announce goes to AF_XDP as it would without this cache, so no
@@ -23,6 +25,7 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use tracker_proto::net::checksum;
+use tracker_proto::AnnounceEvent;
 use tracker_proto::udp::{ACTION_ANNOUNCE, ANNOUNCE_REQUEST_LEN, ANNOUNCE_RESPONSE_HEADER_LEN};
 use tracker_proto::xdp::{
     counter, ConnectState, HotCounts, HotV4, HotV6, KernelAnnounce, HOT_POOL_MAX, MAP_ANNOUNCED,
@@ -36,6 +39,10 @@ use crate::{str_eq, Ip, Located};
 const _: () = assert!(str_eq(MAP_HOT_V4, "HOT_V4"));
 const _: () = assert!(str_eq(MAP_HOT_V6, "HOT_V6"));
 const _: () = assert!(str_eq(MAP_ANNOUNCED, "ANNOUNCED"));
+
+const EVENT_NONE: u32 = AnnounceEvent::None.to_udp();
+const EVENT_COMPLETED: u32 = AnnounceEvent::Completed.to_udp();
+const EVENT_STARTED: u32 = AnnounceEvent::Started.to_udp();
 
 // Sizes are placeholders: the loader sets them from `[xdp] hot_torrents`
 // and `ring_bytes` before the maps are created.
@@ -161,9 +168,13 @@ fn parse(ctx: &XdpContext, state: &ConnectState, req: &Request, out: &mut Fields
         ])
     };
     let port = u16::from_be_bytes([request[at::PORT], request[at::PORT + 1]]);
-    if word(at::EVENT) != 0 || port == 0 {
+    let event = word(at::EVENT);
+    let event_ok = event == EVENT_NONE
+        || (state.announce_events != 0 && (event == EVENT_COMPLETED || event == EVENT_STARTED));
+    if !event_ok || port == 0 {
         return false;
     }
+    out.event = event as u8;
     let num_want = word(at::NUM_WANT) as i32;
     out.wanted = if num_want <= 0 {
         state.default_numwant
@@ -288,7 +299,7 @@ fn with_record(
         }
         (&raw mut (*record).key).write(fields.key);
         (&raw mut (*record).port).write(fields.port);
-        (&raw mut (*record).event).write(0);
+        (&raw mut (*record).event).write(fields.event);
     }
     if answer(ctx, fields.txid).is_some() {
         entry.submit(0);
@@ -327,6 +338,8 @@ struct Fields {
     port: u16,
     /// Peers to send, before the pool's size caps it.
     wanted: u32,
+    /// BEP 15 event: none, or (with `announce_events`) completed or started.
+    event: u8,
 }
 
 /// Writes the announce response over the request: header, then up to

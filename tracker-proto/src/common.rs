@@ -87,7 +87,7 @@ impl AnnounceEvent {
         })
     }
 
-    pub fn to_udp(self) -> u32 {
+    pub const fn to_udp(self) -> u32 {
         match self {
             Self::None => 0,
             Self::Completed => 1,

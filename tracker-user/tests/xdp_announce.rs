@@ -409,3 +409,48 @@ fn an_answer_past_the_tailroom_grows_at_the_front() {
         assert_eq!(resp.peer_set(), peers, "v6 {v6}: all, each once");
     }
 }
+
+/// With `announce_events_in_kernel`, started and completed announces for
+/// a hot torrent are answered in the kernel too, from the cached counts,
+/// and their effect reaches the swarm once: the peer joins, the
+/// completion is counted once, the seeder is a seeder. Stopped stays
+/// userland's, exact at once.
+#[test]
+fn started_and_completed_answered_in_the_kernel_reach_the_swarm_once() {
+    let net = test_net();
+    let _t = start_with(&net, "announce_events_in_kernel = true");
+    let hash = random_hash();
+    let c = client(&net, false);
+    heat(&c, hash, 10, 4);
+    for (event, seeder) in [(EVENT_STARTED, false), (EVENT_COMPLETED, true)] {
+        let mut a = Announce::new(hash, 8000).event(event).numwant(4);
+        if seeder {
+            a = a.seeder();
+        }
+        let before = counters(&net);
+        let resp = c.announce(&a);
+        let after = counters(&net);
+        assert_eq!(
+            delta(&before, &after, counter::ANNOUNCE_ANSWERED),
+            1,
+            "event {event}: {before:?} → {after:?}"
+        );
+        assert_eq!(delta(&before, &after, counter::REDIRECTED), 0);
+        assert_eq!(resp.peers.len(), 4, "event {event}: from the pool");
+        assert!(!resp.peer_set().contains(&c.peer_addr(8000)));
+    }
+
+    // The ring applied: one new peer, a seeder, completed once. Scrapes are
+    // userland's here (scrape_in_kernel is off), so this is the swarm.
+    let applied = poll_until(std::time::Duration::from_secs(2), || {
+        c.scrape(&[hash]).0 == vec![(1, 1, 10)]
+    });
+    assert!(applied, "scrape: {:?}", c.scrape(&[hash]));
+
+    let before = counters(&net);
+    let resp = c.announce(&Announce::new(hash, 8000).event(EVENT_STOPPED).seeder());
+    let after = counters(&net);
+    assert_eq!(delta(&before, &after, counter::REDIRECTED), 1, "userland's");
+    assert_eq!((resp.leechers, resp.seeders), (10, 0), "exact at once");
+    assert_eq!(c.scrape(&[hash]).0, vec![(0, 1, 10)]);
+}
