@@ -33,10 +33,31 @@ use crate::shard::SwarmShard;
 /// the sink's to log: an entry that could not be written is answered by
 /// userland, which is always right.
 pub trait HotSink: Send {
-    /// Writes (or replaces) the cached answer of `info_hash`.
-    fn put(&mut self, info_hash: &InfoHash, v4: &HotV4, v6: &HotV6);
-    /// Deletes the cached answer of `info_hash`.
-    fn remove(&mut self, info_hash: &InfoHash);
+    /// Writes (or replaces) cached answers: `keys[i]` gets `v4[i]` and
+    /// `v6[i]`, at most [`WRITE_BATCH`] at a time.
+    fn put(&mut self, keys: &[[u8; 20]], v4: &[HotV4], v6: &[HotV6]);
+    /// Deletes the cached answers of `keys`.
+    fn remove(&mut self, keys: &[[u8; 20]]);
+}
+
+/// Cached answers written per sink call: one system call per family in
+/// the tracker (`BPF_MAP_UPDATE_BATCH`), and a staging buffer of 64 ×
+/// 1568 bytes, about 100 KB, per request worker.
+pub const WRITE_BATCH: usize = 64;
+
+/// A cached answer whose torrent's counts did not change since it was
+/// written is left as it is for up to this many refreshes, then written
+/// again with a fresh random pool: the pool's peers then lag the swarm by
+/// at most this many refresh intervals (a peer that left while another
+/// joined changes no count), and a busy torrent whose counts hold still
+/// costs one write in this many.
+pub const POOL_REWRITE_EVERY: u32 = 8;
+
+/// What a published entry was written from: per-family counts, and when.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Written {
+    counts: [u32; 4],
+    generation: u32,
 }
 
 /// One request worker's part of `[xdp]` hot-torrent settings.
@@ -187,14 +208,20 @@ pub struct KernelHot {
     settings: HotSettings,
     counts: HeavyHitters,
     sink: Box<dyn HotSink>,
-    /// What the sink holds now, to delete what falls out.
-    published: Vec<InfoHash>,
+    /// What the sink holds now and what each entry was written from, to
+    /// skip unchanged ones and delete what falls out.
+    published: HashMap<InfoHash, Written, foldhash::fast::RandomState>,
     /// Reused between refreshes.
     chosen: Vec<InfoHash>,
     chosen_set: hashbrown::HashSet<InfoHash, foldhash::fast::RandomState>,
-    v4: Box<HotV4>,
-    v6: Box<HotV6>,
+    /// Entries staged for the next sink call (at most [`WRITE_BATCH`]).
+    keys: Vec<[u8; 20]>,
+    v4: Vec<HotV4>,
+    v6: Vec<HotV6>,
     generation: u32,
+    /// Entries written and left unchanged so far, for the stats.
+    writes: u64,
+    skips: u64,
     next_refresh: Instant,
     rng: fastrand::Rng,
     /// The access list: a torrent it stops allowing leaves the cache at
@@ -215,21 +242,18 @@ impl KernelHot {
             settings,
             counts,
             sink,
-            published: Vec::with_capacity(settings.torrents),
+            published: HashMap::with_capacity_and_hasher(settings.torrents, Default::default()),
             chosen: Vec::with_capacity(settings.torrents),
             chosen_set: hashbrown::HashSet::with_capacity_and_hasher(
                 settings.torrents,
                 Default::default(),
             ),
-            v4: Box::new(HotV4 {
-                counts: HotCounts::default(),
-                peers: [[0; 6]; HOT_POOL_MAX],
-            }),
-            v6: Box::new(HotV6 {
-                counts: HotCounts::default(),
-                peers: [[0; 18]; HOT_POOL_MAX],
-            }),
+            keys: Vec::with_capacity(WRITE_BATCH),
+            v4: Vec::with_capacity(WRITE_BATCH),
+            v6: Vec::with_capacity(WRITE_BATCH),
             generation: 0,
+            writes: 0,
+            skips: 0,
             next_refresh: Instant::now() + settings.refresh,
             rng,
             filter: None,
@@ -268,25 +292,77 @@ impl KernelHot {
                 && filter.is_none_or(|f| f.allows(hash))
                 && shard.torrents.get(hash).is_some_and(|t| t.peer_count() > 0)
         });
-        for hash in &chosen {
-            if let Some(torrent) = shard.torrents.get(hash) {
-                self.fill(torrent);
-                self.sink.put(hash, &self.v4, &self.v6);
-            }
-        }
+        // What fell out goes first: deletions free the map's room for
+        // what comes in.
         self.chosen_set.clear();
         self.chosen_set.extend(chosen.iter().copied());
-        for hash in &self.published {
-            if !self.chosen_set.contains(hash) {
-                self.sink.remove(hash);
+        let chosen_set = &self.chosen_set;
+        let keys = &mut self.keys;
+        let sink = &mut self.sink;
+        self.published.retain(|hash, _| {
+            let keep = chosen_set.contains(hash);
+            if !keep {
+                keys.push(hash.0);
+                if keys.len() == WRITE_BATCH {
+                    sink.remove(keys);
+                    keys.clear();
+                }
+            }
+            keep
+        });
+        if !self.keys.is_empty() {
+            self.sink.remove(&self.keys);
+            self.keys.clear();
+        }
+        for hash in &chosen {
+            let Some(torrent) = shard.torrents.get(hash) else {
+                continue;
+            };
+            let written = Written {
+                counts: family_counts(torrent),
+                generation: self.generation,
+            };
+            if let Some(old) = self.published.get(hash) {
+                let age = self.generation.wrapping_sub(old.generation);
+                if old.counts == written.counts && age < POOL_REWRITE_EVERY {
+                    self.skips += 1;
+                    continue;
+                }
+            }
+            self.published.insert(*hash, written);
+            self.stage(hash, torrent);
+            if self.keys.len() == WRITE_BATCH {
+                self.flush();
             }
         }
-        self.chosen = std::mem::replace(&mut self.published, chosen);
+        self.flush();
+        self.chosen = chosen;
         self.counts.decay();
     }
 
-    /// Builds the cached answer of `torrent` into `self.v4`/`self.v6`.
-    fn fill(&mut self, torrent: &crate::shard::Torrent) {
+    /// Hands the staged entries to the sink.
+    fn flush(&mut self) {
+        if !self.keys.is_empty() {
+            self.sink.put(&self.keys, &self.v4, &self.v6);
+            self.writes += self.keys.len() as u64;
+            self.keys.clear();
+            self.v4.clear();
+            self.v6.clear();
+        }
+    }
+
+    /// Builds the cached answer of `torrent` into the staging buffers,
+    /// which have room for it (they hold fewer than [`WRITE_BATCH`]).
+    fn stage(&mut self, hash: &InfoHash, torrent: &crate::shard::Torrent) {
+        self.keys.push(hash.0);
+        self.v4.push(HotV4 {
+            counts: HotCounts::default(),
+            peers: [[0; 6]; HOT_POOL_MAX],
+        });
+        self.v6.push(HotV6 {
+            counts: HotCounts::default(),
+            peers: [[0; 18]; HOT_POOL_MAX],
+        });
         let counts = torrent.counts();
         let header = |len: usize, generation: u32| HotCounts {
             leechers_be: counts.leechers.to_be_bytes(),
@@ -296,7 +372,7 @@ impl KernelHot {
         };
         let wanted = self.settings.pool_peers;
         let mut n = 0;
-        let v4 = &mut self.v4;
+        let v4 = self.v4.last_mut().expect("pushed above");
         torrent
             .v4()
             .sample_with(None, wanted, &mut self.rng, |entry| {
@@ -305,7 +381,7 @@ impl KernelHot {
             });
         v4.counts = header(n, self.generation);
         let mut n = 0;
-        let v6 = &mut self.v6;
+        let v6 = self.v6.last_mut().expect("pushed above");
         if let Some(peers) = torrent.v6() {
             peers.sample_with(None, wanted, &mut self.rng, |entry| {
                 v6.peers[n] = compact_v6(&entry.key);
@@ -315,14 +391,31 @@ impl KernelHot {
         v6.counts = header(n, self.generation);
     }
 
-    /// Torrents published now.
-    pub fn published(&self) -> &[InfoHash] {
-        &self.published
+    /// Torrents published now, in no particular order.
+    pub fn published(&self) -> impl Iterator<Item = &InfoHash> {
+        self.published.keys()
+    }
+
+    /// Cached answers written, and left as they were because their
+    /// torrent's counts held still, since the start.
+    #[cfg(test)]
+    fn writes_and_skips(&self) -> (u64, u64) {
+        (self.writes, self.skips)
     }
 
     pub fn counts(&self) -> &HeavyHitters {
         &self.counts
     }
+}
+
+/// A torrent's seeders and leechers per family: a peer moving between
+/// families, which the combined counts would hide, changes the pools.
+fn family_counts(torrent: &crate::shard::Torrent) -> [u32; 4] {
+    let v4 = torrent.v4();
+    let (s6, l6) = torrent
+        .v6()
+        .map_or((0, 0), |v6| (v6.seeders(), v6.leechers()));
+    [v4.seeders(), v4.leechers(), s6, l6]
 }
 
 fn compact_v4(peer: &PeerV4) -> [u8; 6] {
@@ -354,16 +447,36 @@ mod tests {
         InfoHash(h)
     }
 
-    /// What the sink holds, as a map would.
+    /// What the sink holds, as a map would, and how many entries each
+    /// call carried.
     #[derive(Clone, Default)]
-    struct Recorded(Arc<Mutex<StdMap<InfoHash, (HotV4, HotV6)>>>);
+    struct Recorded(
+        Arc<Mutex<StdMap<InfoHash, (HotV4, HotV6)>>>,
+        Arc<Mutex<Vec<usize>>>,
+    );
 
     impl HotSink for Recorded {
-        fn put(&mut self, info_hash: &InfoHash, v4: &HotV4, v6: &HotV6) {
-            self.0.lock().unwrap().insert(*info_hash, (*v4, *v6));
+        fn put(&mut self, keys: &[[u8; 20]], v4: &[HotV4], v6: &[HotV6]) {
+            assert!(keys.len() == v4.len() && keys.len() == v6.len());
+            assert!(!keys.is_empty() && keys.len() <= WRITE_BATCH);
+            self.1.lock().unwrap().push(keys.len());
+            let mut held = self.0.lock().unwrap();
+            for ((key, v4), v6) in keys.iter().zip(v4).zip(v6) {
+                held.insert(InfoHash(*key), (*v4, *v6));
+            }
         }
-        fn remove(&mut self, info_hash: &InfoHash) {
-            self.0.lock().unwrap().remove(info_hash);
+        fn remove(&mut self, keys: &[[u8; 20]]) {
+            let mut held = self.0.lock().unwrap();
+            for key in keys {
+                held.remove(&InfoHash(*key));
+            }
+        }
+    }
+
+    impl Recorded {
+        /// Entries written so far, and forgets them.
+        fn take_writes(&self) -> Vec<usize> {
+            std::mem::take(&mut *self.1.lock().unwrap())
         }
     }
 
@@ -509,7 +622,7 @@ mod tests {
         }
         let held = sink.0.lock().unwrap();
         assert_eq!(held.keys().copied().collect::<Vec<_>>(), vec![cold]);
-        assert_eq!(hot_set.published(), &[cold]);
+        assert_eq!(hot_set.published().copied().collect::<Vec<_>>(), vec![cold]);
     }
 
     #[test]
@@ -564,5 +677,69 @@ mod tests {
         hot_set.note(&hash(9));
         hot_set.refresh(&shard, Instant::now());
         assert!(sink.0.lock().unwrap().is_empty());
+    }
+
+    /// A cached answer whose counts held still is not written again until
+    /// [`POOL_REWRITE_EVERY`] refreshes passed; a count change writes it at
+    /// the next refresh; many changed entries go in calls of at most
+    /// [`WRITE_BATCH`].
+    #[test]
+    fn only_changed_entries_are_written_in_batches() {
+        let mut shard = SwarmShard::new(fastrand::Rng::with_seed(3));
+        let torrents = WRITE_BATCH as u32 + 10;
+        for t in 0..torrents {
+            announce_v4(&mut shard, hash(t), [10, 0, 0, 1], 1000, false);
+        }
+        let sink = Recorded::default();
+        let settings = HotSettings::per_shard(torrents as usize, 1, 10, Duration::from_millis(10));
+        let mut hot_set = KernelHot::new(
+            settings,
+            Box::new(sink.clone()),
+            fastrand::Rng::with_seed(4),
+        );
+        let heat = |hot_set: &mut KernelHot| {
+            for t in 0..torrents {
+                for _ in 0..2 * MIN_ANNOUNCES {
+                    hot_set.note(&hash(t));
+                }
+            }
+        };
+        heat(&mut hot_set);
+        hot_set.refresh(&shard, Instant::now());
+        assert_eq!(
+            sink.take_writes(),
+            vec![WRITE_BATCH, 10],
+            "all, in two calls"
+        );
+
+        // Nothing changed: nothing written, until the pools are due.
+        for _ in 1..POOL_REWRITE_EVERY {
+            heat(&mut hot_set);
+            hot_set.refresh(&shard, Instant::now());
+            assert_eq!(sink.take_writes(), Vec::<usize>::new());
+        }
+        assert_eq!(
+            sink.0.lock().unwrap().len(),
+            torrents as usize,
+            "all still held"
+        );
+
+        // The pools' turn: everything is written again.
+        heat(&mut hot_set);
+        hot_set.refresh(&shard, Instant::now());
+        assert_eq!(sink.take_writes(), vec![WRITE_BATCH, 10]);
+
+        // One torrent gains a seeder: only it is written, with the new count.
+        heat(&mut hot_set);
+        announce_v4(&mut shard, hash(4), [10, 0, 0, 2], 1000, true);
+        hot_set.refresh(&shard, Instant::now());
+        assert_eq!(sink.take_writes(), vec![1], "only the changed one");
+        let held = sink.0.lock().unwrap();
+        assert_eq!(u32::from_be_bytes(held[&hash(4)].0.counts.seeders_be), 1);
+        assert_eq!(held[&hash(4)].0.counts.len, 2);
+        let n = u64::from(torrents);
+        let (writes, skips) = hot_set.writes_and_skips();
+        assert_eq!(writes, 2 * n + 1);
+        assert_eq!(skips, u64::from(POOL_REWRITE_EVERY - 1) * n + (n - 1));
     }
 }

@@ -268,7 +268,7 @@ fn scrape_maps(config: &Config, attachment: &XdpAttachment) -> anyhow::Result<Ve
         return Ok(Vec::new());
     }
     (0..config.swarm.workers)
-        .map(|_| Ok(ScrapeMap::new(attachment.scrape_map_fd()?)))
+        .map(|_| Ok(ScrapeMap::new(attachment.scrape_map_fd()?, "SCRAPE")))
         .collect()
 }
 

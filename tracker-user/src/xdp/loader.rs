@@ -185,18 +185,19 @@ impl XdpAttachment {
     /// own handles of HOT_V4 and HOT_V6 (duplicated fds, taken before the
     /// privilege drop like [`counter_reader`](Self::counter_reader)).
     pub fn hot_cache(&self) -> anyhow::Result<super::hot_cache::HotCache> {
-        let dup = |name: &str| -> anyhow::Result<MapData> {
+        let dup = |name: &str| -> anyhow::Result<std::os::fd::OwnedFd> {
             let Some(Map::HashMap(data)) = self.ebpf.map(name) else {
                 bail!("no hash map {name} in the XDP object");
             };
-            let fd = data
-                .fd()
+            data.fd()
                 .as_fd()
                 .try_clone_to_owned()
-                .with_context(|| format!("duplicating the {name} map's fd"))?;
-            Ok(MapData::from_fd(fd)?)
+                .with_context(|| format!("duplicating the {name} map's fd"))
         };
-        super::hot_cache::HotCache::new(dup(MAP_HOT_V4)?, dup(MAP_HOT_V6)?)
+        Ok(super::hot_cache::HotCache::new(
+            dup(MAP_HOT_V4)?,
+            dup(MAP_HOT_V6)?,
+        ))
     }
 
     /// The ring of announces answered in the kernel, for the one thread

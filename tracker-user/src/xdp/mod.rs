@@ -3,6 +3,7 @@
 //! the kernel; a worker per queue serves the rest with the same request
 //! path as the plain sockets.
 
+pub mod batch_map;
 pub mod frame;
 pub mod hot_cache;
 pub mod loader;
