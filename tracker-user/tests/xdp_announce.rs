@@ -454,3 +454,59 @@ fn started_and_completed_answered_in_the_kernel_reach_the_swarm_once() {
     assert_eq!((resp.leechers, resp.seeders), (10, 0), "exact at once");
     assert_eq!(c.scrape(&[hash]).0, vec![(0, 1, 10)]);
 }
+
+/// The npm `bittorrent-tracker` client joins a torrent that is hot: its
+/// `started` is userland's (events stay there by default), its `update`
+/// (event none) is answered by the kernel from the cached pool, and both
+/// answers name the torrent's peers, never the client itself.
+#[test]
+fn npm_client_gets_a_kernel_answer_in_a_hot_torrent() {
+    let net = test_net();
+    // A refresh a second and plenty of heat: the torrent stays cached for
+    // a few seconds without more traffic, while node starts and announces.
+    let t = start(&net, "kernel_refresh_ms = 1000");
+    let hash = random_hash();
+    let c = client(&net, false);
+    let peers = heat(&c, hash, 10, 40);
+    let cached = poll_until(std::time::Duration::from_secs(3), || {
+        let before = counters(&net);
+        c.announce(&Announce::new(hash, 7000).numwant(0));
+        delta(&before, &counters(&net), counter::ANNOUNCE_ANSWERED) == 1
+    });
+    assert!(cached, "the torrent never reached the cache");
+
+    let before = counters(&net);
+    let url = format!("udp://{SERVER_V4}:{PORT}");
+    let run = npm::hot_torrent(&url, &hash, &net.client_ns, &t);
+    let after = counters(&net);
+    assert_eq!(
+        delta(&before, &after, counter::ANNOUNCE_ANSWERED),
+        1,
+        "the update: {before:?} → {after:?}"
+    );
+    assert_eq!(
+        delta(&before, &after, counter::REDIRECTED),
+        1,
+        "the started announce"
+    );
+    let me = format!("{CLIENT_V4}:{}", run.port);
+    let heated: HashSet<String> = peers.iter().map(ToString::to_string).collect();
+    assert!(
+        !run.peers.is_empty() && !run.peers.contains(&me),
+        "{:?}",
+        run.peers
+    );
+    assert!(
+        run.peers.iter().all(|p| heated.contains(p)),
+        "{:?} not all of {heated:?}",
+        run.peers
+    );
+    assert_eq!(run.updates.len(), 2);
+    assert_eq!(run.updates[0], (0, 11), "userland's: the 10 and the client");
+    let (complete, incomplete) = run.updates[1];
+    assert!(
+        complete == 0 && (incomplete == 10 || incomplete == 11),
+        "the cache's counts, up to a refresh old: {:?}",
+        run.updates
+    );
+}

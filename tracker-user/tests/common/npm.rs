@@ -419,3 +419,52 @@ pub fn run_shared_socket(url: &str, info_hash_hex: &str) -> SharedSocketRun {
         stderr,
     }
 }
+
+/// What `hot_torrent.mjs` saw: the peers it was told about (`ip:port`)
+/// and each answer's (complete, incomplete).
+pub struct HotTorrentRun {
+    pub port: u16,
+    pub peers: Vec<String>,
+    pub updates: Vec<(u64, u64)>,
+}
+
+/// Runs `hot_torrent.mjs` (in `netns`): one client announces `started`,
+/// then `update`, for `info_hash` at `url`.
+pub fn hot_torrent(
+    url: &str,
+    info_hash: &[u8; 20],
+    netns: &str,
+    tracker: &Tracker,
+) -> HotTorrentRun {
+    let mut command = Command::new("ip");
+    command.args(["netns", "exec", netns, "node", "hot_torrent.mjs", url]);
+    command.arg(super::hex(info_hash));
+    let (out, stdout, stderr) = run_to_end(command, "hot_torrent.mjs");
+    assert!(
+        out.status.success(),
+        "hot_torrent.mjs failed ({}):\nstdout:\n{stdout}\nstderr:\n{stderr}\ntracker stderr:\n{}",
+        out.status,
+        tracker.stderr_text()
+    );
+    let line = stdout
+        .lines()
+        .rev()
+        .find(|l| l.starts_with('{'))
+        .unwrap_or_else(|| panic!("no JSON line in script output:\n{stdout}"));
+    let updates_at = line.find("\"updates\":").expect("updates");
+    let updates = line[updates_at..]
+        .split('{')
+        .skip(1)
+        .map(|u| {
+            (
+                json_number(u, "complete").expect("complete"),
+                json_number(u, "incomplete").expect("incomplete"),
+            )
+        })
+        .collect();
+    HotTorrentRun {
+        port: json_number(line, "port").expect("port") as u16,
+        peers: json_str_array(line, "peers").expect("peers"),
+        updates,
+    }
+}
