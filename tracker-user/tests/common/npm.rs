@@ -119,28 +119,7 @@ fn run_to_end(mut command: Command, script: &str) -> (Output, String, String) {
 /// and asserts that the two clients, seen by the tracker at `client_ip`,
 /// found each other and scraped one seeder and one leecher.
 pub fn check_two_clients(url: &str, client_ip: &str, netns: Option<&str>, tracker: &Tracker) {
-    let mut command = match netns {
-        Some(ns) => {
-            let mut c = Command::new("ip");
-            c.args(["netns", "exec", ns, "node"]);
-            c
-        }
-        None => Command::new("node"),
-    };
-    command.args(["two_clients.mjs", url, client_ip]);
-    let (out, stdout, stderr) = run_to_end(command, "two_clients.mjs");
-    assert!(
-        out.status.success(),
-        "two_clients.mjs failed ({}):\nstdout:\n{stdout}\nstderr:\n{stderr}\ntracker stderr:\n{}",
-        out.status,
-        tracker.stderr_text()
-    );
-
-    let line = stdout
-        .lines()
-        .rev()
-        .find(|l| l.starts_with('{'))
-        .unwrap_or_else(|| panic!("no JSON line in script output:\n{stdout}"));
+    let line = &json_line_of(netns, "two_clients.mjs", &[url, client_ip], tracker);
     let port_a = json_number(line, "portA").expect("portA");
     let port_b = json_number(line, "portB").expect("portB");
     let seen_by_a = json_str_array(line, "peersSeenByA").expect("peersSeenByA");
@@ -436,35 +415,55 @@ pub fn hot_torrent(
     netns: &str,
     tracker: &Tracker,
 ) -> HotTorrentRun {
-    let mut command = Command::new("ip");
-    command.args(["netns", "exec", netns, "node", "hot_torrent.mjs", url]);
-    command.arg(super::hex(info_hash));
-    let (out, stdout, stderr) = run_to_end(command, "hot_torrent.mjs");
+    let hash = super::hex(info_hash);
+    let line = json_line_of(Some(netns), "hot_torrent.mjs", &[url, &hash], tracker);
+    let seen: serde_json::Value =
+        serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    let number = |v: &serde_json::Value| v.as_u64().unwrap_or_else(|| panic!("{v} in {line}"));
+    HotTorrentRun {
+        port: number(&seen["port"]) as u16,
+        peers: seen["peers"]
+            .as_array()
+            .unwrap_or_else(|| panic!("peers in {line}"))
+            .iter()
+            .map(|p| {
+                p.as_str()
+                    .unwrap_or_else(|| panic!("{p} in {line}"))
+                    .to_owned()
+            })
+            .collect(),
+        updates: seen["updates"]
+            .as_array()
+            .unwrap_or_else(|| panic!("updates in {line}"))
+            .iter()
+            .map(|u| (number(&u["complete"]), number(&u["incomplete"])))
+            .collect(),
+    }
+}
+
+/// Runs `node SCRIPT ARGS…` (inside `netns` when given) to its end,
+/// asserts it succeeded, and returns the last JSON line it printed.
+fn json_line_of(netns: Option<&str>, script: &str, args: &[&str], tracker: &Tracker) -> String {
+    let mut command = match netns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns, "node"]);
+            c
+        }
+        None => Command::new("node"),
+    };
+    command.arg(script).args(args);
+    let (out, stdout, stderr) = run_to_end(command, script);
     assert!(
         out.status.success(),
-        "hot_torrent.mjs failed ({}):\nstdout:\n{stdout}\nstderr:\n{stderr}\ntracker stderr:\n{}",
+        "{script} failed ({}):\nstdout:\n{stdout}\nstderr:\n{stderr}\ntracker stderr:\n{}",
         out.status,
         tracker.stderr_text()
     );
-    let line = stdout
+    stdout
         .lines()
         .rev()
         .find(|l| l.starts_with('{'))
-        .unwrap_or_else(|| panic!("no JSON line in script output:\n{stdout}"));
-    let updates_at = line.find("\"updates\":").expect("updates");
-    let updates = line[updates_at..]
-        .split('{')
-        .skip(1)
-        .map(|u| {
-            (
-                json_number(u, "complete").expect("complete"),
-                json_number(u, "incomplete").expect("incomplete"),
-            )
-        })
-        .collect();
-    HotTorrentRun {
-        port: json_number(line, "port").expect("port") as u16,
-        peers: json_str_array(line, "peers").expect("peers"),
-        updates,
-    }
+        .unwrap_or_else(|| panic!("no JSON line in {script}'s output:\n{stdout}"))
+        .to_owned()
 }
