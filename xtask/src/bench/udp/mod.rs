@@ -471,7 +471,7 @@ impl Bench {
         )?;
         veth_xsk.extend(open_loop);
         let reannounce = xsk_run(
-            "veth, AF_XDP generator, re-announce mix",
+            "veth, AF_XDP generator, event_share 0.1",
             &[
                 (System::OursXdpUserland, OURS_XDP_USERLAND_RE),
                 (System::OursXdpKernel, OURS_XDP_KERNEL_RE),
