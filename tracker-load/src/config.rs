@@ -61,6 +61,14 @@ pub struct ProfileConfig {
     /// "completed"; leechers announce left = 50 with event "started"
     /// (aquatic's choice). 0.0 to 1.0.
     pub seeder_probability: f64,
+    /// Chance that an announce carries its client's event ("completed" for
+    /// seeders, "started" for leechers); otherwise it is a periodic
+    /// re-announce with event "none" and the same left. 1.0 is aquatic's
+    /// profile, where every announce carries an event; real clients send
+    /// "started" once, then mostly re-announces, which 0.1 or so
+    /// resembles. 0.0 to 1.0. Applies to UDP, HTTP and WebSocket announces
+    /// alike; the UDP prefill's announces always carry the event.
+    pub event_share: f64,
     /// Most info hashes per scrape; each client scrapes a uniform
     /// 1..=this many. 1 to 74.
     pub scrape_max_torrents: u32,
@@ -88,6 +96,7 @@ impl Default for ProfileConfig {
             weight_scrape: 1,
             numwant: 30,
             seeder_probability: 0.75,
+            event_share: 1.0,
             scrape_max_torrents: 10,
             popularity_head: 6.5,
             popularity_decay: 500.0,
@@ -478,6 +487,7 @@ impl Config {
             ));
         }
         range("profile.seeder_probability", p.seeder_probability, 0.0, 1.0)?;
+        range("profile.event_share", p.event_share, 0.0, 1.0)?;
         range(
             "profile.scrape_max_torrents",
             p.scrape_max_torrents,
@@ -701,9 +711,9 @@ mod tests {
             tracker_config::undocumented_keys::<Config>(&root),
             Vec::<String>::new()
         );
-        // Sections and keys alike: 4 sections, 49 keys (6 of them the
+        // Sections and keys alike: 4 sections, 50 keys (6 of them the
         // AF_XDP sender's).
-        assert_eq!(tracker_config::key_docs::<Config>().len(), 53);
+        assert_eq!(tracker_config::key_docs::<Config>().len(), 54);
     }
 
     #[test]
@@ -762,6 +772,9 @@ mod tests {
                 "[profile]\nseeder_probability = 1.5\n",
                 "profile.seeder_probability",
             ),
+            ("[profile]\nevent_share = 1.01\n", "profile.event_share"),
+            ("[profile]\nevent_share = -0.5\n", "profile.event_share"),
+            ("[profile]\nevent_share = nan\n", "profile.event_share"),
             (
                 "[udp]\ntracker = \"[::1]:6969\"\nbind = [\"::1\"]\nxdp_iface = \"veth0\"\n",
                 "udp.xdp_iface",

@@ -37,15 +37,26 @@ pub struct Client {
 }
 
 impl Client {
-    /// What the client announces: seeders say "completed" with nothing
-    /// left, leechers "started" with [`LEECHER_LEFT`], as aquatic's load
-    /// tests do.
+    /// What the client says it has left: seeders nothing, leechers
+    /// [`LEECHER_LEFT`], as aquatic's load tests do. A re-announce says the
+    /// same.
     #[inline]
-    pub fn left_and_event(&self) -> (u64, AnnounceEvent) {
+    pub fn left(&self) -> u64 {
         if self.seeder {
-            (0, AnnounceEvent::Completed)
+            0
         } else {
-            (LEECHER_LEFT, AnnounceEvent::Started)
+            LEECHER_LEFT
+        }
+    }
+
+    /// The event the client names when it names one: seeders "completed",
+    /// leechers "started", as aquatic's load tests do.
+    #[inline]
+    pub fn event(&self) -> AnnounceEvent {
+        if self.seeder {
+            AnnounceEvent::Completed
+        } else {
+            AnnounceEvent::Started
         }
     }
 }
@@ -94,6 +105,7 @@ pub struct Profile {
     announce_below: u32,
     total_weight: u32,
     seeder_probability: f64,
+    event_share: f64,
     popularity: Popularity,
 }
 
@@ -172,6 +184,7 @@ impl Profile {
             announce_below,
             total_weight: announce_below.saturating_add(config.weight_scrape).max(1),
             seeder_probability: config.seeder_probability,
+            event_share: config.event_share,
             popularity: Popularity::new(
                 config.torrents.max(1),
                 config.peers.max(1),
@@ -212,6 +225,18 @@ impl Profile {
     /// connects.
     pub fn has_requests_without_connect(&self) -> bool {
         self.total_weight > self.connect_below
+    }
+
+    /// Draws the event of `client`'s next announce: its own event with
+    /// chance `event_share`, else none (a periodic re-announce). At 1.0 and
+    /// 0.0 nothing is drawn, so aquatic's profile keeps its RNG stream.
+    #[inline]
+    pub fn announce_event(&self, client: &Client, rng: &mut Rng) -> AnnounceEvent {
+        if self.event_share >= 1.0 || (self.event_share > 0.0 && rng.f64() < self.event_share) {
+            client.event()
+        } else {
+            AnnounceEvent::None
+        }
     }
 
     /// Draws a torrent index by popularity; 0 is the hottest.

@@ -115,7 +115,11 @@ impl HttpSession {
             let client = p.client(index);
             match kind {
                 RequestKind::Scrape => self.writer.scrape(&mut self.scratch, p, &client),
-                _ => self.writer.announce(&mut self.scratch, p, index, &client),
+                _ => {
+                    let event = p.announce_event(&client, &mut self.rng);
+                    self.writer
+                        .announce(&mut self.scratch, p, index, &client, event);
+                }
             }
             conn.outstanding.push_back(Outstanding {
                 kind,

@@ -37,13 +37,21 @@ impl RequestWriter {
         }
     }
 
-    /// Appends client `index`'s announce to `out`.
-    pub fn announce(&self, out: &mut Vec<u8>, profile: &Profile, index: u32, client: &Client) {
+    /// Appends client `index`'s announce to `out`, naming `event` (the
+    /// client's own or none, see [`Profile::announce_event`]).
+    pub fn announce(
+        &self,
+        out: &mut Vec<u8>,
+        profile: &Profile,
+        index: u32,
+        client: &Client,
+        event: AnnounceEvent,
+    ) {
         let mut info_hash = [0u8; 20];
         profile.info_hash(client.torrent, &mut info_hash);
         let mut peer_id = [0u8; 20];
         profile.peer_id(index, &mut peer_id);
-        let (left, event) = client.left_and_event();
+        let left = client.left();
         out.extend_from_slice(b"GET /announce?info_hash=");
         percent_encode(out, &info_hash, EscapeStyle::Reserved);
         out.extend_from_slice(b"&peer_id=");
@@ -105,7 +113,7 @@ mod tests {
         for index in [0u32, 1, 7, 99_999, 1_999_999] {
             let client = profile.client(index);
             let mut out = Vec::new();
-            writer.announce(&mut out, &profile, index, &client);
+            writer.announce(&mut out, &profile, index, &client, client.event());
             let (target, rest) = split(&out);
             assert_eq!(rest, b"\r\nHost: 127.0.0.1:6969\r\n\r\n");
             // Every byte of the target is printable ASCII: nothing raw.
@@ -117,7 +125,7 @@ mod tests {
             profile.info_hash(client.torrent, &mut hash);
             let mut peer_id = [0u8; 20];
             profile.peer_id(index, &mut peer_id);
-            let (left, event) = client.left_and_event();
+            let (left, event) = (client.left(), client.event());
             assert_eq!(a.info_hash.0, hash);
             assert_eq!(a.peer_id.0, peer_id);
             assert_eq!(a.port, client.port);
@@ -132,11 +140,30 @@ mod tests {
     }
 
     #[test]
+    fn a_reannounce_names_no_event_and_keeps_left() {
+        let profile = Profile::new(&ProfileConfig::default());
+        let writer = RequestWriter::new("h", 30);
+        for index in 0..20 {
+            let client = profile.client(index);
+            let mut out = Vec::new();
+            writer.announce(&mut out, &profile, index, &client, AnnounceEvent::None);
+            let (target, _) = split(&out);
+            assert!(!target.windows(7).any(|w| w == b"&event="), "{target:?}");
+            let Ok(HttpRequest::Announce(a)) = HttpRequest::parse(target) else {
+                panic!("{:?}", HttpRequest::parse(target));
+            };
+            assert_eq!(a.event, AnnounceEvent::None);
+            assert_eq!(a.left, Some(if client.seeder { 0 } else { 50 }));
+        }
+    }
+
+    #[test]
     fn negative_numwant_is_left_out() {
         let profile = Profile::new(&ProfileConfig::default());
         let writer = RequestWriter::new("[::1]:80", -1);
         let mut out = Vec::new();
-        writer.announce(&mut out, &profile, 3, &profile.client(3));
+        let client = profile.client(3);
+        writer.announce(&mut out, &profile, 3, &client, client.event());
         let (target, rest) = split(&out);
         assert!(rest.starts_with(b"\r\nHost: [::1]:80\r\n"));
         let Ok(HttpRequest::Announce(a)) = HttpRequest::parse(target) else {

@@ -516,7 +516,18 @@ pub fn run(sockets: &[&Socket], s: &Settings) -> anyhow::Result<Outcome> {
                         connection_id,
                     } => {
                         let c = s.profile.client(client);
-                        template.write(send.slot(n), connection_id, txid, s.profile, client, &c)
+                        // A client's first announce names its event,
+                        // whatever the profile's share of re-announces.
+                        let event = c.event();
+                        template.write(
+                            send.slot(n),
+                            connection_id,
+                            txid,
+                            s.profile,
+                            client,
+                            &c,
+                            event,
+                        )
                     }
                 };
                 send.set_len(n, len);

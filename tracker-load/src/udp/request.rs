@@ -7,6 +7,7 @@
 //! of requests a second.
 
 use tracker_proto::udp::{ACTION_ANNOUNCE, ACTION_CONNECT, ACTION_SCRAPE, PROTOCOL_ID};
+use tracker_proto::AnnounceEvent;
 
 use super::mmsg::SEND_SLOT;
 use crate::profile::{Client, Profile};
@@ -48,8 +49,11 @@ impl AnnounceTemplate {
         Self { bytes }
     }
 
-    /// Writes client `index`'s announce (left and event from
-    /// [`Client::left_and_event`]).
+    /// Writes client `index`'s announce: left from [`Client::left`], and
+    /// `event`, the client's own or none (see [`Profile::announce_event`]).
+    // Each argument is a field that differs per request; a struct to carry
+    // them would be built and taken apart again at every call.
+    #[allow(clippy::too_many_arguments)]
     #[inline]
     pub fn write(
         &self,
@@ -59,6 +63,7 @@ impl AnnounceTemplate {
         profile: &Profile,
         index: u32,
         client: &Client,
+        event: AnnounceEvent,
     ) -> usize {
         let out = &mut buf[..ANNOUNCE_LEN];
         out.copy_from_slice(&self.bytes);
@@ -70,8 +75,7 @@ impl AnnounceTemplate {
         let mut peer_id = [0u8; 20];
         profile.peer_id(index, &mut peer_id);
         put(out, 36, &peer_id);
-        let (left, event) = client.left_and_event();
-        put(out, 64, &left.to_be_bytes());
+        put(out, 64, &client.left().to_be_bytes());
         put(out, 80, &event.to_udp().to_be_bytes());
         put(out, 88, &client.key.to_be_bytes());
         put(out, 96, &client.port.to_be_bytes());
@@ -110,7 +114,7 @@ mod tests {
     use super::*;
     use crate::config::ProfileConfig;
     use tracker_proto::udp::{AnnounceRequest, Bep41Options, ConnectionId, Request, TransactionId};
-    use tracker_proto::{AnnounceEvent, InfoHash, PeerId};
+    use tracker_proto::{InfoHash, PeerId};
 
     fn profile() -> Profile {
         Profile::new(&ProfileConfig {
@@ -143,6 +147,7 @@ mod tests {
                 &profile,
                 index,
                 &client,
+                client.event(),
             );
             let mut info_hash = [0u8; 20];
             profile.info_hash(client.torrent, &mut info_hash);
@@ -175,11 +180,78 @@ mod tests {
         }
         let negative = AnnounceTemplate::new(-1);
         let client = profile.client(9);
-        let len = negative.write(&mut buf, 1, 2, &profile, 9, &client);
+        let len = negative.write(&mut buf, 1, 2, &profile, 9, &client, client.event());
         let Ok(Request::Announce(a)) = Request::parse(&buf[..len]) else {
             panic!()
         };
         assert_eq!(a.num_want, -1);
+    }
+
+    /// The event field (bytes 80..84) of `count` announces written as the
+    /// senders write them, with `event_share`, for clients 0, 1, 2, ...
+    fn events_on_the_wire(event_share: f64, count: u32) -> Vec<(bool, u32)> {
+        let profile = Profile::new(&ProfileConfig {
+            event_share,
+            ..ProfileConfig::default()
+        });
+        let template = AnnounceTemplate::new(30);
+        let mut rng = fastrand::Rng::with_seed(11);
+        let mut buf = [0u8; SEND_SLOT];
+        (0..count)
+            .map(|index| {
+                let client = profile.client(index);
+                let event = profile.announce_event(&client, &mut rng);
+                let len = template.write(&mut buf, 1, index, &profile, index, &client, event);
+                assert_eq!(len, ANNOUNCE_LEN);
+                // A re-announce keeps what the client has left.
+                let left = u64::from_be_bytes(buf[64..72].try_into().unwrap());
+                assert_eq!(left, if client.seeder { 0 } else { 50 });
+                let field = u32::from_be_bytes(buf[80..84].try_into().unwrap());
+                (client.seeder, field)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn event_share_zero_sends_only_reannounces() {
+        let events = events_on_the_wire(0.0, 10_000);
+        assert!(events.iter().all(|&(_, field)| field == 0), "{events:?}");
+    }
+
+    #[test]
+    fn event_share_one_sends_every_clients_event() {
+        let events = events_on_the_wire(1.0, 10_000);
+        // BEP 15: 1 is completed (seeders), 2 is started (leechers).
+        for &(seeder, field) in &events {
+            assert_eq!(field, if seeder { 1 } else { 2 });
+        }
+        // Both roles were exercised.
+        assert!(events.iter().any(|&(s, _)| s) && events.iter().any(|&(s, _)| !s));
+    }
+
+    #[test]
+    fn event_share_between_sends_that_share_of_events() {
+        const N: u32 = 10_000;
+        let events = events_on_the_wire(0.25, N);
+        let mut with_event = 0u32;
+        for &(seeder, field) in &events {
+            match field {
+                0 => {}
+                1 if seeder => with_event += 1,
+                2 if !seeder => with_event += 1,
+                _ => panic!(
+                    "event {field} from a {} client",
+                    if seeder { "seeding" } else { "leeching" }
+                ),
+            }
+        }
+        // Binomial(10 000, 0.25): sd is 43; five of them either side.
+        let want = 0.25 * f64::from(N);
+        let tolerance = 5.0 * (want * 0.75).sqrt();
+        assert!(
+            (f64::from(with_event) - want).abs() <= tolerance,
+            "{with_event} of {N} announces named an event"
+        );
     }
 
     #[test]

@@ -387,8 +387,16 @@ impl Worker {
                     if let Some(e) = evicted {
                         lost(stats, &mut sock.refreshing, &e);
                     }
-                    let len =
-                        template.write(slot, connection_id, txid, profile, client_index, &client);
+                    let event = profile.announce_event(&client, rng);
+                    let len = template.write(
+                        slot,
+                        connection_id,
+                        txid,
+                        profile,
+                        client_index,
+                        &client,
+                        event,
+                    );
                     (len, txid)
                 }
                 RequestKind::Scrape => {

@@ -245,7 +245,8 @@ impl WsSession {
         let client = p.client(index);
         let mut info_hash = [0u8; 20];
         p.info_hash(client.torrent, &mut info_hash);
-        let (left, event) = client.left_and_event();
+        let left = client.left();
+        let event = p.announce_event(&client, &mut self.rng);
         self.offers.clear();
         for _ in 0..self.offers_per_request {
             let id = offer_id(peer.slot, peer.generation, peer.next_offer);

@@ -130,7 +130,7 @@ fn announces_parse_back_with_offers_from_this_peer() {
     assert!(a.answer.is_none());
     // The profile's first client of slot 1 is client 1.
     let client = s.profile.client(1);
-    let (left, event) = client.left_and_event();
+    let (left, event) = (client.left(), client.event());
     assert_eq!((a.left, a.event), (Some(left), event));
     assert_eq!((cx.sent_all, cx.stats.announces_sent), (1, 1));
     // Offer ids do not repeat.
@@ -363,4 +363,34 @@ fn malformed_messages_and_the_window() {
     warmup.now = 2_500_000_000;
     assert!(s.handle(&mut peer, &offer, &mut warmup).is_none());
     assert_eq!(warmup.stats.responses_received(), 0);
+}
+
+#[test]
+fn event_share_sets_how_many_announces_name_their_event() {
+    for (share, low, high) in [(0.0, 0, 0), (1.0, 400, 400), (0.5, 150, 250)] {
+        let mut s = session(0);
+        s.profile = Arc::new(Profile::new(&ProfileConfig {
+            torrents: 50,
+            peers: 400,
+            weight_scrape: 0,
+            event_share: share,
+            ..ProfileConfig::default()
+        }));
+        let mut peer = s.new_peer(1, 0);
+        let mut named = 0;
+        for _ in 0..400 {
+            let (message, _) = s.announce(&mut peer);
+            let message = text(message);
+            let Ok(InMessage::Announce(a)) = InMessage::parse(&message) else {
+                panic!("{message}");
+            };
+            if a.event != AnnounceEvent::None {
+                named += 1;
+            }
+        }
+        assert!(
+            (low..=high).contains(&named),
+            "share {share}: {named} of 400"
+        );
+    }
 }

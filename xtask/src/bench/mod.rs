@@ -56,6 +56,7 @@ const USAGE: &str = "\
 usage: cargo xtask bench udp|http|ws [--runs N] [--seconds S] [--warmup W] [--quick]
                                      [--no-build] [udp: --no-steer] [http, ws: --tls | --plain]
                                      [udp: --baseline PATH [--baseline-label NAME]]
+                                     [udp: --only xsk]
        cargo xtask bench scale [options]   (`cargo xtask bench scale --help`)
        cargo xtask bench persist [--runs N] [--seconds S] [--quick] [--no-build]
        cargo xtask bench flood [--seconds S] [--runs N] [--quick] [--no-build] [--flood-rate R]
@@ -66,7 +67,7 @@ usage: cargo xtask bench udp|http|ws [--runs N] [--seconds S] [--warmup W] [--qu
                 peer, restore time (`cargo xtask bench persist --help`)
   udp           BEP 15 against aquatic_udp: loopback (prefilled: every client
                 announced once first, memory per peer measured), veth, veth
-                with XDP
+                with XDP, veth with XDP under the AF_XDP generator (e)
   scale         BEP 15 over loopback against aquatic_udp over torrents × peers
                 (10k..1M × 0.1M..4M), prefilled: responses/s, CPU, memory per
                 peer; plot in docs/bench-scaling.svg
@@ -100,6 +101,12 @@ usage: cargo xtask bench udp|http|ws [--runs N] [--seconds S] [--warmup W] [--qu
                 earlier commit, say) on loopback and with XDP in the same
                 rounds, and report this build / baseline: what a change
                 costs (section (d))
+  --only xsk    udp: scenario (e) alone, the AF_XDP generator against our
+                XDP path (in-kernel answers off, then on) and aquatic_udp,
+                under aquatic's announce mix and under a re-announce mix
+                (`[profile] event_share = 0.1`); prints its section and
+                writes it to target/bench/benchmarks-udp-xsk.md, leaving
+                docs/benchmarks.md alone. Not with --baseline
   --tls         http, ws: the TLS scenario only (both by default)
   --plain       http, ws: the plain scenario only
 

@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use fastrand::Rng;
 use tracker_proto::udp::PeerFamily;
+use tracker_proto::AnnounceEvent;
 use tracker_xsk::XskQueue;
 
 use super::frame::{self, Received, Template, HEADERS_LEN};
@@ -310,6 +311,10 @@ impl Worker {
                     (index, Some(profile.client(index)))
                 }
             };
+            let event = match (kind, &client) {
+                (RequestKind::Announce, Some(c)) => profile.announce_event(c, rng),
+                _ => AnnounceEvent::None,
+            };
             let scrape_len = match (kind, &client) {
                 // The profile caps scrape_len at 74.
                 (RequestKind::Scrape, Some(c)) => c.scrape_len.min(u32::from(u8::MAX)) as u8,
@@ -325,9 +330,15 @@ impl Worker {
                     .try_into()
                     .ok()?;
                 let len = match (kind, &client) {
-                    (RequestKind::Announce, Some(client)) => {
-                        announce.write(slot, connection_id, txid, profile, client_index, client)
-                    }
+                    (RequestKind::Announce, Some(client)) => announce.write(
+                        slot,
+                        connection_id,
+                        txid,
+                        profile,
+                        client_index,
+                        client,
+                        event,
+                    ),
                     (RequestKind::Scrape, Some(client)) => {
                         write_scrape(slot, connection_id, txid, profile, client)
                     }

@@ -233,7 +233,7 @@ pub(super) fn drops(r: &RunResult) -> String {
 }
 
 /// The UDP columns of the table of every run.
-const UDP_COLUMNS: &[Column] = &[
+pub(super) const UDP_COLUMNS: &[Column] = &[
     Column {
         header: "server NAPI CPU s",
         cell: |r| format!("{:.2}", r.server_napi_cpu_s),
@@ -274,6 +274,7 @@ pub(super) fn report(
         .iter()
         .chain(results.veth.iter())
         .chain(results.veth_xsk.iter())
+        .chain(results.veth_xsk_reannounce.iter())
         .flat_map(|s| s.runs.iter())
         .collect();
     t.push_str(&preamble(
@@ -297,7 +298,8 @@ pub(super) fn report(
          connect 50 : announce 50 : scrape 1, 30 peers wanted, 75 % seeders, popularity skewed \
          toward a hot head, up to 10 hashes per scrape. One generator worker, pinned to core 1. \
          Loopback runs prefill first (below); veth runs do not. (e) uses its AF_XDP \
-         sender instead of sockets (see there).\n\
+         sender instead of sockets, and has a second set of rows under a re-announce mix \
+         (see there).\n\
          - **Trackers**, each started fresh for every run and pinned to core 0: \
          `tracker-user` with `[swarm] workers = 1`, `[udp] workers = 1`, HTTP off (its XDP run \
          adds `--iface` and `[xdp] required = true`); `aquatic_udp` 0.9.0 from crates.io (mio \
@@ -364,6 +366,7 @@ pub(super) fn report(
         .iter()
         .chain(results.veth.iter())
         .chain(results.veth_xsk.iter())
+        .chain(results.veth_xsk_reannounce.iter())
         .collect();
     t.push_str(&every_run(&series, UDP_COLUMNS));
     t.push_str(LEFT_IN_TARGET);

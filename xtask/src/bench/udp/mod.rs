@@ -37,11 +37,13 @@ mod counters;
 mod markdown;
 mod markdown_xsk;
 mod net;
+mod options;
 
 use counters::xdp_counters;
 use markdown::{drops, report, sections};
 pub(super) use net::free_loopback_port;
 use net::{in_ns, remove_stale_namespaces, stats_delta, ClientEnd, VethNet};
+use options::{take_baseline, take_only, Baseline, Only};
 
 /// Seconds both trackers keep a peer that does not announce again: far
 /// beyond any tracker's life in a bench, so no peer expires during a run
@@ -66,10 +68,30 @@ const XSK_IN_FLIGHT: usize = 256;
 /// The open-loop run's window: never the limit.
 const XSK_OPEN_LOOP_IN_FLIGHT: usize = 65_536;
 
+/// The generator's re-announce mix in scenario (e)'s second set of rows:
+/// one announce in ten names its client's event, the rest are periodic
+/// re-announces (event none), as real clients send between started and
+/// stopped.
+const REANNOUNCE_EVENT_SHARE: f64 = 0.1;
+
+/// What the generator's announces say in a run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Mix {
+    /// aquatic's profile: every announce names its client's event
+    /// (started for leechers, completed for seeders).
+    Events,
+    /// `[profile] event_share =` [`REANNOUNCE_EVENT_SHARE`].
+    Reannounces,
+}
+
 /// `cargo xtask bench udp`: `args` is the whole command after `bench`,
 /// `rest` its options.
 pub fn run(args: &[String], rest: &[String]) -> Result<()> {
     let (baseline, rest) = take_baseline(rest)?;
+    let (only, rest) = take_only(&rest)?;
+    if only.is_some() && baseline.is_some() {
+        bail!("--baseline runs in scenarios (a) and (c), which --only xsk leaves out");
+    }
     let rest = &rest[..];
     let mut steer = true;
     let opts = parse_opts("udp", rest, |flag| {
@@ -96,7 +118,8 @@ pub fn run(args: &[String], rest: &[String]) -> Result<()> {
     }
     bins.check("udp")?;
     let aquatic_load = super::anchor_root().join("bin").join(aquatic_gen::NAME);
-    if !aquatic_load.is_file() {
+    // Only (a′) runs aquatic's generator.
+    if only.is_none() && !aquatic_load.is_file() {
         bail!(
             "{} is missing: run `cargo xtask bench udp` without --no-build",
             aquatic_load.display()
@@ -113,9 +136,27 @@ pub fn run(args: &[String], rest: &[String]) -> Result<()> {
         baseline,
         aquatic_load,
     };
+    // The re-announce rows would silently run aquatic's mix otherwise.
+    if !has_key(&bench.gen_keys, "profile", "event_share") {
+        bail!(
+            "{} has no `[profile] event_share`: rebuild it (cargo build --release -p \
+             tracker-load)",
+            bench.bins.load.display()
+        );
+    }
     let started = now_utc();
-    let results = bench.run_all()?;
     let command = super::report::command_line(args);
+    if only == Some(Only::Xsk) {
+        let results = bench.run_xsk_only()?;
+        let text = markdown_xsk::only_report(&opts, &command, &started, &results);
+        print!("\n{text}\n");
+        // A part of a run: docs/benchmarks.md is for whole runs only.
+        let path = bench.work.join("benchmarks-udp-xsk.md");
+        fs::write(&path, &text).with_context(|| format!("writing {}", path.display()))?;
+        eprintln!("xtask: results written to {}", path.display());
+        return Ok(());
+    }
+    let results = bench.run_all()?;
     print!("\n{}\n", sections(&results, &opts));
     if let Some(baseline) = &bench.baseline {
         println!("{}", markdown::baseline_section(&results, &baseline.label));
@@ -142,10 +183,11 @@ pub(super) enum System {
     OursXdp,
     /// XDP under the AF_XDP generator, with the in-kernel scrape and
     /// announce answers off (`[xdp] scrape_in_kernel = false`,
-    /// `announce_in_kernel = false`): connects in the kernel, the rest
-    /// through AF_XDP.
+    /// `announce_in_kernel = false`, `announce_events_in_kernel = false`):
+    /// connects in the kernel, the rest through AF_XDP.
     OursXdpUserland,
-    /// The same with the in-kernel scrape and announce answers on.
+    /// The same with the in-kernel scrape and announce answers on, those
+    /// to announces naming started or completed included.
     OursXdpKernel,
     /// [`System::OursXdpUserland`] under the AF_XDP sender run open loop
     /// (a window of 65,536 that frees a slot 0.1 ms after each send): what
@@ -162,7 +204,15 @@ pub(super) const OURS: &str = "tracker-user (sockets)";
 const OURS_THREADS: &str = "tracker-user (sockets, swarm thread)";
 const OURS_XDP: &str = "tracker-user (XDP)";
 const OURS_XDP_USERLAND: &str = "tracker-user (XDP, scrapes and announces in userland)";
-const OURS_XDP_KERNEL: &str = "tracker-user (XDP, in-kernel scrapes and announces on)";
+const OURS_XDP_KERNEL: &str =
+    "tracker-user (XDP, in-kernel scrapes and announces on, started/completed included)";
+// Scenario (e)'s rows under the re-announce mix.
+const OURS_XDP_USERLAND_RE: &str =
+    "tracker-user (XDP, scrapes and announces in userland), re-announce mix";
+const OURS_XDP_KERNEL_RE: &str =
+    "tracker-user (XDP, in-kernel scrapes and announces on, started/completed included), \
+     re-announce mix";
+const AQUATIC_RE: &str = "aquatic_udp 0.9.0, re-announce mix";
 const OURS_XDP_OPEN_LOOP: &str = "AF_XDP sender alone (open loop; tracker-user (XDP) answering)";
 pub(super) const AQUATIC: &str = "aquatic_udp 0.9.0";
 const BASELINE: &str = "baseline (sockets)";
@@ -209,41 +259,6 @@ impl System {
     }
 }
 
-/// A build of ours to measure against (`--baseline PATH
-/// [--baseline-label NAME]`).
-pub(super) struct Baseline {
-    pub(super) path: PathBuf,
-    pub(super) label: String,
-}
-
-/// Takes `--baseline PATH` and `--baseline-label NAME` out of `rest`.
-fn take_baseline(rest: &[String]) -> Result<(Option<Baseline>, Vec<String>)> {
-    let mut baseline: Option<Baseline> = None;
-    let mut others = Vec::new();
-    let mut it = rest.iter();
-    while let Some(arg) = it.next() {
-        match arg.as_str() {
-            "--baseline" => {
-                let path = PathBuf::from(it.next().context("--baseline needs a path")?);
-                if !path.is_file() {
-                    bail!("--baseline {}: no such file", path.display());
-                }
-                let label = path.display().to_string();
-                baseline = Some(Baseline { path, label });
-            }
-            "--baseline-label" => {
-                let label = it.next().context("--baseline-label needs a name")?;
-                baseline
-                    .as_mut()
-                    .context("--baseline-label names the --baseline before it")?
-                    .label = label.clone();
-            }
-            _ => others.push(arg.clone()),
-        }
-    }
-    Ok((baseline, others))
-}
-
 struct Results {
     loopback: Vec<Series>,
     /// The same systems on loopback under aquatic_udp_load_test.
@@ -251,6 +266,9 @@ struct Results {
     veth: Vec<Series>,
     /// Over a second veth pair, under tracker-load's AF_XDP sender.
     veth_xsk: Vec<Series>,
+    /// The same pair and sender, its announces mostly re-announces
+    /// ([`Mix::Reannounces`]).
+    veth_xsk_reannounce: Vec<Series>,
     idle_background: f64,
 }
 
@@ -308,7 +326,7 @@ impl Bench {
             idle_background * 100.0
         );
         let with_baseline = usize::from(self.baseline.is_some());
-        let mut progress = Progress::new(self.opts.runs * (13 + 3 * with_baseline));
+        let mut progress = Progress::new(self.opts.runs * (16 + 3 * with_baseline));
 
         // (a) loopback
         let port = free_loopback_port()?;
@@ -327,7 +345,16 @@ impl Bench {
             self.opts.runs,
             &mut progress,
             udp_log,
-            |system, round| self.one_run(system, addr, None, round, Generator::TrackerLoad),
+            |system, round| {
+                self.one_run(
+                    system,
+                    addr,
+                    None,
+                    round,
+                    Generator::TrackerLoad,
+                    Mix::Events,
+                )
+            },
         )?;
         // (a) again, under aquatic's own generator.
         let loopback_aquatic_gen = alternate(
@@ -336,7 +363,16 @@ impl Bench {
             self.opts.runs,
             &mut progress,
             udp_log,
-            |system, round| self.one_run(system, addr, None, round, Generator::AquaticUdp),
+            |system, round| {
+                self.one_run(
+                    system,
+                    addr,
+                    None,
+                    round,
+                    Generator::AquaticUdp,
+                    Mix::Events,
+                )
+            },
         )?;
 
         // (b) and (c): one veth pair, the three systems in turn each round
@@ -356,42 +392,95 @@ impl Bench {
             self.opts.runs,
             &mut progress,
             udp_log,
-            |system, round| self.one_run(system, addr, Some(&net), round, Generator::TrackerLoad),
+            |system, round| {
+                let net = Some(&net);
+                self.one_run(
+                    system,
+                    addr,
+                    net,
+                    round,
+                    Generator::TrackerLoad,
+                    Mix::Events,
+                )
+            },
         )?;
         drop(net);
 
-        // (e): a pair of its own, its client end the AF_XDP sender's.
-        let net = VethNet::create(self.steer, ClientEnd::Xsk)?;
-        let systems = [
-            (System::OursXdpUserland, OURS_XDP_USERLAND),
-            (System::OursXdpKernel, OURS_XDP_KERNEL),
-            (System::Aquatic, AQUATIC),
-        ];
-        let mut veth_xsk = alternate(
-            "veth, AF_XDP generator",
-            &systems,
-            self.opts.runs,
-            &mut progress,
-            udp_log,
-            |system, round| self.one_run(system, addr, Some(&net), round, Generator::TrackerLoad),
-        )?;
-        let open_loop = alternate(
-            "veth, AF_XDP generator alone",
-            &[(System::OursXdpOpenLoop, OURS_XDP_OPEN_LOOP)],
-            self.opts.runs,
-            &mut progress,
-            udp_log,
-            |system, round| self.one_run(system, addr, Some(&net), round, Generator::TrackerLoad),
-        )?;
-        veth_xsk.extend(open_loop);
-        drop(net);
+        let (veth_xsk, veth_xsk_reannounce) = self.run_xsk(&mut progress)?;
         Ok(Results {
             loopback,
             loopback_aquatic_gen,
             veth,
             veth_xsk,
+            veth_xsk_reannounce,
             idle_background,
         })
+    }
+
+    /// `--only xsk`: scenario (e) alone.
+    fn run_xsk_only(&self) -> Result<Results> {
+        let idle_background = measure_background(Duration::from_secs(2))?;
+        eprintln!(
+            "xtask: machine busy {:.0} % of a core with nothing of ours running",
+            idle_background * 100.0
+        );
+        let mut progress = Progress::new(self.opts.runs * 7);
+        let (veth_xsk, veth_xsk_reannounce) = self.run_xsk(&mut progress)?;
+        Ok(Results {
+            loopback: Vec::new(),
+            loopback_aquatic_gen: Vec::new(),
+            veth: Vec::new(),
+            veth_xsk,
+            veth_xsk_reannounce,
+            idle_background,
+        })
+    }
+
+    /// Scenario (e): a pair of its own, its client end the AF_XDP sender's;
+    /// the series under aquatic's mix (the open-loop run last), then under
+    /// the re-announce mix.
+    fn run_xsk(&self, progress: &mut Progress) -> Result<(Vec<Series>, Vec<Series>)> {
+        let net = VethNet::create(self.steer, ClientEnd::Xsk)?;
+        let addr: SocketAddr = format!("{VETH_SERVER_V4}:{VETH_PORT}").parse()?;
+        let mut xsk_run = |scenario, systems: &[(System, &str)], mix| {
+            alternate(
+                scenario,
+                systems,
+                self.opts.runs,
+                progress,
+                udp_log,
+                |system, round| {
+                    let net = Some(&net);
+                    self.one_run(system, addr, net, round, Generator::TrackerLoad, mix)
+                },
+            )
+        };
+        let mut veth_xsk = xsk_run(
+            "veth, AF_XDP generator",
+            &[
+                (System::OursXdpUserland, OURS_XDP_USERLAND),
+                (System::OursXdpKernel, OURS_XDP_KERNEL),
+                (System::Aquatic, AQUATIC),
+            ],
+            Mix::Events,
+        )?;
+        let open_loop = xsk_run(
+            "veth, AF_XDP generator alone",
+            &[(System::OursXdpOpenLoop, OURS_XDP_OPEN_LOOP)],
+            Mix::Events,
+        )?;
+        veth_xsk.extend(open_loop);
+        let reannounce = xsk_run(
+            "veth, AF_XDP generator, event_share 0.1",
+            &[
+                (System::OursXdpUserland, OURS_XDP_USERLAND_RE),
+                (System::OursXdpKernel, OURS_XDP_KERNEL_RE),
+                (System::Aquatic, AQUATIC_RE),
+            ],
+            Mix::Reannounces,
+        )?;
+        drop(net);
+        Ok((veth_xsk, reannounce))
     }
 
     fn one_run(
@@ -401,6 +490,7 @@ impl Bench {
         net: Option<&VethNet>,
         round: usize,
         generator: Generator,
+        mix: Mix,
     ) -> Result<RunResult> {
         check_stop()?;
         let xsk = net.is_some_and(|n| n.client_end == ClientEnd::Xsk);
@@ -410,7 +500,11 @@ impl Bench {
             (false, Generator::TrackerLoad) => "lo",
             (false, Generator::AquaticUdp) => "lo-aqgen",
         };
-        let tag = format!("{scenario}-{}-{}", system.tag(), round + 1);
+        let mix_tag = match mix {
+            Mix::Events => "",
+            Mix::Reannounces => "-reannounce",
+        };
+        let tag = format!("{scenario}{mix_tag}-{}-{}", system.tag(), round + 1);
         let client_ns = net.map(|n| n.client_ns.as_str());
 
         // The tracker, ready before the load starts.
@@ -445,7 +539,7 @@ impl Bench {
                 work: &self.work,
                 program: &self.bins.load,
                 protocol: "udp",
-                config: self.write_generator_config(system, addr, net, &tag)?,
+                config: self.write_generator_config(system, addr, net, &tag, mix)?,
                 tag: &tag,
                 client_ns,
                 prefill_peers: self.prefills(net).then(|| {
@@ -533,16 +627,7 @@ impl Bench {
                         "\n[xdp]\nrequired = true\npin_path = \"{}\"",
                         net.pin_dir.display()
                     );
-                    // (c) keeps the defaults; (e) names both ways.
-                    let in_kernel = match system {
-                        System::OursXdpUserland | System::OursXdpOpenLoop => Some(false),
-                        System::OursXdpKernel => Some(true),
-                        _ => None,
-                    };
-                    if let Some(on) = in_kernel {
-                        let _ =
-                            writeln!(text, "scrape_in_kernel = {on}\nannounce_in_kernel = {on}");
-                    }
+                    text.push_str(&in_kernel_keys(system));
                     args.push("--iface".to_owned());
                     args.push(net.server_if.clone());
                 }
@@ -585,14 +670,16 @@ impl Bench {
         addr: SocketAddr,
         net: Option<&VethNet>,
         tag: &str,
+        mix: Mix,
     ) -> Result<PathBuf> {
         let bind = match net {
             Some(_) => VETH_CLIENT_V4,
             None => "127.0.0.1",
         };
         let mut text = String::from("# written by cargo xtask bench udp\n");
-        // Everything else, the [profile] included, keeps the generator's
-        // defaults, which are aquatic's load profile.
+        // Everything else, the rest of [profile] included, keeps the
+        // generator's defaults, which are aquatic's load profile.
+        text.push_str(&profile_keys(mix));
         let _ = writeln!(text, "[udp]");
         let _ = writeln!(text, "tracker = \"{addr}\"");
         if has_key(&self.gen_keys, "udp", "bind") {
@@ -616,6 +703,27 @@ impl Bench {
             let _ = writeln!(text, "prefill = true");
         }
         write_load_config(&self.work, tag, &self.opts, text)
+    }
+}
+
+/// The `[xdp]` keys that set the in-kernel answers of `system`: (c) keeps
+/// the defaults, (e) names all three ways.
+fn in_kernel_keys(system: System) -> String {
+    let on = match system {
+        System::OursXdpUserland | System::OursXdpOpenLoop => false,
+        System::OursXdpKernel => true,
+        _ => return String::new(),
+    };
+    format!(
+        "scrape_in_kernel = {on}\nannounce_in_kernel = {on}\nannounce_events_in_kernel = {on}\n"
+    )
+}
+
+/// The generator's `[profile]` keys for `mix`; aquatic's is its default.
+fn profile_keys(mix: Mix) -> String {
+    match mix {
+        Mix::Events => String::new(),
+        Mix::Reannounces => format!("[profile]\nevent_share = {REANNOUNCE_EVENT_SHARE}\n\n"),
     }
 }
 
@@ -683,4 +791,41 @@ pub(super) fn probe(addr: SocketAddr, ns: Option<&str>, timeout: Duration) -> Re
         }
     }
     bail!("no connect response within {timeout:?}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bench::printed_value;
+
+    #[test]
+    fn the_in_kernel_row_turns_on_announce_events_too() {
+        let on = in_kernel_keys(System::OursXdpKernel);
+        let off = in_kernel_keys(System::OursXdpUserland);
+        for key in [
+            "scrape_in_kernel",
+            "announce_in_kernel",
+            "announce_events_in_kernel",
+        ] {
+            assert_eq!(printed_value(&on, "", key).as_deref(), Some("true"), "{on}");
+            assert_eq!(
+                printed_value(&off, "", key).as_deref(),
+                Some("false"),
+                "{off}"
+            );
+        }
+        assert!(OURS_XDP_KERNEL.contains("started/completed"));
+        // (c) keeps the tracker's defaults.
+        assert_eq!(in_kernel_keys(System::OursXdp), "");
+    }
+
+    #[test]
+    fn the_reannounce_mix_sets_the_generators_event_share() {
+        let keys = profile_keys(Mix::Reannounces);
+        assert_eq!(
+            printed_value(&keys, "profile", "event_share").as_deref(),
+            Some("0.1")
+        );
+        assert_eq!(profile_keys(Mix::Events), "");
+    }
 }
