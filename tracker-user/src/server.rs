@@ -289,14 +289,18 @@ fn start_workers(
     let mut topology =
         SwarmTopology::new(config.swarm.workers, config.swarm.channel_capacity, tokens)
             .context("creating the front ends' polls")?;
-    let inline = runs_inline(config, bound);
-    if inline {
-        // UDP socket worker 0 is front end 0.
+    let inline = inline_host(config, bound);
+    if let Some(host) = inline {
         topology
-            .inline(0)
+            .inline(host)
             .context("running the request worker inline")?;
+        let thread = if bound.xsk_queues.is_empty() {
+            "the UDP socket worker's"
+        } else {
+            "the AF_XDP queue worker's"
+        };
         log::info!(
-            "request worker inline in the UDP socket worker's thread (swarm.inline = {})",
+            "request worker inline in {thread} thread (swarm.inline = {})",
             inline_name(config)
         );
     } else {
@@ -333,12 +337,15 @@ fn start_workers(
         if let Some(hot) = kernel_hot(config, bound) {
             worker = worker.kernel_hot(hot.with_filter(shared.access_list.clone()));
         }
-        if inline {
-            inline_worker = Some(udp::InlineRequestWorker {
-                ends: worker,
-                settings: swarm,
-                clock: shared.clock,
-            });
+        if let Some(host) = inline {
+            inline_worker = Some((
+                host,
+                udp::InlineRequestWorker {
+                    ends: worker,
+                    settings: swarm,
+                    clock: shared.clock,
+                },
+            ));
             continue;
         }
         let thread = worker
@@ -370,14 +377,22 @@ fn kernel_hot(config: &Config, bound: &mut Bound) -> Option<tracker_swarm::kerne
     ))
 }
 
-/// Whether the one request worker runs in the one UDP socket worker's
-/// thread: asked for, or by default when that is the whole datagram side
-/// (XDP configured but unavailable leaves plain sockets only).
-fn runs_inline(config: &Config, bound: &Bound) -> bool {
-    let possible =
-        config.swarm.workers == 1 && bound.udp_sockets.len() == 1 && bound.xsk_queues.is_empty();
+/// Which front end's thread runs the one request worker, if any: asked
+/// for, or by default, when one datagram worker carries the load. That is
+/// the one UDP socket worker without XDP (or with XDP configured but
+/// unavailable), or with XDP on one RX queue that queue's worker (front
+/// ends count the socket workers first), the socket worker then serving
+/// only what the program passes to the kernel.
+fn inline_host(config: &Config, bound: &Bound) -> Option<usize> {
     // Validation refused "on" where it cannot be.
-    config.swarm.inline != SwarmInline::Off && possible
+    if config.swarm.inline == SwarmInline::Off || config.swarm.workers != 1 {
+        return None;
+    }
+    match (bound.udp_sockets.len(), bound.xsk_queues.len()) {
+        (1, 0) => Some(0),
+        (sockets, 1) => Some(sockets),
+        _ => None,
+    }
 }
 
 fn inline_name(config: &Config) -> &'static str {
@@ -427,9 +442,18 @@ fn spawn_datagram_workers(
     shared: &Shared,
     bound: &mut Bound,
     front_ends: &mut impl Iterator<Item = FrontEndEnds>,
-    mut inline: Option<udp::InlineRequestWorker>,
+    mut inline: Option<(usize, udp::InlineRequestWorker)>,
     threads: &mut Vec<JoinHandle<()>>,
 ) -> anyhow::Result<()> {
+    // The host's worker takes it; front ends count socket workers first.
+    let mut inline_for = |front_end: usize| match inline.take() {
+        Some((host, worker)) if host == front_end => Some(worker),
+        other => {
+            inline = other;
+            None
+        }
+    };
+    let sockets = bound.udp_sockets.len();
     let mut front_end = || {
         let FrontEndEnds { poll, swarm, .. } = front_ends.next().expect("one per front end");
         FrontEnd {
@@ -451,8 +475,7 @@ fn spawn_datagram_workers(
                 .into_iter()
                 .map(mio::net::UdpSocket::from_std)
                 .collect(),
-            // The first socket worker hosts it: the only one, when inline.
-            inline: inline.take(),
+            inline: inline_for(index),
         };
         threads.push(spawn(format!("udp-{index}"), move || worker.run())?);
     }
@@ -467,6 +490,7 @@ fn spawn_datagram_workers(
             // Queue 0's worker (the first) applies the announces the
             // program answered.
             announced: bound.xdp.as_mut().and_then(|xdp| xdp.announced.take()),
+            inline: inline_for(sockets + queue_id),
         };
         threads.push(spawn(format!("xdp-{queue_id}"), move || worker.run())?);
     }

@@ -129,6 +129,45 @@ fn connects_are_answered_in_kernel_and_requests_served_through_af_xdp() {
     );
 }
 
+/// With one RX queue and one request worker, "auto" runs the request
+/// worker in the AF_XDP queue worker's thread, as it does in the one UDP
+/// socket worker's without XDP; "off" gives it a thread of its own. Both
+/// serve announces through AF_XDP and what the program passes to the
+/// kernel's socket (a datagram with IP options, which the program leaves
+/// to the kernel, see `other_traffic_still_reaches_the_server_kernel`).
+#[test]
+fn the_request_worker_runs_inline_in_the_one_queue_worker() {
+    for (mode, line) in [
+        (
+            "auto",
+            "request worker inline in the AF_XDP queue worker's thread",
+        ),
+        ("off", "request workers: 1 thread(s) of their own"),
+    ] {
+        let net = test_net(1);
+        let builder = net.xdp_tracker(
+            Tracker::builder(),
+            &server_addrs(),
+            &format!("[swarm]\nworkers = 1\ninline = \"{mode}\""),
+            "",
+        );
+        let t = builder.start();
+        assert_xdp_in_use(&t);
+        let log = t.stderr_text();
+        assert!(
+            log.contains(&format!("{line} (swarm.inline = {mode})")),
+            "{mode}: {log}"
+        );
+        let hash = random_hash();
+        let (a, b) = (net.client(false), net.client(false));
+        let before = net.counters();
+        a.announce(&Announce::new(hash, 7000).leecher());
+        let resp = b.announce(&Announce::new(hash, 7001).leecher());
+        assert_eq!(resp.peer_set(), [a.peer_addr(7000)].into(), "{mode}");
+        assert!(net.counters().redirected - before.redirected >= 2, "{mode}");
+    }
+}
+
 /// The program and userland compute ids from one definition, bound to the
 /// client's IP only: an id the kernel hands to one socket is accepted by
 /// userland from another port of the same IP (libtorrent's shared id, NAT

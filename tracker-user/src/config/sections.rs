@@ -49,13 +49,15 @@ pub struct SwarmConfig {
     /// WebTorrent peers held. About 55-70 bytes per peer beyond a
     /// torrent's first: about 0.35 GB at the default.
     pub max_ws_peers: usize,
-    /// Run the request worker in the UDP socket worker's thread: its
+    /// Run the request worker in the datagram worker's thread: its
     /// batches are then applied in place, with no channel crossed and no
-    /// thread woken (HTTP/WebSocket workers still send theirs, and wake
-    /// it). "auto": when there is one request worker, one UDP socket
-    /// worker and no AF_XDP queue (the default on a 2-core host); "on":
-    /// always (refused unless swarm.workers and udp.workers are 1 and
-    /// xdp.iface is empty); "off": never, a thread per request worker.
+    /// thread woken (other workers still send theirs, and wake it).
+    /// "auto": when there is one request worker and one datagram worker
+    /// carries the load, the one UDP socket worker without XDP or the
+    /// AF_XDP queue worker with XDP on one RX queue (the default on a
+    /// 2-core host); "on": the UDP socket worker always (refused unless
+    /// swarm.workers and udp.workers are 1 and xdp.iface is empty); "off":
+    /// never, a thread per request worker.
     pub inline: SwarmInline,
 }
 

@@ -6,7 +6,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Token};
@@ -15,7 +15,7 @@ use super::frame::{parse_udp_frame, write_reply_frame, ReplyPath};
 use super::ring::AnnouncedRing;
 use super::xsk::XskQueue;
 use crate::clock::unix_tick;
-use crate::udp::{FrontEnd, ReplyRoute, Responder, ANSWERED_IN_KERNEL};
+use crate::udp::{FrontEnd, InlineRequestWorker, ReplyRoute, Responder, ANSWERED_IN_KERNEL};
 
 const QUEUE: Token = Token(0);
 const RING: Token = Token(1);
@@ -34,6 +34,11 @@ pub struct XdpWorker {
     /// The announces the program answered, on the one worker that applies
     /// them.
     pub announced: Option<AnnouncedRing>,
+    /// The one request worker, when it runs in this thread (`[swarm]
+    /// inline` with one RX queue): as in the UDP socket worker, this
+    /// queue's batches are applied in place, and the socket worker's (what
+    /// the program passes to the kernel) wake this thread.
+    pub inline: Option<InlineRequestWorker>,
 }
 
 /// A ring of reply paths indexed by a sequence number, so a late answer
@@ -119,7 +124,12 @@ impl XdpWorker {
             queue_id,
             queue,
             mut announced,
+            inline,
         } = self;
+        // Started here, so a restore fills the shard from the thread that
+        // will use it.
+        let mut inline = inline.map(|w| w.ends.into_inline(w.settings, w.clock));
+        let origin = front.swarm.origin;
         let fd: RawFd = queue.fd();
         if let Err(e) =
             front
@@ -152,7 +162,16 @@ impl XdpWorker {
         let mut unparseable = 0u64;
         let mut busy = true;
         while !front.stopping() {
-            let timeout = if busy { Duration::ZERO } else { IDLE_POLL };
+            let timeout = if busy {
+                Duration::ZERO
+            } else {
+                // The inline request worker's cleaning, snapshot and
+                // kernel-cache rounds are due on this thread too.
+                inline
+                    .as_ref()
+                    .map_or(IDLE_POLL, |swarm| swarm.idle_for(Instant::now()))
+                    .min(IDLE_POLL)
+            };
             if let Err(e) = front.poll.poll(&mut events, Some(timeout)) {
                 if e.kind() != io::ErrorKind::Interrupted {
                     log::error!("xdp worker {queue_id}: poll failed: {e}");
@@ -192,6 +211,12 @@ impl XdpWorker {
                 }
             }
             handler.dispatch();
+            if let Some(swarm) = &mut inline {
+                // This worker's own batches, and any other front end's
+                // that woke it.
+                swarm.run_inbox(origin, |batch| handler.answer(&mut out, batch));
+                swarm.between_rounds(busy);
+            }
             while let Ok(batch) = front.swarm.returns.try_recv() {
                 handler.answer(&mut out, batch);
             }
