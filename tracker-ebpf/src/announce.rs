@@ -18,7 +18,7 @@
 //! announce is ever lost, only answered the slower way.
 
 use aya_ebpf::{
-    bindings::xdp_md,
+    bindings::{xdp_md, BPF_RB_AVAIL_DATA, BPF_RB_FORCE_WAKEUP, BPF_RB_NO_WAKEUP},
     helpers::bpf_get_prandom_u32,
     macros::map,
     maps::{HashMap, PerCpuArray, RingBuf},
@@ -29,7 +29,7 @@ use tracker_proto::AnnounceEvent;
 use tracker_proto::udp::{ACTION_ANNOUNCE, ANNOUNCE_REQUEST_LEN, ANNOUNCE_RESPONSE_HEADER_LEN};
 use tracker_proto::xdp::{
     counter, ConnectState, HotCounts, HotV4, HotV6, KernelAnnounce, HOT_POOL_MAX, MAP_ANNOUNCED,
-    MAP_HOT_V4, MAP_HOT_V6,
+    MAP_HOT_V4, MAP_HOT_V6, RING_RECORD_BYTES, RING_WAKE_RECORDS,
 };
 
 use crate::frame::{count, load, load_mut};
@@ -302,7 +302,14 @@ fn with_record(
         (&raw mut (*record).event).write(fields.event);
     }
     if answer(ctx, fields.txid).is_some() {
-        entry.submit(0);
+        // Its own record included: what the reader has yet to take.
+        let waiting = ANNOUNCED.query(u64::from(BPF_RB_AVAIL_DATA));
+        let wake = if waiting >= RING_WAKE_RECORDS * RING_RECORD_BYTES {
+            BPF_RB_FORCE_WAKEUP
+        } else {
+            BPF_RB_NO_WAKEUP
+        };
+        entry.submit(u64::from(wake));
         Some(())
     } else {
         entry.discard(0);

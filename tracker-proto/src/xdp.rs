@@ -198,6 +198,17 @@ pub struct KernelAnnounce {
     pub event: u8,
 }
 
+/// The program wakes the `ANNOUNCED` ring's reader only once this many
+/// records wait: a wakeup per record (the kernel's default while the
+/// reader keeps up) costs an interrupt and a thread switch per announce.
+/// The reader also drains the ring every round and polls it at least every
+/// [`RING_IDLE_POLL_MS`], which bounds how long a lone record waits.
+pub const RING_WAKE_RECORDS: u64 = 64;
+/// A ring record's size with the ring's 8-byte header.
+pub const RING_RECORD_BYTES: u64 = core::mem::size_of::<KernelAnnounce>() as u64 + 8;
+/// The longest the ring's reader sleeps while records may be waiting.
+pub const RING_IDLE_POLL_MS: u64 = 5;
+
 /// Indices into the per-CPU counter array.
 pub mod counter {
     /// Frames the program looked at.

@@ -162,6 +162,13 @@ impl XdpWorker {
         let mut unparseable = 0u64;
         let mut busy = true;
         while !front.stopping() {
+            // The program wakes this thread only for a batch of ring
+            // records (RING_WAKE_RECORDS): fewer wait at most this long.
+            let idle = if announced.is_some() {
+                Duration::from_millis(tracker_proto::xdp::RING_IDLE_POLL_MS)
+            } else {
+                IDLE_POLL
+            };
             let timeout = if busy {
                 Duration::ZERO
             } else {
@@ -169,8 +176,8 @@ impl XdpWorker {
                 // kernel-cache rounds are due on this thread too.
                 inline
                     .as_ref()
-                    .map_or(IDLE_POLL, |swarm| swarm.idle_for(Instant::now()))
-                    .min(IDLE_POLL)
+                    .map_or(idle, |swarm| swarm.idle_for(Instant::now()))
+                    .min(idle)
             };
             if let Err(e) = front.poll.poll(&mut events, Some(timeout)) {
                 if e.kind() != io::ErrorKind::Interrupted {
