@@ -93,6 +93,15 @@ impl HotSettings {
             min_announces: MIN_ANNOUNCES,
         }
     }
+
+    /// Publishes torrents announced at least `per_second` times a second:
+    /// a count that halves every refresh settles at twice the announces
+    /// of one interval.
+    pub fn with_min_rate(mut self, per_second: u32) -> Self {
+        let per_refresh = f64::from(per_second) * self.refresh.as_secs_f64();
+        self.min_announces = ((2.0 * per_refresh).ceil() as u32).max(1);
+        self
+    }
 }
 
 /// How many entries a replacement samples to find the least counted.
@@ -623,6 +632,15 @@ mod tests {
         let held = sink.0.lock().unwrap();
         assert_eq!(held.keys().copied().collect::<Vec<_>>(), vec![cold]);
         assert_eq!(hot_set.published().copied().collect::<Vec<_>>(), vec![cold]);
+    }
+
+    #[test]
+    fn the_minimum_rate_is_the_settled_count_of_a_steady_torrent() {
+        let at = |ms| HotSettings::per_shard(1, 1, 1, Duration::from_millis(ms));
+        // 4/s over 250 ms is one announce a refresh, settling at 2.
+        assert_eq!(at(250).with_min_rate(4).min_announces, 2);
+        assert_eq!(at(1000).with_min_rate(4).min_announces, 8);
+        assert_eq!(at(10).with_min_rate(1).min_announces, 1, "never 0");
     }
 
     #[test]

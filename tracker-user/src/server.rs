@@ -369,7 +369,8 @@ fn kernel_hot(config: &Config, bound: &mut Bound) -> Option<tracker_swarm::kerne
         config.swarm.workers,
         config.xdp.hot_pool_peers as usize,
         std::time::Duration::from_millis(config.xdp.kernel_refresh_ms),
-    );
+    )
+    .with_min_rate(config.xdp.hot_min_rate);
     Some(tracker_swarm::kernel_hot::KernelHot::new(
         settings,
         Box::new(sink),

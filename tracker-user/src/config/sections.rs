@@ -194,6 +194,9 @@ pub struct XdpConfig {
     pub hot_torrents: u32,
     /// Peers in each hot torrent's cached pool per address family (at most 64).
     pub hot_pool_peers: u32,
+    /// Announces per second a torrent needs to get a cached answer: below
+    /// it, an entry saves userland less than keeping it costs.
+    pub hot_min_rate: u32,
     /// How often userland refreshes the kernel's scrape counts and hot
     /// answers, milliseconds: the most a kernel answer lags the swarm.
     pub kernel_refresh_ms: u64,
@@ -274,6 +277,7 @@ impl Default for XdpConfig {
             announce_events_in_kernel: false,
             hot_torrents: 4096,
             hot_pool_peers: 50,
+            hot_min_rate: 4,
             kernel_refresh_ms: 250,
             ring_bytes: 1 << 20,
             pin_path: "/sys/fs/bpf/tracker".into(),

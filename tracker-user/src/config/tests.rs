@@ -385,6 +385,18 @@ fn validation_errors_are_typed_and_worded() {
             "key `xdp.hot_pool_peers`: must be between 1 and 64 (what a cache entry holds), got 65",
         ),
         (
+            |c| c.xdp.hot_min_rate = 0,
+            ValidationError::OutOfRange {
+                key: "xdp.hot_min_rate",
+                got: 0,
+                min: 1,
+                max: 1_000_000,
+                unit: " announces per second",
+                why: "",
+            },
+            "key `xdp.hot_min_rate`: must be between 1 and 1000000 announces per second, got 0",
+        ),
+        (
             |c| c.xdp.kernel_refresh_ms = 0,
             ValidationError::OutOfRange {
                 key: "xdp.kernel_refresh_ms",
@@ -716,6 +728,7 @@ fn commented_non_default_round_trips() {
             announce_events_in_kernel: true,
             hot_torrents: 10,
             hot_pool_peers: 20,
+            hot_min_rate: 9,
             kernel_refresh_ms: 500,
             ring_bytes: 1 << 16,
             pin_path: "/sys/fs/bpf/t2".into(),

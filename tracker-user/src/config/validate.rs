@@ -259,6 +259,13 @@ impl Config {
             "",
             " (what a cache entry holds)",
         )?;
+        in_range(
+            "xdp.hot_min_rate",
+            x.hot_min_rate as usize,
+            (1, 1_000_000),
+            " announces per second",
+            "",
+        )?;
         // The kernel wants a power-of-two number of pages.
         if !(4096..=1 << 30).contains(&x.ring_bytes) || !x.ring_bytes.is_power_of_two() {
             return Err(ValidationError::NotPowerOfTwo {
