@@ -18,7 +18,7 @@ use tracker_proto::udp::{
 };
 
 pub use handler::{ReplyRoute, RequestHandler, Responder, Summary, ANSWERED_IN_KERNEL};
-pub use worker::{InlineRequestWorker, UdpWorker, WAKER};
+pub use worker::{idle_timeout, InlineRequestWorker, UdpWorker, WAKER};
 
 use crate::access_list::SharedAccessList;
 use crate::config::Config;

@@ -43,6 +43,15 @@ pub struct InlineRequestWorker {
     pub clock: Clock,
 }
 
+/// How long an idle datagram worker may sleep: at most `longest`, less
+/// when the inline request worker's cleaning, snapshot slices or
+/// kernel-cache rounds are due sooner, since they run on this thread.
+pub fn idle_timeout(inline: Option<&tracker_swarm::InlineSwarm>, longest: Duration) -> Duration {
+    inline
+        .map_or(longest, |swarm| swarm.idle_for(Instant::now()))
+        .min(longest)
+}
+
 /// One send queue per socket; a request's route is its socket's index.
 struct SocketResponder {
     queues: Vec<SendQueue>,
@@ -101,12 +110,7 @@ impl UdpWorker {
             let timeout = if readable.iter().any(|&r| r) {
                 Duration::ZERO
             } else {
-                // The inline request worker's cleaning and snapshot
-                // slices are due on this thread too.
-                inline
-                    .as_ref()
-                    .map_or(IDLE_POLL, |swarm| swarm.idle_for(Instant::now()))
-                    .min(IDLE_POLL)
+                idle_timeout(inline.as_ref(), IDLE_POLL)
             };
             if let Err(e) = front.poll.poll(&mut events, Some(timeout)) {
                 if e.kind() != io::ErrorKind::Interrupted {

@@ -6,7 +6,7 @@
 use std::io;
 use std::net::SocketAddr;
 use std::os::fd::RawFd;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use mio::unix::SourceFd;
 use mio::{Events, Interest, Token};
@@ -15,7 +15,9 @@ use super::frame::{parse_udp_frame, write_reply_frame, ReplyPath};
 use super::ring::AnnouncedRing;
 use super::xsk::XskQueue;
 use crate::clock::unix_tick;
-use crate::udp::{FrontEnd, InlineRequestWorker, ReplyRoute, Responder, ANSWERED_IN_KERNEL};
+use crate::udp::{
+    idle_timeout, FrontEnd, InlineRequestWorker, ReplyRoute, Responder, ANSWERED_IN_KERNEL,
+};
 
 const QUEUE: Token = Token(0);
 const RING: Token = Token(1);
@@ -172,12 +174,7 @@ impl XdpWorker {
             let timeout = if busy {
                 Duration::ZERO
             } else {
-                // The inline request worker's cleaning, snapshot and
-                // kernel-cache rounds are due on this thread too.
-                inline
-                    .as_ref()
-                    .map_or(idle, |swarm| swarm.idle_for(Instant::now()))
-                    .min(idle)
+                idle_timeout(inline.as_ref(), idle)
             };
             if let Err(e) = front.poll.poll(&mut events, Some(timeout)) {
                 if e.kind() != io::ErrorKind::Interrupted {
