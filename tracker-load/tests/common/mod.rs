@@ -22,17 +22,21 @@ impl Drop for Tracker {
     }
 }
 
+/// Builds the debug tracker-user the tests start, once per test process:
+/// `cargo test -p tracker-load` does not build other packages' binaries,
+/// and a binary left from an older tree would be tested instead (cargo
+/// makes this a no-op when it is up to date).
 pub fn ensure_tracker_built() {
-    if Path::new(TRACKER).exists() {
-        return;
-    }
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
-    let status = Command::new(cargo)
-        .args(["build", "-p", "tracker-user"])
-        .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-        .status()
-        .expect("run cargo build -p tracker-user");
-    assert!(status.success(), "cargo build -p tracker-user failed");
+    static BUILT: std::sync::Once = std::sync::Once::new();
+    BUILT.call_once(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+        let status = Command::new(cargo)
+            .args(["build", "-p", "tracker-user"])
+            .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+            .status()
+            .expect("run cargo build -p tracker-user");
+        assert!(status.success(), "cargo build -p tracker-user failed");
+    });
 }
 
 /// A file in the temp dir unique to this test process and call.
