@@ -172,7 +172,8 @@ pub struct UdpConfig {
     /// interface is the generator's alone while it runs: the tracker's side
     /// needs a route for xdp_source_first's range via this end's address
     /// and a permanent neighbour entry for that address. bind,
-    /// sockets_per_worker, gso, recv_buffer_size and prefill do not apply.
+    /// sockets_per_worker, gso and recv_buffer_size do not apply; prefill
+    /// announces from the simulated sources, xdp_in_flight at a time.
     pub xdp_iface: String,
     /// First simulated source address of the AF_XDP sender; the range is
     /// xdp_source_count consecutive IPv4 addresses, each one client
@@ -549,12 +550,6 @@ impl Config {
                     "the AF_XDP sender runs one worker (one socket on queue 0)".to_owned(),
                 ));
             }
-            if u.prefill {
-                return Err((
-                    "udp.prefill",
-                    "not available with the AF_XDP sender (udp.xdp_iface)".to_owned(),
-                ));
-            }
             range("udp.xdp_source_count", u.xdp_source_count, 1, 1 << 20)?;
             if u32::from(u.xdp_source_first)
                 .checked_add(u.xdp_source_count - 1)
@@ -781,10 +776,6 @@ mod tests {
             ),
             ("[udp]\nxdp_iface = \"veth0\"\nworkers = 2\n", "udp.workers"),
             (
-                "[udp]\nxdp_iface = \"veth0\"\nprefill = true\n",
-                "udp.prefill",
-            ),
-            (
                 "[udp]\nxdp_iface = \"veth0\"\nxdp_dest_mac = \"02:00:00:00:00\"\n",
                 "udp.xdp_dest_mac",
             ),
@@ -806,6 +797,9 @@ mod tests {
             let err = result.expect_err(text);
             assert_eq!(err.key(), Some(key), "{text}: {err}");
         }
+        // The AF_XDP sender prefills too.
+        let (_, result) = load_text("[udp]\nxdp_iface = \"veth0\"\nprefill = true\n");
+        assert!(result.expect("prefill with xdp_iface").udp.prefill);
     }
 
     #[test]

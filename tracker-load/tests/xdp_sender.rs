@@ -10,7 +10,9 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::os::fd::AsRawFd;
 use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -23,6 +25,8 @@ const CLIENT_V4: &str = "10.77.0.2";
 const SOURCES: &str = "10.78.0.0/24";
 const SOURCE_FIRST: &str = "10.78.0.1";
 const SOURCE_COUNT: u32 = 200;
+/// The tracker's admin listener, inside the server namespace.
+const ADMIN: &str = "127.0.0.1:6970";
 
 fn run(program: &str, args: &[&str]) -> String {
     let out = Command::new(program)
@@ -128,6 +132,51 @@ fn number(value: &serde_json::Value) -> u64 {
     }
 }
 
+/// `GET path` from `addr` inside network namespace `ns`: the body, or
+/// None if nothing answers there (yet).
+fn get_in_ns(ns: &str, addr: &str, path: &str) -> Option<String> {
+    let (ns, addr, path) = (
+        format!("/var/run/netns/{ns}"),
+        addr.to_owned(),
+        path.to_owned(),
+    );
+    // setns moves only the calling thread: a thread of its own, so the
+    // test's other threads stay where they are.
+    std::thread::spawn(move || {
+        let file = std::fs::File::open(&ns).unwrap_or_else(|e| panic!("{ns}: {e}"));
+        // SAFETY: a valid namespace fd, open for the call; only this
+        // thread changes namespace.
+        let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+        assert_eq!(rc, 0, "setns {ns}: {}", std::io::Error::last_os_error());
+        let mut stream = TcpStream::connect(&addr).ok()?;
+        write!(
+            stream,
+            "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        )
+        .ok()?;
+        let mut response = String::new();
+        stream.read_to_string(&mut response).ok()?;
+        let (head, body) = response.split_once("\r\n\r\n")?;
+        assert!(head.starts_with("HTTP/1.1 200"), "GET {path}: {head}");
+        Some(body.to_owned())
+    })
+    .join()
+    .expect("the namespace thread panicked")
+}
+
+/// The sum of every `/metrics` sample of `name` whose labels include
+/// `label`.
+fn metric_sum(metrics: &str, name: &str, label: &str) -> u64 {
+    metrics
+        .lines()
+        .filter(|l| l.starts_with(&format!("{name}{{")) && l.contains(label))
+        .map(|l| {
+            let value = l.rsplit(' ').next().expect("a value");
+            value.parse::<f64>().unwrap_or_else(|e| panic!("{l}: {e}")) as u64
+        })
+        .sum()
+}
+
 impl Drop for Net {
     fn drop(&mut self) {
         for ns in [&self.server_ns, &self.client_ns] {
@@ -138,13 +187,18 @@ impl Drop for Net {
 }
 
 /// Starts tracker-user in the server namespace, with XDP on the server end
-/// if `xdp` (and its announce cache if `announce_in_kernel`), and waits for
-/// its UDP socket.
-fn start_tracker(net: &Net, xdp: bool, announce_in_kernel: bool) -> Tracker {
+/// if `xdp` (and its announce cache if `announce_in_kernel`), its admin
+/// listener on [`ADMIN`] there if `admin`, and waits for its UDP socket.
+fn start_tracker(net: &Net, xdp: bool, announce_in_kernel: bool, admin: bool) -> Tracker {
     ensure_tracker_built();
     let config = temp_path("tracker.toml");
+    let admin = if admin {
+        format!("[\"{ADMIN}\"]")
+    } else {
+        "[]".to_owned()
+    };
     let mut text =
-        String::from("log_level = \"info\"\n[http]\nlisten = []\n[admin]\nlisten = []\n");
+        format!("log_level = \"info\"\n[http]\nlisten = []\n[admin]\nlisten = {admin}\n");
     if xdp {
         text.push_str(&format!(
             "[xdp]\nrequired = true\npin_path = \"{}\"\nscrape_in_kernel = false\n\
@@ -201,15 +255,20 @@ fn start_tracker(net: &Net, xdp: bool, announce_in_kernel: bool) -> Tracker {
 /// Runs the AF_XDP sender in the client namespace with `[profile]
 /// event_share`; its parsed report and its stderr.
 fn run_sender(net: &Net, event_share: f64) -> (serde_json::Value, String) {
+    run_sender_with(net, &format!("event_share = {event_share}\n"), "")
+}
+
+/// Runs the AF_XDP sender with `profile` and `udp` added to its sections.
+fn run_sender_with(net: &Net, profile: &str, udp: &str) -> (serde_json::Value, String) {
     let config = temp_path("load.toml");
     std::fs::write(
         &config,
         format!(
-            "[profile]\ntorrents = 500\npeers = 4000\nevent_share = {event_share}\n\n\
+            "[profile]\ntorrents = 500\npeers = 4000\n{profile}\n\
              [udp]\ntracker = \"{SERVER_V4}:6969\"\n\
              xdp_iface = \"{}\"\nxdp_source_first = \"{SOURCE_FIRST}\"\n\
              xdp_source_count = {SOURCE_COUNT}\nxdp_in_flight = 128\nwarmup = 0.5\n\
-             duration = 2\n",
+             duration = 2\n{udp}",
             net.client_if
         ),
     )
@@ -274,7 +333,7 @@ fn require_root() {
 fn sender_is_answered_by_the_xdp_path() {
     require_root();
     let net = Net::new("x");
-    let _tracker = start_tracker(&net, true, false);
+    let _tracker = start_tracker(&net, true, false, false);
     let connects_before = net.counter(2);
     let redirected_before = net.counter(1);
     let (report, stderr) = run_sender(&net, 1.0);
@@ -297,7 +356,7 @@ fn sender_is_answered_by_the_kernel_udp_stack() {
     // the answers back to the simulated sources.
     require_root();
     let net = Net::new("k");
-    let _tracker = start_tracker(&net, false, false);
+    let _tracker = start_tracker(&net, false, false, false);
     let (report, stderr) = run_sender(&net, 1.0);
     assert_served(&report, &stderr);
     let udp = run(
@@ -322,7 +381,7 @@ fn reannounces_reach_the_kernels_announce_cache_and_events_do_not() {
     // decides who answers.
     require_root();
     let net = Net::new("e");
-    let _tracker = start_tracker(&net, true, true);
+    let _tracker = start_tracker(&net, true, true, false);
     // aquatic's mix, which also fills the swarms the cache is made from.
     let before = net.counter(u64::from(counter::ANNOUNCE_ANSWERED));
     let (report, stderr) = run_sender(&net, 1.0);
@@ -339,5 +398,56 @@ fn reannounces_reach_the_kernels_announce_cache_and_events_do_not() {
     assert!(
         answered * 2 >= announces,
         "the kernel answered {answered} of {announces} re-announces: {report}"
+    );
+}
+
+#[test]
+fn prefill_puts_every_client_in_the_tracker_before_the_load() {
+    // No announces in the load itself: whatever peers the tracker holds
+    // afterwards came from the prefill, through the AF_XDP socket, from
+    // the simulated sources.
+    require_root();
+    let net = Net::new("p");
+    let _tracker = start_tracker(&net, true, true, true);
+    let (report, stderr) = run_sender_with(
+        &net,
+        "weight_connect = 1\nweight_announce = 0\nweight_scrape = 1\n",
+        "prefill = true\n",
+    );
+    let context = format!("{report}\n{stderr}");
+    assert!(
+        stderr.contains("prefill: 4000 of 4000 clients confirmed"),
+        "{context}"
+    );
+    assert_eq!(count(&report, "prefill_clients"), 4000, "{context}");
+    assert_eq!(count(&report, "prefilled_peers"), 4000, "{context}");
+    assert_eq!(count(&report, "prefill_failed"), 0, "{context}");
+    assert!(
+        count(&report, "prefill_announces_sent") >= 4000,
+        "{context}"
+    );
+    assert_eq!(count(&report, "announces_sent"), 0, "{context}");
+    assert!(count(&report, "scrape_responses") > 0, "{context}");
+    let peers = count(&report, "prefill_swarm_peers");
+    let torrents = count(&report, "prefill_swarm_torrents");
+    // 200 sources, 20 clients each: two of a source in one torrent on one
+    // port are rare, so nearly every client is a peer of its own.
+    assert!(peers > 3_900 && peers <= 4_000, "{context}");
+    assert!(torrents > 50 && torrents <= 500, "{context}");
+    // The tracker's own count, once its gauges caught up.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let (held, held_torrents) = loop {
+        let metrics = get_in_ns(&net.server_ns, ADMIN, "/metrics").unwrap_or_default();
+        let held = metric_sum(&metrics, "tracker_peers", "store=\"bittorrent\"");
+        let held_torrents = metric_sum(&metrics, "tracker_torrents", "store=\"bittorrent\"");
+        if (held, held_torrents) == (peers, torrents) || std::time::Instant::now() >= deadline {
+            break (held, held_torrents);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(held, peers, "peers held by the tracker: {context}");
+    assert_eq!(
+        held_torrents, torrents,
+        "torrents held by the tracker: {context}"
     );
 }

@@ -19,7 +19,6 @@ use tracker_proto::udp::PeerFamily;
 
 use crate::config::Config;
 use crate::profile::{mix64, Profile};
-use crate::report;
 use crate::run::{supervise, Live, Outcome, RunOptions, Shared};
 use worker::{Timing, Worker, WorkerConfig};
 
@@ -100,26 +99,7 @@ pub fn run(config: &Config, options: &RunOptions) -> anyhow::Result<Outcome> {
                 progress: options.progress,
                 seed: mix64(config.profile.seed ^ 0x7072_6566),
             };
-            let outcome = prefill::run(&flat, &settings)?;
-            eprintln!(
-                "tracker-load udp: prefill: {} of {} clients confirmed{} in {:.1} s",
-                outcome.confirmed,
-                outcome.clients,
-                match (outcome.swarm_peers, outcome.swarm_torrents) {
-                    (Some(n), Some(t)) => format!(" ({n} distinct peers in {t} torrents)"),
-                    _ => String::new(),
-                },
-                outcome.seconds
-            );
-            Some(report::Prefill {
-                prefill_seconds: outcome.seconds,
-                prefilled_peers: outcome.confirmed,
-                prefill_clients: outcome.clients,
-                prefill_failed: outcome.failed,
-                prefill_announces_sent: outcome.announces_sent,
-                prefill_swarm_peers: outcome.swarm_peers,
-                prefill_swarm_torrents: outcome.swarm_torrents,
-            })
+            Some(prefill::run(&flat, &settings)?.into_report())
         }
         false => None,
     };

@@ -67,7 +67,8 @@ usage: cargo xtask bench udp|http|ws [--runs N] [--seconds S] [--warmup W] [--qu
                 peer, restore time (`cargo xtask bench persist --help`)
   udp           BEP 15 against aquatic_udp: loopback (prefilled: every client
                 announced once first, memory per peer measured), veth, veth
-                with XDP, veth with XDP under the AF_XDP generator (e)
+                with XDP, veth with XDP under the AF_XDP generator (e,
+                prefilled like loopback)
   scale         BEP 15 over loopback against aquatic_udp over torrents × peers
                 (10k..1M × 0.1M..4M), prefilled: responses/s, CPU, memory per
                 peer; plot in docs/bench-scaling.svg

@@ -15,6 +15,7 @@
 //! sources via it.
 
 mod frame;
+mod prefill;
 mod worker;
 
 use std::io::{self, BufRead};
@@ -90,15 +91,39 @@ pub fn run(config: &Config, options: &RunOptions) -> anyhow::Result<Outcome> {
         u.xdp_source_first
     );
 
+    let profile = Arc::new(Profile::new(&config.profile));
+    let template = frame::Template::new(src_mac, dst_mac, tracker);
+    // On this thread, before the worker's: the load's clock, and the
+    // warm-up, start after it.
+    let prefilled = match u.prefill {
+        true => {
+            let settings = prefill::Settings {
+                profile: &profile,
+                tracker,
+                template: &template,
+                source_first: u.xdp_source_first,
+                source_count: u.xdp_source_count,
+                window: u.xdp_in_flight,
+                batch_size: u.batch_size,
+                retry: Duration::from_secs_f64(u.window_timeout),
+                connection_id_max_age: Duration::from_secs_f64(u.connection_id_max_age),
+                progress: options.progress,
+                seed: mix64(config.profile.seed ^ 0x7072_6566),
+            };
+            Some(prefill::run(&mut queue, &settings)?.into_report())
+        }
+        false => None,
+    };
+
     let timing = Timing::from_config(u);
     let shared = Shared::new();
     let live = Arc::new(Live::default());
     let worker = Worker::new(
         WorkerConfig {
-            profile: Arc::new(Profile::new(&config.profile)),
+            profile,
             timing,
             queue,
-            template: frame::Template::new(src_mac, dst_mac, tracker),
+            template,
             tracker,
             source_first: u.xdp_source_first,
             source_count: u.xdp_source_count,
@@ -113,14 +138,16 @@ pub fn run(config: &Config, options: &RunOptions) -> anyhow::Result<Outcome> {
         .name("udp-load-xsk".to_owned())
         .spawn(move || worker.run())
         .context("starting the AF_XDP worker thread")?;
-    supervise(
+    let mut outcome = supervise(
         &shared,
         &[live],
         vec![handle],
         timing.window(),
         options,
         &super::worker::target(u),
-    )
+    )?;
+    outcome.report.prefill = prefilled;
+    Ok(outcome)
 }
 
 /// Puts the queue's socket in slot 0 of a fresh XSKMAP and attaches the

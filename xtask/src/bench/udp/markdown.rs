@@ -12,7 +12,7 @@ use crate::bench::Opts;
 
 use super::{
     Results, AQUATIC, BASELINE, BASELINE_XDP, OURS, OURS_THREADS, OURS_XDP, VETH_CLIENT_V4,
-    VETH_PORT, VETH_SERVER_V4,
+    VETH_PORT, VETH_SERVER_V4, XSK_IN_FLIGHT, XSK_SOURCE_COUNT,
 };
 
 pub(super) fn sections(results: &Results, opts: &Opts) -> String {
@@ -297,8 +297,8 @@ pub(super) fn report(
          aquatic_udp_load_test's: 1,000,000 torrents, 2,000,000 peers, request weights \
          connect 50 : announce 50 : scrape 1, 30 peers wanted, 75 % seeders, popularity skewed \
          toward a hot head, up to 10 hashes per scrape. One generator worker, pinned to core 1. \
-         Loopback runs prefill first (below); veth runs do not. (e) uses its AF_XDP \
-         sender instead of sockets, and has a second set of rows under a re-announce mix \
+         Loopback runs and (e) prefill first (below); (b) and (c) do not. (e) uses \
+         its AF_XDP sender instead of sockets, and has a second set of rows under a re-announce mix \
          (see there).\n\
          - **Trackers**, each started fresh for every run and pinned to core 0: \
          `tracker-user` with `[swarm] workers = 1`, `[udp] workers = 1`, HTTP off (its XDP run \
@@ -353,6 +353,17 @@ pub(super) fn report(
         .collect();
     if !prefilled.is_empty() {
         t.push_str(&memory_notes(&prefilled));
+        t.push_str(&format!(
+            "- **Prefill in (e)**: the AF_XDP sender prefills the same way from each of its \
+             {XSK_SOURCE_COUNT} simulated source addresses (the one the load uses for the \
+             client), through its AF_XDP socket, keeping its {XSK_IN_FLIGHT} requests \
+             outstanding over all sources (connects included) rather than per source; every \
+             (e) row does, aquatic_udp's included, but the open-loop one. So the in-kernel \
+             caches and both trackers' swarms start settled, as on a long-running tracker, \
+             instead of every announce of the window being a new peer. (b) and (c) do not \
+             prefill. The prefill ends before the warm-up starts, so it never counts in a \
+             measured window.\n"
+        ));
     }
     t.push_str(LOOPBACK_NOTE);
     t.push_str(&how_to_read(

@@ -79,7 +79,12 @@ pub(super) fn section(results: &Results, single: bool) -> String {
          announce mixes: aquatic's, where every announce names its client's event (started \
          for leechers, completed for seeders), and a re-announce mix closer to real clients \
          (`[profile] event_share = {REANNOUNCE_EVENT_SHARE}`: one announce in ten names its \
-         event, the others are periodic re-announces with event none).\n"
+         event, the others are periodic re-announces with event none). Before its warm-up \
+         the sender prefills every tracker alike, aquatic_udp included, under both mixes \
+         (`udp.prefill`: every client of the profile announced once from its own source \
+         address, through the AF_XDP socket; see *Prefill*), so the swarms and the kernel's \
+         caches start as a long-running tracker's, not empty with every announce a new \
+         peer; the open-loop row does not prefill.\n"
     );
     t.push_str(
         "\n#### aquatic's mix: every announce names its event\n\n\

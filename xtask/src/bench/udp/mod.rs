@@ -542,7 +542,7 @@ impl Bench {
                 config: self.write_generator_config(system, addr, net, &tag, mix)?,
                 tag: &tag,
                 client_ns,
-                prefill_peers: self.prefills(net).then(|| {
+                prefill_peers: self.prefills(system, net).then(|| {
                     printed_value(&self.gen_keys, "profile", "peers")
                         .and_then(|v| v.parse().ok())
                         .unwrap_or(2_000_000)
@@ -659,9 +659,12 @@ impl Bench {
         Tracker::start(program, &args, ns, &log_path, ready, system.label())
     }
 
-    /// Whether the generator prefills: over loopback, if it can.
-    fn prefills(&self, net: Option<&VethNet>) -> bool {
-        net.is_none() && has_key(&self.gen_keys, "udp", "prefill")
+    /// Whether the generator prefills, if it can: over loopback, and in
+    /// (e), where the AF_XDP sender announces every client from its source
+    /// address first so the in-kernel caches see the settled swarms of a
+    /// long-running tracker. The open-loop row measures the sender alone.
+    fn prefills(&self, system: System, net: Option<&VethNet>) -> bool {
+        prefills(system, net.map(|n| n.client_end)) && has_key(&self.gen_keys, "udp", "prefill")
     }
 
     fn write_generator_config(
@@ -699,10 +702,20 @@ impl Bench {
             // A whole window per turn: one kick moves it.
             let _ = writeln!(text, "batch_size = {XSK_IN_FLIGHT}");
         }
-        if self.prefills(net) {
+        if self.prefills(system, net) {
             let _ = writeln!(text, "prefill = true");
         }
         write_load_config(&self.work, tag, &self.opts, text)
+    }
+}
+
+/// Whether tracker-load prefills for `system` over a veth pair whose client
+/// end is `client_end` (None: loopback).
+fn prefills(system: System, client_end: Option<ClientEnd>) -> bool {
+    match client_end {
+        None => true,
+        Some(ClientEnd::Xsk) => system != System::OursXdpOpenLoop,
+        Some(_) => false,
     }
 }
 
@@ -827,5 +840,25 @@ mod tests {
             Some("0.1")
         );
         assert_eq!(profile_keys(Mix::Events), "");
+    }
+
+    #[test]
+    fn loopback_and_the_af_xdp_rows_prefill_but_not_the_open_loop_one() {
+        use ClientEnd::{Sockets, Xsk};
+        for system in [System::Ours, System::OursThreads, System::Aquatic] {
+            assert!(prefills(system, None), "{system:?} over loopback");
+        }
+        for system in [
+            System::OursXdpUserland,
+            System::OursXdpKernel,
+            System::Aquatic,
+        ] {
+            assert!(prefills(system, Some(Xsk)), "{system:?} in (e)");
+        }
+        assert!(!prefills(System::OursXdpOpenLoop, Some(Xsk)));
+        // (b) and (c): the socket sender over veth measures a fresh tracker.
+        for system in [System::Ours, System::OursXdp, System::Aquatic] {
+            assert!(!prefills(system, Some(Sockets)), "{system:?} in (b)/(c)");
+        }
     }
 }

@@ -24,9 +24,10 @@ use anyhow::bail;
 use socket2::Socket;
 use tracker_proto::udp::{PeerFamily, Response};
 
-use super::mmsg::{RecvBatch, SendBatch};
+use super::mmsg::{RecvBatch, SendBatch, SEND_SLOT};
 use super::request::{write_connect, AnnounceTemplate};
 use crate::profile::{Client, Profile};
+use crate::report;
 
 /// Sends of one client's announce before it is given up.
 pub const MAX_ATTEMPTS: u8 = 8;
@@ -36,10 +37,10 @@ const REACHABLE_WITHIN: Duration = Duration::from_secs(3);
 /// to have stopped.
 const STALLED_AFTER: Duration = Duration::from_secs(10);
 /// How often timed-out announces are looked for.
-const EXPIRE_EVERY_NS: u64 = 2_000_000;
+pub const EXPIRE_EVERY_NS: u64 = 2_000_000;
 /// How long stray answers (to announces sent twice) are read and dropped
 /// after the last client is confirmed, so none reaches the load's sockets.
-const DRAIN: Duration = Duration::from_millis(30);
+pub const DRAIN: Duration = Duration::from_millis(30);
 /// Above this many clients the distinct peers are not counted (the count
 /// keeps 8 bytes per client).
 const MAX_COUNTED: u32 = 1 << 25;
@@ -171,6 +172,12 @@ impl Plan {
     #[cfg(test)]
     pub fn in_flight(&self) -> usize {
         self.in_flight
+    }
+
+    /// Requests awaiting an answer, the connect included: what a sender
+    /// sharing one window over many plans counts against it.
+    pub fn outstanding(&self) -> usize {
+        self.in_flight + usize::from(self.connecting.is_some())
     }
 
     /// Every client confirmed or given up, nothing outstanding.
@@ -423,33 +430,205 @@ pub struct Settings<'a> {
     pub seed: u64,
 }
 
-/// Announces every client of the profile once over `sockets` (in global
-/// order: the load's client-to-socket assignment) and returns what it did.
-/// Fails if the tracker never answers, or stops answering.
-pub fn run(sockets: &[&Socket], s: &Settings) -> anyhow::Result<Outcome> {
-    let start = Instant::now();
-    let now_ns = || start.elapsed().as_nanos() as u64;
-    let total = sockets.len() as u32;
-    let mut rng = fastrand::Rng::with_seed(s.seed);
-    let mut plans: Vec<Plan> = (0..total)
+/// One plan per endpoint (socket or simulated source) of `total`, in the
+/// load's global order, each keeping `window` announces outstanding.
+pub fn plans(
+    total: u32,
+    peers: u32,
+    window: usize,
+    retry: Duration,
+    connection_id_max_age: Duration,
+    seed: u64,
+) -> Vec<Plan> {
+    let mut rng = fastrand::Rng::with_seed(seed);
+    (0..total)
         .map(|g| {
             Plan::new(
                 g,
                 total,
-                s.profile.peers,
-                s.window,
-                s.retry.as_nanos() as u64,
-                s.connection_id_max_age.as_nanos() as u64,
+                peers,
+                window,
+                retry.as_nanos() as u64,
+                connection_id_max_age.as_nanos() as u64,
                 rng.u32(..),
             )
         })
-        .collect();
-    let count_keys = s.profile.peers <= MAX_COUNTED;
-    let mut keys: Vec<u64> = Vec::with_capacity(if count_keys {
-        s.profile.peers as usize
-    } else {
-        0
-    });
+        .collect()
+}
+
+/// Writes the request `next` stands for into `slot`; returns its length.
+/// `template` is numwant 0's.
+pub fn write_request(
+    slot: &mut [u8; SEND_SLOT],
+    next: Next,
+    profile: &Profile,
+    template: &AnnounceTemplate,
+) -> usize {
+    match next {
+        Next::Connect { txid } => write_connect(slot, txid),
+        Next::Announce {
+            txid,
+            client,
+            connection_id,
+        } => {
+            let c = profile.client(client);
+            // A client's first announce names its event, whatever the
+            // profile's share of re-announces.
+            let event = c.event();
+            template.write(slot, connection_id, txid, profile, client, &c, event)
+        }
+    }
+}
+
+/// The confirmed clients as a tracker keys them, for [`Outcome::swarm_peers`].
+pub struct Census {
+    /// None when the profile is too large to count, or the addresses do
+    /// not fit [`swarm_key`].
+    keys: Option<Vec<u64>>,
+}
+
+impl Census {
+    /// `countable`: every address index fits a u16.
+    pub fn new(peers: u32, countable: bool) -> Self {
+        Self {
+            keys: (countable && peers <= MAX_COUNTED).then(|| Vec::with_capacity(peers as usize)),
+        }
+    }
+
+    /// `client` was confirmed from the address with index `address`.
+    pub fn confirmed(&mut self, address: u16, client: &Client) {
+        if let Some(keys) = &mut self.keys {
+            keys.push(swarm_key(address, client));
+        }
+    }
+}
+
+/// What every prefill driver shares around its loop: the clock, giving up
+/// on a silent tracker, the progress line and the outcome.
+pub struct Watch {
+    start: Instant,
+    last_answer: Option<Instant>,
+    next_progress: Duration,
+    progress: bool,
+    tracker: SocketAddr,
+    peers: u64,
+}
+
+impl Watch {
+    pub fn new(tracker: SocketAddr, peers: u32, progress: bool) -> Self {
+        Self {
+            start: Instant::now(),
+            last_answer: None,
+            next_progress: Duration::from_secs(1),
+            progress,
+            tracker,
+            peers: u64::from(peers),
+        }
+    }
+
+    /// Nanoseconds since the prefill started: the plans' clock.
+    pub fn now_ns(&self) -> u64 {
+        self.start.elapsed().as_nanos() as u64
+    }
+
+    /// A datagram came from the tracker.
+    pub fn answered(&mut self) {
+        self.last_answer = Some(Instant::now());
+    }
+
+    /// Fails if the tracker never answered or stopped answering; prints
+    /// progress once a second.
+    pub fn check(&mut self, plans: &[Plan]) -> anyhow::Result<()> {
+        let elapsed = self.start.elapsed();
+        let peers = self.peers;
+        match self.last_answer {
+            None if elapsed >= REACHABLE_WITHIN => bail!(
+                "prefill: no response from the tracker at {} within {:.1} s; is it running \
+                 and serving UDP there?",
+                self.tracker,
+                REACHABLE_WITHIN.as_secs_f64()
+            ),
+            Some(at) if at.elapsed() >= STALLED_AFTER => bail!(
+                "prefill: the tracker at {} stopped answering ({} of {peers} clients \
+                 confirmed)",
+                self.tracker,
+                plans.iter().map(|p| p.confirmed).sum::<u64>()
+            ),
+            _ => {}
+        }
+        if self.progress && elapsed >= self.next_progress {
+            self.next_progress += Duration::from_secs(1);
+            let confirmed: u64 = plans.iter().map(|p| p.confirmed).sum();
+            let mut stderr = std::io::stderr();
+            let _ = write!(
+                stderr,
+                "\rprefill {:>6.1} s  confirmed {confirmed} of {peers} ({:.0}/s)\x1b[K",
+                elapsed.as_secs_f64(),
+                confirmed as f64 / elapsed.as_secs_f64()
+            );
+            let _ = stderr.flush();
+        }
+        Ok(())
+    }
+
+    /// The outcome, once every plan is done; ends the progress line.
+    pub fn outcome(&self, plans: &[Plan], census: Census) -> Outcome {
+        let seconds = self.start.elapsed().as_secs_f64();
+        if self.progress && seconds >= 1.0 {
+            let _ = writeln!(std::io::stderr());
+        }
+        let counted = census.keys.map(|mut keys| distinct(&mut keys));
+        Outcome {
+            seconds,
+            clients: plans.iter().map(|p| u64::from(p.clients())).sum(),
+            confirmed: plans.iter().map(|p| p.confirmed).sum(),
+            failed: plans.iter().map(|p| p.failed).sum(),
+            announces_sent: plans.iter().map(|p| p.sent).sum(),
+            swarm_peers: counted.map(|c| c.0),
+            swarm_torrents: counted.map(|c| c.1),
+        }
+    }
+}
+
+impl Outcome {
+    /// Says what the prefill did on stderr and returns it for the report.
+    pub fn into_report(self) -> report::Prefill {
+        eprintln!(
+            "tracker-load udp: prefill: {} of {} clients confirmed{} in {:.1} s",
+            self.confirmed,
+            self.clients,
+            match (self.swarm_peers, self.swarm_torrents) {
+                (Some(n), Some(t)) => format!(" ({n} distinct peers in {t} torrents)"),
+                _ => String::new(),
+            },
+            self.seconds
+        );
+        report::Prefill {
+            prefill_seconds: self.seconds,
+            prefilled_peers: self.confirmed,
+            prefill_clients: self.clients,
+            prefill_failed: self.failed,
+            prefill_announces_sent: self.announces_sent,
+            prefill_swarm_peers: self.swarm_peers,
+            prefill_swarm_torrents: self.swarm_torrents,
+        }
+    }
+}
+
+/// Announces every client of the profile once over `sockets` (in global
+/// order: the load's client-to-socket assignment) and returns what it did.
+/// Fails if the tracker never answers, or stops answering.
+pub fn run(sockets: &[&Socket], s: &Settings) -> anyhow::Result<Outcome> {
+    let mut watch = Watch::new(s.tracker, s.profile.peers, s.progress);
+    let mut plans = plans(
+        sockets.len() as u32,
+        s.profile.peers,
+        s.window,
+        s.retry,
+        s.connection_id_max_age,
+        s.seed,
+    );
+    let mut census = Census::new(s.profile.peers, true);
     let template = AnnounceTemplate::new(0);
     let mut send = SendBatch::new(s.batch_size, s.gso);
     let mut nexts: Vec<Next> = Vec::with_capacity(send.capacity());
@@ -464,14 +643,10 @@ pub fn run(sockets: &[&Socket], s: &Settings) -> anyhow::Result<Outcome> {
             revents: 0,
         })
         .collect();
-    let mut last_answer: Option<Instant> = None;
     let mut next_expire = 0u64;
-    let mut next_progress = Duration::from_secs(1);
-    let mut stderr = std::io::stderr();
-    let peers = u64::from(s.profile.peers);
 
     loop {
-        let now = now_ns();
+        let now = watch.now_ns();
         for (i, plan) in plans.iter_mut().enumerate() {
             let fd = sockets[i].as_raw_fd();
             for _ in 0..4 {
@@ -484,11 +659,9 @@ pub fn run(sockets: &[&Socket], s: &Settings) -> anyhow::Result<Outcome> {
                     let Some((datagram, _)) = recv.get(k) else {
                         break;
                     };
-                    last_answer = Some(Instant::now());
+                    watch.answered();
                     if let Answer::Confirmed(client) = plan.answer(datagram, s.family, now) {
-                        if count_keys {
-                            keys.push(swarm_key(s.addresses[i], &s.profile.client(client)));
-                        }
+                        census.confirmed(s.addresses[i], &s.profile.client(client));
                     }
                 }
                 if n < recv.capacity() {
@@ -508,28 +681,7 @@ pub fn run(sockets: &[&Socket], s: &Settings) -> anyhow::Result<Outcome> {
             while nexts.len() < send.capacity() {
                 let Some(next) = plan.next(now) else { break };
                 let n = nexts.len();
-                let len = match next {
-                    Next::Connect { txid } => write_connect(send.slot(n), txid),
-                    Next::Announce {
-                        txid,
-                        client,
-                        connection_id,
-                    } => {
-                        let c = s.profile.client(client);
-                        // A client's first announce names its event,
-                        // whatever the profile's share of re-announces.
-                        let event = c.event();
-                        template.write(
-                            send.slot(n),
-                            connection_id,
-                            txid,
-                            s.profile,
-                            client,
-                            &c,
-                            event,
-                        )
-                    }
-                };
+                let len = write_request(send.slot(n), next, s.profile, &template);
                 send.set_len(n, len);
                 nexts.push(next);
             }
@@ -547,41 +699,12 @@ pub fn run(sockets: &[&Socket], s: &Settings) -> anyhow::Result<Outcome> {
         if all_done {
             break;
         }
-        let elapsed = start.elapsed();
-        match last_answer {
-            None if elapsed >= REACHABLE_WITHIN => bail!(
-                "prefill: no response from the tracker at {} within {:.1} s; is it running \
-                 and serving UDP there?",
-                s.tracker,
-                REACHABLE_WITHIN.as_secs_f64()
-            ),
-            Some(at) if at.elapsed() >= STALLED_AFTER => bail!(
-                "prefill: the tracker at {} stopped answering ({} of {peers} clients \
-                 confirmed)",
-                s.tracker,
-                plans.iter().map(|p| p.confirmed).sum::<u64>()
-            ),
-            _ => {}
-        }
-        if s.progress && elapsed >= next_progress {
-            next_progress += Duration::from_secs(1);
-            let confirmed: u64 = plans.iter().map(|p| p.confirmed).sum();
-            let _ = write!(
-                stderr,
-                "\rprefill {:>6.1} s  confirmed {confirmed} of {peers} ({:.0}/s)\x1b[K",
-                elapsed.as_secs_f64(),
-                confirmed as f64 / elapsed.as_secs_f64()
-            );
-            let _ = stderr.flush();
-        }
+        watch.check(&plans)?;
         // Wait for answers while every window is full.
         // SAFETY: `polls` holds `polls.len()` valid pollfd entries.
         unsafe { libc::poll(polls.as_mut_ptr(), polls.len() as libc::nfds_t, 1) };
     }
-    let seconds = start.elapsed().as_secs_f64();
-    if s.progress && seconds >= 1.0 {
-        let _ = writeln!(stderr);
-    }
+    let outcome = watch.outcome(&plans, census);
     // Answers to announces sent twice may still come: read them here
     // rather than let the load take them for its own.
     let drain_until = Instant::now() + DRAIN;
@@ -591,259 +714,8 @@ pub fn run(sockets: &[&Socket], s: &Settings) -> anyhow::Result<Outcome> {
         }
         std::thread::sleep(Duration::from_millis(1));
     }
-    let counted = count_keys.then(|| distinct(&mut keys));
-    Ok(Outcome {
-        seconds,
-        clients: plans.iter().map(|p| u64::from(p.clients())).sum(),
-        confirmed: plans.iter().map(|p| p.confirmed).sum(),
-        failed: plans.iter().map(|p| p.failed).sum(),
-        announces_sent: plans.iter().map(|p| p.sent).sum(),
-        swarm_peers: counted.map(|c| c.0),
-        swarm_torrents: counted.map(|c| c.1),
-    })
+    Ok(outcome)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::ProfileConfig;
-    use tracker_proto::udp::{
-        write_connect_response, write_error_response, AnnounceResponse, ConnectionId, Peers,
-        TransactionId,
-    };
-
-    const MS: u64 = 1_000_000;
-
-    fn connect_answer(txid: u32, id: u64) -> Vec<u8> {
-        let mut buf = [0u8; 16];
-        write_connect_response(&mut buf, TransactionId(txid), ConnectionId(id)).unwrap();
-        buf.to_vec()
-    }
-
-    fn announce_answer(txid: u32) -> Vec<u8> {
-        let mut buf = vec![0u8; 64];
-        let n = Response::Announce(AnnounceResponse {
-            transaction_id: TransactionId(txid),
-            interval: 900,
-            leechers: 0,
-            seeders: 1,
-            peers: Peers::V4(&[]),
-        })
-        .emit(&mut buf)
-        .unwrap();
-        buf.truncate(n);
-        buf
-    }
-
-    fn error_answer(txid: u32) -> Vec<u8> {
-        let mut buf = [0u8; 64];
-        let n = write_error_response(&mut buf, TransactionId(txid), b"bad id").unwrap();
-        buf[..n].to_vec()
-    }
-
-    /// Sends everything the plan wants at `now`.
-    fn drain(plan: &mut Plan, now: u64) -> Vec<Next> {
-        std::iter::from_fn(|| plan.next(now)).collect()
-    }
-
-    fn connected(plan: &mut Plan) {
-        let Some(Next::Connect { txid }) = plan.next(0) else {
-            panic!("a plan connects first")
-        };
-        assert_eq!(plan.next(0), None, "no announce before the id");
-        assert_eq!(
-            plan.answer(&connect_answer(txid, 77), PeerFamily::V4, 0),
-            Answer::Connected
-        );
-    }
-
-    #[test]
-    fn clients_split_as_the_load_assigns_them() {
-        let total = 3;
-        let mut seen = vec![0u32; 10];
-        for g in 0..total {
-            let mut plan = Plan::new(g, total, 10, 100, MS, 60_000 * MS, 0);
-            connected(&mut plan);
-            for next in drain(&mut plan, 0) {
-                let Next::Announce { client, .. } = next else {
-                    panic!("{next:?}")
-                };
-                assert_eq!(client % total, g, "socket {g} sends client {client}");
-                seen[client as usize] += 1;
-            }
-        }
-        assert!(seen.iter().all(|&n| n == 1), "{seen:?}");
-        // More sockets than clients: the extra ones have none.
-        assert_eq!(Plan::new(5, 8, 5, 4, MS, MS, 0).clients(), 0);
-        assert_eq!(Plan::new(4, 8, 5, 4, MS, MS, 0).clients(), 1);
-        assert!(Plan::new(6, 8, 5, 4, MS, MS, 0).done());
-    }
-
-    #[test]
-    fn the_window_bounds_what_is_outstanding() {
-        let mut plan = Plan::new(0, 1, 100, 4, 10 * MS, 60_000 * MS, 7);
-        connected(&mut plan);
-        let sent = drain(&mut plan, MS);
-        assert_eq!(sent.len(), 4);
-        assert_eq!(plan.in_flight(), 4);
-        let Next::Announce {
-            txid,
-            connection_id,
-            ..
-        } = sent[1]
-        else {
-            panic!()
-        };
-        assert_eq!(connection_id, 77);
-        assert_eq!(
-            plan.answer(&announce_answer(txid), PeerFamily::V4, 2 * MS),
-            Answer::Confirmed(1)
-        );
-        // One answer makes room for exactly one more.
-        assert_eq!(drain(&mut plan, 2 * MS).len(), 1);
-        // The same answer again, or one nobody asked for, changes nothing.
-        for stray in [announce_answer(txid), announce_answer(0xdead), vec![1, 2]] {
-            assert_eq!(plan.answer(&stray, PeerFamily::V4, 3 * MS), Answer::Ignored);
-        }
-        assert_eq!((plan.confirmed, plan.in_flight()), (1, 4));
-    }
-
-    #[test]
-    fn unanswered_announces_are_sent_again_then_given_up() {
-        let retry = 10 * MS;
-        let mut plan = Plan::new(0, 1, 2, 8, retry, 60_000 * MS, 0);
-        connected(&mut plan);
-        let mut now = 0;
-        let mut sends = 0;
-        loop {
-            // Client 1 is always answered; client 0 never.
-            for next in drain(&mut plan, now) {
-                let Next::Announce { txid, client, .. } = next else {
-                    // Ids are renewed only when they age; not here.
-                    panic!("{next:?}")
-                };
-                if client == 0 {
-                    sends += 1;
-                } else {
-                    assert_eq!(
-                        plan.answer(&announce_answer(txid), PeerFamily::V4, now),
-                        Answer::Confirmed(1)
-                    );
-                }
-            }
-            if plan.done() {
-                break;
-            }
-            now += retry;
-            plan.expire(now);
-            assert!(now < 100 * retry, "never done");
-        }
-        assert_eq!(sends, u32::from(MAX_ATTEMPTS));
-        assert_eq!((plan.confirmed, plan.failed), (1, 1));
-        assert_eq!(plan.sent, u64::from(MAX_ATTEMPTS) + 1);
-        // The answer to a request sent again is late: ignored.
-        assert_eq!(plan.in_flight(), 0);
-    }
-
-    #[test]
-    fn an_error_renews_the_connection_and_resends() {
-        let mut plan = Plan::new(0, 1, 1, 4, 10 * MS, 60_000 * MS, 0);
-        connected(&mut plan);
-        let [Next::Announce { txid, client, .. }] = drain(&mut plan, MS)[..] else {
-            panic!()
-        };
-        assert_eq!(
-            plan.answer(&error_answer(txid), PeerFamily::V4, 2 * MS),
-            Answer::Error
-        );
-        // A fresh connect comes first, then the same client again.
-        let Some(Next::Connect { txid: c }) = plan.next(2 * MS) else {
-            panic!()
-        };
-        assert_eq!(plan.next(2 * MS), None);
-        plan.answer(&connect_answer(c, 99), PeerFamily::V4, 3 * MS);
-        let [Next::Announce {
-            txid: again,
-            client: same,
-            connection_id,
-        }] = drain(&mut plan, 3 * MS)[..]
-        else {
-            panic!()
-        };
-        assert_eq!((same, connection_id), (client, 99));
-        plan.answer(&announce_answer(again), PeerFamily::V4, 4 * MS);
-        assert!(plan.done());
-        assert_eq!((plan.confirmed, plan.failed, plan.sent), (1, 0, 2));
-    }
-
-    #[test]
-    fn unsent_requests_go_first_and_do_not_count() {
-        let mut plan = Plan::new(0, 1, 3, 2, 10 * MS, 60_000 * MS, 0);
-        let connect = plan.next(0).unwrap();
-        plan.unsent(connect);
-        let Some(Next::Connect { txid }) = plan.next(0) else {
-            panic!("the connect is sent again at once")
-        };
-        plan.answer(&connect_answer(txid, 5), PeerFamily::V4, 0);
-        let sent = drain(&mut plan, 0);
-        assert_eq!(plan.sent, 2);
-        plan.unsent(sent[1]);
-        assert_eq!((plan.sent, plan.in_flight()), (1, 1));
-        let Some(Next::Announce { client, .. }) = plan.next(0) else {
-            panic!()
-        };
-        assert_eq!(client, 1, "the unsent client goes before client 2");
-    }
-
-    #[test]
-    fn aged_ids_are_renewed_without_stopping() {
-        let max_age = 50 * MS;
-        let mut plan = Plan::new(0, 1, 1000, 2, 10 * MS, max_age, 0);
-        connected(&mut plan);
-        assert_eq!(drain(&mut plan, MS).len(), 2);
-        plan.expire(40 * MS);
-        // Past the age: a connect goes out, the old id stays in use.
-        let next = drain(&mut plan, max_age);
-        assert!(matches!(next[0], Next::Connect { .. }), "{next:?}");
-        assert!(next[1..].iter().all(|n| matches!(
-            n,
-            Next::Announce {
-                connection_id: 77,
-                ..
-            }
-        )));
-    }
-
-    #[test]
-    fn distinct_peers_count_shared_ports_once() {
-        let profile = Profile::new(&ProfileConfig {
-            torrents: 1,
-            peers: 70_000,
-            ..ProfileConfig::default()
-        });
-        // One torrent, one address: at most 65,535 ports.
-        let mut keys: Vec<u64> = (0..70_000)
-            .map(|i| swarm_key(0, &profile.client(i)))
-            .collect();
-        let (one, torrents) = distinct(&mut keys);
-        assert_eq!(torrents, 1);
-        assert!(one < 65_535 && one > 40_000, "{one}");
-        // Two addresses, clients alternating: roughly twice the room.
-        let mut keys: Vec<u64> = (0..70_000)
-            .map(|i| swarm_key((i % 2) as u16, &profile.client(i)))
-            .collect();
-        let (two, _) = distinct(&mut keys);
-        assert!(two > one + 8_000, "{one} {two}");
-        assert_eq!(distinct(&mut [3, 1, 3, 2, 1]), (3, 1));
-        assert_eq!(
-            distinct(&mut [1 << 32, 5 << 32 | 7, 1 << 32, 5 << 32]),
-            (3, 2)
-        );
-        assert_eq!(distinct(&mut []), (0, 0));
-        let ips: Vec<IpAddr> = ["127.0.0.1", "127.0.0.2", "127.0.0.1"]
-            .iter()
-            .map(|s| s.parse().unwrap())
-            .collect();
-        assert_eq!(address_indices(&ips), [0, 1, 0]);
-    }
-}
+mod tests;
