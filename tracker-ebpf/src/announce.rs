@@ -302,9 +302,14 @@ fn with_record(
         (&raw mut (*record).event).write(fields.event);
     }
     if answer(ctx, fields.txid).is_some() {
-        // Its own record included: what the reader has yet to take.
+        // Its own record included: what the reader has yet to take. The
+        // reader is woken once, by the record that crosses the mark: one
+        // that finds more waiting has been preceded by that one, and a
+        // wakeup per record costs an interrupt each (an APIC write, a VM
+        // exit under a hypervisor).
         let waiting = ANNOUNCED.query(u64::from(BPF_RB_AVAIL_DATA));
-        let wake = if waiting >= RING_WAKE_RECORDS * RING_RECORD_BYTES {
+        let mark = RING_WAKE_RECORDS * RING_RECORD_BYTES;
+        let wake = if waiting >= mark && waiting < mark + RING_RECORD_BYTES {
             BPF_RB_FORCE_WAKEUP
         } else {
             BPF_RB_NO_WAKEUP
@@ -312,7 +317,7 @@ fn with_record(
         entry.submit(u64::from(wake));
         Some(())
     } else {
-        entry.discard(0);
+        entry.discard(u64::from(BPF_RB_NO_WAKEUP));
         None
     }
 }

@@ -198,9 +198,10 @@ pub struct KernelAnnounce {
     pub event: u8,
 }
 
-/// The program wakes the `ANNOUNCED` ring's reader only once this many
-/// records wait: a wakeup per record (the kernel's default while the
-/// reader keeps up) costs an interrupt and a thread switch per announce.
+/// The program wakes the `ANNOUNCED` ring's reader once, with the record
+/// that brings the records waiting to this many: a wakeup per record (the
+/// kernel's default while the reader keeps up) costs an interrupt and a
+/// thread switch per announce.
 /// The reader also drains the ring every round and polls it at least every
 /// [`RING_IDLE_POLL_MS`], which bounds how long a lone record waits.
 pub const RING_WAKE_RECORDS: u64 = 64;
