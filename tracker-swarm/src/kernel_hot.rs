@@ -228,9 +228,6 @@ pub struct KernelHot {
     v4: Vec<HotV4>,
     v6: Vec<HotV6>,
     generation: u32,
-    /// Entries written and left unchanged so far, for the stats.
-    writes: u64,
-    skips: u64,
     next_refresh: Instant,
     rng: fastrand::Rng,
     /// The access list: a torrent it stops allowing leaves the cache at
@@ -261,8 +258,6 @@ impl KernelHot {
             v4: Vec::with_capacity(WRITE_BATCH),
             v6: Vec::with_capacity(WRITE_BATCH),
             generation: 0,
-            writes: 0,
-            skips: 0,
             next_refresh: Instant::now() + settings.refresh,
             rng,
             filter: None,
@@ -334,7 +329,6 @@ impl KernelHot {
             if let Some(old) = self.published.get(hash) {
                 let age = self.generation.wrapping_sub(old.generation);
                 if old.counts == written.counts && age < POOL_REWRITE_EVERY {
-                    self.skips += 1;
                     continue;
                 }
             }
@@ -353,7 +347,6 @@ impl KernelHot {
     fn flush(&mut self) {
         if !self.keys.is_empty() {
             self.sink.put(&self.keys, &self.v4, &self.v6);
-            self.writes += self.keys.len() as u64;
             self.keys.clear();
             self.v4.clear();
             self.v6.clear();
@@ -405,13 +398,6 @@ impl KernelHot {
         self.published.keys()
     }
 
-    /// Cached answers written, and left as they were because their
-    /// torrent's counts held still, since the start.
-    #[cfg(test)]
-    fn writes_and_skips(&self) -> (u64, u64) {
-        (self.writes, self.skips)
-    }
-
     pub fn counts(&self) -> &HeavyHitters {
         &self.counts
     }
@@ -456,12 +442,13 @@ mod tests {
         InfoHash(h)
     }
 
-    /// What the sink holds, as a map would, and how many entries each
-    /// call carried.
+    /// What the sink holds, as a map would, how many entries each call
+    /// carried, and how many it was given in all.
     #[derive(Clone, Default)]
     struct Recorded(
         Arc<Mutex<StdMap<InfoHash, (HotV4, HotV6)>>>,
         Arc<Mutex<Vec<usize>>>,
+        Arc<Mutex<u64>>,
     );
 
     impl HotSink for Recorded {
@@ -469,6 +456,7 @@ mod tests {
             assert!(keys.len() == v4.len() && keys.len() == v6.len());
             assert!(!keys.is_empty() && keys.len() <= WRITE_BATCH);
             self.1.lock().unwrap().push(keys.len());
+            *self.2.lock().unwrap() += keys.len() as u64;
             let mut held = self.0.lock().unwrap();
             for ((key, v4), v6) in keys.iter().zip(v4).zip(v6) {
                 held.insert(InfoHash(*key), (*v4, *v6));
@@ -756,7 +744,10 @@ mod tests {
         assert_eq!(u32::from_be_bytes(held[&hash(4)].0.counts.seeders_be), 1);
         assert_eq!(held[&hash(4)].0.counts.len, 2);
         let n = u64::from(torrents);
-        let (writes, skips) = hot_set.writes_and_skips();
+        // Every refresh either writes a chosen torrent or leaves it be.
+        let refreshes = u64::from(POOL_REWRITE_EVERY) + 2;
+        let writes = *sink.2.lock().unwrap();
+        let skips = refreshes * n - writes;
         assert_eq!(writes, 2 * n + 1);
         assert_eq!(skips, u64::from(POOL_REWRITE_EVERY - 1) * n + (n - 1));
     }

@@ -447,12 +447,12 @@ fn spawn_datagram_workers(
     threads: &mut Vec<JoinHandle<()>>,
 ) -> anyhow::Result<()> {
     // The host's worker takes it; front ends count socket workers first.
-    let mut inline_for = |front_end: usize| match inline.take() {
-        Some((host, worker)) if host == front_end => Some(worker),
-        other => {
-            inline = other;
-            None
-        }
+    let mut inline_for = |front_end: usize| {
+        let hosts = inline.as_ref().is_some_and(|(host, _)| *host == front_end);
+        hosts
+            .then(|| inline.take())
+            .flatten()
+            .map(|(_, worker)| worker)
     };
     let sockets = bound.udp_sockets.len();
     let mut front_end = || {

@@ -163,14 +163,14 @@ impl XdpWorker {
         let mut events = Events::with_capacity(8);
         let mut unparseable = 0u64;
         let mut busy = true;
+        // The program wakes this thread only for a batch of ring records
+        // (RING_WAKE_RECORDS): fewer wait at most this long.
+        let idle = if announced.is_some() {
+            Duration::from_millis(tracker_proto::xdp::RING_IDLE_POLL_MS)
+        } else {
+            IDLE_POLL
+        };
         while !front.stopping() {
-            // The program wakes this thread only for a batch of ring
-            // records (RING_WAKE_RECORDS): fewer wait at most this long.
-            let idle = if announced.is_some() {
-                Duration::from_millis(tracker_proto::xdp::RING_IDLE_POLL_MS)
-            } else {
-                IDLE_POLL
-            };
             let timeout = if busy {
                 Duration::ZERO
             } else {
